@@ -1,0 +1,6 @@
+"""Imports every feature's tables so that Base.metadata knows them all (used by Alembic and tests).
+
+Each feature owns its own module: add one import line here when you add a table module.
+"""
+
+from netmon.store import incidents  # noqa: F401
