@@ -73,6 +73,7 @@ class ScanResult:
     stats: ScanStats = field(default_factory=ScanStats)
     snapshot: bytes | None = None  # sanitised, compressed snapshot of what the pupil received
     snapshot_type: str | None = None  # media type of the snapshot before compression
+    evidence: dict[str, object] = field(default_factory=dict)  # non-text evidence (image hashes, list entry)
 
     @property
     def hits(self) -> tuple[Hit, ...]:
