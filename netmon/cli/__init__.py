@@ -13,7 +13,7 @@ import logging
 import click
 
 COMMANDS: dict[str, str] = {
-    "run": "netmon.cli.run_cmd:run",
+    "run": "addons.cli_run:run",
     "library": "netmon.cli.library_cmd:library",
     "export": "netmon.cli.export_cmd:export",
     "incidents": "netmon.cli.export_cmd:incidents",

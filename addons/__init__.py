@@ -1,0 +1,1 @@
+"""Thin mitmproxy adapters for netmon. mitmdump loads one composition root: ``addons/entry.py``."""

@@ -1,0 +1,70 @@
+"""Who/where of a flow as plain data (netmon.findings.FlowContext)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mitmproxy import ctx, http
+
+from netmon.findings import FlowContext
+
+USER_KEY = "netmon.user"
+
+
+def flow_host(flow: http.HTTPFlow) -> str:
+    """The hostname the pupil asked for: Host header / authority, else SNI, else the address."""
+    request = flow.request
+    host = request.host_header or ""
+    if host:
+        # strip a port, keeping IPv6 literals intact
+        if host.startswith("["):
+            host = host[1 : host.find("]")] if "]" in host else host
+        elif host.count(":") == 1:
+            host = host.split(":", 1)[0]
+    return (host or flow.client_conn.sni or request.host or "").lower()
+
+
+def flow_url(flow: http.HTTPFlow) -> str:
+    """The URL as the pupil's browser saw it (by name, not the transparent-mode address)."""
+    request = flow.request
+    try:
+        return request.pretty_url
+    except ValueError:
+        return request.url
+
+
+def client_ip(flow: http.HTTPFlow) -> str:
+    peer = flow.client_conn.peername
+    address = peer[0] if peer else ""
+    return address.removeprefix("::ffff:")
+
+
+def flow_context(flow: http.HTTPFlow) -> FlowContext:
+    user: dict[str, Any] = flow.metadata.get(USER_KEY) or {}
+    agent = flow.request.headers.get("user-agent", "")
+    return FlowContext(
+        time=flow.request.timestamp_start or time.time(),
+        client_ip=client_ip(flow),
+        host=flow_host(flow),
+        url=flow_url(flow),
+        method=flow.request.method,
+        mac=user.get("mac"),
+        user=user.get("user"),
+        role=user.get("role"),
+        year_group=user.get("year_group"),
+        groups=tuple(user.get("groups") or ()),
+        site=ctx.options.netmon_site if hasattr(ctx.options, "netmon_site") else "",
+        device=device_family(agent),
+    )
+
+
+def device_family(user_agent: str) -> str | None:
+    """A coarse device family from the User-Agent (no fingerprinting: keep the minimum)."""
+    ua = user_agent.lower()
+    for needle, family in (("iphone", "iPhone"), ("ipad", "iPad"), ("android", "Android"),
+                           ("cros", "ChromeOS"), ("windows", "Windows"), ("macintosh", "macOS"),
+                           ("linux", "Linux"), ("curl/", "curl")):
+        if needle in ua:
+            return family
+    return None

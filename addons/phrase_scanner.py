@@ -1,0 +1,147 @@
+"""PhraseScanner: forward first, scan out of band in worker processes, record what matched.
+
+Fails open: nothing here can delay or break a pupil's traffic. Hooks only copy the bytes the flow
+already holds into a plain job and hand it to the pool; a full pool or a fault is a counted skip.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from mitmproxy import ctx, http
+
+from addons.context import flow_context
+from netmon import counters
+from netmon.findings import ScanResult
+
+log = logging.getLogger(__name__)
+
+
+class PhraseScanner:
+    def __init__(self, submit: Callable[[ScanResult], None]) -> None:
+        self.submit = submit
+        self.pool: Any = None
+        self.watcher: Any = None
+        self._inflight = 0
+        self._lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def running(self) -> None:
+        from netmon.library_watch import LibraryWatcher
+        from netmon.scanpool import ScanPool
+
+        opts = ctx.options
+        library = Path(opts.netmon_library)
+        overlay = Path(opts.netmon_library_overlay) if opts.netmon_library_overlay else None
+        self.pool = ScanPool(library, overlay, workers=opts.netmon_scan_workers)
+
+        def on_change(_library: Any) -> None:
+            self.pool.reload(library, overlay)
+            counters.incr("library.reloaded")
+            log.warning("phrase library reloaded")
+
+        def on_error(message: str) -> None:
+            counters.incr("library.reload-failed")
+            log.error("phrase library not reloaded, keeping the previous one: %s", message)
+
+        self.watcher = LibraryWatcher(library, overlay, on_change=on_change, on_error=on_error)
+        self.watcher.start()
+
+    def done(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.pool is not None:
+            self.pool.close(wait=True)  # finish in-flight scans; their results reach the recorder
+            self.pool = None
+
+    # -- hooks -----------------------------------------------------------------------------------
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._scan_flow(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        if flow.response is None and flow.request is not None:
+            self._scan_flow(flow)  # the request side (search terms, form posts) still counts
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        try:
+            from netmon.scanner import ScanJob
+
+            assert flow.websocket is not None
+            message = flow.websocket.messages[-1]
+            job = ScanJob.for_websocket(
+                context=flow_context(flow), content=message.content, is_text=message.is_text,
+                from_client=message.from_client, max_bytes=ctx.options.netmon_scan_max_bytes)
+        except Exception:  # noqa: BLE001 - fail open, counted
+            counters.incr("scan.error.job")
+            log.exception("could not prepare a WebSocket scan job (traffic unaffected)")
+            return
+        self._dispatch(job)
+
+    # -- internals -------------------------------------------------------------------------------
+    def _scan_flow(self, flow: http.HTTPFlow) -> None:
+        if flow.metadata.get("netmon.skip"):
+            return
+        try:
+            from netmon.scanner import ScanJob
+
+            request = flow.request
+            response = flow.response
+            job = ScanJob.for_http(
+                context=flow_context(flow),
+                request_headers=tuple(request.headers.items(multi=True)),
+                request_body=request.raw_content or b"",
+                response_status=response.status_code if response else None,
+                response_headers=tuple(response.headers.items(multi=True)) if response else (),
+                response_body=(response.raw_content or b"") if response else b"",
+                max_bytes=ctx.options.netmon_scan_max_bytes,
+            )
+        except Exception:  # noqa: BLE001 - fail open, counted
+            counters.incr("scan.error.job")
+            log.exception("could not prepare a scan job (traffic unaffected)")
+            return
+        self._dispatch(job)
+
+    def _dispatch(self, job: Any) -> None:
+        pool = self.pool
+        if pool is None:
+            counters.incr("scan.skipped.not-running")
+            return
+        with self._lock:
+            if self._inflight >= ctx.options.netmon_scan_queue:
+                counters.incr("scan.skipped.queue-full")
+                return
+            self._inflight += 1
+        try:
+            future = pool.submit(job)
+        except Exception:  # noqa: BLE001 - a broken pool must not break traffic
+            with self._lock:
+                self._inflight -= 1
+            counters.incr("scan.error.pool")
+            log.exception("scan pool refused a job (traffic unaffected)")
+            return
+        future.add_done_callback(self._finished)
+
+    def _finished(self, future: Future[Any]) -> None:
+        """Runs in the pool's management thread, never on the event loop."""
+        with self._lock:
+            self._inflight -= 1
+        if future.cancelled():
+            counters.incr("scan.skipped.cancelled")
+            return
+        error = future.exception()
+        if error is not None:
+            counters.incr("scan.error.worker")
+            log.error("scan failed in a worker: %s (traffic unaffected)", type(error).__name__)
+            return
+        result: ScanResult = future.result()
+        counters.incr("scan.done")
+        for reason in result.stats.skipped:
+            counters.incr(f"scan.skipped.{reason}")
+        if result.hits:
+            counters.incr("scan.matched")
+            self.submit(result)

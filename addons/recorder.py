@@ -1,0 +1,72 @@
+"""IncidentRecorder: hands scan results to the batched incident writer (persist first, never block)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from mitmproxy import ctx
+
+from netmon import counters
+from netmon.findings import FlowContext, Hit, ScanResult
+
+log = logging.getLogger(__name__)
+
+HitFilter = Callable[[FlowContext, Hit], bool]
+AfterBatch = Callable[[Any, list[Any]], None]
+
+
+class IncidentRecorder:
+    """Owns the incident writer. Other addons call :meth:`submit` from the event loop.
+
+    Fails open for traffic (a store fault never touches a flow) and never loses an incident: the writer
+    persists to a spill file when the store is down and replays it.
+    """
+
+    def __init__(self) -> None:
+        self.writer: Any = None
+        self.hit_filters: list[HitFilter] = []
+        self.after_batch: list[AfterBatch] = []
+
+    def running(self) -> None:
+        from netmon.recording import IncidentWriter
+
+        opts = ctx.options
+        self.writer = IncidentWriter(
+            opts.netmon_db,
+            dedup_window=timedelta(minutes=opts.netmon_dedup_minutes),
+            hit_filter=self._filter if self.hit_filters else None,
+            after_batch=tuple(self.after_batch),
+            spill_dir=Path(opts.netmon_state_dir),
+        )
+        log.info("incident recorder writing to %s", _safe_url(opts.netmon_db))
+
+    def _filter(self, context: FlowContext, hit: Hit) -> bool:
+        return all(f(context, hit) for f in self.hit_filters)
+
+    def submit(self, result: ScanResult) -> None:
+        if not result.findings:
+            return
+        if self.writer is None:
+            counters.incr("recorder.not-running")
+            log.error("incident recorder not running: result from %s dropped", result.context.host)
+            return
+        self.writer.submit(result)
+        counters.incr("recorder.submitted")
+
+    def done(self) -> None:
+        if self.writer is not None:
+            self.writer.close(timeout=30)
+            self.writer = None
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only for a log line
+        return "<invalid url>"

@@ -1,0 +1,45 @@
+"""StatusWriter: writes the process counters to <state dir>/status.json for `netmon status`/`doctor`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from mitmproxy import ctx
+
+from netmon import counters
+
+log = logging.getLogger(__name__)
+
+INTERVAL = 5.0
+
+
+class StatusWriter:
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+
+    def _path(self) -> Path:
+        return Path(ctx.options.netmon_state_dir) / "status.json"
+
+    def _extra(self) -> dict[str, object]:
+        opts = ctx.options
+        return {"mode": list(opts.mode), "listen_host": opts.listen_host, "listen_port": opts.listen_port}
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(INTERVAL)
+            await asyncio.to_thread(counters.write_status, self._path(), self._extra())
+
+    def running(self) -> None:
+        counters.write_status(self._path(), self._extra())
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    def done(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        try:
+            counters.write_status(self._path(), {**self._extra(), "stopped": True})
+        except OSError as exc:
+            log.warning("could not write status file: %s", exc)
