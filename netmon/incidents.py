@@ -55,8 +55,14 @@ class IncidentDraft:
 
     def row(self) -> dict[str, Any]:
         """Keyword arguments for :class:`netmon.store.incidents.Incident` (a fresh uid each call)."""
-        return {"uid": new_uid(), "time": self.time, "last_seen": self.time, "count": 1,
-                "dedup_key": self.dedup_key, **self.values}
+        return {
+            "uid": new_uid(),
+            "time": self.time,
+            "last_seen": self.time,
+            "count": 1,
+            "dedup_key": self.dedup_key,
+            **self.values,
+        }
 
 
 def new_uid() -> str:
@@ -71,8 +77,12 @@ def rank(hit: Hit) -> tuple[int, int, int]:
 
 def located_hits(result: ScanResult, hit_filter: HitFilter | None = None) -> list[Located]:
     """Every hit of ``result`` that ``hit_filter`` keeps, highest rank first."""
-    kept = [Located(hit, finding) for finding in result.findings for hit in finding.hits
-            if hit_filter is None or hit_filter(result.context, hit)]
+    kept = [
+        Located(hit, finding)
+        for finding in result.findings
+        for hit in finding.hits
+        if hit_filter is None or hit_filter(result.context, hit)
+    ]
     kept.sort(key=lambda located: rank(located.hit), reverse=True)
     return kept
 
@@ -88,8 +98,9 @@ def _clean(text: str) -> str:
     return " ".join(text.split())
 
 
-def excerpt(located: Iterable[Located], context: int = EXCERPT_CONTEXT,
-            max_matches: int = EXCERPT_MAX_MATCHES) -> str:
+def excerpt(
+    located: Iterable[Located], context: int = EXCERPT_CONTEXT, max_matches: int = EXCERPT_MAX_MATCHES
+) -> str:
     """The original text around each match, the match in ``[[ ]]``, several joined with `` … ``.
 
     Matches whose windows overlap in the same text are shown in one piece; hits without text (image
@@ -148,11 +159,22 @@ def _pieces(text: str, spans: list[tuple[int, int]], context: int) -> list[str]:
 
 def explanation(located: Iterable[Located]) -> list[dict[str, Any]]:
     """Why the incident fired: one entry per hit, highest first."""
-    return [{"phrase": item.hit.phrase, "category": item.hit.category, "severity": item.hit.severity,
-             "language": item.hit.language, "library_file": item.hit.library_file, "line": item.hit.line,
-             "matched_text": item.hit.matched_text, "source": item.finding.source,
-             "label": item.finding.label, "steps": list(item.hit.steps), "rules": list(item.hit.rules)}
-            for item in located]
+    return [
+        {
+            "phrase": item.hit.phrase,
+            "category": item.hit.category,
+            "severity": item.hit.severity,
+            "language": item.hit.language,
+            "library_file": item.hit.library_file,
+            "line": item.hit.line,
+            "matched_text": item.hit.matched_text,
+            "source": item.finding.source,
+            "label": item.finding.label,
+            "steps": list(item.hit.steps),
+            "rules": list(item.hit.rules),
+        }
+        for item in located
+    ]
 
 
 def phrases(located: Iterable[Located]) -> list[dict[str, Any]]:
@@ -163,8 +185,12 @@ def phrases(located: Iterable[Located]) -> list[dict[str, Any]]:
         if key in seen:
             seen[key]["matches"] += 1
         else:
-            seen[key] = {"phrase": item.hit.phrase, "category": item.hit.category,
-                         "severity": item.hit.severity, "matches": 1}
+            seen[key] = {
+                "phrase": item.hit.phrase,
+                "category": item.hit.category,
+                "severity": item.hit.severity,
+                "matches": 1,
+            }
     return list(seen.values())
 
 
@@ -176,23 +202,45 @@ def capture_text(result: ScanResult, cap: int = CAPTURE_TEXT_CAP) -> str:
     return text if len(text) <= cap else text[:cap]
 
 
-def build(result: ScanResult, *, hit_filter: HitFilter | None = None,
-          capture_cap: int = CAPTURE_TEXT_CAP, snapshot_cap: int = SNAPSHOT_CAP) -> IncidentDraft | None:
+def build(
+    result: ScanResult,
+    *,
+    hit_filter: HitFilter | None = None,
+    capture_cap: int = CAPTURE_TEXT_CAP,
+    snapshot_cap: int = SNAPSHOT_CAP,
+) -> IncidentDraft | None:
     """Decide the incident for ``result``; ``None`` when no hit is left after ``hit_filter``."""
     located = located_hits(result, hit_filter)
     if not located:
         return None
     top = located[0]
     ctx = result.context
-    snapshot = result.snapshot if result.snapshot is not None and len(result.snapshot) <= snapshot_cap else None
+    snapshot = (
+        result.snapshot if result.snapshot is not None and len(result.snapshot) <= snapshot_cap else None
+    )
     values: dict[str, Any] = {
-        "site": ctx.site or "", "client_ip": ctx.client_ip, "mac": ctx.mac, "user": ctx.user,
-        "role": ctx.role, "year_group": ctx.year_group, "groups": list(ctx.groups), "device": ctx.device,
-        "host": ctx.host, "url": ctx.url, "source": top.finding.source, "category": top.hit.category,
-        "severity": top.hit.severity, "phrase": top.hit.phrase[:300], "phrases": phrases(located),
-        "excerpt": excerpt(located), "explanation": explanation(located),
-        "evidence": dict(result.evidence), "capture_text": capture_text(result, capture_cap),
-        "snapshot": snapshot, "snapshot_type": result.snapshot_type if snapshot is not None else None,
+        "site": ctx.site or "",
+        "client_ip": ctx.client_ip,
+        "mac": ctx.mac,
+        "user": ctx.user,
+        "role": ctx.role,
+        "year_group": ctx.year_group,
+        "groups": list(ctx.groups),
+        "device": ctx.device,
+        "host": ctx.host,
+        "url": ctx.url,
+        "source": top.finding.source,
+        "category": top.hit.category,
+        "severity": top.hit.severity,
+        "phrase": top.hit.phrase[:300],
+        "phrases": phrases(located),
+        "excerpt": excerpt(located),
+        "explanation": explanation(located),
+        "evidence": dict(result.evidence),
+        "capture_text": capture_text(result, capture_cap),
+        "snapshot": snapshot,
+        "snapshot_type": result.snapshot_type if snapshot is not None else None,
     }
-    return IncidentDraft(time=datetime.fromtimestamp(ctx.time, UTC), dedup_key=dedup_key(ctx, top.hit.phrase),
-                         values=values)
+    return IncidentDraft(
+        time=datetime.fromtimestamp(ctx.time, UTC), dedup_key=dedup_key(ctx, top.hit.phrase), values=values
+    )

@@ -10,23 +10,52 @@ from netmon import incidents
 from netmon.findings import FlowContext, Hit, ScanResult, TextFinding
 
 
-def hit_in(text: str, phrase: str, severity: int, category: str = "self_harm", *, nth: int = 0,
-           line: int = 3, steps: tuple[str, ...] = (), rules: tuple[str, ...] = ()) -> Hit:
+def hit_in(
+    text: str,
+    phrase: str,
+    severity: int,
+    category: str = "self_harm",
+    *,
+    nth: int = 0,
+    line: int = 3,
+    steps: tuple[str, ...] = (),
+    rules: tuple[str, ...] = (),
+) -> Hit:
     start = -1
     for _ in range(nth + 1):
         start = text.index(phrase, start + 1)
-    return Hit(phrase=phrase, category=category, severity=severity, language="en",
-               library_file=f"en/{category}.txt", line=line, start=start, end=start + len(phrase),
-               matched_text=text[start:start + len(phrase)], steps=steps, rules=rules)
+    return Hit(
+        phrase=phrase,
+        category=category,
+        severity=severity,
+        language="en",
+        library_file=f"en/{category}.txt",
+        line=line,
+        start=start,
+        end=start + len(phrase),
+        matched_text=text[start : start + len(phrase)],
+        steps=steps,
+        rules=rules,
+    )
 
 
-CTX = FlowContext(time=1_790_000_000.5, client_ip="10.0.0.7", host="example.org",
-                  url="https://example.org/page?q=1", user="pupil1", groups=("year9",), site="north")
+CTX = FlowContext(
+    time=1_790_000_000.5,
+    client_ip="10.0.0.7",
+    host="example.org",
+    url="https://example.org/page?q=1",
+    user="pupil1",
+    groups=("year9",),
+    site="north",
+)
 
 
 def result_of(text: str, *hits: Hit, source: str = "page", **kw: object) -> ScanResult:
-    return ScanResult(context=kw.pop("context", CTX),  # type: ignore[arg-type]
-                      findings=(TextFinding(source=source, text=text, hits=hits),), **kw)  # type: ignore[arg-type]
+    return ScanResult(
+        context=kw.pop("context", CTX),  # type: ignore[arg-type]
+        findings=(TextFinding(source=source, text=text, hits=hits),),
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def test_top_hit_is_highest_severity_then_longest_phrase() -> None:
@@ -44,8 +73,10 @@ def test_top_hit_is_highest_severity_then_longest_phrase() -> None:
 
 def test_excerpt_marks_original_text_and_joins_distant_matches() -> None:
     text = "S.u.i.c.i.d.e is mentioned here. " + "filler words " * 30 + "and k1ll myself at the end"
-    hits = (Hit("suicide", "suicide", 4, "en", "en/suicide.txt", 1, 0, 13, "S.u.i.c.i.d.e", ("split-letters",)),
-            hit_in(text, "k1ll myself", 5, category="suicide"))
+    hits = (
+        Hit("suicide", "suicide", 4, "en", "en/suicide.txt", 1, 0, 13, "S.u.i.c.i.d.e", ("split-letters",)),
+        hit_in(text, "k1ll myself", 5, category="suicide"),
+    )
     draft = incidents.build(result_of(text, *hits))
     assert draft is not None
     ex = draft.values["excerpt"]
@@ -66,8 +97,15 @@ def test_excerpt_merges_close_matches_into_one_window() -> None:
 
 def test_explanation_carries_file_line_steps_rules() -> None:
     text = "kill the pain"
-    h = hit_in(text, "kill", 2, category="violence", line=17, steps=("leetspeak",),
-               rules=("exception 'kill the process' absent",))
+    h = hit_in(
+        text,
+        "kill",
+        2,
+        category="violence",
+        line=17,
+        steps=("leetspeak",),
+        rules=("exception 'kill the process' absent",),
+    )
     draft = incidents.build(result_of(text, h, source="search"))
     assert draft is not None
     (why,) = draft.values["explanation"]
@@ -108,8 +146,9 @@ def test_capture_and_snapshot_are_capped() -> None:
 
 def test_image_hit_without_text_has_empty_excerpt_and_keeps_evidence() -> None:
     h = Hit("image hash match", "child_sexual_exploitation", 5, "", "lists/iwf.txt", 9, 0, 0, "")
-    res = ScanResult(context=CTX, findings=(TextFinding("image", "", (h,)),),
-                     evidence={"sha256": "ab" * 32, "bytes": 1234})
+    res = ScanResult(
+        context=CTX, findings=(TextFinding("image", "", (h,)),), evidence={"sha256": "ab" * 32, "bytes": 1234}
+    )
     draft = incidents.build(res)
     assert draft is not None
     assert draft.values["excerpt"] == "" and draft.values["evidence"]["bytes"] == 1234
