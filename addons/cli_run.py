@@ -52,12 +52,14 @@ def _preflight(values: dict[str, Any]) -> None:
               help="Add an image hash list CSV for this run (repeatable).")
 @click.option("--url-list", "url_lists", multiple=True, type=click.Path(path_type=Path),
               help="Add a URL list CSV for this run (repeatable).")
+@click.option("-s", "--script", "scripts", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Load an extra mitmproxy script after netmon's addons (repeatable).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set any option (repeatable).")
 @click.option("--check", is_flag=True, help="Validate the configuration and exit without starting.")
 def run(config_path: Path | None, port: int | None, listen_host: str | None, modes: tuple[str, ...],
         db_url: str | None, library: Path | None, overlay: Path | None, policy: Path | None,
         state_dir: Path | None, confdir: Path | None, portal: bool | None, hash_lists: tuple[Path, ...],
-        url_lists: tuple[Path, ...], sets: tuple[str, ...], check: bool) -> None:
+        url_lists: tuple[Path, ...], scripts: tuple[Path, ...], sets: tuple[str, ...], check: bool) -> None:
     """Start netmon: mitmproxy with the monitoring addons (explicit proxy on 127.0.0.1:8080 by default)."""
     from addons import launch
 
@@ -91,6 +93,9 @@ def run(config_path: Path | None, port: int | None, listen_host: str | None, mod
                                              *(str(p.resolve()) for p in url_lists)]
         launch.validate(opts, values, str(config))
         launch.validate(opts, {**overrides, **launch.parse_sets(sets, opts)}, "command line")
+        if opts.netmon_db == defaults["netmon_db"] and not os.environ.get("NETMON_DB"):
+            # the embedded default follows the state directory
+            opts.update(netmon_db=f"sqlite:///{Path(opts.netmon_state_dir).resolve() / 'netmon.db'}")
         merged = {k: getattr(opts, k) for k in opts.keys()}
         _preflight(merged)
     except NetmonError as exc:
@@ -102,7 +107,10 @@ def run(config_path: Path | None, port: int | None, listen_host: str | None, mod
         return
     click.echo(f"netmon: proxy on {merged['listen_host']}:{merged['listen_port']} "
                f"(mode {', '.join(merged['mode'])}), store {_display_db(merged['netmon_db'])}", err=True)
-    launch.run_mitmdump(launch.mitmdump_args(opts, changed))
+    args = launch.mitmdump_args(opts, changed)
+    for script in scripts:
+        args += ["-s", str(script.resolve())]
+    launch.run_mitmdump(args)
 
 
 def _display_db(url: str) -> str:
