@@ -1,0 +1,207 @@
+"""Throughput and latency through bare mitmdump and through netmon, side by side, in one run.
+
+    ./dev bench            (or: .venv/bin/python bench/bench_proxy.py [--seconds 10] [--connections 32])
+
+Upstream is nginx on loopback serving a 50 KB benign HTML page and a page with library matches; the load
+is wrk (Debian packages `wrk`, `nginx-light`). For each of HTTP (explicit proxy, keep-alive) and HTTPS
+(keep-alive; mitmproxy in reverse mode so that wrk can speak TLS to it) it prints requests/s and p50/p99
+latency for bare mitmdump and for netmon, and the netmon/bare ratio. After the netmon runs it reads
+netmon's own counters to show that the scanner kept up (no page skipped). Nothing here is a test: the
+figures go in the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENIGN_DIR = REPO.parent / "shared" / "data" / "benign-dev"
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"port {port} not listening")
+
+
+def benign_page(size: int = 50_000) -> bytes:
+    """~50 KB of real article text (from ../shared/data/benign-dev when present) as an HTML page."""
+    texts = sorted(BENIGN_DIR.glob("readability__*.txt")) if BENIGN_DIR.is_dir() else []
+    words = " ".join(p.read_text(errors="replace") for p in texts[:5]) or ("The water cycle moves water. " * 2000)
+    paragraphs, body = [], 0
+    for chunk in re.findall(r".{1,400}(?:\s|$)", words, flags=re.S):
+        chunk = chunk.replace("&", "&amp;").replace("<", "&lt;")
+        paragraphs.append(f"<p>{chunk}</p>\n")
+        body += len(chunk) + 8
+        if body > size - 1200:
+            break
+    head = ("<!doctype html><html><head><meta charset='utf-8'><title>Article</title>"
+            "<script>window.analytics=[];</script><style>p{margin:1em}</style></head><body>")
+    return (head + "".join(paragraphs) + "</body></html>").encode()
+
+
+def matches_page(benign: bytes) -> bytes:
+    marker = b"<p>I want to kill myself tonight. kms. he said he would shoot up the school.</p>"
+    return benign.replace(b"</body>", marker + b"</body>")
+
+
+def make_cert(directory: Path) -> tuple[Path, Path]:
+    key, cert = directory / "up.key", directory / "up.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return key, cert
+
+
+def start_nginx(directory: Path, http_port: int, https_port: int) -> subprocess.Popen[bytes]:
+    www = directory / "www"
+    www.mkdir()
+    benign = benign_page()
+    (www / "benign.html").write_bytes(benign)
+    (www / "matches.html").write_bytes(matches_page(benign))
+    key, cert = make_cert(directory)
+    conf = directory / "nginx.conf"
+    conf.write_text(f"""
+worker_processes 1; daemon off; pid {directory}/nginx.pid; error_log {directory}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off; keepalive_requests 100000; types {{ text/html html; }}
+  server {{ listen 127.0.0.1:{http_port}; root {www}; }}
+  server {{ listen 127.0.0.1:{https_port} ssl; root {www}; ssl_certificate {cert}; ssl_certificate_key {key}; }}
+}}
+""")
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-e", str(directory / "error.log")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(http_port)
+    wait_port(https_port)
+    return proc
+
+
+LUA_PROXY = """
+wrk.path = "{url}"
+"""
+
+
+def run_wrk(target: str, path_or_url: str, seconds: int, connections: int, work: Path) -> dict[str, float]:
+    script = work / "proxy.lua"
+    script.write_text(LUA_PROXY.format(url=path_or_url))
+    out = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency",
+                          "-s", str(script), target], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+
+    def pct(p: str) -> float:
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, flags=re.M)
+        if not m:
+            return float("nan")
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    return {"rps": rps, "p50": pct("50"), "p99": pct("99"), "errors": float(errors.group(1)) if errors else 0.0}
+
+
+def start_proxy(kind: str, mode: str, port: int, work: Path, upstream_cert: Path) -> subprocess.Popen[bytes]:
+    common = ["--set", "flow_detail=0", "--set", f"ssl_verify_upstream_trusted_ca={upstream_cert}",
+              "--set", "termlog_verbosity=warn"]
+    if kind == "bare":
+        args = [str(VENV_BIN / "mitmdump"), "--listen-host", "127.0.0.1", "--listen-port", str(port),
+                "--mode", mode, "--set", f"confdir={work / 'conf'}", *common]
+    else:
+        state = work / f"state-{port}"
+        args = [str(VENV_BIN / "netmon"), "run", "--port", str(port), "--mode", mode,
+                "--db", f"sqlite:///{state / 'netmon.db'}", "--state-dir", str(state),
+                "--confdir", str(work / "conf"), *common]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=(work / f"{kind}-{port}.log").open("wb"))
+    wait_port(port)
+    time.sleep(1.0)  # let the scan workers compile the library
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    for tool in ("wrk", "nginx", "openssl"):
+        if not shutil.which(tool):
+            sys.exit(f"bench_proxy needs {tool}: apt-get install wrk nginx-light openssl")
+    with tempfile.TemporaryDirectory(prefix="netmon-bench-") as tmp:
+        work = Path(tmp)
+        http_port, https_port = free_port(), free_port()
+        nginx = start_nginx(work, http_port, https_port)
+        rows = []
+        try:
+            for scheme in ("http", "https"):
+                for page in ("benign.html", "matches.html"):
+                    results = {}
+                    for kind in ("bare", "netmon"):
+                        port = free_port()
+                        if scheme == "http":
+                            mode, target = "regular", f"http://127.0.0.1:{port}"
+                            path = f"http://127.0.0.1:{http_port}/{page}"
+                        else:
+                            mode, target = f"reverse:https://127.0.0.1:{https_port}", f"https://127.0.0.1:{port}"
+                            path = f"/{page}"
+                        proc = start_proxy(kind, mode, port, work, work / "up.pem")
+                        try:
+                            run_wrk(target, path, 2, args.connections, work)  # warm-up
+                            results[kind] = run_wrk(target, path, args.seconds, args.connections, work)
+                        finally:
+                            stop(proc)
+                        if kind == "netmon":
+                            status = json.loads((work / f"state-{port}" / "status.json").read_text())
+                            results[kind]["counters"] = status.get("counters", {})  # type: ignore[assignment]
+                    rows.append((scheme, page, results))
+        finally:
+            nginx.send_signal(signal.SIGTERM)
+            nginx.wait()
+    print(f"\nProxy throughput, {args.connections} connections, {args.seconds}s per run, keep-alive, "
+          f"{os.cpu_count()} cores")
+    print(f"{'path':<22}{'bare req/s':>11}{'netmon req/s':>14}{'ratio':>7}{'bare p50/p99 ms':>18}"
+          f"{'netmon p50/p99 ms':>20}  scanner")
+    for scheme, page, r in rows:
+        bare, nm = r["bare"], r["netmon"]
+        c = nm.get("counters", {})
+        skipped = sum(v for k, v in c.items() if k.startswith("scan.skipped.queue") or k == "scan.error.worker")
+        print(f"{scheme + ' ' + page:<22}{bare['rps']:>11.0f}{nm['rps']:>14.0f}{nm['rps'] / bare['rps']:>7.2f}"
+              f"{bare['p50']:>9.1f}/{bare['p99']:<8.1f}{nm['p50']:>10.1f}/{nm['p99']:<9.1f}"
+              f"  scanned {c.get('scan.done', 0)}, skipped {skipped}, matched {c.get('scan.matched', 0)}")
+    print("target: netmon/bare >= 0.85 on benign pages; no page skipped by the scanner")
+    scanner_bench = REPO / "bench" / "bench_scanner.py"
+    if scanner_bench.exists():
+        print()
+        subprocess.run([sys.executable, str(scanner_bench)], check=False)
+
+
+if __name__ == "__main__":
+    main()
