@@ -1,0 +1,236 @@
+"""TlsPolicy: decide per TLS connection whether to intercept it or pass it through untouched.
+
+- A destination on the no-decrypt list (banking, health, government) is never intercepted.
+- When a device fails the TLS handshake with the school's certificate for a destination (it has no CA
+  installed, or the app pins its certificates), later connections from that device to that destination
+  pass through without interception, so the pupil's app keeps working.
+- A passed-through visit is still monitored at hostname level: the SNI is checked against the URL lists
+  (a hit is an incident with source "sni") and the visit is recorded once per device, host and reason as an
+  audit event ``tls.passthrough`` (host and reason, never content).
+
+Fails open: a fault here never breaks a connection (it is then intercepted as usual, and counted).
+Counters: ``tls.decrypted``, ``tls.refused`` (a device refused the school's certificate),
+``tls.passthrough`` (with ``tls.passthrough.no-decrypt`` / ``tls.passthrough.refused-before``).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mitmproxy import connection, ctx, exceptions, tls
+
+from netmon import counters, paths
+from netmon.errors import ConfigError
+from netmon.findings import FlowContext, Hit, ScanResult, TextFinding
+from netmon.passthrough import NoDecryptList, PassthroughMemory
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NO_DECRYPT_FILE = paths.DEFAULT_POLICY_DIR / "no-decrypt.txt"
+
+HostHits = Callable[[str], Sequence[Hit]]
+Identify = Callable[[str], dict[str, Any] | None]
+
+REASON_NO_DECRYPT = "no-decrypt"
+REASON_REFUSED = "refused-before"
+
+
+def _client_ip(client: connection.Client) -> str:
+    peer = client.peername
+    return str(peer[0]).removeprefix("::ffff:") if peer else ""
+
+
+def _destination(conn: connection.Client, server: connection.Server) -> str:
+    """The name the device asked for (SNI), else the original destination address."""
+    if conn.sni:
+        return conn.sni.lower()
+    address = server.address
+    return str(address[0]) if address else ""
+
+
+class VisitLog:
+    """Records passthrough visits as audit events in a background thread (never blocks the loop)."""
+
+    def __init__(self, db_url: str, maxsize: int = 1000) -> None:
+        self.db_url = db_url
+        self._queue: queue.Queue[tuple[str, str, str, str | None] | None] = queue.Queue(maxsize)
+        self._thread = threading.Thread(target=self._run, name="netmon-tls-visits", daemon=True)
+        self._thread.start()
+
+    def add(self, client_ip: str, host: str, reason: str, user: str | None) -> None:
+        try:
+            self._queue.put_nowait((client_ip, host, reason, user))
+        except queue.Full:
+            counters.incr("tls.visit-log.dropped")
+
+    def close(self, timeout: float = 10.0) -> None:
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        from sqlalchemy.exc import SQLAlchemyError
+        from sqlalchemy.orm import Session
+
+        from netmon.store.db import make_engine
+        from netmon.store.incidents import audit
+
+        engine = make_engine(self.db_url)
+        try:
+            while True:
+                item = self._queue.get()
+                batch = [item]
+                while item is not None and len(batch) < 200:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    batch.append(item)
+                rows = [entry for entry in batch if entry is not None]
+                if rows:
+                    try:
+                        with Session(engine) as session, session.begin():
+                            for client_ip, host, reason, user in rows:
+                                audit(session, "tls.passthrough", actor=user or client_ip, subject=host,
+                                      client_ip=client_ip, reason=reason)
+                        counters.incr("tls.visit-log.written", len(rows))
+                    except SQLAlchemyError as exc:
+                        counters.incr("tls.visit-log.failed", len(rows))
+                        log.warning("passthrough visits not recorded: %s", exc.__class__.__name__)
+                if None in batch:
+                    return
+        finally:
+            engine.dispose()
+
+
+class TlsPolicy:
+    """Chooses interception or passthrough in ``tls_clienthello``; learns from ``tls_failed_client``.
+
+    ``host_hits(host)`` returns URL-list hits for a hostname and ``submit(result)`` hands a ScanResult to
+    the incident recorder; ``identify(ip)`` returns the ``netmon.user`` dict of a device, if known. All
+    three are optional and wired by ``addons/entry.py``.
+    """
+
+    def __init__(self, submit: Callable[[ScanResult], None] | None = None, host_hits: HostHits | None = None,
+                 identify: Identify | None = None) -> None:
+        self.submit = submit
+        self.host_hits = host_hits
+        self.identify = identify
+        self.no_decrypt = NoDecryptList()
+        self.memory = PassthroughMemory()
+        self.visits: VisitLog | None = None
+        # (client, host, reason) -> monotonic time until which a repeat is not recorded again
+        self._recorded: dict[tuple[str, str, str], float] = {}
+
+    # -- options ---------------------------------------------------------------------------------
+    def load(self, loader: Any) -> None:
+        loader.add_option("netmon_no_decrypt_file", str, str(DEFAULT_NO_DECRYPT_FILE),
+                          "File of domains never decrypted (banking, health, government), one a line; "
+                          "empty for none.")
+        loader.add_option("netmon_no_decrypt", Sequence[str], [],
+                          "Further domains never decrypted (each covers its subdomains).")
+        loader.add_option("netmon_passthrough_minutes", int, 360,
+                          "After a device fails the TLS handshake for a destination, its connections "
+                          "there pass through undecrypted for this long.")
+        loader.add_option("netmon_passthrough_record", bool, True,
+                          "Record passed-through visits (device, hostname, reason) as audit events.")
+
+    def configure(self, updated: set[str]) -> None:
+        opts = ctx.options
+        if {"netmon_no_decrypt_file", "netmon_no_decrypt"} & updated:
+            files = [Path(opts.netmon_no_decrypt_file)] if opts.netmon_no_decrypt_file else []
+            try:
+                self.no_decrypt = NoDecryptList.build(files, opts.netmon_no_decrypt)
+            except ConfigError as exc:
+                raise exceptions.OptionsError(str(exc)) from exc
+        if "netmon_passthrough_minutes" in updated:
+            if not 0 <= opts.netmon_passthrough_minutes <= 7 * 24 * 60:
+                raise exceptions.OptionsError(
+                    f"netmon_passthrough_minutes: must be 0-10080 (got {opts.netmon_passthrough_minutes})")
+            self.memory.ttl = opts.netmon_passthrough_minutes * 60.0
+
+    def running(self) -> None:
+        opts = ctx.options
+        if opts.netmon_passthrough_record and hasattr(opts, "netmon_db"):
+            self.visits = VisitLog(opts.netmon_db)
+        log.info("TLS policy: %d no-decrypt domains, passthrough after a failed handshake for %d min",
+                 len(self.no_decrypt), opts.netmon_passthrough_minutes)
+
+    def done(self) -> None:
+        if self.visits is not None:
+            self.visits.close()
+            self.visits = None
+
+    # -- hooks -----------------------------------------------------------------------------------
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        if data.ignore_connection:
+            return  # another addon already decided
+        context = data.context
+        client_ip = _client_ip(context.client)
+        sni = data.client_hello.sni
+        destination = sni.lower() if sni else _destination(context.client, context.server)
+        reason: str | None = None
+        if self.no_decrypt.match(sni):
+            reason = REASON_NO_DECRYPT
+        elif destination and self.memory.contains(client_ip, destination):
+            reason = REASON_REFUSED
+        if reason is None:
+            return
+        data.ignore_connection = True
+        counters.incr("tls.passthrough")
+        counters.incr(f"tls.passthrough.{reason}")
+        try:
+            self._monitor(client_ip, destination, reason)
+        except Exception:  # noqa: BLE001 - fail open: the connection passes through regardless
+            counters.incr("tls.error.monitor")
+            log.exception("hostname monitoring of a passthrough connection failed")
+
+    def tls_established_client(self, data: tls.TlsData) -> None:
+        counters.incr("tls.decrypted")
+
+    def tls_failed_client(self, data: tls.TlsData) -> None:
+        context = data.context
+        client_ip = _client_ip(context.client)
+        destination = _destination(context.client, context.server)
+        counters.incr("tls.refused")
+        if client_ip and destination and self.memory.ttl > 0:
+            if self.memory.remember(client_ip, destination):
+                log.info("device %s refused the school certificate for %s: its later connections there "
+                         "pass through undecrypted", client_ip, destination)
+
+    # -- hostname-level monitoring ---------------------------------------------------------------
+    def _monitor(self, client_ip: str, host: str, reason: str) -> None:
+        user = self.identify(client_ip) if self.identify is not None else None
+        if self.host_hits is not None and self.submit is not None and host:
+            hits = tuple(self.host_hits(host))
+            if hits:
+                self.submit(self._result(client_ip, host, hits, user, reason))
+                counters.incr("tls.passthrough.url-list-hit")
+        if self.visits is not None and host:
+            now = time.monotonic()
+            key = (client_ip, host, reason)
+            if self._recorded.get(key, 0.0) <= now:
+                if len(self._recorded) > 50_000:
+                    self._recorded = {k: v for k, v in self._recorded.items() if v > now}
+                self._recorded[key] = now + max(self.memory.ttl, 3600.0)
+                self.visits.add(client_ip, host, reason, (user or {}).get("user"))
+
+    @staticmethod
+    def _result(client_ip: str, host: str, hits: tuple[Hit, ...], user: dict[str, Any] | None,
+                reason: str) -> ScanResult:
+        user = user or {}
+        site = getattr(ctx.options, "netmon_site", "") if hasattr(ctx, "options") else ""
+        context = FlowContext(
+            time=time.time(), client_ip=client_ip, host=host, url=f"https://{host}/", method="CONNECT",
+            mac=user.get("mac"), user=user.get("user"), role=user.get("role"),
+            year_group=user.get("year_group"), groups=tuple(user.get("groups") or ()), site=site or "")
+        finding = TextFinding(source="sni", text=host, hits=hits, label=f"tls passthrough ({reason})")
+        return ScanResult(context=context, findings=(finding,), evidence={"passthrough": reason})

@@ -1,0 +1,155 @@
+"""Which TLS connections pass through undecrypted: the no-decrypt list and the memory of failed handshakes.
+
+Plain data and functions (no mitmproxy): the ``TlsPolicy`` addon asks :class:`NoDecryptList` whether a
+hostname is never intercepted (banking, health, government) and :class:`PassthroughMemory` whether this
+device already refused the school's certificate for this destination (no CA installed, or an app that pins
+its certificates), in which case later connections pass through and only the hostname is monitored.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from netmon.errors import ConfigError
+
+#: Default time a failed handshake keeps a (device, destination) in passthrough.
+DEFAULT_TTL_SECONDS = 6 * 3600
+#: Bound on remembered (device, destination) pairs; the least recently used are forgotten first.
+DEFAULT_MAX_ENTRIES = 100_000
+
+_ALLOWED = set("abcdefghijklmnopqrstuvwxyz0123456789-.")
+
+
+def normalise_host(host: str) -> str:
+    """Lower-case, without a trailing dot or a leading ``*.`` / ``.``."""
+    host = host.strip().lower().rstrip(".")
+    for prefix in ("*.", "."):
+        host = host.removeprefix(prefix)
+    return host
+
+
+def _check_domain(domain: str) -> str | None:
+    """An error message for an invalid list entry, else None."""
+    if not domain:
+        return "empty domain"
+    try:
+        ascii_name = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+    except UnicodeError:
+        return f"not a valid domain name: {domain!r}"
+    if not set(ascii_name) <= _ALLOWED or ".." in ascii_name or ascii_name.startswith(("-", ".")):
+        return f"not a valid domain name: {domain!r} (write one domain per line, e.g. nhs.uk)"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class NoDecryptList:
+    """Domains never intercepted; an entry covers the domain and every subdomain (``nhs.uk`` covers
+    ``www.nhs.uk``). Entries may be written ``*.nhs.uk`` or ``nhs.uk``: both mean the same."""
+
+    domains: frozenset[str] = frozenset()
+
+    def __len__(self) -> int:
+        return len(self.domains)
+
+    def match(self, host: str | None) -> str | None:
+        """The list entry covering ``host``, or None."""
+        if not host:
+            return None
+        name = normalise_host(host)
+        while name:
+            if name in self.domains:
+                return name
+            _, dot, name = name.partition(".")
+            if not dot:
+                return None
+        return None
+
+    @classmethod
+    def build(cls, files: Iterable[Path] = (), extra: Iterable[str] = ()) -> NoDecryptList:
+        """Load list files and add ``extra`` domains; raises ConfigError naming file and line."""
+        domains: set[str] = set()
+        for path in files:
+            domains.update(load_file(path))
+        for i, entry in enumerate(extra):
+            name = normalise_host(entry)
+            problem = _check_domain(name)
+            if problem:
+                raise ConfigError(f"netmon_no_decrypt[{i}]", problem)
+            domains.add(name)
+        return cls(frozenset(domains))
+
+
+def load_file(path: Path) -> set[str]:
+    """One domain per line; ``#`` starts a comment; blank lines ignored."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read no-decrypt list: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), "not UTF-8 text") from exc
+    domains: set[str] = set()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name = normalise_host(line)
+        problem = _check_domain(name) if " " not in name else f"one domain per line (got {line!r})"
+        if problem:
+            raise ConfigError(f"{path}:{number}", problem)
+        domains.add(name)
+    return domains
+
+
+class PassthroughMemory:
+    """(device address, destination) pairs whose client TLS handshake failed, for ``ttl`` seconds.
+
+    Bounded: at most ``max_entries`` pairs, least recently used forgotten first. Not thread-safe: used from
+    the proxy's event loop only.
+    """
+
+    def __init__(self, ttl: float = DEFAULT_TTL_SECONDS, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @staticmethod
+    def key(client: str, destination: str) -> tuple[str, str]:
+        return client.removeprefix("::ffff:"), normalise_host(destination)
+
+    def remember(self, client: str, destination: str, now: float | None = None) -> bool:
+        """Note a failed handshake; True when the pair was not already remembered."""
+        now = time.monotonic() if now is None else now
+        key = self.key(client, destination)
+        new = not self._live(key, now)
+        self._entries[key] = now + self.ttl
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return new
+
+    def contains(self, client: str, destination: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        key = self.key(client, destination)
+        if self._live(key, now):
+            self._entries.move_to_end(key)
+            return True
+        return False
+
+    def forget(self, client: str, destination: str) -> None:
+        self._entries.pop(self.key(client, destination), None)
+
+    def _live(self, key: tuple[str, str], now: float) -> bool:
+        expires = self._entries.get(key)
+        if expires is None:
+            return False
+        if expires <= now:
+            del self._entries[key]
+            return False
+        return True

@@ -1,0 +1,187 @@
+"""TlsPolicy through mitmproxy's taddons: no-decrypt list, passthrough after a failed handshake, counters,
+hostname-level monitoring of passed-through visits (URL-list hits as "sni" incidents, audit records)."""
+
+from __future__ import annotations
+
+import ssl
+import time
+from pathlib import Path
+
+import pytest
+from mitmproxy import connection, exceptions, tls
+from mitmproxy.proxy import context as proxy_context
+from mitmproxy.test import taddons
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from addons.settings import Settings
+from addons.tls import TlsPolicy
+from netmon import counters
+from netmon.findings import Hit, ScanResult
+from netmon.store.db import make_engine, upgrade
+from netmon.store.incidents import AuditEvent
+
+
+def client_hello(sni: str | None) -> tls.ClientHello:
+    """A real ClientHello made by Python's ssl module (without the record and handshake headers)."""
+    ctx = ssl.create_default_context()
+    obj = ctx.wrap_bio(ssl.MemoryBIO(), outgoing := ssl.MemoryBIO(), server_hostname=sni)
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    record = outgoing.read()
+    return tls.ClientHello(record[9:])
+
+
+def hello_data(tctx: taddons.context, sni: str | None, client: str = "10.77.0.10",
+               dest: str = "192.0.2.80") -> tls.ClientHelloData:
+    cli = connection.Client(peername=(client, 50000), sockname=("10.77.0.1", 8080), timestamp_start=1)
+    cli.sni = sni
+    ctx = proxy_context.Context(cli, tctx.options)
+    ctx.server = connection.Server(address=(dest, 443))
+    return tls.ClientHelloData(ctx, client_hello(sni))
+
+
+def tls_data(hello: tls.ClientHelloData) -> tls.TlsData:
+    return tls.TlsData(hello.context.client, hello.context)
+
+
+@pytest.fixture(autouse=True)
+def fresh_counters() -> None:
+    counters.reset()
+
+
+def test_refused_handshake_then_passthrough_for_that_device_only(tmp_path: Path) -> None:
+    policy = TlsPolicy()
+    with taddons.context(policy) as tctx:
+        tctx.configure(policy, netmon_no_decrypt_file="")
+        first = hello_data(tctx, "app.example")
+        policy.tls_clienthello(first)
+        assert not first.ignore_connection  # first contact: intercepted
+        policy.tls_failed_client(tls_data(first))  # the device refused the school's certificate
+
+        again = hello_data(tctx, "app.example")
+        policy.tls_clienthello(again)
+        assert again.ignore_connection
+
+        other_device = hello_data(tctx, "app.example", client="10.77.0.11")
+        policy.tls_clienthello(other_device)
+        assert not other_device.ignore_connection
+        other_site = hello_data(tctx, "news.example")
+        policy.tls_clienthello(other_site)
+        assert not other_site.ignore_connection
+    snap = counters.snapshot()
+    assert snap["tls.refused"] == 1
+    assert snap["tls.passthrough"] == 1
+    assert snap["tls.passthrough.refused-before"] == 1
+
+
+def test_without_sni_the_destination_address_is_remembered() -> None:
+    policy = TlsPolicy()
+    with taddons.context(policy) as tctx:
+        tctx.configure(policy, netmon_no_decrypt_file="")
+        first = hello_data(tctx, None, dest="192.0.2.99")
+        policy.tls_clienthello(first)
+        policy.tls_failed_client(tls_data(first))
+        again = hello_data(tctx, None, dest="192.0.2.99")
+        policy.tls_clienthello(again)
+        assert again.ignore_connection
+
+
+def test_passthrough_memory_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = TlsPolicy()
+    with taddons.context(policy) as tctx:
+        tctx.configure(policy, netmon_no_decrypt_file="", netmon_passthrough_minutes=1)
+        first = hello_data(tctx, "app.example")
+        policy.tls_failed_client(tls_data(first))
+        later = time.monotonic() + 61
+        monkeypatch.setattr(time, "monotonic", lambda: later)
+        again = hello_data(tctx, "app.example")
+        policy.tls_clienthello(again)
+        assert not again.ignore_connection
+
+
+def test_no_decrypt_list_default_file_and_extra_domains() -> None:
+    policy = TlsPolicy()
+    with taddons.context(policy) as tctx:
+        tctx.configure(policy, netmon_no_decrypt=["bank.example"])
+        for host in ("www.nhs.uk", "online.bank.example"):
+            data = hello_data(tctx, host)
+            policy.tls_clienthello(data)
+            assert data.ignore_connection, host
+        data = hello_data(tctx, "news.example")
+        policy.tls_clienthello(data)
+        assert not data.ignore_connection
+    assert counters.snapshot()["tls.passthrough.no-decrypt"] == 2
+
+
+def test_bad_no_decrypt_entries_fail_configuration(tmp_path: Path) -> None:
+    bad = tmp_path / "nd.txt"
+    bad.write_text("ok.example\nnot ok\n")
+    policy = TlsPolicy()
+    with taddons.context(policy) as tctx:
+        with pytest.raises(exceptions.OptionsError, match=r"nd.txt:2: one domain per line"):
+            tctx.configure(policy, netmon_no_decrypt_file=str(bad))
+        with pytest.raises(exceptions.OptionsError, match="netmon_no_decrypt"):
+            tctx.configure(policy, netmon_no_decrypt=["bad_name!"])
+        with pytest.raises(exceptions.OptionsError, match="netmon_passthrough_minutes"):
+            tctx.configure(policy, netmon_passthrough_minutes=-1)
+
+
+def test_decrypted_connections_are_counted() -> None:
+    policy = TlsPolicy()
+    with taddons.context(policy) as tctx:
+        policy.tls_established_client(tls_data(hello_data(tctx, "news.example")))
+    assert counters.snapshot()["tls.decrypted"] == 1
+
+
+def test_passthrough_visit_checked_against_url_lists_as_sni_incident() -> None:
+    hit = Hit(phrase="bad.example", category="extremism", severity=5, language="", library_file="ctiru.csv",
+              line=2, start=0, end=11, matched_text="bad.example")
+    submitted: list[ScanResult] = []
+    policy = TlsPolicy(submit=submitted.append,
+                       host_hits=lambda host: (hit,) if host.endswith("bad.example") else (),
+                       identify=lambda ip: {"user": "pupil1", "role": "pupil", "year_group": "9",
+                                            "groups": ["y9"]} if ip == "10.77.0.10" else None)
+    with taddons.context(policy) as tctx:
+        tctx.configure(policy, netmon_no_decrypt=["bad.example", "fine.example"])
+        for host in ("www.bad.example", "fine.example"):
+            policy.tls_clienthello(hello_data(tctx, host))
+    assert len(submitted) == 1
+    result = submitted[0]
+    assert result.findings[0].source == "sni"
+    assert result.hits == (hit,)
+    assert result.context.host == "www.bad.example"
+    assert result.context.client_ip == "10.77.0.10"
+    assert result.context.user == "pupil1"
+    assert result.context.groups == ("y9",)
+
+
+def test_a_broken_url_list_lookup_fails_open() -> None:
+    def broken(host: str) -> tuple[Hit, ...]:
+        raise RuntimeError("boom")
+
+    policy = TlsPolicy(submit=lambda r: None, host_hits=broken)
+    with taddons.context(policy) as tctx:
+        tctx.configure(policy, netmon_no_decrypt=["x.example"])
+        data = hello_data(tctx, "x.example")
+        policy.tls_clienthello(data)
+        assert data.ignore_connection
+    assert counters.snapshot()["tls.error.monitor"] == 1
+
+
+def test_passthrough_visits_recorded_once_as_audit_events(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'netmon.db'}"
+    upgrade(url)
+    policy = TlsPolicy()
+    with taddons.context(Settings(), policy) as tctx:
+        tctx.configure(policy, netmon_db=url, netmon_no_decrypt_file="", netmon_no_decrypt=["bank.example"])
+        policy.running()
+        for _ in range(3):
+            policy.tls_clienthello(hello_data(tctx, "www.bank.example"))
+        policy.done()
+    engine = make_engine(url)
+    with Session(engine) as session:
+        events = session.scalars(select(AuditEvent).where(AuditEvent.action == "tls.passthrough")).all()
+    engine.dispose()
+    assert [(e.actor, e.subject, e.detail) for e in events] == [
+        ("10.77.0.10", "www.bank.example", {"client_ip": "10.77.0.10", "reason": "no-decrypt"})]
