@@ -11,6 +11,7 @@ from addons.phrase_scanner import PhraseScanner
 from addons.recorder import IncidentRecorder
 from addons.settings import Settings
 from addons.status import StatusWriter
+from addons.tls import TlsPolicy
 
 
 def build() -> list[object]:
@@ -19,6 +20,7 @@ def build() -> list[object]:
     chain: list[object] = [
         Settings(),
         StatusWriter(),
+        TlsPolicy(submit),
         PhraseScanner(submit),
         recorder,
     ]
