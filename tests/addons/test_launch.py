@@ -1,0 +1,69 @@
+"""`netmon run` validates its configuration before mitmdump starts: one clear line per problem."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_check(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "netmon", "run", "--check", "--state-dir", str(tmp_path / "state"),
+         "--db", f"sqlite:///{tmp_path / 'n.db'}", *args],
+        capture_output=True, text=True, cwd=REPO, timeout=120)
+
+
+def test_shipped_config_is_valid(tmp_path: Path) -> None:
+    result = run_check(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "configuration OK" in result.stdout
+    assert "127.0.0.1:8080" in result.stdout
+
+
+def test_typo_in_config_stops_start_up_with_a_suggestion(tmp_path: Path) -> None:
+    config = tmp_path / "mitm_config.yaml"
+    config.write_text("listen_port: 8081\nnetmon_scan_wokers: 2\n")
+    result = run_check(tmp_path, "--config", str(config))
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "netmon_scan_wokers" in lines[0] and "did you mean 'netmon_scan_workers'" in lines[0]
+    assert str(config) in lines[0]
+
+
+def test_bad_value_is_one_line(tmp_path: Path) -> None:
+    result = run_check(tmp_path, "--set", "netmon_scan_workers=0")
+    assert result.returncode != 0
+    assert "netmon_scan_workers" in result.stderr and "1-64" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_third_party_signing_options_are_refused(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("emudhra: true\n")
+    result = run_check(tmp_path, "--config", str(config))
+    assert result.returncode != 0
+    assert "emudhra" in result.stderr and "never enable" in result.stderr
+
+
+def test_broken_library_stops_start_up_naming_file_and_line(tmp_path: Path) -> None:
+    library = tmp_path / "library"
+    (library / "en").mkdir(parents=True)
+    (library / "categories.txt").write_text("self_harm | Self Harm | hurting oneself\n")
+    (library / "en" / "self_harm.txt").write_text("@category self_harm\n@language en\ncut myself | 9\n")
+    result = run_check(tmp_path, "--library", str(library))
+    assert result.returncode != 0
+    assert "self_harm.txt:3" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_relative_paths_in_config_resolve_against_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "conf" / "netmon.yaml"
+    config.parent.mkdir()
+    config.write_text("netmon_library: ../nowhere\n")
+    result = run_check(tmp_path, "--config", str(config))
+    assert result.returncode != 0
+    assert str((tmp_path / "nowhere").resolve()) in result.stderr
