@@ -1,0 +1,402 @@
+"""Filtering policy (``policy/filtering.yaml``): monitor by default, block only where a school chooses.
+
+- ``groups.<name>.categories``: ``<category>: block`` or ``monitor`` (the default for every category).
+  A person is in ``everyone`` plus their own groups, year group and role; a category is blocked for them
+  when ANY of their groups blocks it.
+- ``groups.<name>.safe_search``: enforce Google/Bing/DuckDuckGo safe search and YouTube restricted mode.
+- ``allow``: entries (``domain``, ``prefix`` or ``url``) that always win over lists and blocking, each
+  with a ``reason`` (and optionally ``added_by``, ``date``): the audit trail against over-blocking.
+- ``hash_lists``, ``url_lists``: list files (relative to the policy file or absolute); ``ut1``: the
+  compiled UT1 file (``auto``: the default one if imported, ``off``, or a path) and ``ut1_categories``.
+
+:func:`load_filtering` validates the file and raises :class:`ConfigError` located by file and key.
+:func:`build_lists` compiles the named lists into an immutable :class:`Lists` snapshot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from netmon.errors import ConfigError
+from netmon.hashindex import DEFAULT_THRESHOLD, HashIndex
+from netmon.hashlists import load_hash_list
+from netmon.urllists import UrlEntry, UrlIndex, load_url_list, normalise_host, parse_url_entry
+from netmon.ut1 import Ut1Lists
+from netmon.ut1 import default_path as ut1_default_path
+
+FILE_NAME = "filtering.yaml"
+EVERYONE = "everyone"
+ACTIONS = ("monitor", "block")
+DEFAULT_REVIEW = (
+    "If you think this page was blocked by mistake, ask a member of staff to have it "
+    "reviewed, quoting the reference below."
+)
+_TOP_KEYS = {
+    "groups",
+    "allow",
+    "hash_lists",
+    "url_lists",
+    "ut1",
+    "ut1_categories",
+    "hash_threshold",
+    "review",
+    "default",
+}
+_GROUP_KEYS = {"categories", "safe_search", "description"}
+
+
+@dataclass(frozen=True, slots=True)
+class GroupFilter:
+    name: str
+    actions: Mapping[str, str] = field(default_factory=dict)  # category -> "block" | "monitor"
+    safe_search: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AllowEntry:
+    type: str
+    value: str
+    reason: str
+    added_by: str = ""
+    date: str = ""
+    where: str = ""  # "policy/filtering.yaml: allow[3]"
+
+
+@dataclass(frozen=True, slots=True)
+class FilterPolicy:
+    path: str = ""
+    groups: Mapping[str, GroupFilter] = field(default_factory=dict)
+    allow_entries: tuple[AllowEntry, ...] = ()
+    hash_lists: tuple[str, ...] = ()
+    url_lists: tuple[str, ...] = ()
+    ut1: str = "auto"  # "auto" | "off" | a path
+    ut1_categories: frozenset[str] | None = None  # None: every imported category
+    hash_threshold: int = DEFAULT_THRESHOLD
+    review: str = DEFAULT_REVIEW
+    _allow_index: UrlIndex = field(default_factory=lambda: UrlIndex(()))
+
+    def names_for(self, user: Mapping[str, Any] | None, extra: Iterable[str] = ()) -> frozenset[str]:
+        """Every group name that applies to a person (``everyone`` always; unidentified: only that)."""
+        names = {EVERYONE, *extra}
+        if user:
+            names.update(str(g) for g in (user.get("groups") or ()) if g)
+            for key in ("year_group", "role"):
+                if user.get(key):
+                    names.add(str(user[key]))
+            year = str(user.get("year_group") or "").strip().casefold().replace(" ", "")
+            digits = year.removeprefix("year").removeprefix("yr").removeprefix("y")
+            if digits.isdigit():
+                names.update({digits.lstrip("0") or "0", f"year{digits.lstrip('0') or '0'}"})
+        return frozenset(names)
+
+    def blocked(self, names: Iterable[str], categories: Iterable[str]) -> tuple[str, ...]:
+        """The categories, among ``categories``, that any of the groups ``names`` blocks."""
+        rules = [self.groups[n] for n in names if n in self.groups]
+        return tuple(c for c in dict.fromkeys(categories) if any(r.actions.get(c) == "block" for r in rules))
+
+    def safe_search(self, names: Iterable[str]) -> bool:
+        return any(self.groups[n].safe_search for n in names if n in self.groups)
+
+    def allowed(self, url: str) -> AllowEntry | None:
+        """The allow-list entry covering ``url``, if any (allow always wins)."""
+        return self._allow_for(self._allow_index.match_url(url))
+
+    def allowed_host(self, host: str) -> AllowEntry | None:
+        return self._allow_for(self._allow_index.match_host(host))
+
+    def _allow_for(self, found: tuple[UrlEntry, ...]) -> AllowEntry | None:
+        return self.allow_entries[found[0].line] if found else None
+
+    @property
+    def blocks_anything(self) -> bool:
+        return any("block" in g.actions.values() for g in self.groups.values())
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(where, "file not found (copy policy/filtering.yaml from netmon)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(where, f"cannot read: {exc}") from exc
+    try:
+        data = YAML(typ="safe", pure=True).load(text)
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ConfigError(where, f"{line}invalid YAML: {getattr(exc, 'problem', None) or exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(where, "must be a mapping of keys (got a list or a value)")
+    return data
+
+
+def _str_list(value: object, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(where, "must be a list of names or paths")
+    return [v.strip() for v in value]
+
+
+def _resolve(base: Path, item: str) -> str:
+    p = Path(item).expanduser()
+    return str(p if p.is_absolute() else (base / p))
+
+
+def parse_filtering(data: Mapping[str, Any], path: str, base: Path | None = None) -> FilterPolicy:
+    """Validate an already-read filtering mapping (``path`` names it in errors)."""
+    base = base if base is not None else Path(path).parent
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{path}: {sorted(unknown)[0]}", f"unknown key; expected one of {', '.join(sorted(_TOP_KEYS))}"
+        )
+    if data.get("default", "monitor") != "monitor":
+        raise ConfigError(f"{path}: default", "must be monitor (block categories per group instead)")
+    groups: dict[str, GroupFilter] = {}
+    raw_groups = data.get("groups") or {}
+    if not isinstance(raw_groups, dict):
+        raise ConfigError(f"{path}: groups", "must be a mapping of group name -> settings")
+    for name, settings in raw_groups.items():
+        where = f"{path}: groups.{name}"
+        settings = settings or {}
+        if not isinstance(settings, dict):
+            raise ConfigError(where, "must be a mapping with categories and/or safe_search")
+        bad = set(settings) - _GROUP_KEYS
+        if bad:
+            raise ConfigError(
+                f"{where}.{sorted(bad)[0]}", f"unknown key; expected {', '.join(sorted(_GROUP_KEYS))}"
+            )
+        cats = settings.get("categories") or {}
+        if not isinstance(cats, dict):
+            raise ConfigError(f"{where}.categories", "must map category -> block or monitor")
+        actions: dict[str, str] = {}
+        for cat, action in cats.items():
+            if action not in ACTIONS:
+                raise ConfigError(f"{where}.categories.{cat}", f"must be block or monitor (got {action!r})")
+            actions[str(cat)] = str(action)
+        safe = settings.get("safe_search", False)
+        if not isinstance(safe, bool):
+            raise ConfigError(f"{where}.safe_search", f"must be true or false (got {safe!r})")
+        groups[str(name)] = GroupFilter(str(name), actions, safe)
+    allow: list[AllowEntry] = []
+    index_entries: list[UrlEntry] = []
+    raw_allow = data.get("allow") or []
+    if not isinstance(raw_allow, list):
+        raise ConfigError(f"{path}: allow", "must be a list of {domain|prefix|url: ..., reason: ...}")
+    for i, item in enumerate(raw_allow):
+        where = f"{path}: allow[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError(where, "must be a mapping such as {domain: example.org, reason: why}")
+        kinds = [k for k in ("domain", "prefix", "url") if k in item]
+        if len(kinds) != 1:
+            raise ConfigError(where, "needs exactly one of domain, prefix or url")
+        kind = kinds[0]
+        reason = str(item.get("reason") or "").strip()
+        if not reason:
+            raise ConfigError(f"{where}.reason", "every allow entry needs a reason (who asked, and why)")
+        try:
+            entry = parse_url_entry([kind, str(item[kind]), "allow", "1", reason], path, len(allow))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.{kind}", exc.message) from None
+        index_entries.append(entry)
+        allow.append(
+            AllowEntry(
+                kind, entry.value, reason, str(item.get("added_by") or ""), str(item.get("date") or ""), where
+            )
+        )
+    ut1 = str(data.get("ut1", "auto") or "off")
+    if ut1 not in ("auto", "off"):
+        ut1 = _resolve(base, ut1)
+    ut1_categories = data.get("ut1_categories")
+    threshold = data.get("hash_threshold", DEFAULT_THRESHOLD)
+    if not isinstance(threshold, int) or not 0 <= threshold <= 32:
+        raise ConfigError(f"{path}: hash_threshold", f"must be 0-32 bits (got {threshold!r})")
+    review = data.get("review") or DEFAULT_REVIEW
+    return FilterPolicy(
+        path=path,
+        groups=groups,
+        allow_entries=tuple(allow),
+        hash_lists=tuple(_resolve(base, p) for p in _str_list(data.get("hash_lists"), f"{path}: hash_lists")),
+        url_lists=tuple(_resolve(base, p) for p in _str_list(data.get("url_lists"), f"{path}: url_lists")),
+        ut1=ut1,
+        ut1_categories=None
+        if ut1_categories is None
+        else frozenset(_str_list(ut1_categories, f"{path}: ut1_categories")),
+        hash_threshold=threshold,
+        review=str(review),
+        _allow_index=UrlIndex(index_entries),
+    )
+
+
+def load_filtering(path: Path | str) -> FilterPolicy:
+    """Read and validate ``filtering.yaml`` (a missing file is an error: pass the default policy's)."""
+    p = Path(path)
+    return parse_filtering(_read_yaml(p), str(p), p.parent)
+
+
+@dataclass(frozen=True)
+class Lists:
+    """Everything a request or image is checked against, compiled once and swapped as one reference."""
+
+    policy: FilterPolicy
+    urls: UrlIndex
+    hashes: HashIndex
+    ut1: Ut1Lists | None = None
+    sources: tuple[str, ...] = ()  # the files loaded, for logs and status
+
+    def _keep(self, entries: Iterable[UrlEntry]) -> tuple[UrlEntry, ...]:
+        cats = self.policy.ut1_categories
+        kept = [e for e in entries if cats is None or not e.file.startswith("ut1:") or e.category in cats]
+        return tuple(sorted(kept, key=lambda e: -e.severity))
+
+    def lookup_url(self, url: str) -> tuple[UrlEntry, ...]:
+        """URL-list and UT1 entries for a full URL, highest severity first (allow-listed: none)."""
+        if self.policy.allowed(url) is not None:
+            return ()
+        found = list(self.urls.match_url(url))
+        if self.ut1 is not None:
+            found.extend(self.ut1.match_url(url))
+        return self._keep(found)
+
+    def lookup_host(self, host: str) -> tuple[UrlEntry, ...]:
+        """Domain entries for a hostname alone (SNI of traffic passed through undecrypted)."""
+        if self.policy.allowed_host(host) is not None:
+            return ()
+        found = list(self.urls.match_host(host))
+        if self.ut1 is not None:
+            found.extend(self.ut1.match_host(host))
+        return self._keep(found)
+
+
+def build_lists(
+    policy: FilterPolicy,
+    extra_hash_lists: Iterable[str] = (),
+    extra_url_lists: Iterable[str] = (),
+    ut1_path: str = "",
+) -> Lists:
+    """Load every named list (policy + ``--hash-list``/``--url-list`` extras); ConfigError on any problem."""
+    hash_files = list(dict.fromkeys([*policy.hash_lists, *extra_hash_lists]))
+    url_files = list(dict.fromkeys([*policy.url_lists, *extra_url_lists]))
+    hash_entries = [e for f in hash_files for e in load_hash_list(f)]
+    url_entries = [e for f in url_files for e in load_url_list(f)]
+    ut1: Ut1Lists | None = None
+    chosen = ut1_path or policy.ut1
+    if chosen == "auto":
+        if ut1_default_path().is_file():
+            ut1 = Ut1Lists(ut1_default_path())
+    elif chosen != "off":
+        ut1 = Ut1Lists(chosen)
+    sources = (*hash_files, *url_files, *((str(ut1.path),) if ut1 else ()))
+    return Lists(policy, UrlIndex(url_entries), HashIndex(hash_entries, policy.hash_threshold), ut1, sources)
+
+
+# --- safe search -------------------------------------------------------------------------------------
+
+YOUTUBE_HOSTS = frozenset(
+    {
+        "youtube.com",
+        "www.youtube.com",
+        "m.youtube.com",
+        "youtubei.googleapis.com",
+        "youtube.googleapis.com",
+        "www.youtube-nocookie.com",
+        "music.youtube.com",
+    }
+)
+_SEARCH_PATHS = ("/search", "/images", "/videos", "/webhp", "/complete/search", "/s")
+
+
+@dataclass(frozen=True, slots=True)
+class SafeSearchChange:
+    """How to rewrite one request: new query items (None: unchanged) and headers to set."""
+
+    engine: str
+    query: tuple[tuple[str, str], ...] | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def _is_google(host: str) -> bool:
+    labels = host.split(".")
+    return "google" in labels[:-1] and labels[0] in ("www", "google", "images") and len(labels) <= 4
+
+
+def safe_search(host: str, path: str, query: Iterable[tuple[str, str]]) -> SafeSearchChange | None:
+    """The safe-search rewrite for a request, or None when the site needs none.
+
+    Google ``safe=active``, Bing ``adlt=strict``, DuckDuckGo ``kp=1`` on search paths; YouTube (and its
+    API hosts) the ``YouTube-Restrict: Strict`` header. Google's ``forcesafesearch`` DNS answer is a
+    gateway DNS setting for traffic netmon cannot rewrite (see the README).
+    """
+    host = normalise_host(host)
+    items = list(query)
+    if host in YOUTUBE_HOSTS:
+        return SafeSearchChange("youtube", None, (("YouTube-Restrict", "Strict"),))
+    if _is_google(host) and (path == "/" or path.startswith(_SEARCH_PATHS)):
+        return _force("google", items, "safe", "active")
+    if (host == "bing.com" or host.endswith(".bing.com")) and "search" in path:
+        return _force("bing", items, "adlt", "strict")
+    if host in ("duckduckgo.com", "html.duckduckgo.com", "lite.duckduckgo.com"):
+        return _force("duckduckgo", items, "kp", "1")
+    return None
+
+
+def _force(engine: str, items: list[tuple[str, str]], key: str, value: str) -> SafeSearchChange | None:
+    if [v for k, v in items if k == key] == [value]:
+        return None
+    kept = [(k, v) for k, v in items if k != key]
+    return SafeSearchChange(engine, (*kept, (key, value)))
+
+
+def rewrite_query(query: str, change: SafeSearchChange) -> str:
+    """The query string with a change applied (helper for callers holding a raw query string)."""
+    if change.query is None:
+        return query
+    return urlencode(list(change.query))
+
+
+def parse_query(query: str) -> list[tuple[str, str]]:
+    return parse_qsl(query, keep_blank_values=True)
+
+
+# --- block page --------------------------------------------------------------------------------------
+
+
+def block_reference(url: str, when: float | None = None) -> str:
+    """A short reference a pupil can quote when asking for a review (also stored on the incident)."""
+    stamp = f"{when if when is not None else time.time():.6f}|{url}".encode()
+    return hashlib.sha256(stamp).hexdigest()[:10].upper()
+
+
+def render_block_page(
+    *, host: str, url: str, categories: Iterable[str], lists: Iterable[str], review: str, reference: str
+) -> str:
+    """The block page (jinja2, autoescaped): what was blocked, why, and how to ask for a review."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    env = Environment(
+        loader=FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+    )
+    template = env.get_template("blockpage.html")
+    shown_url = url if len(url) <= 200 else url[:200] + "…"
+    return template.render(
+        host=host,
+        url=shown_url,
+        categories=list(dict.fromkeys(categories)),
+        lists=list(dict.fromkeys(lists)),
+        review=review,
+        reference=reference,
+    )

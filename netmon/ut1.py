@@ -1,0 +1,315 @@
+"""UT1 blacklists (Université Toulouse 1 Capitole): import the folder a school downloads, look hosts up.
+
+Layout: ``<DIR>/<category>/domains`` (one host per line, subdomains included), ``urls`` (``host/path``
+prefixes), ``usage`` (``black`` and/or ``white`` plus aliases) and, in some categories, ``expressions``
+(regular expressions over URLs). A category whose usage says ``white`` and not ``black`` is a whitelist
+(e.g. ``liste_bu``, ``child``): it is not a block list, so it is counted and left out.
+
+The import streams the files (millions of lines, constant memory) into one SQLite file, by default
+``<state dir>/lists/ut1.sqlite``, written beside and renamed into place so a running proxy never sees a
+half-built file. Lookups are indexed queries on that file (tens of microseconds), so the proxy needs no
+start-up parse and little memory however large the list.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netmon.errors import ConfigError
+from netmon.paths import state_dir
+from netmon.urllists import UrlEntry, host_suffixes, normalise_host, url_key
+
+log = logging.getLogger(__name__)
+
+#: Severity given to UT1 categories (UT1 has none); others get DEFAULT_SEVERITY. ``--severity`` overrides.
+CATEGORY_SEVERITY = {
+    "adult": 3,
+    "mixed_adult": 2,
+    "agressif": 3,
+    "aggressive": 3,
+    "drogue": 3,
+    "drugs": 3,
+    "dangerous_material": 3,
+    "phishing": 3,
+    "malware": 3,
+    "sect": 3,
+    "gambling": 2,
+    "hacking": 2,
+    "dating": 2,
+    "lingerie": 2,
+    "vpn": 2,
+    "redirector": 2,
+    "chat": 1,
+    "social_networks": 1,
+    "press": 1,
+}
+DEFAULT_SEVERITY = 2
+BATCH = 50_000
+MAX_PATH_PREFIXES = 8
+_HOSTCHARS = re.compile(r"^[a-z0-9._\-\[\]:*]+$")
+
+
+def default_path() -> Path:
+    return state_dir() / "lists" / "ut1.sqlite"
+
+
+@dataclass(slots=True)
+class CategoryReport:
+    name: str
+    usage: tuple[str, ...]
+    whitelist: bool
+    severity: int
+    domains: int = 0
+    urls: int = 0
+    expressions: int = 0
+    bad_lines: int = 0
+
+
+@dataclass(slots=True)
+class ImportReport:
+    source: str
+    output: str
+    categories: list[CategoryReport] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def imported(self) -> list[CategoryReport]:
+        return [c for c in self.categories if not c.whitelist]
+
+    @property
+    def skipped_whitelists(self) -> list[CategoryReport]:
+        return [c for c in self.categories if c.whitelist]
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        for number, raw in enumerate(fh, 1):
+            line = raw.strip()
+            if line and not line.startswith("#"):
+                yield number, line
+
+
+def _read_usage(path: Path) -> tuple[str, ...]:
+    if not path.is_file():
+        return ()
+    return tuple(line.lower() for _, line in _lines(path))
+
+
+def _schema(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
+        CREATE TABLE categories (name TEXT PRIMARY KEY, usage TEXT, severity INTEGER, domains INTEGER,
+                                 urls INTEGER, expressions INTEGER) WITHOUT ROWID;
+        CREATE TABLE entries (value TEXT NOT NULL, category TEXT NOT NULL, kind TEXT NOT NULL,
+                              line INTEGER NOT NULL);
+        CREATE TABLE expressions (category TEXT, line INTEGER, pattern TEXT);
+        """
+    )
+
+
+def _domain_rows(path: Path, category: str, report: CategoryReport) -> Iterator[tuple[str, str, str, int]]:
+    for number, line in _lines(path):
+        host = normalise_host(line)
+        if not host or not _HOSTCHARS.match(host):
+            report.bad_lines += 1
+            continue
+        report.domains += 1
+        yield host, category, "d", number
+
+
+def _url_rows(path: Path, category: str, report: CategoryReport) -> Iterator[tuple[str, str, str, int]]:
+    for number, line in _lines(path):
+        key = url_key(line).rstrip("/")
+        if not key or key.startswith("/") or " " in key:
+            report.bad_lines += 1
+            continue
+        report.urls += 1
+        yield key, category, "u" if "/" in key else "d", number
+
+
+def _batched(rows: Iterable[tuple[str, str, str, int]], db: sqlite3.Connection) -> None:
+    batch: list[tuple[str, str, str, int]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= BATCH:
+            db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?)", batch)
+            batch.clear()
+    if batch:
+        db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?)", batch)
+
+
+def import_ut1(
+    source: Path | str,
+    output: Path | str | None = None,
+    *,
+    categories: Iterable[str] | None = None,
+    severities: dict[str, int] | None = None,
+    very_restrictive: bool = False,
+) -> ImportReport:
+    """Import a UT1 folder into a compiled lookup file; raises ConfigError when ``source`` is not one."""
+    start = time.perf_counter()
+    src = Path(source)
+    out = Path(output) if output else default_path()
+    if not src.is_dir():
+        raise ConfigError(str(src), "not a folder; give the unpacked UT1 'blacklists' folder")
+    wanted = {c.strip() for c in categories} if categories else None
+    dirs = sorted(p for p in src.iterdir() if p.is_dir() and (wanted is None or p.name in wanted))
+    if wanted:
+        missing = wanted - {p.name for p in dirs}
+        if missing:
+            raise ConfigError(str(src), f"no such UT1 categories: {', '.join(sorted(missing))}")
+    dirs = [p for p in dirs if any((p / n).is_file() for n in ("domains", "urls", "expressions", "usage"))]
+    if not dirs:
+        raise ConfigError(str(src), "no UT1 categories found (expected <category>/domains files)")
+    severities = severities or {}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    report = ImportReport(str(src), str(out))
+    db = sqlite3.connect(tmp)
+    try:
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("PRAGMA synchronous=OFF")
+        _schema(db)
+        for cat_dir in dirs:
+            name = cat_dir.name
+            usage = _read_usage(cat_dir / "usage")
+            whitelist = "white" in usage and "black" not in usage
+            severity = severities.get(name, CATEGORY_SEVERITY.get(name, DEFAULT_SEVERITY))
+            cat = CategoryReport(name, usage, whitelist, severity)
+            report.categories.append(cat)
+            if whitelist:
+                continue
+            if (cat_dir / "domains").is_file():
+                _batched(_domain_rows(cat_dir / "domains", name, cat), db)
+            if (cat_dir / "urls").is_file():
+                _batched(_url_rows(cat_dir / "urls", name, cat), db)
+            expr_files = ["expressions"] + (["very_restrictive_expression"] if very_restrictive else [])
+            for expr_name in expr_files:
+                if (cat_dir / expr_name).is_file():
+                    for number, pattern in _lines(cat_dir / expr_name):
+                        try:
+                            re.compile(pattern)
+                        except re.error:
+                            cat.bad_lines += 1
+                            continue
+                        db.execute(
+                            "INSERT INTO expressions VALUES (?, ?, ?)",
+                            (name, number, f"{expr_name}\t{pattern}"),
+                        )
+                        cat.expressions += 1
+            db.execute(
+                "INSERT INTO categories VALUES (?, ?, ?, ?, ?, ?)",
+                (name, " ".join(usage), severity, cat.domains, cat.urls, cat.expressions),
+            )
+        db.execute("CREATE INDEX ix_entries_value ON entries (value)")
+        db.executemany(
+            "INSERT INTO meta VALUES (?, ?)",
+            [("source", str(src.resolve())), ("imported", str(time.time())), ("format", "1")],
+        )
+        db.commit()
+    except BaseException:
+        db.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    db.close()
+    os.replace(tmp, out)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+class Ut1Lists:
+    """Read-only lookups in a compiled UT1 file (thread-safe; a connection per instance)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ConfigError(str(self.path), "no compiled UT1 list here; run `netmon lists import ut1 DIR`")
+        try:
+            self._db = sqlite3.connect(
+                f"file:{self.path}?mode=ro&immutable=1", uri=True, check_same_thread=False
+            )
+            rows = self._db.execute("SELECT name, severity FROM categories").fetchall()
+            expr = self._db.execute("SELECT category, line, pattern FROM expressions").fetchall()
+        except sqlite3.Error as exc:
+            raise ConfigError(str(self.path), f"not a compiled UT1 list ({exc}); re-run the import") from exc
+        self._lock = threading.Lock()
+        self.severity = {name: int(sev) for name, sev in rows}
+        self._expressions: list[tuple[str, int, str, re.Pattern[str]]] = []
+        for category, line, stored in expr:
+            file_name, _, pattern = stored.partition("\t")
+            self._expressions.append((category, line, file_name, re.compile(pattern)))
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return tuple(sorted(self.severity))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _entries(self, keys: list[str]) -> list[UrlEntry]:
+        if not keys:
+            return []
+        marks = ",".join("?" * len(keys))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT value, category, kind, line FROM entries WHERE value IN ({marks})",  # noqa: S608
+                keys,
+            ).fetchall()
+        found = []
+        for value, category, kind, line in rows:
+            found.append(
+                UrlEntry(
+                    "domain" if kind == "d" else "prefix",
+                    value,
+                    category,
+                    self.severity.get(category, DEFAULT_SEVERITY),
+                    "UT1",
+                    f"ut1:{category}/{'domains' if kind == 'd' else 'urls'}",
+                    line,
+                )
+            )
+        return found
+
+    def match_host(self, host: str) -> tuple[UrlEntry, ...]:
+        """Categories whose domain lists cover ``host`` or a parent domain (works for SNI alone)."""
+        keys = list(host_suffixes(host))
+        return tuple(e for e in self._entries(keys) if e.type == "domain")
+
+    def match_url(self, url: str) -> tuple[UrlEntry, ...]:
+        """Domain, URL-prefix (by whole path segments) and expression matches for a full URL."""
+        key = url_key(url)
+        host, _, rest = key.partition("/")
+        path = rest.split("?", 1)[0].strip("/")
+        segments = path.split("/")[:MAX_PATH_PREFIXES] if path else []
+        hosts = list(host_suffixes(host))
+        bare = [h[4:] for h in hosts[:1] if h.startswith("www.")]
+        keys = list(hosts)
+        for h in hosts[:1] + bare:
+            for i in range(1, len(segments) + 1):
+                keys.append(f"{h}/" + "/".join(segments[:i]))
+        found = self._entries(keys)
+        for category, line, file_name, pattern in self._expressions:
+            if pattern.search(key):
+                found.append(
+                    UrlEntry(
+                        "expression",
+                        pattern.pattern[:200],
+                        category,
+                        self.severity.get(category, DEFAULT_SEVERITY),
+                        "UT1",
+                        f"ut1:{category}/{file_name}",
+                        line,
+                    )
+                )
+        return tuple(found)
