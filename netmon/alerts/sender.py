@@ -1,0 +1,179 @@
+"""Delivery of outbox alerts by e-mail (aiosmtplib), with back-off through outages and across restarts.
+
+:class:`AlertSender` runs as an asyncio task (in mitmdump's loop, or in ``netmon alerts send``). Every
+database step runs in a thread (``asyncio.to_thread``); SMTP is native asyncio. Each alert is sent once:
+it is marked ``sent`` as soon as the server accepts it, and a retry of an unmarked alert carries the same
+Message-ID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from email.message import EmailMessage
+from zoneinfo import ZoneInfo
+
+import aiosmtplib
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from netmon import counters
+from netmon.alerts.mail import LONDON, SmtpSettings, build_message, message_id, render
+from netmon.alerts.outbox import Job, claim_due, mark_failed, mark_sent, new_token, release_stale_claims
+from netmon.store.db import make_engine
+
+log = logging.getLogger(__name__)
+
+
+def subject_for(job: Job) -> str:
+    """Only category and severity: the subject shows on lock screens and in mail logs."""
+    real = [i for i in job.incidents if not i.get("missing")]
+    if job.urgency == "immediate" and len(real) == 1:
+        return f"[netmon] Safeguarding alert: {real[0]['category']}, severity {real[0]['severity']}"
+    top = max((int(i["severity"]) for i in real), default=0)
+    categories = ", ".join(sorted({str(i["category"]) for i in real}))
+    return f"[netmon] Safeguarding digest: {len(job.incidents)} alerts ({categories}), highest severity {top}"
+
+
+def compose(job: Job, settings: SmtpSettings, tz: ZoneInfo = LONDON) -> EmailMessage:
+    subject = subject_for(job)
+    context = {
+        "subject": subject,
+        "rule": job.rule,
+        "urgency": job.urgency,
+        "incidents": list(job.incidents),
+        "reasons": list(job.reasons),
+        "folded": list(job.folded),
+        "alert_uids": list(job.alert_uids),
+        "tz": tz,
+    }
+    return build_message(
+        subject=subject,
+        sender=settings.mail_from,
+        recipients=job.recipients,
+        text=render("alert.txt.j2", **context),
+        html=render("alert.html.j2", **context),
+        msg_id=message_id(job.key, settings.domain),
+    )
+
+
+def retry_cap_from_env(env: Mapping[str, str]) -> float:
+    try:
+        return max(1.0, float(env.get("NETMON_ALERT_RETRY_MAX", "") or 30.0))
+    except ValueError:
+        return 30.0
+
+
+class AlertSender:
+    """Delivers due alerts; call :meth:`run` as a task and :meth:`stop` (or cancel it) to end.
+
+    ``poll`` is how often the outbox is checked (seconds); ``retry_cap`` the longest back-off between
+    attempts during an outage (``NETMON_ALERT_RETRY_MAX``, default 30 s).
+    """
+
+    def __init__(
+        self,
+        db: str | Engine,
+        settings: SmtpSettings,
+        *,
+        poll: float = 1.0,
+        retry_cap: float | None = None,
+        tz: ZoneInfo | None = None,
+    ) -> None:
+        self.engine = make_engine(db) if isinstance(db, str) else db
+        self._own_engine = isinstance(db, str)
+        self.settings = settings
+        self.poll = poll
+        self.retry_cap = retry_cap if retry_cap is not None else retry_cap_from_env(os.environ)
+        self.tz = tz or LONDON
+        self.token = new_token()
+        self._stop = asyncio.Event()
+        self.sent = 0
+        self.failed = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        log.info(
+            "alert sender started (SMTP %s:%d, tls %s)",
+            self.settings.host,
+            self.settings.port,
+            self.settings.tls,
+        )
+        released = False
+        try:
+            while not self._stop.is_set():
+                try:
+                    if not released:
+                        await asyncio.to_thread(release_stale_claims, self.engine, self.token)
+                        released = True
+                    await self.run_once()
+                except SQLAlchemyError as exc:
+                    counters.incr("alerts.store-error")
+                    log.error("alert sender cannot use the store (will retry): %s", exc.__class__.__name__)
+                try:
+                    await asyncio.wait_for(self._stop.wait(), timeout=self.poll)
+                except TimeoutError:
+                    pass
+        finally:
+            if self._own_engine:
+                self.engine.dispose()
+            log.info("alert sender stopped")
+
+    async def run_once(self) -> int:
+        """Claim and deliver every due alert once; return how many e-mails were sent."""
+        jobs = await asyncio.to_thread(claim_due, self.engine, self.token)
+        if not jobs:
+            return 0
+        sent = 0
+        client = aiosmtplib.SMTP(**self.settings.client_kwargs())
+        try:
+            await client.connect()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            reason = f"cannot connect to SMTP server {self.settings.host}:{self.settings.port}: {_why(exc)}"
+            for job in jobs:
+                await self._failed(job, reason)
+            return 0
+        try:
+            for index, job in enumerate(jobs):
+                msg = compose(job, self.settings, self.tz)
+                try:
+                    errors, _ = await client.send_message(msg)
+                except (
+                    aiosmtplib.SMTPServerDisconnected,
+                    aiosmtplib.SMTPTimeoutError,
+                    OSError,
+                    TimeoutError,
+                ) as exc:
+                    reason = f"SMTP connection lost: {_why(exc)}"
+                    for rest in jobs[index:]:
+                        await self._failed(rest, reason)
+                    break
+                except aiosmtplib.SMTPException as exc:
+                    await self._failed(job, f"SMTP server refused the message: {_why(exc)}")
+                    continue
+                if errors:
+                    log.warning("alert %s: some recipients refused: %s", job.key, ", ".join(sorted(errors)))
+                await asyncio.to_thread(mark_sent, self.engine, job, self.token, str(msg["Message-ID"]))
+                counters.incr("alerts.sent", len(job.alert_ids))
+                self.sent += len(job.alert_ids)
+                sent += 1
+        finally:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                client.close()
+        return sent
+
+    async def _failed(self, job: Job, reason: str) -> None:
+        counters.incr("alerts.failed", len(job.alert_ids))
+        self.failed += len(job.alert_ids)
+        await asyncio.to_thread(mark_failed, self.engine, job, self.token, reason, cap=self.retry_cap)
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip() or exc.__class__.__name__
+    return f"{exc.__class__.__name__}: {text}"[:400]
