@@ -5,3 +5,4 @@ Each feature owns its own module: add one import line here when you add a table 
 
 from netmon.store import incidents  # noqa: F401
 from netmon.store import identity  # noqa: F401
+from netmon.store import alerts  # noqa: F401
