@@ -62,6 +62,10 @@ class HashIndex:
                 perceptual[entry.type].append(entry)
         self._perceptual = {kind: _Perceptual(items) for kind, items in perceptual.items()}
         self.size = count
+        self.categories = frozenset(
+            {e.category for t in self._exact.values() for e in t.values()}
+            | {e.category for items in perceptual.values() for e in items}
+        )
 
     def __len__(self) -> int:
         return self.size

@@ -1,0 +1,300 @@
+"""FilterLists (the compiled lists and filtering policy) and UrlListChecker (URL/host list hits).
+
+``FilterLists`` declares the list options, compiles ``policy/filtering.yaml`` plus every named list into
+one immutable :class:`netmon.filtering.Lists` snapshot at start-up (a bad file fails start-up with one
+located line), and swaps in a new snapshot when a file changes (a bad edit keeps the old one, logged).
+
+``UrlListChecker`` looks each request's URL up (exact URL, prefix, domain and imported UT1 categories),
+leaves the hits in ``flow.metadata["netmon.list_hits"]`` for the Blocker, and submits one incident per
+flow with source ``url-list`` once the flow ends (so the incident says whether it was blocked).
+``host_hits(host)`` serves hostname-only lookups for traffic passed through undecrypted (SNI).
+Fails open: a fault here is logged and counted, and the flow goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mitmproxy import ctx, exceptions, http
+
+from addons.context import USER_KEY, flow_context, flow_url
+from netmon import counters, paths
+from netmon.errors import ConfigError
+from netmon.filtering import FILE_NAME, FilterPolicy, Lists, build_lists, load_filtering
+from netmon.findings import Hit, ScanResult, TextFinding
+from netmon.urllists import UrlEntry
+
+log = logging.getLogger(__name__)
+
+HITS_KEY = "netmon.list_hits"
+BLOCKED_KEY = "netmon.blocked"
+Submit = Callable[[ScanResult], None]
+_LIST_OPTIONS = {"netmon_filtering", "netmon_hash_lists", "netmon_url_lists", "netmon_ut1", "netmon_policy"}
+
+
+def entry_hit(entry: UrlEntry, matched: str = "") -> Hit:
+    """A list entry as an explainable Hit (the phrase is the list value, the file and line its source)."""
+    return Hit(
+        phrase=entry.value,
+        category=entry.category,
+        severity=entry.severity,
+        language="",
+        library_file=entry.file,
+        line=entry.line,
+        start=0,
+        end=0,
+        matched_text=matched,
+        rules=(f"{entry.type} entry from {entry.source or 'list'}",),
+    )
+
+
+def _entry_dict(entry: UrlEntry) -> dict[str, Any]:
+    return {
+        "type": entry.type,
+        "value": entry.value,
+        "category": entry.category,
+        "severity": entry.severity,
+        "source": entry.source,
+        "file": entry.file,
+        "line": entry.line,
+    }
+
+
+class FilterLists:
+    """Holds the current :class:`Lists` snapshot; the other list addons read ``self.lists``."""
+
+    def __init__(self) -> None:
+        self.lists: Lists | None = None
+        self._groups_for: Callable[..., frozenset[str]] | None = None
+        self._mtimes: tuple[tuple[str, float], ...] = ()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def load(self, loader: Any) -> None:
+        loader.add_option(
+            "netmon_filtering",
+            str,
+            "",
+            "Filtering policy file (block/monitor per group and category, safe search, "
+            "allow-list, named lists); empty: filtering.yaml in netmon_policy.",
+        )
+        loader.add_option(
+            "netmon_hash_lists",
+            Sequence[str],
+            [],
+            "Further known-image hash lists (CSV type,hash,category,severity,source).",
+        )
+        loader.add_option(
+            "netmon_url_lists",
+            Sequence[str],
+            [],
+            "Further URL lists (CSV type,value,category,severity,source).",
+        )
+        loader.add_option(
+            "netmon_ut1",
+            str,
+            "",
+            "Compiled UT1 list file (from `netmon lists import ut1`); empty: as the "
+            "filtering policy says ('auto': <state dir>/lists/ut1.sqlite if imported).",
+        )
+        loader.add_option(
+            "netmon_lists_reload",
+            int,
+            5,
+            "Seconds between checks for changed policy/list files (0: never reload).",
+        )
+
+    def policy_file(self) -> Path:
+        opts = ctx.options
+        if opts.netmon_filtering:
+            return Path(opts.netmon_filtering)
+        base = getattr(opts, "netmon_policy", "") or str(paths.DEFAULT_POLICY_DIR)
+        return Path(base) / FILE_NAME
+
+    def _build(self) -> Lists:
+        opts = ctx.options
+        policy = load_filtering(self.policy_file())
+        return build_lists(policy, opts.netmon_hash_lists, opts.netmon_url_lists, opts.netmon_ut1)
+
+    def _files(self, lists: Lists) -> tuple[tuple[str, float], ...]:
+        files = [str(self.policy_file()), *lists.sources]
+        out = []
+        for f in files:
+            try:
+                out.append((f, Path(f).stat().st_mtime))
+            except OSError:
+                out.append((f, 0.0))
+        return tuple(out)
+
+    def configure(self, updated: set[str]) -> None:
+        if not (_LIST_OPTIONS & updated) and self.lists is not None:
+            return
+        try:
+            lists = self._build()
+        except ConfigError as exc:
+            raise exceptions.OptionsError(str(exc)) from exc
+        self._swap(lists)
+        self._groups_for = _policy_groups(getattr(ctx.options, "netmon_policy", ""))
+
+    def _swap(self, lists: Lists) -> None:
+        old = self.lists
+        self.lists = lists
+        self._mtimes = self._files(lists)
+        if old is not None and old.ut1 is not None and old.ut1 is not lists.ut1:
+            old.ut1.close()
+        log.info(
+            "lists loaded: %d URL entries, %d image hashes, UT1 %s, %d blocking groups",
+            len(lists.urls),
+            len(lists.hashes),
+            "on" if lists.ut1 else "off",
+            sum(1 for g in lists.policy.groups.values() if "block" in g.actions.values()),
+        )
+
+    def running(self) -> None:
+        interval = ctx.options.netmon_lists_reload
+        if interval > 0 and self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._watch, args=(float(interval),), name="netmon-lists-reload", daemon=True
+            )
+            self._thread.start()
+
+    def done(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _watch(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            lists = self.lists
+            if lists is None or self._files(lists) == self._mtimes:
+                continue
+            try:
+                new = self._build()
+            except ConfigError as exc:
+                self._mtimes = self._files(lists)  # do not retry until the next edit
+                counters.incr("lists.reload-failed")
+                log.error("lists not reloaded, keeping the previous ones: %s", exc)
+                continue
+            except Exception:  # noqa: BLE001 - a reload fault must never stop the proxy
+                counters.incr("lists.reload-failed")
+                log.exception("lists not reloaded, keeping the previous ones")
+                continue
+            self._swap(new)
+            counters.incr("lists.reloaded")
+            log.warning("filtering policy and lists reloaded")
+
+    def names_for(self, user: dict[str, Any] | None) -> frozenset[str]:
+        """Group names of a person: filtering's own (everyone, groups, year, role) + the school policy's."""
+        assert self.lists is not None
+        extra: frozenset[str] = frozenset()
+        if self._groups_for is not None and user:
+            try:
+                extra = self._groups_for(
+                    user.get("user"),
+                    user.get("role"),
+                    user.get("year_group"),
+                    tuple(user.get("groups") or ()),
+                )
+            except Exception:  # noqa: BLE001 - fall back to the identity's own groups
+                counters.incr("lists.error.groups")
+        return self.lists.policy.names_for(user, extra)
+
+    @property
+    def policy(self) -> FilterPolicy:
+        assert self.lists is not None
+        return self.lists.policy
+
+
+def _policy_groups(directory: str) -> Callable[..., frozenset[str]] | None:
+    """``groups_for`` of the school policy (policy/school.yaml), when it loads; else None (logged)."""
+    if not directory or not (Path(directory) / "school.yaml").is_file():
+        return None
+    try:
+        from netmon.policy import load_policy
+
+        return load_policy(Path(directory)).groups_for  # type: ignore[no-any-return]
+    except Exception as exc:  # noqa: BLE001 - filtering still works on the identity's own groups
+        log.warning("filtering: school policy groups unavailable (%s); using identity groups only", exc)
+        return None
+
+
+class UrlListChecker:
+    """URL and hostname list hits -> incidents (source ``url-list``); fails open."""
+
+    def __init__(self, state: FilterLists, submit: Submit) -> None:
+        self.state = state
+        self.submit = submit
+
+    def host_hits(self, host: str) -> tuple[Hit, ...]:
+        """Hits for a hostname alone (SNI of a passed-through connection); for TlsPolicy(host_hits=...)."""
+        lists = self.state.lists
+        if lists is None or not host:
+            return ()
+        try:
+            return tuple(entry_hit(e, host) for e in lists.lookup_host(host))
+        except Exception:  # noqa: BLE001 - fail open
+            counters.incr("lists.error.lookup")
+            log.exception("host list lookup failed (traffic unaffected)")
+            return ()
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        lists = self.state.lists
+        if lists is None or flow.response is not None or flow.metadata.get("netmon.skip"):
+            return
+        try:
+            entries = lists.lookup_url(flow_url(flow))
+        except Exception:  # noqa: BLE001 - fail open
+            counters.incr("lists.error.lookup")
+            log.exception("URL list lookup failed (traffic unaffected)")
+            return
+        if entries:
+            counters.incr("lists.url-hit")
+            flow.metadata[HITS_KEY] = [_entry_dict(e) for e in entries]
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._record(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._record(flow)
+
+    def _record(self, flow: http.HTTPFlow) -> None:
+        found = flow.metadata.pop(HITS_KEY, None)
+        if not found:
+            return
+        try:
+            hits = tuple(entry_hit(UrlEntry(**e), e["value"]) for e in found)
+            blocked = flow.metadata.get(BLOCKED_KEY)
+            label = "blocked" if blocked else "monitored"
+            top = found[0]
+            evidence: dict[str, Any] = {
+                "list": top["file"],
+                "entry": top["value"],
+                "type": top["type"],
+                "blocked": bool(blocked),
+            }
+            if blocked:
+                evidence.update(
+                    block_reference=blocked["reference"], blocked_categories=blocked["categories"]
+                )
+            result = ScanResult(
+                context=flow_context(flow),
+                findings=(TextFinding(source="url-list", text="", hits=hits, label=label),),
+                evidence=evidence,
+            )
+        except Exception:  # noqa: BLE001 - fail open
+            counters.incr("lists.error.record")
+            log.exception("could not build a URL-list incident")
+            return
+        self.submit(result)
+        log.info("url-list hit: %s (%s) on %s", top["category"], label, result.context.host)
+
+
+def user_of(flow: http.HTTPFlow) -> dict[str, Any] | None:
+    user = flow.metadata.get(USER_KEY)
+    return user if isinstance(user, dict) else None
