@@ -18,6 +18,14 @@ COMMANDS: dict[str, str] = {
     "export": "netmon.cli.export_cmd:export",
     "incidents": "netmon.cli.export_cmd:incidents",
     "db": "netmon.cli.db_cmd:db",
+    "users": "netmon.cli.users_cmd:users",
+    "sessions": "netmon.cli.sessions_cmd:sessions",
+    "portal": "netmon.cli.portal_cmd:portal",
+    "policy": "netmon.cli.policy_cmd:policy",
+    "alerts": "netmon.cli.alerts_cmd:alerts",
+    "report": "netmon.cli.report_cmd:report",
+    "hashlist": "netmon.cli.hashlist_cmd:hashlist",
+    "lists": "netmon.cli.lists_cmd:lists",
 }
 
 
