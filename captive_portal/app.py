@@ -1,0 +1,345 @@
+"""The portal web app: AUP, sign-in, CA download and the RFC 8908 captive-portal API."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Flask, Response, abort, g, jsonify, redirect, render_template, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from captive_portal.ca import DEFAULT_CA_CERT, CaCertificate
+from captive_portal.guard import RateLimiter, continue_url, csrf_ok, csrf_token
+from captive_portal.i18n import strings
+from netmon import counters
+from netmon.aup import AupSource
+from netmon.identity import (
+    ARP_TABLE,
+    DEFAULT_IDLE,
+    DEFAULT_MAX,
+    SETTING_AUP_VERSION,
+    end_sessions,
+    ensure_link_key,
+    get_setting,
+    normalise_ip,
+    read_neighbours,
+    session_for_ip,
+    set_setting,
+    start_session,
+)
+from netmon.probes import TRUST_CHECK_URL
+from netmon.store.db import make_engine
+from netmon.store.incidents import audit
+from netmon.users import DirectoryConfig, DirectoryError, authenticate, normalise_username
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class PortalConfig:
+    """Everything the portal needs; ``netmon portal`` fills it from its options and environment."""
+
+    db_url: str
+    aup_dir: Path | None = None
+    public_url: str = ""  # the address devices use, e.g. https://portal.school.example/ (RFC 8908)
+    ca_cert: Path = DEFAULT_CA_CERT
+    organisation: str = "School"
+    idle: timedelta = DEFAULT_IDLE
+    max_length: timedelta = DEFAULT_MAX
+    directory: DirectoryConfig | None = None
+    secret_key: str = ""  # cookie signing key; NETMON_PORTAL_SECRET, else random per start
+    trust_proxy: bool = False  # honour one X-Forwarded-For hop (only behind your own reverse proxy)
+    secure_cookies: bool | None = None  # None: Secure whenever the request came over HTTPS
+    ip_limit: tuple[int, float] = (20, 60.0)  # sign-in attempts per address per seconds
+    user_limit: tuple[int, float] = (5, 300.0)  # failed sign-ins per user name per seconds
+    arp_path: Path | None = ARP_TABLE
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    def get_cookie_secure(self, app: Flask) -> bool:  # type: ignore[override]
+        forced = app.config.get("NETMON_SECURE_COOKIES")
+        return bool(forced) if forced is not None else request.is_secure
+
+
+def create_app(config: PortalConfig) -> Flask:
+    app = Flask(__name__, template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"))
+    app.config.update(
+        SECRET_KEY=config.secret_key or secrets.token_hex(32),
+        SESSION_COOKIE_NAME="netmon_portal",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=1),
+        MAX_CONTENT_LENGTH=64 * 1024,
+        PROPAGATE_EXCEPTIONS=False,
+        TRAP_HTTP_EXCEPTIONS=False,
+        NETMON_SECURE_COOKIES=config.secure_cookies,
+    )
+    app.session_interface = _SessionInterface()
+    if config.trust_proxy:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    engine = make_engine(config.db_url)
+    aup_source = AupSource(config.aup_dir)
+    state: dict[str, Any] = {"aup_version": None}
+    state_lock = threading.Lock()
+    with Session(engine) as db, db.begin():
+        link_key = ensure_link_key(db)
+    ip_limiter = RateLimiter(*config.ip_limit)
+    user_limiter = RateLimiter(*config.user_limit)
+    app.extensions["netmon"] = {
+        "engine": engine,
+        "config": config,
+        "ip_limiter": ip_limiter,
+        "user_limiter": user_limiter,
+    }
+
+    def current_aup() -> Any:
+        aup = aup_source.get()
+        with state_lock:
+            if state["aup_version"] != aup.version:
+                with Session(engine) as db, db.begin():
+                    if get_setting(db, SETTING_AUP_VERSION) != aup.version:
+                        set_setting(db, SETTING_AUP_VERSION, aup.version)
+                state["aup_version"] = aup.version
+        return aup
+
+    current_aup()
+
+    def client_ip() -> str:
+        return normalise_ip(request.remote_addr or "")
+
+    def language() -> str:
+        aup = current_aup()
+        lang = request.values.get("lang") or session.get("lang") or aup.default_language
+        return lang if lang in aup.texts else aup.default_language
+
+    def portal_url() -> str:
+        return config.public_url or request.host_url
+
+    @app.before_request
+    def _prepare() -> None:
+        g.lang = language()
+        g.t = strings(g.lang)
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"connect-src 'self' https://{TRUST_CHECK_URL.split('/')[2]}; frame-ancestors 'none'; "
+            "base-uri 'none'; object-src 'none'"
+        )
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    def render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
+        aup = current_aup()
+        other = [lang for lang in aup.languages if lang != g.lang]
+        return render_template(
+            template, t=g.t, lang=g.lang, aup=aup, other_languages=other, csrf=csrf_token(session), **context
+        ), status
+
+    def signin_page(status: int = 200, error: str | None = None, username: str = "") -> tuple[str, int]:
+        aup = current_aup()
+        target = continue_url(request.values.get("next"), request.values.get("sig"), link_key)
+        return render(
+            "signin.html",
+            status,
+            text=aup.text(g.lang),
+            error=error,
+            username=username,
+            next=target or "",
+            sig=request.values.get("sig", "") if target else "",
+        )
+
+    def signed_in() -> Any:
+        with Session(engine) as db:
+            row = session_for_ip(db, client_ip(), current_aup().version)
+            if row is not None:
+                db.expunge(row)
+            return row
+
+    @app.get("/")
+    def index() -> Any:
+        if "lang" in request.args and request.args["lang"] in current_aup().texts:
+            session["lang"] = request.args["lang"]
+        row = signed_in()
+        if row is not None:
+            target = continue_url(request.args.get("next"), request.args.get("sig"), link_key)
+            return render(
+                "welcome.html",
+                name=row.display_name or row.username,
+                next=target or "",
+                ca=CaCertificate.load(config.ca_cert),
+                trust_url=TRUST_CHECK_URL,
+            )
+        return signin_page()
+
+    @app.post("/signin")
+    def signin() -> Any:
+        ip = client_ip()
+        if not csrf_ok(session, request.form.get("csrf")):
+            counters.incr("portal.csrf-refused")
+            with Session(engine) as db, db.begin():
+                audit(db, "portal.csrf.refused", actor=ip)
+            return render("error.html", 400, message=g.t["expired"])
+        username = normalise_username(request.form.get("username", ""))[:150]
+        password = request.form.get("password", "")
+        if ip_limiter.hit(ip) or (username and user_limiter.blocked(username)):
+            counters.incr("portal.rate-limited")
+            with Session(engine) as db, db.begin():
+                audit(db, "portal.signin.ratelimited", actor=ip, subject=username or None)
+            page, _ = signin_page(429, g.t["too_many"], username)
+            return Response(page, 429, headers={"Retry-After": "60"})
+        if request.form.get("accept") not in ("yes", "on", "1", "true"):
+            return signin_page(400, g.t["must_accept"], username)
+        aup = current_aup()
+        mac = read_neighbours(config.arp_path).get(ip) if config.arp_path else None
+        with Session(engine) as db, db.begin():
+            try:
+                account = authenticate(db, username, password, config.directory)
+            except DirectoryError as exc:
+                log.error("sign-in: %s", exc)
+                audit(db, "portal.signin.error", actor=ip, subject=username or None, reason="directory")
+                return signin_page(503, g.t["directory_down"], username)
+            if account is None:
+                user_limiter.hit(username or "-")
+                counters.incr("portal.signin.failed")
+                audit(db, "portal.signin.failed", actor=ip, subject=username or None, mac=mac)
+                log.info("sign-in failed from %s", ip)
+                return signin_page(401, g.t["bad_login"], username)
+            start_session(
+                db,
+                account,
+                ip=ip,
+                mac=mac,
+                user_agent=request.headers.get("User-Agent", ""),
+                aup_version=aup.version,
+                language=g.lang,
+                idle=config.idle,
+                max_length=config.max_length,
+            )
+            audit(
+                db,
+                "portal.signin",
+                actor=account.username,
+                subject=ip,
+                mac=mac,
+                source=account.source,
+                aup_version=aup.version,
+                language=g.lang,
+            )
+        user_limiter.clear(username)
+        counters.incr("portal.signin")
+        log.info("signed in: %s at %s", account.username, ip)
+        session["csrf"] = secrets.token_urlsafe(32)  # a fresh token after sign-in
+        target = continue_url(request.form.get("next"), request.form.get("sig"), link_key)
+        if target:
+            return redirect(target, 303)
+        return redirect(url_for("index"), 303)
+
+    @app.post("/signout")
+    def signout() -> Any:
+        if not csrf_ok(session, request.form.get("csrf")):
+            return render("error.html", 400, message=g.t["expired"])
+        ip = client_ip()
+        with Session(engine) as db, db.begin():
+            if end_sessions(db, ip=ip, reason="signed-out"):
+                audit(db, "portal.signout", actor=ip, subject=ip)
+        return render("error.html", 200, message=g.t["signed_out"], title=g.t["signed_out"])
+
+    @app.get("/ca")
+    def ca_page() -> Any:
+        return render("ca.html", ca=CaCertificate.load(config.ca_cert), trust_url=TRUST_CHECK_URL)
+
+    def _ca_or_404() -> CaCertificate:
+        ca = CaCertificate.load(config.ca_cert)
+        if ca is None:
+            abort(404)
+        return ca
+
+    def _download(body: bytes, mimetype: str, filename: str) -> Response:
+        return Response(
+            body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+        )
+
+    @app.get("/ca/netmon-ca.pem")
+    def ca_pem() -> Response:
+        return _download(_ca_or_404().pem, "application/x-pem-file", "netmon-ca.pem")
+
+    @app.get("/ca/netmon-ca.crt")
+    def ca_der() -> Response:
+        return _download(_ca_or_404().der, "application/x-x509-ca-cert", "netmon-ca.crt")
+
+    @app.get("/ca/netmon.mobileconfig")
+    def ca_profile() -> Response:
+        body = _ca_or_404().mobileconfig(config.organisation)
+        return _download(body, "application/x-apple-aspen-config", "netmon.mobileconfig")
+
+    @app.get("/api/captive")
+    def captive_api() -> Response:
+        """RFC 8908 captive-portal API (its URL goes in DHCP option 114, RFC 8910)."""
+        row = signed_in()
+        body: dict[str, Any] = {"captive": row is None, "user-portal-url": portal_url()}
+        if row is not None:
+            from netmon.store.base import utcnow
+
+            now = utcnow()
+            remaining = min(row.expires_at - now, row.last_seen + timedelta(seconds=row.idle_seconds) - now)
+            body["seconds-remaining"] = max(0, int(remaining.total_seconds()))
+            body["can-extend-session"] = False
+        response = jsonify(body)
+        response.mimetype = "application/captive+json"
+        response.headers["Cache-Control"] = "private, no-store"
+        return response
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return Response("ok\n", mimetype="text/plain")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        code = exc.code or 500
+        t = strings(getattr(g, "lang", "en"))
+        if not hasattr(g, "t"):
+            g.t, g.lang = t, "en"
+        page, _ = render("error.html", code, message=t["error"], title=t["error_title"])
+        return page, code
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Any:
+        log.error(
+            "portal error %s on %s %s",
+            exc.__class__.__name__,
+            request.method,
+            request.path,
+            exc_info=log.isEnabledFor(logging.DEBUG),
+        )
+        if not hasattr(g, "t"):
+            g.t, g.lang = strings("en"), "en"
+        try:
+            page, _ = render("error.html", 500, message=g.t["error"], title=g.t["error_title"])
+        except Exception:  # noqa: BLE001 - the error page itself failed (e.g. AUP unreadable): plain text
+            return Response("Something went wrong. Please try again.\n", 500, mimetype="text/plain")
+        return page, 500
+
+    def lang_link(lang: str) -> str:
+        args = {k: v for k, v in request.args.items() if k in ("next", "sig")}
+        args["lang"] = lang
+        return f"{request.path}?{urlencode(args)}"
+
+    app.jinja_env.globals["lang_link"] = lang_link
+    return app

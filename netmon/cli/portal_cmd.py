@@ -1,0 +1,186 @@
+"""``netmon portal``: run the captive-portal web service."""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from netmon.errors import NetmonError
+from netmon.paths import default_db_url
+
+log = logging.getLogger(__name__)
+
+
+@click.command()
+@click.option("--port", type=int, default=8090, show_default=True, help="Port to listen on.")
+@click.option(
+    "--host",
+    default="0.0.0.0",  # noqa: S104 - devices on the pupils' network must reach it
+    show_default=True,
+    help="Address to listen on (the gateway's address on the pupils' network).",
+)
+@click.option("--db", "db_url", default=None, help="Database URL (default: SQLite in ./var).")
+@click.option(
+    "--public-url",
+    envvar="NETMON_PORTAL_URL",
+    default="",
+    help="The portal's address as devices see it (RFC 8908 user-portal-url).",
+)
+@click.option(
+    "--aup",
+    "aup_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="AUP directory (default: policy/aup).",
+)
+@click.option(
+    "--ca-cert",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="The proxy's CA certificate (default: <confdir>/mitmproxy-ca-cert.pem).",
+)
+@click.option(
+    "--confdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="mitmproxy confdir holding the CA (default: ~/.mitmproxy).",
+)
+@click.option(
+    "--organisation",
+    envvar="NETMON_ORGANISATION",
+    default="School",
+    show_default=True,
+    help="School name shown in the iOS profile.",
+)
+@click.option(
+    "--idle-minutes",
+    type=click.IntRange(1),
+    default=120,
+    show_default=True,
+    help="Sign a device out after this long without traffic.",
+)
+@click.option(
+    "--max-hours",
+    type=click.FloatRange(0.1),
+    default=10.0,
+    show_default=True,
+    help="Longest a sign-in lasts.",
+)
+@click.option(
+    "--ldap-url", envvar="NETMON_LDAP_URL", default="", help="ldap:// or ldaps:// URL of the directory."
+)
+@click.option(
+    "--ldap-user-dn",
+    envvar="NETMON_LDAP_USER_DN",
+    default="",
+    help="Bind DN template, e.g. 'uid={username},ou=people,dc=school,dc=uk' or '{username}@school.local'.",
+)
+@click.option(
+    "--ldap-base-dn", envvar="NETMON_LDAP_BASE_DN", default="", help="Search base (search-then-bind)."
+)
+@click.option(
+    "--ldap-filter",
+    envvar="NETMON_LDAP_FILTER",
+    default="(uid={username})",
+    show_default=True,
+    help="Search filter (AD: '(sAMAccountName={username})').",
+)
+@click.option(
+    "--ldap-bind-dn", envvar="NETMON_LDAP_BIND_DN", default="", help="Service account for searching."
+)
+@click.option("--ldap-start-tls", is_flag=True, envvar="NETMON_LDAP_START_TLS", help="Use StartTLS.")
+@click.option(
+    "--ldap-year-attribute",
+    envvar="NETMON_LDAP_YEAR_ATTRIBUTE",
+    default="",
+    help="Directory attribute holding the year group (roster entries take precedence).",
+)
+@click.option("--trust-proxy", is_flag=True, help="Behind your own reverse proxy: honour X-Forwarded-For.")
+def portal(
+    port: int,
+    host: str,
+    db_url: str | None,
+    public_url: str,
+    aup_dir: Path | None,
+    ca_cert: Path | None,
+    confdir: Path | None,
+    organisation: str,
+    idle_minutes: int,
+    max_hours: float,
+    ldap_url: str,
+    ldap_user_dn: str,
+    ldap_base_dn: str,
+    ldap_filter: str,
+    ldap_bind_dn: str,
+    ldap_start_tls: bool,
+    ldap_year_attribute: str,
+    trust_proxy: bool,
+) -> None:
+    """Run the captive portal (AUP, sign-in, CA download, RFC 8908 API).
+
+    Secrets come from the environment: NETMON_PORTAL_SECRET (cookie key) and NETMON_LDAP_BIND_PASSWORD.
+    """
+    from werkzeug.serving import make_server
+
+    from captive_portal.app import PortalConfig, create_app
+    from netmon.store.db import upgrade
+    from netmon.users import DirectoryConfig
+
+    url = db_url or default_db_url()
+    if ldap_url and not (ldap_user_dn or ldap_base_dn):
+        raise click.BadParameter(
+            "give --ldap-user-dn or --ldap-base-dn with --ldap-url", param_hint="--ldap-url"
+        )
+    directory = (
+        DirectoryConfig(
+            url=ldap_url,
+            user_dn=ldap_user_dn,
+            base_dn=ldap_base_dn,
+            search_filter=ldap_filter,
+            bind_dn=ldap_bind_dn,
+            bind_password=os.environ.get("NETMON_LDAP_BIND_PASSWORD", ""),
+            start_tls=ldap_start_tls,
+            year_attribute=ldap_year_attribute,
+        )
+        if ldap_url
+        else None
+    )
+    ca = ca_cert or (confdir or Path("~/.mitmproxy").expanduser()) / "mitmproxy-ca-cert.pem"
+    config = PortalConfig(
+        db_url=url,
+        aup_dir=aup_dir,
+        public_url=public_url,
+        ca_cert=ca,
+        organisation=organisation,
+        idle=timedelta(minutes=idle_minutes),
+        max_length=timedelta(hours=max_hours),
+        directory=directory,
+        secret_key=os.environ.get("NETMON_PORTAL_SECRET", ""),
+        trust_proxy=trust_proxy,
+    )
+    try:
+        upgrade(url)
+        app = create_app(config)
+        server = make_server(host, port, app, threaded=True)
+    except NetmonError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no request lines (they carry URLs) at INFO
+    click.echo(f"netmon portal on http://{host}:{port}/ (store {_display(url)})", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def _display(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

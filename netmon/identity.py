@@ -1,0 +1,416 @@
+"""Device sessions: which user is behind an address (IP, plus MAC when the gateway sees it).
+
+The portal starts and ends sessions in the store. The proxy never reads the store per request: a
+:class:`SessionRefresher` thread loads an immutable :class:`SessionSnapshot` every few seconds, writes back
+when each address was last active (for the idle timeout), and the proxy's hooks only look at the snapshot.
+
+A session is live while it has not been ended, its idle timeout and maximum length have not passed and it
+was accepted under the current AUP version. A different device on the same address (another MAC in the
+gateway's neighbour table) never inherits the session: it is ended as ``new-device``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import MappingProxyType
+
+from sqlalchemy import Engine, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from netmon.store.base import utcnow
+from netmon.store.identity import AupAcceptance, DeviceSession, PortalSetting
+from netmon.users import Account
+
+log = logging.getLogger(__name__)
+
+ARP_TABLE = Path("/proc/net/arp")
+DEFAULT_IDLE = timedelta(hours=2)
+DEFAULT_MAX = timedelta(hours=10)
+SETTING_AUP_VERSION = "aup_version"
+SETTING_LINK_KEY = "link_key"
+
+
+def normalise_ip(address: str) -> str:
+    return address.strip().removeprefix("::ffff:").lower()
+
+
+def read_neighbours(path: Path = ARP_TABLE) -> dict[str, str]:
+    """IPv4 address -> MAC from the kernel's neighbour table (empty when it cannot be read)."""
+    table: dict[str, str] = {}
+    try:
+        lines = path.read_text().splitlines()[1:]
+    except OSError:
+        return table
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 4 and parts[3] != "00:00:00:00:00:00" and parts[2] != "0x0":
+            table[parts[0]] = parts[3].lower()
+    return table
+
+
+# --- settings shared by portal and proxy ----------------------------------------------------------------
+
+
+def get_setting(session: Session, key: str) -> str | None:
+    row = session.get(PortalSetting, key)
+    return row.value if row else None
+
+
+def set_setting(session: Session, key: str, value: str) -> None:
+    row = session.get(PortalSetting, key)
+    if row is None:
+        session.add(PortalSetting(key=key, value=value, updated_at=utcnow()))
+    elif row.value != value:
+        row.value = value
+        row.updated_at = utcnow()
+
+
+def ensure_link_key(session: Session) -> str:
+    """The key that signs the gate's "continue to" links (created once, shared through the store)."""
+    key = get_setting(session, SETTING_LINK_KEY)
+    if key is None:
+        key = secrets.token_hex(32)
+        set_setting(session, SETTING_LINK_KEY, key)
+    return key
+
+
+def sign_link(key: str, url: str) -> str:
+    return hmac.new(key.encode(), url.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:32]
+
+
+def link_signature_ok(key: str | None, url: str, signature: str) -> bool:
+    return bool(key) and hmac.compare_digest(sign_link(key or "", url), signature or "")
+
+
+# --- sessions in the store ------------------------------------------------------------------------------
+
+
+def _open(now: datetime) -> list[object]:
+    return [DeviceSession.ended_at.is_(None), DeviceSession.expires_at > now]
+
+
+def start_session(
+    session: Session,
+    account: Account,
+    *,
+    ip: str,
+    mac: str | None,
+    user_agent: str,
+    aup_version: str,
+    language: str,
+    idle: timedelta = DEFAULT_IDLE,
+    max_length: timedelta = DEFAULT_MAX,
+    now: datetime | None = None,
+) -> DeviceSession:
+    """Sign a device in: end whatever session its address had, record the AUP acceptance, start a new one."""
+    now = now or utcnow()
+    ip = normalise_ip(ip)
+    end_sessions(session, ip=ip, reason="replaced", now=now)
+    agent = user_agent[:300]
+    session.add(
+        AupAcceptance(
+            time=now,
+            username=account.username,
+            aup_version=aup_version,
+            language=language,
+            ip=ip,
+            mac=mac,
+            user_agent=agent,
+        )
+    )
+    row = DeviceSession(
+        username=account.username,
+        display_name=account.display_name,
+        role=account.role,
+        year_group=account.year_group,
+        groups=list(account.groups),
+        ip=ip,
+        mac=mac,
+        user_agent=agent,
+        aup_version=aup_version,
+        started_at=now,
+        last_seen=now,
+        idle_seconds=int(idle.total_seconds()),
+        expires_at=now + max_length,
+    )
+    session.add(row)
+    return row
+
+
+def end_sessions(
+    session: Session,
+    *,
+    ip: str | None = None,
+    username: str | None = None,
+    reason: str,
+    now: datetime | None = None,
+) -> int:
+    """End the open sessions of an address or a user; returns how many were ended."""
+    now = now or utcnow()
+    query = update(DeviceSession).where(DeviceSession.ended_at.is_(None))
+    if ip is not None:
+        query = query.where(DeviceSession.ip == normalise_ip(ip))
+    if username is not None:
+        query = query.where(DeviceSession.username == username.strip().lower())
+    result = session.execute(query.values(ended_at=now, end_reason=reason))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def live(row: DeviceSession, now: datetime, aup_version: str | None) -> bool:
+    if row.ended_at is not None or row.expires_at <= now:
+        return False
+    if now - row.last_seen > timedelta(seconds=row.idle_seconds):
+        return False
+    return aup_version is None or row.aup_version == aup_version
+
+
+def open_sessions(session: Session, now: datetime | None = None) -> list[DeviceSession]:
+    """Sessions not yet ended or expired (idle and AUP checks are applied by :func:`live`)."""
+    now = now or utcnow()
+    query = select(DeviceSession).where(*_open(now)).order_by(DeviceSession.ip, DeviceSession.started_at)
+    return list(session.scalars(query))
+
+
+def session_for_ip(
+    session: Session, ip: str, aup_version: str | None, now: datetime | None = None
+) -> DeviceSession | None:
+    now = now or utcnow()
+    query = (
+        select(DeviceSession)
+        .where(*_open(now), DeviceSession.ip == normalise_ip(ip))
+        .order_by(DeviceSession.started_at.desc())
+    )
+    for row in session.scalars(query):
+        if live(row, now, aup_version):
+            return row
+    return None
+
+
+# --- the proxy's view -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """What the proxy knows about one signed-in address."""
+
+    session_id: int
+    user: str
+    display_name: str
+    role: str
+    year_group: str | None
+    groups: tuple[str, ...]
+    ip: str
+    mac: str | None
+    aup_version: str
+    last_seen: float  # POSIX time, as stored
+    idle_seconds: int
+    expires_at: float  # POSIX time
+
+    def as_metadata(self, mac: str | None = None) -> dict[str, object]:
+        """The ``flow.metadata["netmon.user"]`` dict."""
+        return {
+            "user": self.user,
+            "role": self.role,
+            "year_group": self.year_group,
+            "groups": list(self.groups),
+            "mac": mac or self.mac,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSnapshot:
+    """Immutable view of live sessions, swapped by one reference each refresh."""
+
+    sessions: Mapping[str, SessionInfo] = field(default_factory=lambda: MappingProxyType({}))
+    neighbours: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    aup_version: str | None = None
+    link_key: str | None = None
+    loaded_at: float = 0.0
+    ok: bool = False  # False until the store has been read once (the gate then fails closed)
+
+    def mac_of(self, ip: str) -> str | None:
+        return self.neighbours.get(normalise_ip(ip))
+
+    def lookup(
+        self, ip: str, *, mac: str | None = None, now: float | None = None, last_active: float | None = None
+    ) -> SessionInfo | None:
+        """The live session of ``ip``, or None (no session, expired, idle, or another device)."""
+        info = self.sessions.get(normalise_ip(ip))
+        if info is None:
+            return None
+        now = time.time() if now is None else now
+        if now >= info.expires_at:
+            return None
+        if now - max(info.last_seen, last_active or 0.0) > info.idle_seconds:
+            return None
+        mac = mac or self.mac_of(ip)
+        if info.mac and mac and info.mac != mac:
+            return None
+        return info
+
+
+def load_snapshot(
+    session: Session, neighbours: Mapping[str, str] | None = None, now: datetime | None = None
+) -> tuple[SessionSnapshot, list[int]]:
+    """Read the live sessions; returns the snapshot and the ids of sessions now held by another device."""
+    now = now or utcnow()
+    aup_version = get_setting(session, SETTING_AUP_VERSION)
+    neighbours = dict(neighbours or {})
+    sessions: dict[str, SessionInfo] = {}
+    stale: list[int] = []
+    for row in open_sessions(session, now):
+        if not live(row, now, aup_version):
+            continue
+        current_mac = neighbours.get(row.ip)
+        if row.mac and current_mac and row.mac != current_mac:
+            stale.append(row.id)
+            continue
+        previous = sessions.get(row.ip)
+        if previous is not None and previous.session_id > row.id:
+            continue
+        sessions[row.ip] = SessionInfo(
+            session_id=row.id,
+            user=row.username,
+            display_name=row.display_name,
+            role=row.role,
+            year_group=row.year_group,
+            groups=tuple(row.groups or ()),
+            ip=row.ip,
+            mac=row.mac,
+            aup_version=row.aup_version,
+            last_seen=row.last_seen.timestamp(),
+            idle_seconds=row.idle_seconds,
+            expires_at=row.expires_at.timestamp(),
+        )
+    snapshot = SessionSnapshot(
+        sessions=MappingProxyType(sessions),
+        neighbours=MappingProxyType(neighbours),
+        aup_version=aup_version,
+        link_key=get_setting(session, SETTING_LINK_KEY),
+        loaded_at=time.time(),
+        ok=True,
+    )
+    return snapshot, stale
+
+
+class SessionRefresher:
+    """Keeps a :class:`SessionSnapshot` fresh from the store in a background thread.
+
+    ``touch(ip)`` (cheap, from the event loop) notes activity; each refresh writes the latest activity of
+    signed-in addresses back to ``last_seen`` so the portal and ``netmon sessions`` see it too.
+    """
+
+    def __init__(self, engine: Engine, *, interval: float = 3.0, arp_path: Path | None = ARP_TABLE) -> None:
+        self.engine = engine
+        self.interval = interval
+        self.arp_path = arp_path
+        self.snapshot = SessionSnapshot()
+        self._activity: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failures = 0
+
+    def touch(self, ip: str, when: float | None = None) -> None:
+        with self._lock:
+            self._activity[ip] = time.time() if when is None else when
+
+    def last_active(self, ip: str) -> float | None:
+        return self._activity.get(ip)
+
+    def _drain_activity(self) -> dict[str, float]:
+        with self._lock:
+            activity, self._activity = self._activity, {}
+        return activity
+
+    def refresh(self) -> SessionSnapshot:
+        """One refresh (also called directly by tests). Keeps the old snapshot when the store fails."""
+        activity = self._drain_activity()
+        neighbours = read_neighbours(self.arp_path) if self.arp_path else {}
+        try:
+            with Session(self.engine) as session, session.begin():
+                self._write_activity(session, activity)
+                snapshot, stale = load_snapshot(session, neighbours)
+                if stale:
+                    now = utcnow()
+                    session.execute(
+                        update(DeviceSession)
+                        .where(DeviceSession.id.in_(stale))
+                        .values(ended_at=now, end_reason="new-device")
+                    )
+                    log.info("ended %d session(s): another device now holds the address", len(stale))
+        except SQLAlchemyError as exc:
+            self.failures += 1
+            with self._lock:  # keep the activity for the next attempt
+                for ip, when in activity.items():
+                    self._activity.setdefault(ip, when)
+            log.error("session refresh failed (keeping the previous snapshot): %s", exc.__class__.__name__)
+            return self.snapshot
+        self.snapshot = snapshot
+        return snapshot
+
+    def _write_activity(self, session: Session, activity: Mapping[str, float]) -> None:
+        current = self.snapshot.sessions
+        for ip, when in activity.items():
+            info = current.get(ip)
+            if info is None or when <= info.last_seen:
+                continue
+            stamp = datetime.fromtimestamp(when, tz=utcnow().tzinfo)
+            session.execute(
+                update(DeviceSession)
+                .where(
+                    DeviceSession.id == info.session_id,
+                    or_(DeviceSession.last_seen < stamp, DeviceSession.last_seen.is_(None)),
+                )
+                .values(last_seen=stamp)
+            )
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.refresh()
+
+    def start(self) -> None:
+        self.refresh()
+        self._thread = threading.Thread(target=self._run, name="netmon-sessions", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self.refresh_activity_only()
+
+    def refresh_activity_only(self) -> None:
+        activity = self._drain_activity()
+        if not activity:
+            return
+        try:
+            with Session(self.engine) as session, session.begin():
+                self._write_activity(session, activity)
+        except SQLAlchemyError as exc:
+            log.error("could not save session activity: %s", exc.__class__.__name__)
+
+
+def describe(rows: Iterable[DeviceSession]) -> list[dict[str, object]]:
+    return [
+        {
+            "user": r.username,
+            "ip": r.ip,
+            "mac": r.mac,
+            "role": r.role,
+            "since": r.started_at,
+            "last_seen": r.last_seen,
+        }
+        for r in rows
+    ]
