@@ -458,3 +458,18 @@ class PolicyWatcher:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+
+def hit_filter(policy: Policy | Callable[[], Policy]) -> Callable[[Any, Any], bool]:
+    """``hit_filter(context, hit)`` for the incident writer: is this hit recorded for this person?
+
+    ``policy`` is a snapshot or a callable returning the current one (``lambda: watcher.current``).
+    """
+    current: Callable[[], Policy] = policy if callable(policy) else (lambda: policy)
+
+    def records(context: Any, hit: Any) -> bool:
+        snapshot = current()
+        groups = snapshot.groups_for(context.user, context.role, context.year_group, context.groups)
+        return snapshot.records(groups, hit.category, hit.severity)
+
+    return records
