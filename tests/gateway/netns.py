@@ -1,0 +1,190 @@
+"""Three network namespaces joined by veth pairs: a pupil device, the gateway and an "internet" server.
+
+    device (eth0 10.77.0.10, fd77::10) ── pupil0 [gateway 10.77.0.1, fd77::1] uplink0 ── eth0 (192.0.2.80,
+    fd78::80) internet                                   (192.0.2.1, fd78::1)
+
+Names carry a unique prefix per run (``nmgw<pid>x<n>-``) so parallel runs never collide, and a run that
+died without cleaning up is swept by the next one (its pid is gone). Teardown kills every process started
+in the namespaces and deletes them, which removes their interfaces and nftables rules with them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+NFT_RULES = REPO / "deploy" / "nftables" / "netmon.nft"
+SYSCTL_FILE = REPO / "deploy" / "sysctl" / "99-netmon.conf"
+PREFIX = "nmgw"
+_NAME = re.compile(rf"^{PREFIX}(\d+)x\d+-")
+_counter = 0
+
+DEVICE_V4, GATEWAY_PUPIL_V4 = "10.77.0.10", "10.77.0.1"
+GATEWAY_UPLINK_V4, SERVER_V4 = "192.0.2.1", "192.0.2.80"
+DEVICE_V6, GATEWAY_PUPIL_V6, GATEWAY_UPLINK_V6, SERVER_V6 = "fd77::10", "fd77::1", "fd78::1", "fd78::80"
+PUPIL_IF = "pupil0"
+
+
+def unavailable_reason() -> str | None:
+    """Why the namespace tests cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces and nftables); CI runs these as root"
+    for tool in ("ip", "nft", "curl"):
+        if shutil.which(tool) is None:
+            return f"needs the {tool!r} command (apt-get install iproute2 nftables curl)"
+    probe = f"{PREFIX}probe{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if made.returncode != 0:
+        return f"'ip netns add' does not work here: {made.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def list_namespaces() -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def sweep_stale() -> None:
+    """Delete namespaces left by earlier runs whose process is gone."""
+    for name in list_namespaces():
+        match = _NAME.match(name)
+        if match and not _pid_alive(int(match.group(1))):
+            _kill_namespace_processes(name)
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def _kill_namespace_processes(ns: str) -> None:
+    out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
+    for pid in out.split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+
+
+def sh(*cmd: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({result.returncode}): {result.stderr.strip()}")
+    return result
+
+
+@dataclass
+class Lab:
+    workdir: Path
+    prefix: str = ""
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        global _counter
+        _counter += 1
+        self.prefix = self.prefix or f"{PREFIX}{os.getpid()}x{_counter}-"
+        self.device, self.gateway, self.internet = (f"{self.prefix}{n}" for n in ("device", "gw", "net"))
+
+    @property
+    def namespaces(self) -> tuple[str, str, str]:
+        return self.device, self.gateway, self.internet
+
+    # -- building ----------------------------------------------------------------------------------
+    def create(self) -> None:
+        for ns in self.namespaces:
+            sh("ip", "netns", "add", ns)
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        sh("ip", "link", "add", "eth0", "netns", self.device, "type", "veth", "peer", "name", PUPIL_IF,
+           "netns", self.gateway)
+        sh("ip", "link", "add", "uplink0", "netns", self.gateway, "type", "veth", "peer", "name", "eth0",
+           "netns", self.internet)
+        for ns, dev, v4, v6 in ((self.device, "eth0", DEVICE_V4, DEVICE_V6),
+                                (self.gateway, PUPIL_IF, GATEWAY_PUPIL_V4, GATEWAY_PUPIL_V6),
+                                (self.gateway, "uplink0", GATEWAY_UPLINK_V4, GATEWAY_UPLINK_V6),
+                                (self.internet, "eth0", SERVER_V4, SERVER_V6)):
+            sh("ip", "-n", ns, "addr", "add", f"{v4}/24", "dev", dev)
+            sh("ip", "-n", ns, "addr", "add", f"{v6}/64", "dev", dev, "nodad")
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+        for ns, v4, v6 in ((self.device, GATEWAY_PUPIL_V4, GATEWAY_PUPIL_V6),
+                           (self.internet, GATEWAY_UPLINK_V4, GATEWAY_UPLINK_V6)):
+            sh("ip", "-n", ns, "route", "add", "default", "via", v4)
+            sh("ip", "-n", ns, "-6", "route", "add", "default", "via", v6)
+
+    def configure_gateway(self, proxy_port: int, exempt_v4: str = "127.0.0.1",
+                          exempt_v6: str = "::1") -> None:
+        """The deploy/ sysctl settings and nftables ruleset, with this lab's interface and port."""
+        self.exec(self.gateway, "sysctl", "-q", "-p", str(SYSCTL_FILE))
+        vars_dir = self.workdir / "nft"
+        vars_dir.mkdir(exist_ok=True)
+        (vars_dir / "netmon-vars.nft").write_text(
+            f'define PUPIL_IF = "{PUPIL_IF}"\ndefine PROXY_PORT = {proxy_port}\n'
+            f"define PORTAL_V4 = {{ {exempt_v4} }}\ndefine PORTAL_V6 = {{ {exempt_v6} }}\n")
+        self.exec(self.gateway, "nft", "-I", str(vars_dir), "-f", str(NFT_RULES))
+
+    # -- running -----------------------------------------------------------------------------------
+    def exec(self, ns: str, *cmd: str, check: bool = True, timeout: float = 30,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True,
+                                timeout=timeout, env=env)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"in {ns}: {' '.join(cmd)} failed ({result.returncode}): "
+                               f"{result.stderr.strip()[-2000:]}")
+        return result
+
+    def spawn(self, ns: str, *cmd: str, log: Path, env: dict[str, str] | None = None,
+              cwd: Path = REPO) -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            proc = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True, cwd=cwd, env=env)
+        self.procs.append(proc)
+        return proc
+
+    def wait_listening(self, ns: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 60,
+                       log: Path | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = log.read_text(errors="replace")[-3000:] if log else ""
+                raise RuntimeError(f"process in {ns} exited ({proc.returncode}) before listening on {port}:\n"
+                                   f"{tail}")
+            out = self.exec(ns, "ss", "-Hltn", f"sport = :{port}", check=False).stdout
+            if out.strip():
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"nothing listening on port {port} in {ns} after {timeout}s")
+
+    # -- teardown ----------------------------------------------------------------------------------
+    def destroy(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(timeout=5)
+        for ns in self.namespaces:
+            if ns in list_namespaces():
+                _kill_namespace_processes(ns)
+                subprocess.run(["ip", "netns", "del", ns], capture_output=True)
