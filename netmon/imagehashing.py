@@ -115,7 +115,7 @@ def hash_image(data: bytes, limits: ImageLimits = ImageLimits()) -> ImageHashes 
     except Image.DecompressionBombError:
         return ImageSkip("decompression-bomb")
     except UnidentifiedImageError:
-        return ImageSkip("not-an-image")
+        return ImageSkip("broken-image" if sniff_image(data) else "not-an-image")
     except (OSError, ValueError, SyntaxError, EOFError, IndexError, MemoryError):
         return ImageSkip("broken-image")
     sha256, sha1, md5 = exact_digests(data)

@@ -94,7 +94,8 @@ def parse_url_entry(row: list[str], where: str, line: int) -> UrlEntry:
             raise ConfigError(loc, f"domain must be a host name such as example.com (got {value[:80]!r})")
     else:
         norm = url_key(value)
-        if norm.startswith("/"):
+        host = norm.split("/", 1)[0]
+        if value.split("://", 1)[-1].startswith("/") or ("." not in host and not _is_ip(host)):
             raise ConfigError(
                 loc, f"{kind} must start with a host, e.g. example.com/page (got {value[:80]!r})"
             )
