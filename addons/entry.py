@@ -7,6 +7,7 @@ Add an addon with one line in ``build()``.
 
 from __future__ import annotations
 
+from addons.identity import IdentityTagger, PortalGate
 from addons.phrase_scanner import PhraseScanner
 from addons.recorder import IncidentRecorder
 from addons.settings import Settings
@@ -17,9 +18,12 @@ from addons.tls import TlsPolicy
 def build() -> list[object]:
     recorder = IncidentRecorder()
     submit = recorder.submit
+    identity = IdentityTagger()
     chain: list[object] = [
         Settings(),
         StatusWriter(),
+        identity,
+        PortalGate(identity),
         TlsPolicy(submit),
         PhraseScanner(submit),
         recorder,

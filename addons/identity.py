@@ -1,0 +1,298 @@
+"""IdentityTagger and PortalGate: who is behind each flow, and the captive-portal gate.
+
+IdentityTagger sets ``flow.metadata["netmon.user"]`` (user, role, year_group, groups, mac) from a sessions
+snapshot that a background thread refreshes from the store every few seconds: no database read per
+request. PortalGate (option ``netmon_portal``) sends devices without a session to the portal: plain HTTP is
+redirected (remembering the URL in a link signed with a key shared through the store), OS captive-portal
+checks are answered "captive" before and "online" after sign-in, HTTPS is refused at once with 511. It
+fails CLOSED: no snapshot yet, or any fault, means "not signed in".
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from mitmproxy import ctx, exceptions, http
+
+from addons.context import USER_KEY, client_ip, flow_host, flow_url
+from netmon import counters
+from netmon.identity import SessionInfo, SessionRefresher, SessionSnapshot, sign_link
+from netmon.probes import TRUST_CHECK_HOST, TRUST_CHECK_PATH, find_probe
+
+log = logging.getLogger(__name__)
+
+ONBOARDING_HOST = "mitm.it"
+MAX_NEXT_URL = 2000
+
+
+class IdentityTagger:
+    """Tags every flow with the signed-in user of its client address (fails open: untagged)."""
+
+    def __init__(self, refresher: SessionRefresher | None = None) -> None:
+        self.refresher = refresher
+        self._own_refresher = refresher is None
+
+    def load(self, loader: Any) -> None:
+        loader.add_option(
+            "netmon_sessions_refresh_ms",
+            int,
+            3000,
+            "Milliseconds between reloads of the signed-in sessions from the store.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        value = ctx.options.netmon_sessions_refresh_ms
+        if "netmon_sessions_refresh_ms" in updated and not 100 <= value <= 300_000:
+            raise exceptions.OptionsError(f"netmon_sessions_refresh_ms: must be 100-300000 (got {value})")
+
+    def running(self) -> None:
+        if self.refresher is None:
+            from netmon.store.db import make_engine
+
+            self.refresher = SessionRefresher(
+                make_engine(ctx.options.netmon_db), interval=ctx.options.netmon_sessions_refresh_ms / 1000
+            )
+            self.refresher.start()
+            if not self.refresher.snapshot.ok:
+                log.error(
+                    "sessions: cannot read the store yet (run `netmon db upgrade`?); "
+                    "every device counts as not signed in"
+                )
+
+    def done(self) -> None:
+        if self.refresher is not None and self._own_refresher:
+            self.refresher.stop()
+            self.refresher = None
+
+    @property
+    def snapshot(self) -> SessionSnapshot:
+        return self.refresher.snapshot if self.refresher is not None else SessionSnapshot()
+
+    def session_for(self, ip: str) -> SessionInfo | None:
+        """The live session of a client address (also notes the activity for the idle timeout)."""
+        if self.refresher is None:
+            return None
+        info = self.snapshot.lookup(ip, last_active=self.refresher.last_active(ip))
+        if info is not None:
+            self.refresher.touch(ip)
+        return info
+
+    def tag(self, flow: http.HTTPFlow) -> SessionInfo | None:
+        ip = client_ip(flow)
+        info = self.session_for(ip)
+        if info is not None:
+            flow.metadata[USER_KEY] = info.as_metadata(self.snapshot.mac_of(ip))
+            counters.incr("identity.tagged")
+        else:
+            flow.metadata.pop(USER_KEY, None)
+            mac = self.snapshot.mac_of(ip)
+            if mac:  # incidents from devices without a session still record the MAC
+                flow.metadata[USER_KEY] = {
+                    "user": None,
+                    "role": None,
+                    "year_group": None,
+                    "groups": [],
+                    "mac": mac,
+                }
+            counters.incr("identity.untagged")
+        return info
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        self.tag(flow)
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        self.tag(flow)
+
+
+def _host_allowed(host: str, patterns: Sequence[str]) -> bool:
+    host = host.lower().rstrip(".")
+    for pattern in patterns:
+        if pattern.startswith("*."):
+            if host.endswith(pattern[1:]):
+                return True
+        elif host == pattern:
+            return True
+    return False
+
+
+def _page(
+    status: int, title: str, message: str, link: str, headers: dict[str, str] | None = None
+) -> http.Response:
+    body = (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
+        f"<body><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>"
+        f'<p><a href="{html.escape(link, quote=True)}">{html.escape(link)}</a></p></body></html>'
+    )
+    return http.Response.make(
+        status,
+        body.encode(),
+        {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store", **(headers or {})},
+    )
+
+
+class PortalGate:
+    """Devices without a session reach only the portal and its allow-list (fails CLOSED)."""
+
+    def __init__(self, tagger: IdentityTagger) -> None:
+        self.tagger = tagger
+        self.allowed: tuple[str, ...] = (ONBOARDING_HOST,)
+
+    def load(self, loader: Any) -> None:
+        loader.add_option(
+            "netmon_portal",
+            bool,
+            False,
+            "Require captive-portal sign-in (and AUP acceptance) before browsing.",
+        )
+        loader.add_option(
+            "netmon_portal_url",
+            str,
+            "http://127.0.0.1:8090/",
+            "The captive portal's address as devices see it (where unsigned devices are sent).",
+        )
+        loader.add_option(
+            "netmon_portal_allow",
+            Sequence[str],
+            [],
+            "Hosts reachable without signing in (besides the portal and mitm.it); "
+            "'*.example.org' allows its subdomains.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        opts = ctx.options
+        if updated & {"netmon_portal_url", "netmon_portal_allow"}:
+            parts = urlsplit(opts.netmon_portal_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise exceptions.OptionsError(
+                    f"netmon_portal_url: must be an http:// or https:// URL with a host "
+                    f"(got {opts.netmon_portal_url!r}), e.g. http://10.20.0.1:8090/"
+                )
+            patterns = [p.strip().lower().rstrip(".") for p in opts.netmon_portal_allow if p.strip()]
+            bad = [
+                p
+                for p in patterns
+                if "/" in p or ":" in p or "*" in p[2:] or (p.startswith("*") and not p.startswith("*."))
+            ]
+            if bad:
+                raise exceptions.OptionsError(
+                    f"netmon_portal_allow: {bad[0]!r} is not a host name or '*.domain' pattern"
+                )
+            self.allowed = (parts.hostname.lower(), ONBOARDING_HOST, *patterns)
+
+    # --- hooks ---------------------------------------------------------------------------------------------
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        host = (flow.request.host or "").lower()
+        if host == TRUST_CHECK_HOST and flow.request.port == 443:
+            # answered here (see requestheaders): no upstream connection is needed
+            flow.response = http.Response.make(200)
+            return
+        if not ctx.options.netmon_portal:
+            return
+        try:
+            if _host_allowed(host, self.allowed) or self._signed_in(flow):
+                return
+            counters.incr("portal.refused")
+            flow.response = _page(
+                511,
+                "Sign in to the Wi-Fi",
+                "Sign in at the school's Wi-Fi page first.",
+                ctx.options.netmon_portal_url,
+            )
+        except Exception:  # noqa: BLE001 - the gate fails closed on any fault
+            self._fail_closed(flow)
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None:
+            return
+        request = flow.request
+        if (
+            request.scheme == "https"
+            and flow_host(flow) == TRUST_CHECK_HOST
+            and request.path.split("?", 1)[0] == TRUST_CHECK_PATH
+        ):
+            flow.response = http.Response.make(
+                204, b"", {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
+            )
+            return
+        if not ctx.options.netmon_portal:
+            return
+        try:
+            self._gate(flow)
+        except Exception:  # noqa: BLE001 - the gate fails closed on any fault
+            self._fail_closed(flow)
+
+    # --- decisions ------------------------------------------------------------------------------------------
+
+    def _signed_in(self, flow: http.HTTPFlow) -> bool:
+        user = flow.metadata.get(USER_KEY)
+        if isinstance(user, dict) and user.get("user"):
+            return True
+        return self.tagger.session_for(client_ip(flow)) is not None
+
+    def _gate(self, flow: http.HTTPFlow) -> None:
+        host = flow_host(flow)
+        if _host_allowed(host, self.allowed):
+            return
+        signed_in = self._signed_in(flow)
+        request = flow.request
+        probe = find_probe(host, request.path) if request.scheme == "http" else None
+        if probe is not None:
+            if signed_in:
+                counters.incr("portal.probe.online")
+                flow.response = http.Response.make(
+                    probe.status,
+                    probe.body,
+                    {"Content-Type": probe.content_type, "Cache-Control": "no-store"},
+                )
+            else:
+                counters.incr("portal.probe.captive")
+                flow.response = self._redirect(None)
+            return
+        if signed_in:
+            return
+        if request.scheme == "http":
+            counters.incr("portal.redirected")
+            url = flow_url(flow)
+            flow.response = self._redirect(
+                url if request.method == "GET" and len(url) <= MAX_NEXT_URL else None
+            )
+        else:
+            counters.incr("portal.refused")
+            flow.response = _page(
+                511,
+                "Sign in to the Wi-Fi",
+                "Sign in at the school's Wi-Fi page first.",
+                ctx.options.netmon_portal_url,
+            )
+
+    def _redirect(self, next_url: str | None) -> http.Response:
+        portal = ctx.options.netmon_portal_url
+        target = portal
+        if next_url:
+            params = {"next": next_url}
+            key = self.tagger.snapshot.link_key
+            if key:
+                params["sig"] = sign_link(key, next_url)
+            target = f"{portal}{'&' if '?' in portal else '?'}{urlencode(params)}"
+        return _page(
+            302,
+            "Sign in to the Wi-Fi",
+            "Please sign in to use the school Wi-Fi.",
+            target,
+            {"Location": target},
+        )
+
+    def _fail_closed(self, flow: http.HTTPFlow) -> None:
+        counters.incr("portal.failed-closed")
+        log.exception("portal gate fault: refusing the request (fails closed)")
+        flow.response = _page(
+            511,
+            "Sign in to the Wi-Fi",
+            "The Wi-Fi sign-in check failed; please try again.",
+            ctx.options.netmon_portal_url,
+        )
