@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "report": "netmon.cli.report_cmd:report",
     "hashlist": "netmon.cli.hashlist_cmd:hashlist",
     "lists": "netmon.cli.lists_cmd:lists",
+    "doctor": "netmon.cli.doctor_cmd:doctor",
+    "status": "netmon.cli.status_cmd:status",
 }
 
 
