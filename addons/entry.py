@@ -7,6 +7,7 @@ Add an addon with one line in ``build()``.
 
 from __future__ import annotations
 
+from addons.alerts import AlertDelivery
 from addons.identity import IdentityTagger, PortalGate
 from addons.phrase_scanner import PhraseScanner
 from addons.recorder import IncidentRecorder
@@ -27,6 +28,7 @@ def build() -> list[object]:
         TlsPolicy(submit),
         PhraseScanner(submit),
         recorder,
+        AlertDelivery(recorder),
     ]
     return chain
 

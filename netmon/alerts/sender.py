@@ -114,6 +114,9 @@ class AlertSender:
                 except SQLAlchemyError as exc:
                     counters.incr("alerts.store-error")
                     log.error("alert sender cannot use the store (will retry): %s", exc.__class__.__name__)
+                except Exception:  # noqa: BLE001 - the sender outlives any one fault; alerts stay queued
+                    counters.incr("alerts.sender-error")
+                    log.exception("alert sender error (will retry)")
                 try:
                     await asyncio.wait_for(self._stop.wait(), timeout=self.poll)
                 except TimeoutError:
@@ -139,7 +142,12 @@ class AlertSender:
             return 0
         try:
             for index, job in enumerate(jobs):
-                msg = compose(job, self.settings, self.tz)
+                try:
+                    msg = compose(job, self.settings, self.tz)
+                except Exception as exc:  # noqa: BLE001 - one unrenderable alert must not block the rest
+                    log.exception("alert %s could not be rendered", job.key)
+                    await self._failed(job, f"cannot render the e-mail: {_why(exc)}")
+                    continue
                 try:
                     errors, _ = await client.send_message(msg)
                 except (

@@ -1,0 +1,106 @@
+"""AlertDelivery: the school's policy for the recorder (what is recorded, which alerts fire) and the
+e-mail sender as a task in mitmdump's event loop.
+
+- ``hit_filter(context, hit)`` and ``after_batch(session, incidents)`` are registered on the
+  :class:`~addons.recorder.IncidentRecorder` given to the constructor; they run in the recorder's writer
+  thread, on the current policy snapshot (reloaded by a :class:`~netmon.policy.PolicyWatcher` thread).
+- The :class:`~netmon.alerts.sender.AlertSender` task does every database step in a thread
+  (``asyncio.to_thread``) and SMTP natively; ``done`` stops it. Alerts already in the outbox survive a
+  stop and are sent by the next start.
+
+Fails open for traffic (nothing here touches a flow). A broken policy fails start-up with one line; a
+broken edit at run time keeps the previous policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from mitmproxy import ctx, exceptions
+
+from netmon.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class AlertDelivery:
+    def __init__(self, recorder: Any = None) -> None:
+        self.watcher: Any = None
+        self.sender: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._rules: Any = None
+        if recorder is not None:
+            recorder.hit_filters.append(self.hit_filter)
+            recorder.after_batch.append(self.after_batch)
+
+    def load(self, loader: Any) -> None:
+        loader.add_option("netmon_alerts", bool, True,
+                          "Send alert e-mails from this proxy (SMTP settings from NETMON_SMTP_* variables).")
+
+    def configure(self, updated: set[str]) -> None:
+        from netmon.alerts.mail import SmtpSettings
+        from netmon.policy import PolicyWatcher
+
+        if "netmon_policy" in updated:
+            try:
+                watcher = PolicyWatcher(Path(ctx.options.netmon_policy))
+            except ConfigError as exc:
+                raise exceptions.OptionsError(str(exc)) from exc
+            if self.watcher is not None:
+                self.watcher.stop()
+                watcher.start()
+            self.watcher = watcher
+        if "netmon_alerts" in updated and ctx.options.netmon_alerts:
+            try:
+                SmtpSettings.from_env(os.environ)
+            except ConfigError as exc:
+                raise exceptions.OptionsError(str(exc)) from exc
+
+    # -- called by the incident writer thread ------------------------------------------------------
+    def hit_filter(self, context: Any, hit: Any) -> bool:
+        if self.watcher is None:
+            return True
+        policy = self.watcher.current
+        groups = policy.groups_for(context.user, context.role, context.year_group, context.groups)
+        return bool(policy.records(groups, hit.category, hit.severity))
+
+    def after_batch(self, session: Any, incidents: list[Any]) -> None:
+        from netmon.alerts.rules import RuleEngine
+
+        if self.watcher is None:
+            return
+        if self._rules is None:
+            self._rules = RuleEngine(lambda: self.watcher.current)
+        self._rules(session, incidents)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def running(self) -> None:
+        from netmon.alerts.mail import SmtpSettings
+        from netmon.alerts.sender import AlertSender
+
+        if self.watcher is not None:
+            self.watcher.start()
+        if not ctx.options.netmon_alerts or self._task is not None:
+            return
+        settings = SmtpSettings.from_env(os.environ)
+        tz = self.watcher.current.timezone if self.watcher is not None else None
+        self.sender = AlertSender(ctx.options.netmon_db, settings, tz=tz)
+        self._task = asyncio.get_running_loop().create_task(self.sender.run(), name="netmon-alert-sender")
+        self._task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("alert sender stopped unexpectedly: %r", task.exception())
+
+    def done(self) -> None:
+        if self.sender is not None:
+            self.sender.stop()
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        if self.watcher is not None:
+            self.watcher.stop()
