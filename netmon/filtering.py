@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -316,6 +317,7 @@ YOUTUBE_HOSTS = frozenset(
         "music.youtube.com",
     }
 )
+_GOOGLE = re.compile(r"^(www\.)?google\.(com|[a-z]{2}|co\.[a-z]{2}|com\.[a-z]{2})$")
 _SEARCH_PATHS = ("/search", "/images", "/videos", "/webhp", "/complete/search", "/s")
 
 
@@ -329,8 +331,8 @@ class SafeSearchChange:
 
 
 def _is_google(host: str) -> bool:
-    labels = host.split(".")
-    return "google" in labels[:-1] and labels[0] in ("www", "google", "images") and len(labels) <= 4
+    """www.google.com, google.co.uk, www.google.com.au ... (a Google search country domain)."""
+    return _GOOGLE.match(host) is not None
 
 
 def safe_search(host: str, path: str, query: Iterable[tuple[str, str]]) -> SafeSearchChange | None:

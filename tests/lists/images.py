@@ -24,8 +24,9 @@ def encode(image: Image.Image, fmt: str = "JPEG", **kwargs: object) -> bytes:
 def resized_copy(image: Image.Image, scale: float = 0.5, quality: int = 55) -> bytes:
     """The same picture resized and recompressed (what a re-upload to another site does)."""
     w, h = image.size
-    return encode(image.resize((int(w * scale), int(h * scale)), Image.Resampling.LANCZOS), "JPEG",
-                  quality=quality)
+    return encode(
+        image.resize((int(w * scale), int(h * scale)), Image.Resampling.LANCZOS), "JPEG", quality=quality
+    )
 
 
 def bomb_png(side: int = 20_000) -> bytes:

@@ -23,8 +23,13 @@ def test_good_list_loads_with_lines(tmp_path: Path) -> None:
     path = tmp_path / "iwf.csv"
     path.write_text(GOOD)
     entries = load_hash_list(path)
-    assert [(e.type, e.line) for e in entries] == [("md5", 3), ("sha1", 4), ("sha256", 5), ("phash", 6),
-                                                    ("dhash", 7)]
+    assert [(e.type, e.line) for e in entries] == [
+        ("md5", 3),
+        ("sha1", 4),
+        ("sha256", 5),
+        ("phash", 6),
+        ("dhash", 7),
+    ]
     assert entries[4].hash == "0f0f0f0f0f0f0f0f" and entries[4].severity == 4 and entries[4].file == str(path)
 
 
@@ -81,8 +86,23 @@ def test_cli_hash_prints_list_lines_that_load(tmp_path: Path) -> None:
 
     image = tmp_path / "known.jpg"
     image.write_bytes(encode(picture(1), "JPEG"))
-    result = CliRunner().invoke(main, ["hashlist", "hash", str(image), "--category", "csam", "--header",
-                                       "--type", "md5", "--type", "phash", "--source", "test"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "hashlist",
+            "hash",
+            str(image),
+            "--category",
+            "csam",
+            "--header",
+            "--type",
+            "md5",
+            "--type",
+            "phash",
+            "--source",
+            "test",
+        ],
+    )
     assert result.exit_code == 0, result.output
     listing = tmp_path / "made.csv"
     listing.write_text(result.output)

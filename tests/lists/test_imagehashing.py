@@ -16,7 +16,9 @@ def _hashes(data: bytes) -> ImageHashes:
 
 
 def _index(h: ImageHashes, *types: str) -> HashIndex:
-    return HashIndex(HashEntry(t, h.digest(t), "csam", 5, "test", "list.csv", i + 2) for i, t in enumerate(types))
+    return HashIndex(
+        HashEntry(t, h.digest(t), "csam", 5, "test", "list.csv", i + 2) for i, t in enumerate(types)
+    )
 
 
 def _distance(a: str, b: str) -> int:
@@ -104,10 +106,18 @@ def test_tiny_images_are_skipped() -> None:
 
 @pytest.mark.parametrize(
     ("content_type", "fmt", "expected"),
-    [("image/jpeg", "JPEG", True), ("application/octet-stream", "PNG", True), ("text/html", "GIF", True),
-     ("image/webp", "WEBP", True), ("image/svg+xml", None, False), ("text/html", None, False)],
+    [
+        ("image/jpeg", "JPEG", True),
+        ("application/octet-stream", "PNG", True),
+        ("text/html", "GIF", True),
+        ("image/webp", "WEBP", True),
+        ("image/svg+xml", None, False),
+        ("text/html", None, False),
+    ],
 )
-def test_images_recognised_by_type_and_by_sniffing(content_type: str, fmt: str | None, expected: bool) -> None:
+def test_images_recognised_by_type_and_by_sniffing(
+    content_type: str, fmt: str | None, expected: bool
+) -> None:
     data = encode(picture(9, (32, 32)), fmt) if fmt else b"<html><body>hello</body></html>"
     assert looks_like_image(content_type, data[:16]) is expected
     if fmt:

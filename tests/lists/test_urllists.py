@@ -49,8 +49,15 @@ def test_match_url(index: UrlIndex, url: str, categories: list[str]) -> None:
 
 @pytest.mark.parametrize(
     ("host", "found"),
-    [("gamblingsite.example", True), ("www.gamblingsite.example", True), ("GAMBLINGSITE.EXAMPLE.", True),
-     ("gamblingsite.example:443", True), ("bad.example", False), ("example", False), ("", False)],
+    [
+        ("gamblingsite.example", True),
+        ("www.gamblingsite.example", True),
+        ("GAMBLINGSITE.EXAMPLE.", True),
+        ("gamblingsite.example:443", True),
+        ("bad.example", False),
+        ("example", False),
+        ("", False),
+    ],
 )
 def test_match_host_for_sni(index: UrlIndex, host: str, found: bool) -> None:
     assert bool(index.match_host(host)) is found
@@ -68,9 +75,14 @@ def test_url_key() -> None:
 
 @pytest.mark.parametrize(
     ("line", "message"),
-    [("regex,.*,x,1,y", "type must be one of url, prefix, domain"), ("domain,,x,1,y", "value is empty"),
-     ("domain,not a host,x,1,y", "domain must be a host name"), ("url,/path/only,x,1,y", "must start with a host"),
-     ("domain,a.example,x,0,y", "severity must be 1-5"), ("domain,a.example,,2,y", "category is empty")],
+    [
+        ("regex,.*,x,1,y", "type must be one of url, prefix, domain"),
+        ("domain,,x,1,y", "value is empty"),
+        ("domain,not a host,x,1,y", "domain must be a host name"),
+        ("url,/path/only,x,1,y", "must start with a host"),
+        ("domain,a.example,x,0,y", "severity must be 1-5"),
+        ("domain,a.example,,2,y", "category is empty"),
+    ],
 )
 def test_bad_lines(tmp_path: Path, line: str, message: str) -> None:
     path = tmp_path / "l.csv"
