@@ -379,13 +379,13 @@ def _proxy_command_line(s: Settings) -> str:
 
 
 def check_forbidden_options(s: Settings) -> Check:
-    enabled = [name for name in FORBIDDEN_OPTIONS if s.options.get(name)]
     where = str(s.config_path) if s.config_path else "the config"
+    enabled = [f"{name} (in {where})" for name in FORBIDDEN_OPTIONS if s.options.get(name)]
     cmdline = _proxy_command_line(s)
-    enabled += [f"{name} (proxy command line)" for name in FORBIDDEN_OPTIONS
+    enabled += [f"{name} (on the running proxy's command line)" for name in FORBIDDEN_OPTIONS
                 if re.search(rf"\b{name}(?:=(?!false\b|0\b)\S*|(?=\s|$))", cmdline)]
     if enabled:
-        return Check("interception-ca", FAIL, f"{', '.join(enabled)} enabled in {where}: that signs with a "
+        return Check("interception-ca", FAIL, f"{', '.join(enabled)} enabled: that signs with a "
                      "publicly trusted third-party key and intercepts devices that never consented",
                      "remove the option (netmon never needs it) and restart netmon-proxy")
     return Check("interception-ca", OK, "only the school's own CA signs (emudhra, emudhra_old off)")
