@@ -140,6 +140,7 @@ class PortalGate:
     def __init__(self, tagger: IdentityTagger) -> None:
         self.tagger = tagger
         self.allowed: tuple[str, ...] = (ONBOARDING_HOST,)
+        self.portal: tuple[str, int] = ("127.0.0.1", 8090)
 
     def load(self, loader: Any) -> None:
         loader.add_option(
@@ -181,7 +182,9 @@ class PortalGate:
                 raise exceptions.OptionsError(
                     f"netmon_portal_allow: {bad[0]!r} is not a host name or '*.domain' pattern"
                 )
-            self.allowed = (parts.hostname.lower(), ONBOARDING_HOST, *patterns)
+            default_port = 443 if parts.scheme == "https" else 80
+            self.portal = (parts.hostname.lower(), parts.port or default_port)
+            self.allowed = (ONBOARDING_HOST, *patterns)
 
     # --- hooks ---------------------------------------------------------------------------------------------
 
@@ -194,7 +197,7 @@ class PortalGate:
         if not ctx.options.netmon_portal:
             return
         try:
-            if _host_allowed(host, self.allowed) or self._signed_in(flow):
+            if self._allowed(host, flow.request.port) or self._signed_in(flow):
                 return
             counters.incr("portal.refused")
             flow.response = _page(
@@ -228,6 +231,10 @@ class PortalGate:
 
     # --- decisions ------------------------------------------------------------------------------------------
 
+    def _allowed(self, host: str, port: int) -> bool:
+        """The portal itself (its host and port) and the allow-list (by name, any port)."""
+        return (host, port) == self.portal or _host_allowed(host, self.allowed)
+
     def _signed_in(self, flow: http.HTTPFlow) -> bool:
         user = flow.metadata.get(USER_KEY)
         if isinstance(user, dict) and user.get("user"):
@@ -236,7 +243,7 @@ class PortalGate:
 
     def _gate(self, flow: http.HTTPFlow) -> None:
         host = flow_host(flow)
-        if _host_allowed(host, self.allowed):
+        if self._allowed(host, flow.request.port):
             return
         signed_in = self._signed_in(flow)
         request = flow.request

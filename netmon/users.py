@@ -237,7 +237,7 @@ def _group_name(dn: str) -> str:
 def directory_authenticate(config: DirectoryConfig, username: str, password: str) -> Account | None:
     """Bind as the user; on success read their name, role, year group and groups. None: wrong password."""
     import ldap3
-    from ldap3.core.exceptions import LDAPBindError, LDAPException
+    from ldap3.core.exceptions import LDAPBindError, LDAPException, LDAPInvalidCredentialsResult
     from ldap3.utils.conv import escape_filter_chars
     from ldap3.utils.dn import escape_rdn
 
@@ -257,7 +257,7 @@ def directory_authenticate(config: DirectoryConfig, username: str, password: str
                 server,
                 user=config.bind_dn or None,
                 password=config.bind_password or None,
-                receive_timeout=config.timeout,
+                receive_timeout=int(config.timeout),
                 raise_exceptions=True,
             )
             finder.open()
@@ -275,14 +275,18 @@ def directory_authenticate(config: DirectoryConfig, username: str, password: str
                 return None
             user_dn = entries[0].entry_dn
         conn = ldap3.Connection(
-            server, user=user_dn, password=password, receive_timeout=config.timeout, raise_exceptions=True
+            server,
+            user=user_dn,
+            password=password,
+            receive_timeout=int(config.timeout),
+            raise_exceptions=True,
         )
         conn.open()
         if config.start_tls:
             conn.start_tls()
         try:
             conn.bind()
-        except LDAPBindError:
+        except (LDAPBindError, LDAPInvalidCredentialsResult):
             return None
         values: dict[str, Any] = {}
         if (
@@ -291,7 +295,7 @@ def directory_authenticate(config: DirectoryConfig, username: str, password: str
         ):
             values = conn.entries[0].entry_attributes_as_dict
         conn.unbind()
-    except LDAPBindError:
+    except (LDAPBindError, LDAPInvalidCredentialsResult):
         return None
     except LDAPException as exc:
         raise DirectoryError(f"directory {config.url}: {exc.__class__.__name__}: {exc}") from exc
