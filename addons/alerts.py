@@ -38,8 +38,12 @@ class AlertDelivery:
             recorder.after_batch.append(self.after_batch)
 
     def load(self, loader: Any) -> None:
-        loader.add_option("netmon_alerts", bool, True,
-                          "Send alert e-mails from this proxy (SMTP settings from NETMON_SMTP_* variables).")
+        loader.add_option(
+            "netmon_alerts",
+            bool,
+            True,
+            "Send alert e-mails from this proxy (SMTP settings from NETMON_SMTP_* variables).",
+        )
 
     def configure(self, updated: set[str]) -> None:
         from netmon.alerts.mail import SmtpSettings
