@@ -24,7 +24,7 @@ from mitmproxy import ctx, exceptions, http
 from addons.context import USER_KEY, flow_context, flow_url
 from netmon import counters, paths
 from netmon.errors import ConfigError
-from netmon.filtering import FILE_NAME, FilterPolicy, Lists, build_lists, load_filtering
+from netmon.filtering import FILE_NAME, Lists, build_lists, load_filtering
 from netmon.findings import Hit, ScanResult, TextFinding
 from netmon.urllists import UrlEntry
 
@@ -205,10 +205,6 @@ class FilterLists:
                 counters.incr("lists.error.groups")
         return self.lists.policy.names_for(user, extra)
 
-    @property
-    def policy(self) -> FilterPolicy:
-        assert self.lists is not None
-        return self.lists.policy
 
 
 def _policy_groups(directory: str) -> Callable[..., frozenset[str]] | None:
