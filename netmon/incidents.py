@@ -202,6 +202,11 @@ def capture_text(result: ScanResult, cap: int = CAPTURE_TEXT_CAP) -> str:
     return text if len(text) <= cap else text[:cap]
 
 
+def _cut(value: str | None, n: int) -> str | None:
+    """Fit a value to its column (PostgreSQL enforces lengths; SQLite does not)."""
+    return value[:n] if value is not None else None
+
+
 def build(
     result: ScanResult,
     *,
@@ -219,18 +224,18 @@ def build(
         result.snapshot if result.snapshot is not None and len(result.snapshot) <= snapshot_cap else None
     )
     values: dict[str, Any] = {
-        "site": ctx.site or "",
-        "client_ip": ctx.client_ip,
-        "mac": ctx.mac,
-        "user": ctx.user,
-        "role": ctx.role,
-        "year_group": ctx.year_group,
+        "site": (ctx.site or "")[:100],
+        "client_ip": ctx.client_ip[:45],
+        "mac": _cut(ctx.mac, 17),
+        "user": _cut(ctx.user, 150),
+        "role": _cut(ctx.role, 20),
+        "year_group": _cut(ctx.year_group, 20),
         "groups": list(ctx.groups),
-        "device": ctx.device,
-        "host": ctx.host,
+        "device": _cut(ctx.device, 100),
+        "host": ctx.host[:255],
         "url": ctx.url,
-        "source": top.finding.source,
-        "category": top.hit.category,
+        "source": top.finding.source[:20],
+        "category": top.hit.category[:50],
         "severity": top.hit.severity,
         "phrase": top.hit.phrase[:300],
         "phrases": phrases(located),
@@ -239,7 +244,7 @@ def build(
         "evidence": dict(result.evidence),
         "capture_text": capture_text(result, capture_cap),
         "snapshot": snapshot,
-        "snapshot_type": result.snapshot_type if snapshot is not None else None,
+        "snapshot_type": _cut(result.snapshot_type, 100) if snapshot is not None else None,
     }
     return IncidentDraft(
         time=datetime.fromtimestamp(ctx.time, UTC), dedup_key=dedup_key(ctx, top.hit.phrase), values=values

@@ -52,6 +52,11 @@ class Incident(Base):
 
     __table_args__ = (Index("ix_incidents_dedup", "dedup_key", "last_seen"),)
 
+    # Not columns: set by netmon.recording.IncidentWriter on the incidents it hands to ``after_batch``
+    # callables: created by this batch, and how many results this batch merged into it.
+    batch_new = False
+    batch_repeats = 0
+
 
 class AuditEvent(Base):
     """Append-only audit trail shared by every feature (sign-ins, alerts, exports, list changes...)."""
@@ -66,8 +71,9 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # never page content or passwords
 
 
-def audit(session: Any, action: str, *, actor: str | None = None, subject: str | None = None,
-          **detail: Any) -> AuditEvent:
+def audit(
+    session: Any, action: str, *, actor: str | None = None, subject: str | None = None, **detail: Any
+) -> AuditEvent:
     """Add an audit event to ``session`` (the caller commits)."""
     event = AuditEvent(action=action, actor=actor, subject=subject, detail=detail, time=utcnow())
     session.add(event)
