@@ -13,7 +13,7 @@ from addons.phrase_scanner import PhraseScanner
 from addons.recorder import IncidentRecorder
 from addons.settings import Settings
 from addons.status import StatusWriter
-from addons.tls import TlsPolicy
+from addons.tls import TlsPolicy, identify_with
 
 
 def build() -> list[object]:
@@ -25,7 +25,7 @@ def build() -> list[object]:
         StatusWriter(),
         identity,
         PortalGate(identity),
-        TlsPolicy(submit),
+        TlsPolicy(submit, identify=identify_with(identity)),
         PhraseScanner(submit),
         recorder,
         AlertDelivery(recorder),

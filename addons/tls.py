@@ -3,7 +3,8 @@
 - A destination on the no-decrypt list (banking, health, government) is never intercepted.
 - When a device fails the TLS handshake with the school's certificate for a destination (it has no CA
   installed, or the app pins its certificates), later connections from that device to that destination
-  pass through without interception, so the pupil's app keeps working.
+  pass through without interception, so the pupil's app keeps working. With the captive portal on, only
+  signed-in devices get this passthrough (the portal gate fails closed).
 - A passed-through visit is still monitored at hostname level: the SNI is checked against the URL lists
   (a hit is an incident with source "sni") and the visit is recorded once per device, host and reason as an
   audit event ``tls.passthrough`` (host and reason, never content).
@@ -111,6 +112,16 @@ class VisitLog:
             engine.dispose()
 
 
+def identify_with(tagger: Any) -> Identify:
+    """An ``identify`` callable from the IdentityTagger (addons/identity.py): the device's signed-in user."""
+
+    def identify(ip: str) -> dict[str, Any] | None:
+        info = tagger.session_for(ip)
+        return info.as_metadata(tagger.snapshot.mac_of(ip)) if info is not None else None
+
+    return identify
+
+
 class TlsPolicy:
     """Chooses interception or passthrough in ``tls_clienthello``; learns from ``tls_failed_client``.
 
@@ -181,6 +192,11 @@ class TlsPolicy:
         if self.no_decrypt.match(sni):
             reason = REASON_NO_DECRYPT
         elif destination and self.memory.contains(client_ip, destination):
+            if self._gate_applies(client_ip):
+                # the captive portal fails closed: a device that has not signed in gets no passthrough
+                # (it is intercepted and answered by the portal gate); it will once it has signed in
+                counters.incr("tls.passthrough.withheld-unsigned")
+                return
             reason = REASON_REFUSED
         if reason is None:
             return
@@ -205,6 +221,12 @@ class TlsPolicy:
             if self.memory.remember(client_ip, destination):
                 log.info("device %s refused the school certificate for %s: its later connections there "
                          "pass through undecrypted", client_ip, destination)
+
+    def _gate_applies(self, client_ip: str) -> bool:
+        """True when the portal gate is on and this device has no signed-in session."""
+        if self.identify is None or not getattr(ctx.options, "netmon_portal", False):
+            return False
+        return self.identify(client_ip) is None
 
     # -- hostname-level monitoring ---------------------------------------------------------------
     def _monitor(self, client_ip: str, host: str, reason: str) -> None:

@@ -185,3 +185,26 @@ def test_passthrough_visits_recorded_once_as_audit_events(tmp_path: Path) -> Non
     engine.dispose()
     assert [(e.actor, e.subject, e.detail) for e in events] == [
         ("10.77.0.10", "www.bank.example", {"client_ip": "10.77.0.10", "reason": "no-decrypt"})]
+
+
+def test_with_the_portal_on_unsigned_devices_get_no_refused_before_passthrough() -> None:
+    from addons.identity import PortalGate
+
+    signed_in: set[str] = set()
+    policy = TlsPolicy(identify=lambda ip: {"user": "pupil1"} if ip in signed_in else None)
+    gate = PortalGate(tagger=None)  # type: ignore[arg-type] - only its netmon_portal option is used here
+    with taddons.context(Settings(), gate, policy) as tctx:
+        tctx.configure(policy, netmon_portal=True, netmon_no_decrypt=["bank.example"])
+        first = hello_data(tctx, "pinned.example")
+        policy.tls_failed_client(tls_data(first))
+        unsigned = hello_data(tctx, "pinned.example")
+        policy.tls_clienthello(unsigned)
+        assert not unsigned.ignore_connection  # fails closed: the gate answers it
+        bank = hello_data(tctx, "www.bank.example")
+        policy.tls_clienthello(bank)
+        assert bank.ignore_connection  # never decrypted, signed in or not
+        signed_in.add("10.77.0.10")
+        after = hello_data(tctx, "pinned.example")
+        policy.tls_clienthello(after)
+        assert after.ignore_connection
+    assert counters.snapshot()["tls.passthrough.withheld-unsigned"] == 1
