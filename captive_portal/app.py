@@ -337,8 +337,10 @@ def create_app(config: PortalConfig) -> Flask:
         return page, 500
 
     def lang_link(lang: str) -> str:
-        args = {k: v for k, v in request.args.items() if k in ("next", "sig")}
-        args["lang"] = lang
+        args = {"lang": lang}
+        target = continue_url(request.args.get("next"), request.args.get("sig"), link_key)
+        if target:
+            args.update(next=target, sig=request.args.get("sig", ""))
         return f"{request.path}?{urlencode(args)}"
 
     app.jinja_env.globals["lang_link"] = lang_link
