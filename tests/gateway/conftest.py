@@ -12,7 +12,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +23,14 @@ from tests.gateway.certs import make_site_ca
 from tests.gateway.netns import Lab
 
 PROXY_PORT = 8080
-PORTAL_PORT = 8081
+PORTAL_PORT = 8090
 SITE_NAMES = ["news.example", "pinned.example", "bank.example", "www.bank.example", "quiet.example",
               "listed.example"]
 NO_DECRYPT = "bank.example"
+PORTAL_URL = f"http://{netns.GATEWAY_PUPIL_V4}:{PORTAL_PORT}/"
+PUPIL, PUPIL_PASSWORD = "jsmith", "correct horse battery"
+ROSTER = ("username,display_name,role,year_group,groups,password\n"
+          f"{PUPIL},Jo Smith,pupil,9,year9;form9b,{PUPIL_PASSWORD}\n")
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +82,19 @@ class Gateway:
         return subprocess.run([sys.executable, "-m", "netmon", *args], capture_output=True, text=True,
                               cwd=netns.REPO, timeout=60)
 
+    def incidents(self, predicate: Callable[[list[dict]], bool], timeout: float = 20) -> list[dict]:
+        """Incidents as `netmon export --format jsonl` gives them, waiting until ``predicate`` holds."""
+        deadline = time.monotonic() + timeout
+        rows: list[dict] = []
+        while time.monotonic() < deadline:
+            out = self.netmon("export", "--db", self.db_url, "--format", "jsonl")
+            assert out.returncode == 0, out.stderr
+            rows = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+            if predicate(rows):
+                return rows
+            time.sleep(0.5)
+        return rows
+
     def status(self, timeout: float = 15, want: str | None = None) -> dict:
         """The proxy's status.json (written every few seconds); wait until counter ``want`` appears."""
         path = self.state_dir / "status.json"
@@ -124,21 +141,44 @@ def internet(lab: Lab) -> Internet:
 
 
 @pytest.fixture(scope="module")
-def gateway(lab: Lab, internet: Internet) -> Gateway:
+def gateway(request: pytest.FixtureRequest, lab: Lab, internet: Internet) -> Gateway:
     """`netmon run --mode transparent` in the gateway namespace, as deploy/systemd/netmon-proxy.service runs
-    it, with the school's CA in a fresh confdir and the internet server's private CA trusted upstream."""
+    it, with the school's CA in a fresh confdir and the internet server's private CA trusted upstream.
+
+    A test module with ``WITH_PORTAL = True`` also gets the captive portal (`netmon portal`) on
+    :data:`PORTAL_PORT` and the proxy's portal gate, with the pupils in :data:`ROSTER` imported.
+    """
+    with_portal = bool(getattr(request.module, "WITH_PORTAL", False))
     workdir = lab.workdir / "gateway"
     workdir.mkdir()
     state_dir, confdir = workdir / "state", workdir / "confdir"
     db_url = f"sqlite:///{workdir / 'netmon.db'}"
-    log = workdir / "proxy.log"
+    gw = Gateway(lab=lab, workdir=workdir, internet=internet, db_url=db_url, state_dir=state_dir,
+                 confdir=confdir, log_path=workdir / "proxy.log")
+    portal_args: list[str] = []
+    if with_portal:
+        roster = workdir / "roster.csv"
+        roster.write_text(ROSTER)
+        upgraded = gw.netmon("db", "upgrade", "--db", db_url)
+        assert upgraded.returncode == 0, upgraded.stderr
+        imported = gw.netmon("users", "import", str(roster), "--db", db_url)
+        assert imported.returncode == 0, imported.stderr
+        portal_args = ["--portal", "--set", f"netmon_portal_url={PORTAL_URL}",
+                       "--set", "netmon_sessions_refresh_ms=200"]
     proc = lab.spawn(
         lab.gateway, sys.executable, "-m", "netmon", "run", "--mode", "transparent",
         "--port", str(PROXY_PORT), "--listen-host", "", "--db", db_url, "--state-dir", str(state_dir),
         "--confdir", str(confdir),
         "--set", f"ssl_verify_upstream_trusted_ca={internet.ca}",
         "--set", f"netmon_no_decrypt={NO_DECRYPT}",
-        log=log)
-    lab.wait_listening(lab.gateway, PROXY_PORT, proc, log=log, timeout=90)
-    return Gateway(lab=lab, workdir=workdir, internet=internet, db_url=db_url, state_dir=state_dir,
-                   confdir=confdir, log_path=log)
+        *portal_args,
+        log=gw.log_path)
+    lab.wait_listening(lab.gateway, PROXY_PORT, proc, log=gw.log_path, timeout=90)
+    if with_portal:
+        portal_log = workdir / "portal.log"
+        portal = lab.spawn(
+            lab.gateway, sys.executable, "-m", "netmon", "portal", "--port", str(PORTAL_PORT),
+            "--host", "0.0.0.0", "--db", db_url, "--confdir", str(confdir),  # noqa: S104 - in the namespace
+            "--public-url", PORTAL_URL, log=portal_log)
+        lab.wait_listening(lab.gateway, PORTAL_PORT, portal, log=portal_log, timeout=60)
+    return gw

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import configparser
+import os
 import re
 import shutil
 import subprocess
@@ -40,7 +41,7 @@ def test_nftables_ruleset_loads_with_the_shipped_values(tmp_path: Path) -> None:
     reason = netns.unavailable_reason()
     if reason:
         pytest.skip(reason)
-    ns = f"{netns.PREFIX}{__import__('os').getpid()}x0-check"
+    ns = f"{netns.PREFIX}{os.getpid()}x0-check"
     netns.sh("ip", "netns", "add", ns)
     try:
         cmd = ["ip", "netns", "exec", ns, "nft", "-I", str(DEPLOY / "nftables"), "-f",
