@@ -1,0 +1,144 @@
+"""Write the obfuscated forms of the evaluation messages (tests/eval/obfuscated.jsonl).
+
+Pupils dodge keyword filters by disguising the words that matter. Every message in concerning.jsonl is
+rewritten four ways, each a disguise the normaliser must undo:
+
+- ``leet``: letters swapped for look-alike digits and symbols (a->4/@, e->3, i->1, o->0, s->5/$, t->7, l->1);
+- ``spacing``: the key word written with its letters apart ("k i l l", "k.i.l.l", "k-i-l-l");
+- ``homoglyph``: Latin letters swapped for Cyrillic/Greek look-alikes and fullwidth forms;
+- ``zero-width``: invisible characters (U+200B, U+200C, U+200D, U+2060, U+00AD) inside the key words.
+
+The output is deterministic (seeded from each message id), so re-running this script gives the same file.
+Run it after editing concerning.jsonl and commit both:
+
+    .venv/bin/python tests/eval/make_obfuscated.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+LEET = {"a": "4@", "e": "3", "i": "1", "o": "0", "s": "5$", "t": "7", "l": "1"}
+HOMOGLYPHS = {
+    "a": "\u0430",  # Cyrillic a
+    "c": "\u0441",  # Cyrillic es
+    "e": "\u0435",  # Cyrillic ie
+    "i": "\u0456",  # Cyrillic byelorussian-ukrainian i
+    "o": "\u043e\u03bf",  # Cyrillic o, Greek omicron
+    "p": "\u0440",  # Cyrillic er
+    "s": "\u0455",  # Cyrillic dze
+    "x": "\u0445",  # Cyrillic ha
+    "y": "\u0443",  # Cyrillic u
+    "k": "\u03ba",  # Greek kappa
+    "n": "\uff4e",  # fullwidth n
+    "d": "\u217e",  # small roman numeral five hundred
+    "m": "\uff4d",  # fullwidth m
+}
+ZERO_WIDTH = ("\u200b", "\u200c", "\u200d", "\u2060", "\u00ad")
+WORD = re.compile(r"[^\W\d_]+")
+
+
+def _rng(item_id: str, form: str) -> random.Random:
+    return random.Random(zlib.crc32(f"{item_id}/{form}".encode()))
+
+
+def _key_words(text: str) -> list[re.Match[str]]:
+    """Words worth disguising: the longest first, ignoring short function words."""
+    words = [m for m in WORD.finditer(text) if len(m.group()) >= 3]
+    return sorted(words, key=lambda m: (-len(m.group()), m.start()))
+
+
+def leet(text: str, rng: random.Random) -> str:
+    out = []
+    for ch in text:
+        subs = LEET.get(ch.lower())
+        out.append(rng.choice(subs) if subs and rng.random() < 0.6 else ch)
+    result = "".join(out)
+    if result == text:  # no letter to swap: force one so the form differs
+        for i, ch in enumerate(text):
+            if ch.lower() in LEET:
+                return text[:i] + LEET[ch.lower()][0] + text[i + 1 :]
+    return result
+
+
+def spacing(text: str, rng: random.Random) -> str:
+    """Space out the letters of the longest word whose neighbours are not single letters."""
+    tokens = text.split(" ")
+    candidates = [
+        i
+        for i, tok in sorted(enumerate(tokens), key=lambda p: -len(p[1]))
+        if len(tok) >= 3
+        and WORD.fullmatch(tok)
+        and not (i > 0 and len(tokens[i - 1]) == 1)
+        and not (i + 1 < len(tokens) and len(tokens[i + 1]) == 1)
+    ]
+    if not candidates:
+        candidates = [max(range(len(tokens)), key=lambda i: len(tokens[i]))]
+    i = candidates[0]
+    sep = rng.choice((" ", " ", ".", "-"))
+    tokens[i] = sep.join(tokens[i])
+    return " ".join(tokens)
+
+
+def homoglyph(text: str, rng: random.Random) -> str:
+    out = []
+    for ch in text:
+        subs = HOMOGLYPHS.get(ch)
+        out.append(rng.choice(subs) if subs and rng.random() < 0.5 else ch)
+    result = "".join(out)
+    if result == text:
+        for i, ch in enumerate(text):
+            if ch in HOMOGLYPHS:
+                return text[:i] + HOMOGLYPHS[ch][0] + text[i + 1 :]
+    return result
+
+
+def zero_width(text: str, rng: random.Random) -> str:
+    chars = list(text)
+    for m in _key_words(text)[:2]:
+        for pos in range(m.end() - 1, m.start(), -1):
+            if rng.random() < 0.7:
+                chars.insert(pos, rng.choice(ZERO_WIDTH))
+    return "".join(chars)
+
+
+FORMS: dict[str, Callable[[str, random.Random], str]] = {
+    "leet": leet,
+    "spacing": spacing,
+    "homoglyph": homoglyph,
+    "zero-width": zero_width,
+}
+
+
+def obfuscate(items: list[dict[str, object]]) -> Iterator[dict[str, object]]:
+    for item in items:
+        item_id = str(item["id"])
+        for form, fn in FORMS.items():
+            text = fn(str(item["text"]), _rng(item_id, form))
+            yield {**item, "id": f"{item_id}~{form}", "text": text, "form": form, "source": item_id}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", nargs="?", type=Path, default=HERE / "concerning.jsonl")
+    parser.add_argument("-o", "--output", type=Path, default=HERE / "obfuscated.jsonl")
+    args = parser.parse_args(argv)
+    with args.source.open(encoding="utf-8") as fh:
+        items = [json.loads(line) for line in fh if line.strip()]
+    with args.output.open("w", encoding="utf-8") as out:
+        for obj in obfuscate(items):
+            out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    print(f"{args.output}: {len(items) * len(FORMS)} obfuscated messages from {len(items)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
