@@ -147,7 +147,7 @@ class TlsPolicy:
                           "File of domains never decrypted (banking, health, government), one a line; "
                           "empty for none.")
         loader.add_option("netmon_no_decrypt", Sequence[str], [],
-                          "Further domains never decrypted (each covers its subdomains).")
+                          "Further domains never decrypted (each covers its subdomains), or list files.")
         loader.add_option("netmon_passthrough_minutes", int, 360,
                           "After a device fails the TLS handshake for a destination, its connections "
                           "there pass through undecrypted for this long.")

@@ -70,11 +70,15 @@ class NoDecryptList:
 
     @classmethod
     def build(cls, files: Iterable[Path] = (), extra: Iterable[str] = ()) -> NoDecryptList:
-        """Load list files and add ``extra`` domains; raises ConfigError naming file and line."""
+        """Load list files and add ``extra`` domains (an entry with a ``/`` is another list file);
+        raises ConfigError naming the file and line."""
         domains: set[str] = set()
         for path in files:
             domains.update(load_file(path))
         for i, entry in enumerate(extra):
+            if "/" in entry:  # a list file given among the domains
+                domains.update(load_file(Path(entry)))
+                continue
             name = normalise_host(entry)
             problem = _check_domain(name)
             if problem:

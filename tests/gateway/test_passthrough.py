@@ -70,3 +70,11 @@ def test_memory_is_bounded_least_recently_used_first() -> None:
     assert memory.contains("a", "x", now=3)
     assert not memory.contains("b", "x", now=3)
     assert memory.contains("c", "x", now=3)
+
+
+def test_extra_entries_may_name_list_files(tmp_path: Path) -> None:
+    extra = tmp_path / "ours.txt"
+    extra.write_text("intranet.school.example\n")
+    lst = NoDecryptList.build(extra=["bank.example", str(extra)])
+    assert lst.match("www.intranet.school.example") == "intranet.school.example"
+    assert lst.match("bank.example")
