@@ -171,7 +171,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object
 
     try:
         wait_for_port(port, proc=proc)
-    except Exception:
+    except (RuntimeError, TimeoutError):
         proc.kill()
         raise RuntimeError(log_path.read_text(errors="replace")) from None
     dump = Dump(port, proc, results, log_path)
