@@ -41,7 +41,9 @@ class Handler:
         self.received: list[Received] = []
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        msg = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
+        msg = email.message_from_bytes(
+            envelope.original_content or envelope.content, policy=email.policy.default
+        )
         assert isinstance(msg, EmailMessage)
         self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), msg))
         return "250 Message accepted for delivery"
@@ -69,8 +71,12 @@ class SmtpServer:
             self.controller = None
 
     def env(self) -> dict[str, str]:
-        return {"NETMON_SMTP_HOST": "127.0.0.1", "NETMON_SMTP_PORT": str(self.port), "NETMON_SMTP_TLS": "none",
-                "NETMON_MAIL_FROM": "netmon@school.example"}
+        return {
+            "NETMON_SMTP_HOST": "127.0.0.1",
+            "NETMON_SMTP_PORT": str(self.port),
+            "NETMON_SMTP_TLS": "none",
+            "NETMON_MAIL_FROM": "netmon@school.example",
+        }
 
 
 @pytest.fixture
@@ -125,16 +131,34 @@ def add_incident(url: str, **fields: Any) -> str:
     now = fields.pop("time", datetime.now(UTC))
     uid = fields.pop("uid", uuid.uuid4().hex)
     values: dict[str, Any] = {
-        "uid": uid, "time": now, "last_seen": now, "count": 1, "site": "", "client_ip": "10.0.0.5",
-        "user": "pupil1", "role": "pupil", "year_group": "9", "groups": [], "host": "example.org",
-        "url": "https://example.org/page", "source": "page", "category": "self_harm", "severity": 4,
-        "phrase": "cut myself", "phrases": [], "excerpt": "I want to [[cut myself]] tonight",
-        "explanation": [], "evidence": {}, "dedup_key": uuid.uuid4().hex, "capture_text": "",
+        "uid": uid,
+        "time": now,
+        "last_seen": now,
+        "count": 1,
+        "site": "",
+        "client_ip": "10.0.0.5",
+        "user": "pupil1",
+        "role": "pupil",
+        "year_group": "9",
+        "groups": [],
+        "host": "example.org",
+        "url": "https://example.org/page",
+        "source": "page",
+        "category": "self_harm",
+        "severity": 4,
+        "phrase": "cut myself",
+        "phrases": [],
+        "excerpt": "I want to [[cut myself]] tonight",
+        "explanation": [],
+        "evidence": {},
+        "dedup_key": uuid.uuid4().hex,
+        "capture_text": "",
     }
     values.update(fields)
     if not values["phrases"]:
-        values["phrases"] = [{"phrase": values["phrase"], "category": values["category"],
-                              "severity": values["severity"]}]
+        values["phrases"] = [
+            {"phrase": values["phrase"], "category": values["category"], "severity": values["severity"]}
+        ]
     engine = make_engine(url)
     with Session(engine) as session, session.begin():
         session.add(Incident(**values))

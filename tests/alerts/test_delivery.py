@@ -47,19 +47,34 @@ async def stop(sender: AlertSender, task: asyncio.Task[None]) -> None:
 def audit_actions(url: str) -> list[tuple[str, str | None]]:
     engine = make_engine(url)
     with Session(engine) as session:
-        rows = [(e.action, e.subject) for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id))
-                if e.action.startswith("alert.")]
+        rows = [
+            (e.action, e.subject)
+            for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id))
+            if e.action.startswith("alert.")
+        ]
     engine.dispose()
     return rows
 
 
 async def test_immediate_alert_arrives_with_content_and_recipients(
-        store_url: str, tmp_path: Path, smtp_server: SmtpServer, debug_loop: asyncio.AbstractEventLoop) -> None:
+    store_url: str, tmp_path: Path, smtp_server: SmtpServer, debug_loop: asyncio.AbstractEventLoop
+) -> None:
     policy = load_policy(DEFAULT_POLICY_DIR, env=ENV)
     with writer(store_url, policy, tmp_path) as w:
-        record(w, result(user="alice", role="pupil", year_group="8", severity=5, phrase="kms",
-                         category="suicide", text="honestly i just want to kms tonight", source="search",
-                         url="https://search.example/search?q=kms"))
+        record(
+            w,
+            result(
+                user="alice",
+                role="pupil",
+                year_group="8",
+                severity=5,
+                phrase="kms",
+                category="suicide",
+                text="honestly i just want to kms tonight",
+                source="search",
+                url="https://search.example/search?q=kms",
+            ),
+        )
     sender, task = await run_sender(store_url, smtp_server)
     await wait_for(lambda: len(smtp_server.received) == 1)
     await stop(sender, task)
@@ -78,21 +93,39 @@ async def test_immediate_alert_arrives_with_content_and_recipients(
     text, html = mail.part("plain"), mail.part("html")
     for body in (text, html):
         assert "alice" in body and "search.example" in body and incident.uid in body
-        assert "suicide" in body and "high-severity" in body and "severity 5 &gt;= 4" in body.replace(">=", "&gt;=")
+        assert (
+            "suicide" in body
+            and "high-severity" in body
+            and "severity 5 &gt;= 4" in body.replace(">=", "&gt;=")
+        )
     assert "<mark>kms</mark>" in html
     assert "[[kms]]" in text
-    assert alert.state == "sent" and alert.sent_at is not None and alert.message_id == mail.message["Message-ID"]
+    assert (
+        alert.state == "sent" and alert.sent_at is not None and alert.message_id == mail.message["Message-ID"]
+    )
     assert [a for a, _ in audit_actions(store_url)] == ["alert.created", "alert.sent"]
 
 
 async def test_hostile_html_in_a_capture_arrives_escaped(
-        store_url: str, tmp_path: Path, smtp_server: SmtpServer, debug_loop: asyncio.AbstractEventLoop) -> None:
-    hostile = ('<script>alert(1)</script><img src=x onerror="steal()"> <a href="http://evil">kill myself</a> '
-               '</mark><b>[[ fake ]]</b>')
+    store_url: str, tmp_path: Path, smtp_server: SmtpServer, debug_loop: asyncio.AbstractEventLoop
+) -> None:
+    hostile = (
+        '<script>alert(1)</script><img src=x onerror="steal()"> <a href="http://evil">kill myself</a> '
+        "</mark><b>[[ fake ]]</b>"
+    )
     policy = load_policy(DEFAULT_POLICY_DIR, env=ENV)
     with writer(store_url, policy, tmp_path) as w:
-        record(w, result(user='<b>bob</b>"', severity=5, phrase="kill myself", category="suicide", text=hostile,
-                         url='https://evil.example/"><script>x</script>'))
+        record(
+            w,
+            result(
+                user='<b>bob</b>"',
+                severity=5,
+                phrase="kill myself",
+                category="suicide",
+                text=hostile,
+                url='https://evil.example/"><script>x</script>',
+            ),
+        )
     sender, task = await run_sender(store_url, smtp_server)
     await wait_for(lambda: len(smtp_server.received) == 1)
     await stop(sender, task)
@@ -105,7 +138,8 @@ async def test_hostile_html_in_a_capture_arrives_escaped(
 
 
 async def test_outage_queues_then_every_alert_arrives_exactly_once_after_restart(
-        store_url: str, tmp_path: Path, smtp_server: SmtpServer, debug_loop: asyncio.AbstractEventLoop) -> None:
+    store_url: str, tmp_path: Path, smtp_server: SmtpServer, debug_loop: asyncio.AbstractEventLoop
+) -> None:
     policy = load_policy(DEFAULT_POLICY_DIR, env=ENV)
     smtp_server.stop()
     sender, task = await run_sender(store_url, smtp_server, retry_cap=1.0)
@@ -115,7 +149,7 @@ async def test_outage_queues_then_every_alert_arrives_exactly_once_after_restart
     await wait_for(lambda: sender.failed >= 5)
     await stop(sender, task)  # the proxy stops while the server is still down
     assert smtp_server.received == []
-    assert ("alert.failed" in {a for a, _ in audit_actions(store_url)})
+    assert "alert.failed" in {a for a, _ in audit_actions(store_url)}
 
     # the proxy comes back first (a new sender task), then the SMTP server
     sender2, task2 = await run_sender(store_url, smtp_server, retry_cap=1.0)
@@ -137,7 +171,8 @@ async def test_outage_queues_then_every_alert_arrives_exactly_once_after_restart
 
 
 def test_outage_then_a_new_process_delivers_each_alert_once(
-        store_url: str, tmp_path: Path, smtp_server: SmtpServer) -> None:
+    store_url: str, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
     policy = load_policy(DEFAULT_POLICY_DIR, env=ENV)
     smtp_server.stop()
     with writer(store_url, policy, tmp_path) as w:
@@ -158,7 +193,8 @@ def test_outage_then_a_new_process_delivers_each_alert_once(
 
 
 async def test_two_senders_never_send_the_same_alert(
-        store_url: str, tmp_path: Path, smtp_server: SmtpServer, debug_loop: asyncio.AbstractEventLoop) -> None:
+    store_url: str, tmp_path: Path, smtp_server: SmtpServer, debug_loop: asyncio.AbstractEventLoop
+) -> None:
     policy = load_policy(DEFAULT_POLICY_DIR, env=ENV)
     a, ta = await run_sender(store_url, smtp_server)
     b, tb = await run_sender(store_url, smtp_server)
@@ -183,7 +219,8 @@ DIGEST = """
 
 
 async def test_digest_sends_one_email_for_its_alerts(
-        store_url: str, tmp_path: Path, smtp_server: SmtpServer, debug_loop: asyncio.AbstractEventLoop) -> None:
+    store_url: str, tmp_path: Path, smtp_server: SmtpServer, debug_loop: asyncio.AbstractEventLoop
+) -> None:
     from datetime import UTC, datetime, timedelta
 
     from sqlalchemy import update
@@ -215,7 +252,8 @@ COOLDOWN = """
 
 
 async def test_cooldown_sends_one_email_listing_the_folded_incidents(
-        store_url: str, tmp_path: Path, smtp_server: SmtpServer, debug_loop: asyncio.AbstractEventLoop) -> None:
+    store_url: str, tmp_path: Path, smtp_server: SmtpServer, debug_loop: asyncio.AbstractEventLoop
+) -> None:
     policy = load_policy(write_policy(tmp_path / "policy", COOLDOWN), env={})
     with writer(store_url, policy, tmp_path) as w:
         record(w, *(result(url=f"https://e.org/{i}") for i in range(3)))

@@ -51,36 +51,50 @@ def test_alert_to_may_list_several_addresses() -> None:
     assert policy.rules[0].to == ("a@school", "b@school")
 
 
-@pytest.mark.parametrize(("user", "role", "year", "extra", "expected"), [
-    ("x", "pupil", "7", (), {"year7", "ks3"}),
-    ("x", "pupil", "Year 7", (), {"year7", "ks3"}),
-    ("x", "pupil", "Y08", (), {"ks3"}),
-    ("x", "pupil", "13", (), {"sixth-form"}),
-    ("t", "staff", None, (), {"staff"}),
-    ("alice", "pupil", "12", (), {"high-risk", "sixth-form"}),
-    ("BOB", "pupil", "10", ("form-10b",), {"tutor-group", "form-10b"}),
-    (None, None, None, (), set()),
-])
-def test_groups_for(policy_dir: Path, user: str | None, role: str | None, year: str | None,
-                    extra: tuple[str, ...], expected: set[str]) -> None:
+@pytest.mark.parametrize(
+    ("user", "role", "year", "extra", "expected"),
+    [
+        ("x", "pupil", "7", (), {"year7", "ks3"}),
+        ("x", "pupil", "Year 7", (), {"year7", "ks3"}),
+        ("x", "pupil", "Y08", (), {"ks3"}),
+        ("x", "pupil", "13", (), {"sixth-form"}),
+        ("t", "staff", None, (), {"staff"}),
+        ("alice", "pupil", "12", (), {"high-risk", "sixth-form"}),
+        ("BOB", "pupil", "10", ("form-10b",), {"tutor-group", "form-10b"}),
+        (None, None, None, (), set()),
+    ],
+)
+def test_groups_for(
+    policy_dir: Path,
+    user: str | None,
+    role: str | None,
+    year: str | None,
+    extra: tuple[str, ...],
+    expected: set[str],
+) -> None:
     assert load_policy(policy_dir).groups_for(user, role, year, extra) == frozenset(expected)
 
 
-@pytest.mark.parametrize(("groups", "category", "severity", "recorded"), [
-    ((), "gambling", 1, False),  # default: from 2
-    ((), "gambling", 2, True),
-    (("year7", "ks3"), "gambling", 1, True),
-    (("ks3",), "gambling", 1, False),  # ks3 does not decide recording: the default applies
-    (("sixth-form",), "suicide", 2, False),
-    (("sixth-form",), "suicide", 3, True),
-    (("sixth-form",), "gambling", 5, False),  # not in its categories
-    (("staff",), "suicide", 3, False),
-    (("staff",), "suicide", 4, True),
-    (("staff",), "self_harm", 4, False),
-    (("staff",), "gambling", 5, False),
-    (("sixth-form", "high-risk"), "gambling", 1, True),  # any deciding group that records it
-])
-def test_records(policy_dir: Path, groups: tuple[str, ...], category: str, severity: int, recorded: bool) -> None:
+@pytest.mark.parametrize(
+    ("groups", "category", "severity", "recorded"),
+    [
+        ((), "gambling", 1, False),  # default: from 2
+        ((), "gambling", 2, True),
+        (("year7", "ks3"), "gambling", 1, True),
+        (("ks3",), "gambling", 1, False),  # ks3 does not decide recording: the default applies
+        (("sixth-form",), "suicide", 2, False),
+        (("sixth-form",), "suicide", 3, True),
+        (("sixth-form",), "gambling", 5, False),  # not in its categories
+        (("staff",), "suicide", 3, False),
+        (("staff",), "suicide", 4, True),
+        (("staff",), "self_harm", 4, False),
+        (("staff",), "gambling", 5, False),
+        (("sixth-form", "high-risk"), "gambling", 1, True),  # any deciding group that records it
+    ],
+)
+def test_records(
+    policy_dir: Path, groups: tuple[str, ...], category: str, severity: int, recorded: bool
+) -> None:
     assert load_policy(policy_dir).records(groups, category, severity) is recorded
 
 
@@ -90,43 +104,90 @@ def test_normalise_year(value: object) -> None:
 
 
 BROKEN = [
-    ("school", "groups:\n  year7:\n    year_groups: [7]\n    min_severity: 7\n",
-     "school.yaml: groups.year7.min_severity: must be 1-5 (got 7)"),
-    ("school", "groups:\n  year7:\n    min_severty: 2\n", "school.yaml: groups.year7.min_severty: unknown key"),
-    ("school", "default:\n  categories: [self_harm, sport]\n",
-     "school.yaml: default.categories: unknown category 'sport'"),
+    (
+        "school",
+        "groups:\n  year7:\n    year_groups: [7]\n    min_severity: 7\n",
+        "school.yaml: groups.year7.min_severity: must be 1-5 (got 7)",
+    ),
+    (
+        "school",
+        "groups:\n  year7:\n    min_severty: 2\n",
+        "school.yaml: groups.year7.min_severty: unknown key",
+    ),
+    (
+        "school",
+        "default:\n  categories: [self_harm, sport]\n",
+        "school.yaml: default.categories: unknown category 'sport'",
+    ),
     ("school", "timezone: Mars/Olympus\n", "school.yaml: timezone: unknown time zone 'Mars/Olympus'"),
-    ("school", "school_hours: {start: '16:00', end: '09:00'}\n", "school.yaml: school_hours.end: must be after"),
+    (
+        "school",
+        "school_hours: {start: '16:00', end: '09:00'}\n",
+        "school.yaml: school_hours.end: must be after",
+    ),
     ("school", "groups: [a, b\n", "school.yaml: line "),
-    ("alerts", "rules:\n  - name: x\n    min_severity: 0\n    to: [a@b]\n",
-     "alerts.yaml: rules.x.min_severity: must be 1-5 (got 0)"),
-    ("alerts", "rules:\n  - name: x\n    urgency: whenever\n    to: [a@b]\n",
-     "alerts.yaml: rules.x.urgency: must be immediate or digest (got 'whenever')"),
-    ("alerts", "rules:\n  - name: x\n    to: [not-an-address]\n",
-     "alerts.yaml: rules.x.to: 'not-an-address' is not an e-mail address"),
-    ("alerts", "rules:\n  - name: x\n    repeat: {count: 0, within: 1h}\n    to: [a@b]\n",
-     "alerts.yaml: rules.x.repeat.count: must be a whole number >= 1 (got 0)"),
-    ("alerts", "rules:\n  - name: x\n    repeat: {count: 3, within: soon}\n    to: [a@b]\n",
-     "alerts.yaml: rules.x.repeat.within: must be a duration"),
-    ("alerts", "rules:\n  - name: x\n    sources: [email]\n    to: [a@b]\n",
-     "alerts.yaml: rules.x.sources: unknown source 'email'"),
-    ("alerts", "rules:\n  - name: x\n    when: lunchtime\n    to: [a@b]\n",
-     "alerts.yaml: rules.x.when: must be any, out_of_hours or in_hours"),
-    ("alerts", "rules:\n  - name: x\n    cooldown: forever\n    to: [a@b]\n",
-     "alerts.yaml: rules.x.cooldown: must be a duration"),
-    ("alerts", "rules:\n  - name: x\n    to: [a@b]\n  - name: x\n    to: [a@b]\n",
-     "alerts.yaml: rules.x.name: duplicate rule name"),
+    (
+        "alerts",
+        "rules:\n  - name: x\n    min_severity: 0\n    to: [a@b]\n",
+        "alerts.yaml: rules.x.min_severity: must be 1-5 (got 0)",
+    ),
+    (
+        "alerts",
+        "rules:\n  - name: x\n    urgency: whenever\n    to: [a@b]\n",
+        "alerts.yaml: rules.x.urgency: must be immediate or digest (got 'whenever')",
+    ),
+    (
+        "alerts",
+        "rules:\n  - name: x\n    to: [not-an-address]\n",
+        "alerts.yaml: rules.x.to: 'not-an-address' is not an e-mail address",
+    ),
+    (
+        "alerts",
+        "rules:\n  - name: x\n    repeat: {count: 0, within: 1h}\n    to: [a@b]\n",
+        "alerts.yaml: rules.x.repeat.count: must be a whole number >= 1 (got 0)",
+    ),
+    (
+        "alerts",
+        "rules:\n  - name: x\n    repeat: {count: 3, within: soon}\n    to: [a@b]\n",
+        "alerts.yaml: rules.x.repeat.within: must be a duration",
+    ),
+    (
+        "alerts",
+        "rules:\n  - name: x\n    sources: [email]\n    to: [a@b]\n",
+        "alerts.yaml: rules.x.sources: unknown source 'email'",
+    ),
+    (
+        "alerts",
+        "rules:\n  - name: x\n    when: lunchtime\n    to: [a@b]\n",
+        "alerts.yaml: rules.x.when: must be any, out_of_hours or in_hours",
+    ),
+    (
+        "alerts",
+        "rules:\n  - name: x\n    cooldown: forever\n    to: [a@b]\n",
+        "alerts.yaml: rules.x.cooldown: must be a duration",
+    ),
+    (
+        "alerts",
+        "rules:\n  - name: x\n    to: [a@b]\n  - name: x\n    to: [a@b]\n",
+        "alerts.yaml: rules.x.name: duplicate rule name",
+    ),
     ("alerts", "rules:\n  - min_severity: 3\n", "alerts.yaml: rules[0].name: every rule needs a name"),
-    ("alerts", "rules:\n  - name: x\n    categories: [homework]\n    to: [a@b]\n",
-     "alerts.yaml: rules.x.categories: unknown category 'homework'"),
+    (
+        "alerts",
+        "rules:\n  - name: x\n    categories: [homework]\n    to: [a@b]\n",
+        "alerts.yaml: rules.x.categories: unknown category 'homework'",
+    ),
     ("alerts", "sendmail: yes\n", "alerts.yaml: sendmail: unknown key"),
 ]
 
 
 @pytest.mark.parametrize(("which", "text", "message"), BROKEN)
 def test_errors_name_file_and_key(tmp_path: Path, which: str, text: str, message: str) -> None:
-    root = write_policy(tmp_path / "policy", text if which == "alerts" else ALERTS,
-                        text if which == "school" else "groups: {}\n")
+    root = write_policy(
+        tmp_path / "policy",
+        text if which == "alerts" else ALERTS,
+        text if which == "school" else "groups: {}\n",
+    )
     with pytest.raises(ConfigError) as info:
         load_policy(root)
     assert message in str(info.value)
@@ -168,9 +229,17 @@ def test_watcher_reloads_and_keeps_the_old_policy_on_a_broken_edit(policy_dir: P
         watcher.stop()
 
 
-def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "netmon", "policy", "check", *args], capture_output=True,
-                          text=True, cwd=cwd, env={**os.environ, **(env or {})}, timeout=60)
+def cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "netmon", "policy", "check", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
 
 
 def test_policy_check_command(tmp_path: Path, policy_dir: Path) -> None:
@@ -179,8 +248,13 @@ def test_policy_check_command(tmp_path: Path, policy_dir: Path) -> None:
     assert "policy OK" in ok.stdout
     (policy_dir / "school.yaml").write_text("groups:\n  year7:\n    min_severity: 7\n  y8: {roles: 3x}\n")
     (policy_dir / "alerts.yaml").write_text("rules:\n  - name: r\n    urgency: soon\n    to: [x@y]\n")
-    bad = subprocess.run([sys.executable, "-m", "netmon", "policy", "check", "policy"], capture_output=True,
-                         text=True, cwd=tmp_path, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "netmon", "policy", "check", "policy"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert bad.returncode == 1
     lines = bad.stderr.splitlines()
     assert "error: policy/school.yaml: groups.year7.min_severity: must be 1-5 (got 7)" in lines
@@ -189,8 +263,13 @@ def test_policy_check_command(tmp_path: Path, policy_dir: Path) -> None:
 
 def test_policy_check_default_warns_without_alert_to() -> None:
     env = {k: v for k, v in os.environ.items() if k != "NETMON_ALERT_TO"}
-    done = subprocess.run([sys.executable, "-m", "netmon", "policy", "check"], capture_output=True, text=True,
-                          env=env, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "netmon", "policy", "check"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert done.returncode == 0
     assert "NETMON_ALERT_TO is not set" in done.stderr
 

@@ -26,21 +26,45 @@ def seed(url: str) -> None:
     add_incident(url, user="alice", time=UNTIL - 20 * day, category="bullying", severity=2, phrase="loser")
     # previous week: 3 incidents
     for i in range(3):
-        add_incident(url, user="alice", time=UNTIL - 10 * day + i * timedelta(hours=1), category="bullying",
-                     severity=2, phrase="loser")
+        add_incident(
+            url,
+            user="alice",
+            time=UNTIL - 10 * day + i * timedelta(hours=1),
+            category="bullying",
+            severity=2,
+            phrase="loser",
+        )
     # this week: 7 incidents
     add_incident(url, user="alice", time=UNTIL - 2 * day, category="bullying", severity=2, phrase="loser")
-    add_incident(url, user="alice", time=UNTIL - 2 * day, category="bullying", severity=3, phrase="nobody likes you")
+    add_incident(
+        url, user="alice", time=UNTIL - 2 * day, category="bullying", severity=3, phrase="nobody likes you"
+    )
     add_incident(url, user="bob", time=UNTIL - 1 * day, category="suicide", severity=5, phrase="kms")
     add_incident(url, user="bob", time=UNTIL - 1 * day, category="self_harm", severity=4, phrase="cut myself")
-    add_incident(url, user=None, client_ip="10.0.0.9", time=UNTIL - timedelta(hours=3), category="gambling",
-                 severity=1, phrase="bet")
-    add_incident(url, user="carol", time=UNTIL - timedelta(hours=2), category="bullying", severity=2,
-                 phrase="loser")
-    add_incident(url, user="carol", time=UNTIL - timedelta(minutes=5), category="drugs", severity=3,
-                 phrase="<script>alert(1)</script>")
+    add_incident(
+        url,
+        user=None,
+        client_ip="10.0.0.9",
+        time=UNTIL - timedelta(hours=3),
+        category="gambling",
+        severity=1,
+        phrase="bet",
+    )
+    add_incident(
+        url, user="carol", time=UNTIL - timedelta(hours=2), category="bullying", severity=2, phrase="loser"
+    )
+    add_incident(
+        url,
+        user="carol",
+        time=UNTIL - timedelta(minutes=5),
+        category="drugs",
+        severity=3,
+        phrase="<script>alert(1)</script>",
+    )
     # after the period: not counted
-    add_incident(url, user="dave", time=UNTIL + timedelta(hours=1), category="suicide", severity=5, phrase="kms")
+    add_incident(
+        url, user="dave", time=UNTIL + timedelta(hours=1), category="suicide", severity=5, phrase="kms"
+    )
 
 
 def test_weekly_figures(store_url: str) -> None:
@@ -52,7 +76,12 @@ def test_weekly_figures(store_url: str) -> None:
     assert report.trend == "up 133%"
     assert {r.name: r.count for r in report.by_severity} == {"5": 1, "4": 1, "3": 2, "2": 2, "1": 1}
     assert {r.name: (r.count, r.previous) for r in report.by_category} == {
-        "bullying": (3, 3), "suicide": (1, 0), "self_harm": (1, 0), "gambling": (1, 0), "drugs": (1, 0)}
+        "bullying": (3, 3),
+        "suicide": (1, 0),
+        "self_harm": (1, 0),
+        "gambling": (1, 0),
+        "drugs": (1, 0),
+    }
     assert report.by_category[0].name == "bullying"
     assert [(r.name, r.count) for r in report.top_users][:3] == [("bob", 2), ("alice", 2), ("carol", 2)]
     assert report.top_users[3].name == "10.0.0.9 (not signed in)"
@@ -91,8 +120,13 @@ def test_html_has_bars_escapes_and_csv_is_safe(store_url: str) -> None:
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "netmon", "report", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "netmon", "report", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
 
 
 def test_report_command_writes_html(store_url: str, tmp_path: Path) -> None:
@@ -107,8 +141,16 @@ def test_report_command_writes_html(store_url: str, tmp_path: Path) -> None:
 
 def test_report_send_mails_html_with_csv(store_url: str, smtp_server: SmtpServer, tmp_path: Path) -> None:
     seed(store_url)
-    done = run_cli("--period", "weekly", "--db", store_url, "--until", UNTIL.isoformat(), "--send",
-                   env={**smtp_server.env(), "NETMON_ALERT_TO": "dsl@school.example"})
+    done = run_cli(
+        "--period",
+        "weekly",
+        "--db",
+        store_url,
+        "--until",
+        UNTIL.isoformat(),
+        "--send",
+        env={**smtp_server.env(), "NETMON_ALERT_TO": "dsl@school.example"},
+    )
     assert done.returncode == 0, done.stderr
     (mail,) = smtp_server.received
     assert mail.rcpt_tos == ["dsl@school.example"]
@@ -121,8 +163,9 @@ def test_report_send_mails_html_with_csv(store_url: str, smtp_server: SmtpServer
 
 def test_report_send_fails_cleanly_when_smtp_is_down(store_url: str, smtp_server: SmtpServer) -> None:
     smtp_server.stop()
-    done = run_cli("--period", "daily", "--db", store_url, "--send", "--to", "dsl@school.example",
-                   env=smtp_server.env())
+    done = run_cli(
+        "--period", "daily", "--db", store_url, "--send", "--to", "dsl@school.example", env=smtp_server.env()
+    )
     assert done.returncode == 1
     assert "report not sent" in done.stderr
 

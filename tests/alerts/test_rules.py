@@ -43,8 +43,12 @@ def test_default_policy_alerts_severity_4_and_up(store_url: str, tmp_path: Path)
 
     policy = load_policy(DEFAULT_POLICY_DIR, env=ENV)
     with writer(store_url, policy, tmp_path) as w:
-        record(w, result(severity=3, phrase="sad", url="https://e.org/1"),
-               result(severity=4, url="https://e.org/2"), result(severity=5, phrase="kms", url="https://e.org/3"))
+        record(
+            w,
+            result(severity=3, phrase="sad", url="https://e.org/1"),
+            result(severity=4, url="https://e.org/2"),
+            result(severity=5, phrase="kms", url="https://e.org/3"),
+        )
     rows = alerts(store_url)
     uids = incident_uids(store_url)
     assert [a.incident_uid for a in rows] == uids[1:]
@@ -103,14 +107,35 @@ def test_routing_by_group_site_source_and_category(store_url: str, tmp_path: Pat
     with writer(store_url, policy, tmp_path) as w:
         record(w, result(user="y7kid", year_group="7", severity=2, url="https://e.org/1"))
         record(w, result(user="sixth", year_group="13", severity=3, site="north", url="https://e.org/2"))
-        record(w, result(user="bully", category="bullying", phrase="loser", severity=1, source="chat",
-                         url="https://e.org/3"))
-        record(w, result(user="bully", category="bullying", phrase="loser", severity=1, source="page",
-                         url="https://e.org/4"))
+        record(
+            w,
+            result(
+                user="bully",
+                category="bullying",
+                phrase="loser",
+                severity=1,
+                source="chat",
+                url="https://e.org/3",
+            ),
+        )
+        record(
+            w,
+            result(
+                user="bully",
+                category="bullying",
+                phrase="loser",
+                severity=1,
+                source="page",
+                url="https://e.org/4",
+            ),
+        )
     got = {(a.rule, tuple(a.recipients)) for a in alerts(store_url)}
     assert got == {
         ("year7", ("head.y7@school.example",)),
-        ("by-site-and-group", ("dsl@school.example", "head.sixth@school.example", "north.dsl@school.example")),
+        (
+            "by-site-and-group",
+            ("dsl@school.example", "head.sixth@school.example", "north.dsl@school.example"),
+        ),
         ("chat-only", ("anti.bullying@school.example",)),
     }
 
@@ -150,8 +175,12 @@ def test_repetition_window(store_url: str, tmp_path: Path) -> None:
     policy = load_policy(write_policy(tmp_path / "policy", REPEAT), env={})
     t0 = time.time() - 10_000
     with writer(store_url, policy, tmp_path) as w:
-        record(w, result(url="https://e.org/1", t=t0), result(url="https://e.org/2", t=t0 + 4000),
-               result(url="https://e.org/3", t=t0 + 8000))
+        record(
+            w,
+            result(url="https://e.org/1", t=t0),
+            result(url="https://e.org/2", t=t0 + 4000),
+            result(url="https://e.org/3", t=t0 + 8000),
+        )
     assert alerts(store_url) == []
 
 
@@ -175,13 +204,16 @@ HOURS = """
 """
 
 
-@pytest.mark.parametrize(("local", "rule"), [
-    ("2026-11-25 10:00", "day"),  # Wednesday morning
-    ("2026-11-25 22:30", "night"),
-    ("2026-11-28 11:00", "night"),  # Saturday
-    ("2026-07-01 07:30", "night"),  # summer time: 06:30 UTC, before school
-    ("2026-07-01 16:30", "day"),  # 15:30 UTC in British Summer Time
-])
+@pytest.mark.parametrize(
+    ("local", "rule"),
+    [
+        ("2026-11-25 10:00", "day"),  # Wednesday morning
+        ("2026-11-25 22:30", "night"),
+        ("2026-11-28 11:00", "night"),  # Saturday
+        ("2026-07-01 07:30", "night"),  # summer time: 06:30 UTC, before school
+        ("2026-07-01 16:30", "day"),  # 15:30 UTC in British Summer Time
+    ],
+)
 def test_time_of_day_in_europe_london(store_url: str, tmp_path: Path, local: str, rule: str) -> None:
     from zoneinfo import ZoneInfo
 
@@ -206,7 +238,12 @@ def test_cooldown_folds_a_pupils_burst_into_one_alert(store_url: str, tmp_path: 
         record(w, *(result(url=f"https://e.org/{i}") for i in range(4)))
         record(w, result(user="other", url="https://e.org/o"))
     rows = alerts(store_url)
-    assert [a.state for a in rows if a.pupil == "pupil1"] == ["pending", "suppressed", "suppressed", "suppressed"]
+    assert [a.state for a in rows if a.pupil == "pupil1"] == [
+        "pending",
+        "suppressed",
+        "suppressed",
+        "suppressed",
+    ]
     first = rows[0]
     assert all(a.parent_id == first.id for a in rows[1:4])
     assert [a.state for a in rows if a.pupil == "other"] == ["pending"]
@@ -246,12 +283,15 @@ def test_digest_alerts_wait_for_the_next_digest_time(store_url: str, tmp_path: P
     assert (local.hour, local.minute) in {(7, 30), (16, 30)}
 
 
-@pytest.mark.parametrize(("now", "expected"), [
-    ("2026-11-25 06:00", "2026-11-25 07:30"),
-    ("2026-11-25 07:30", "2026-11-25 16:30"),
-    ("2026-11-25 20:00", "2026-11-26 07:30"),
-    ("2026-03-29 00:30", "2026-03-29 07:30"),  # clocks go forward that night
-])
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        ("2026-11-25 06:00", "2026-11-25 07:30"),
+        ("2026-11-25 07:30", "2026-11-25 16:30"),
+        ("2026-11-25 20:00", "2026-11-26 07:30"),
+        ("2026-03-29 00:30", "2026-03-29 07:30"),  # clocks go forward that night
+    ],
+)
 def test_next_digest(tmp_path: Path, now: str, expected: str) -> None:
     from zoneinfo import ZoneInfo
 
