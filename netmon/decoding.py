@@ -388,13 +388,14 @@ class Text:
     how: str
 
 
-def decode_text(data: bytes, content_type: str | None = None, *, document: bool = True) -> Text:
-    """Bytes -> str by BOM, then the header's charset, then the document's own declaration
-    (``document``: look for <meta>/<?xml>), then sniffing. Invalid bytes become U+FFFD; never raises."""
+def detect_charset(
+    data: bytes, content_type: str | None = None, *, document: bool = True
+) -> tuple[str, int, str]:
+    """(codec, BOM length, how) for text bytes: BOM, then the header's charset, then the document's own
+    declaration (``document``: <meta>/<?xml>), then sniffing. ``how``: bom, header, document, sniffed."""
     found = bom_charset(data)
     if found is not None:
-        name, skip = found
-        return Text(data[skip:].decode(name, "replace"), name, "bom")
+        return found[0], found[1], "bom"
     for how, label in (
         ("header", header_charset(content_type)),
         ("document", document_charset(data) if document else None),
@@ -403,8 +404,15 @@ def decode_text(data: bytes, content_type: str | None = None, *, document: bool 
         if how == "document" and name in ("utf-16-le", "utf-16-be"):
             name = "utf-8"  # a page that can declare itself in ASCII is not UTF-16 (HTML standard)
         if name is not None:
-            if name == "cp1252" and data.isascii():
-                return Text(data.decode("ascii"), name, how)
-            return Text(data.decode(name, "replace"), name, how)
-    name = sniff_charset(data)
-    return Text(data.decode(name, "replace"), name, "sniffed")
+            return name, 0, how
+    return sniff_charset(data), 0, "sniffed"
+
+
+def decode_text(data: bytes, content_type: str | None = None, *, document: bool = True) -> Text:
+    """Bytes -> str in the charset ``detect_charset`` finds. Invalid bytes become U+FFFD; never raises."""
+    name, skip, how = detect_charset(data, content_type, document=document)
+    if skip:
+        data = data[skip:]
+    if name == "cp1252" and data.isascii():
+        return Text(data.decode("ascii"), name, how)
+    return Text(data.decode(name, "replace"), name, how)

@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 
 from selectolax.lexbor import LexborHTMLParser
 
-from netmon.decoding import decode_text, header_charset
+from netmon.decoding import decode_text, detect_charset, header_charset
 
 SEP = "\n"
 
@@ -110,44 +110,14 @@ def media_type(content_type: str | None) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
+_NOT_CONTROL = bytes(b for b in range(256) if not (b < 9 or 13 < b < 32))
+
+
 def _looks_binary(head: bytes) -> bool:
-    if not head:
+    """More than 2% control bytes (NUL, ESC...; not tab, CR, LF, FF) in the first bytes: not text."""
+    if not head or head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with BOM is text
         return False
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with BOM is text
-        return False
-    controls = sum(
-        head.count(bytes([c]))
-        for c in (
-            0,
-            1,
-            2,
-            3,
-            4,
-            5,
-            6,
-            7,
-            8,
-            14,
-            15,
-            16,
-            17,
-            18,
-            19,
-            20,
-            21,
-            22,
-            23,
-            24,
-            25,
-            26,
-            27,
-            28,
-            29,
-            30,
-            31,
-        )
-    )
-    return controls > len(head) // 50
+    return len(head.translate(None, _NOT_CONTROL)) > len(head) // 50
 
 
 def _sniff_kind(data: bytes) -> str:
@@ -259,10 +229,10 @@ _FORM_TEXT = "img[alt], input[value], input[placeholder], textarea[placeholder],
 _NOT_SHOWN_INPUT = {"hidden", "password", "file", "checkbox", "radio", "color", "range", "image"}
 
 
-def html_text(html: str) -> Extracted:
+def html_text(html: str | bytes) -> Extracted:
     """Visible text of an HTML document: <title>, body text (one line per text node), alt texts,
     input values and placeholders. Scripts, styles, templates, noscript, comments and markup are not
-    included; character references are decoded."""
+    included; character references are decoded. Bytes are read as UTF-8."""
     tree = LexborHTMLParser(html)
     tree.strip_tags(HIDDEN_TAGS)
     parts: list[tuple[str, str]] = []
@@ -651,6 +621,11 @@ def extract_body(data: bytes, content_type: str | None) -> Extracted:
     if kind == "multipart":
         fields, skipped = multipart_fields(data, content_type)
         return join(fields, kind, skipped)
+    if kind == "html":
+        name, skip, _ = detect_charset(data, content_type)
+        if name == "utf-8":
+            return html_text(data[skip:])  # lexbor reads UTF-8 bytes itself: no decode and re-encode
+        return html_text(data[skip:].decode(name, "replace"))
     if kind in ("json", "ndjson", "sse", "form") and header_charset(content_type) is None:
         content_type = "text/plain; charset=utf-8"  # these are UTF-8 unless a BOM or header says not
         text = decode_text(data, content_type, document=False).text

@@ -332,6 +332,8 @@ def sanitise_html(html: str) -> str:
     if root is None:
         return ""
     for node in root.traverse():
+        if not node.is_element_node:
+            continue
         attrs = node.attrs
         for name in list(attrs.keys()):
             lname = name.lower()
@@ -367,7 +369,7 @@ def make_snapshot(data: bytes, content_type: str | None, kind: str, cap: int) ->
         body, media = _cap_utf8(sanitise_html(text), cap), "text/html"
     else:
         body, media = _cap_utf8(text, cap), "text/plain"
-    return zstandard.ZstdCompressor(level=6).compress(body), media
+    return zstandard.ZstdCompressor(level=3).compress(body), media
 
 
 def open_snapshot(snapshot: bytes, max_size: int = 64 * 1024 * 1024) -> bytes:
