@@ -34,10 +34,22 @@ class Browser:
         exe = executable()
         if exe is None:
             raise RuntimeError("chromium not found (apt-get install chromium)")
-        args = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--no-default-browser-check", "--remote-debugging-port=0",
-                f"--user-data-dir={profile}", *extra_args]
+        args = [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--no-default-browser-check",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={profile}",
+            *extra_args,
+        ]
         if proxy:
             args += [f"--proxy-server=http://{proxy}", "--proxy-bypass-list=<-loopback>"]
         args.append("about:blank")
@@ -52,8 +64,11 @@ class Browser:
         port = int(port_file.read_text().split()[0])
         pages = []
         while not pages and time.monotonic() < deadline:
-            pages = [t for t in httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=5).json()
-                     if t.get("type") == "page"]
+            pages = [
+                t
+                for t in httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=5).json()
+                if t.get("type") == "page"
+            ]
             time.sleep(0.1)
         self.ws: ClientConnection = connect(pages[0]["webSocketDebuggerUrl"], max_size=None)
         self._ids = itertools.count(1)

@@ -71,8 +71,14 @@ def aup_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def portal_config(portal_db: str, ca_dir: Path, aup_dir: Path) -> PortalConfig:
-    return PortalConfig(db_url=portal_db, aup_dir=aup_dir, ca_cert=ca_dir / "mitmproxy-ca-cert.pem",
-                        public_url="http://portal.school.test:8090/", arp_path=None, organisation="Test School")
+    return PortalConfig(
+        db_url=portal_db,
+        aup_dir=aup_dir,
+        ca_cert=ca_dir / "mitmproxy-ca-cert.pem",
+        public_url="http://portal.school.test:8090/",
+        arp_path=None,
+        organisation="Test School",
+    )
 
 
 @pytest.fixture

@@ -85,20 +85,33 @@ def start(root: Path, people: list[dict[str, str]]) -> tuple[subprocess.Popen[by
     confdir, data = root / "slapd.d", root / "data"
     confdir.mkdir(parents=True)
     data.mkdir()
-    (root / "config.ldif").write_text(CONFIG.format(root=root, suffix=SUFFIX, admin=ADMIN_DN, admin_pw=ADMIN_PW))
-    entries = [f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: school\no: Test School\n\n",
-               f"dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n\n"]
+    (root / "config.ldif").write_text(
+        CONFIG.format(root=root, suffix=SUFFIX, admin=ADMIN_DN, admin_pw=ADMIN_PW)
+    )
+    entries = [
+        f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: school\no: Test School\n\n",
+        f"dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n\n",
+    ]
     for p in people:
         entries.append(PERSON.format(people=PEOPLE, sn=p["cn"].split()[-1], **p))
     (root / "data.ldif").write_text("".join(entries))
-    subprocess.run([slapadd, "-n", "0", "-F", str(confdir), "-l", str(root / "config.ldif")], check=True,
-                   capture_output=True)
-    subprocess.run([slapadd, "-n", "1", "-F", str(confdir), "-l", str(root / "data.ldif")], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [slapadd, "-n", "0", "-F", str(confdir), "-l", str(root / "config.ldif")],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [slapadd, "-n", "1", "-F", str(confdir), "-l", str(root / "data.ldif")],
+        check=True,
+        capture_output=True,
+    )
     port = _free_port()
     url = f"ldap://127.0.0.1:{port}"
-    proc = subprocess.Popen([slapd, "-d", "0", "-F", str(confdir), "-h", url + "/"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [slapd, "-d", "0", "-F", str(confdir), "-h", url + "/"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import plistlib
 import re
-from urllib.parse import unquote
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from click.testing import CliRunner
@@ -37,7 +37,13 @@ def _csrf(client: FlaskClient, query: str = "", ip: str = PUPIL_IP) -> str:
 
 
 def _sign_in(client: FlaskClient, username: str, password: str, ip: str = PUPIL_IP, **extra: str) -> Any:
-    form = {"csrf": _csrf(client, ip=ip), "username": username, "password": password, "accept": "yes", **extra}
+    form = {
+        "csrf": _csrf(client, ip=ip),
+        "username": username,
+        "password": password,
+        "accept": "yes",
+        **extra,
+    }
     return client.post("/signin", data=form, environ_base=_env(ip))
 
 
@@ -76,7 +82,13 @@ def test_local_sign_in_records_session_acceptance_and_audit(client: FlaskClient,
     with Session(engine) as session:
         row = session.scalars(select(DeviceSession)).one()
         assert (row.username, row.ip, row.role, row.year_group, row.groups, row.aup_version) == (
-            "alice", PUPIL_IP, "pupil", "Y9", ["9A", "art"], "2026-09")
+            "alice",
+            PUPIL_IP,
+            "pupil",
+            "Y9",
+            ["9A", "art"],
+            "2026-09",
+        )
         acceptance = session.scalars(select(AupAcceptance)).one()
         assert acceptance.user_agent.startswith("Mozilla/5.0 (iPhone") and acceptance.ip == PUPIL_IP
     engine.dispose()
@@ -98,7 +110,9 @@ def test_bad_password_is_refused_and_audited(client: FlaskClient, portal_db: str
 def test_aup_must_be_accepted(client: FlaskClient) -> None:
     form = {"csrf": _csrf(client), "username": "alice", "password": "alice-pass-1"}
     response = client.post("/signin", data=form, environ_base=_env())
-    assert response.status_code == 400 and "accept the Acceptable Use Policy" in response.get_data(as_text=True)
+    assert response.status_code == 400 and "accept the Acceptable Use Policy" in response.get_data(
+        as_text=True
+    )
 
 
 def test_post_without_csrf_token_is_refused(client: FlaskClient, portal_db: str) -> None:
@@ -115,13 +129,16 @@ def test_post_without_csrf_token_is_refused(client: FlaskClient, portal_db: str)
     assert any(e.action == "portal.csrf.refused" for e in _audit(portal_db))
 
 
-@pytest.mark.parametrize("target", [
-    "https://evil.example/phish",
-    "//evil.example/",
-    "/\\evil.example",
-    "javascript:alert(1)",
-    "http://user:pw@evil.example/",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/phish",
+        "//evil.example/",
+        "/\\evil.example",
+        "javascript:alert(1)",
+        "http://user:pw@evil.example/",
+    ],
+)
 def test_unsigned_continue_url_is_never_followed(client: FlaskClient, target: str) -> None:
     response = _sign_in(client, "alice", "alice-pass-1", next=target, sig="0" * 32)
     assert response.status_code == 303
@@ -133,7 +150,9 @@ def test_unsigned_continue_url_is_never_followed(client: FlaskClient, target: st
 def test_signed_continue_url_is_followed(client: FlaskClient, portal_db: str) -> None:
     target = "http://pages.test/homework?id=7&x=<y>"
     sig = sign_link(_link_key(portal_db), target)
-    page = client.get("/", query_string={"next": target, "sig": sig}, environ_base=_env()).get_data(as_text=True)
+    page = client.get("/", query_string={"next": target, "sig": sig}, environ_base=_env()).get_data(
+        as_text=True
+    )
     assert 'value="http://pages.test/homework?id=7&amp;x=&lt;y&gt;"' in page
     response = _sign_in(client, "alice", "alice-pass-1", next=target, sig=sig)
     assert response.status_code == 303 and unquote(response.headers["Location"]) == target
@@ -143,9 +162,14 @@ def test_signed_continue_url_is_followed(client: FlaskClient, portal_db: str) ->
 
 def test_burst_of_sign_ins_from_one_address_is_refused(client: FlaskClient, portal_db: str) -> None:
     token = _csrf(client)
-    codes = [client.post("/signin", data={"csrf": token, "username": f"user{i}", "password": "x",
-                                          "accept": "yes"}, environ_base=_env()).status_code
-             for i in range(30)]
+    codes = [
+        client.post(
+            "/signin",
+            data={"csrf": token, "username": f"user{i}", "password": "x", "accept": "yes"},
+            environ_base=_env(),
+        ).status_code
+        for i in range(30)
+    ]
     assert codes[:20] == [401] * 20 and set(codes[20:]) == {429}
     # even the right password is refused during the burst
     assert _sign_in(client, "alice", "alice-pass-1").status_code == 429
@@ -181,7 +205,12 @@ def test_output_is_escaped(client: FlaskClient, aup_dir: Any) -> None:
     page = client.get("/", environ_base=_env()).get_data(as_text=True)
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "Be &lt;b&gt;kind&lt;/b&gt; &amp; fair." in page
-    form = {"csrf": _csrf(client), "username": '"><img src=x onerror=alert(1)>', "password": "x", "accept": "yes"}
+    form = {
+        "csrf": _csrf(client),
+        "username": '"><img src=x onerror=alert(1)>',
+        "password": "x",
+        "accept": "yes",
+    }
     page = client.post("/signin", data=form, environ_base=_env()).get_data(as_text=True)
     assert "<img src=x" not in page
 

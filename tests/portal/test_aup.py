@@ -20,13 +20,16 @@ def test_shipped_aup_has_english_and_welsh() -> None:
     assert any(block.kind == "ul" for block in aup.text("en").blocks)
 
 
-@pytest.mark.parametrize(("meta", "message"), [
-    ("version: ''\n", "version"),
-    ("version: '2026 09 bad'\n", "version"),
-    ("version: '1'\ndefault_language: fr\n", "no fr.txt"),
-    ("version: '1'\ncolour: blue\n", "unknown key"),
-    ("- a list\n", "mapping"),
-])
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ("version: ''\n", "version"),
+        ("version: '2026 09 bad'\n", "version"),
+        ("version: '1'\ndefault_language: fr\n", "no fr.txt"),
+        ("version: '1'\ncolour: blue\n", "unknown key"),
+        ("- a list\n", "mapping"),
+    ],
+)
 def test_bad_aup_yaml_is_one_clear_line(aup_dir: Path, meta: str, message: str) -> None:
     (aup_dir / "aup.yaml").write_text(meta)
     with pytest.raises(ConfigError, match=message) as info:

@@ -51,7 +51,9 @@ def test_sign_in_records_acceptance_and_replaces_previous_device(store_url: str)
         assert live is not None and live.username == "bob"
         acceptances = session.query(AupAcceptance).order_by(AupAcceptance.id).all()
         assert [(a.username, a.aup_version, a.ip) for a in acceptances] == [
-            ("alice", "v1", "10.20.0.5"), ("bob", "v1", "10.20.0.5")]
+            ("alice", "v1", "10.20.0.5"),
+            ("bob", "v1", "10.20.0.5"),
+        ]
         assert acceptances[0].mac == "aa:bb:cc:00:00:05"
         old = session.query(DeviceSession).filter_by(username="alice").one()
         assert old.end_reason == "replaced"
@@ -71,7 +73,12 @@ def test_snapshot_idle_max_and_aup_version(store_url: str) -> None:
     assert set(snapshot.sessions) == {"10.0.0.1"}  # .2 idle too long, .3 past its maximum length
     info = snapshot.lookup("10.0.0.1")
     assert info is not None and info.as_metadata() == {
-        "user": "alice", "role": "pupil", "year_group": "Y9", "groups": ["9A", "art"], "mac": None}
+        "user": "alice",
+        "role": "pupil",
+        "year_group": "Y9",
+        "groups": ["9A", "art"],
+        "mac": None,
+    }
     t = time.time()
     assert snapshot.lookup("10.0.0.1", now=t + 11 * 60) is None  # idle in the proxy's own clock
     assert snapshot.lookup("10.0.0.1", now=t + 11 * 60, last_active=t + 10 * 60) is not None
@@ -109,8 +116,9 @@ def test_new_device_on_same_address_never_inherits(store_url: str, tmp_path: Pat
     engine.dispose()
 
 
-def test_refresher_thread_writes_activity_and_keeps_snapshot_on_store_failure(store_url: str,
-                                                                              tmp_path: Path) -> None:
+def test_refresher_thread_writes_activity_and_keeps_snapshot_on_store_failure(
+    store_url: str, tmp_path: Path
+) -> None:
     engine = make_engine(store_url)
     with Session(engine) as session, session.begin():
         set_setting(session, SETTING_AUP_VERSION, "v1")

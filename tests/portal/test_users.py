@@ -27,9 +27,11 @@ def _users(url: str) -> dict[str, UserAccount]:
 
 def test_cli_import_creates_then_updates_without_duplicates(db_url: str, tmp_path: Path) -> None:
     roster = tmp_path / "roster.csv"
-    roster.write_text("username,display_name,role,year_group,groups,password\n"
-                      "Alice,Alice Smith,pupil,Y9,9A; art ,alice-pass-1\n"
-                      "bob,Bob Jones,staff,,teachers,\n")
+    roster.write_text(
+        "username,display_name,role,year_group,groups,password\n"
+        "Alice,Alice Smith,pupil,Y9,9A; art ,alice-pass-1\n"
+        "bob,Bob Jones,staff,,teachers,\n"
+    )
     runner = CliRunner()
     result = runner.invoke(main, ["users", "import", str(roster), "--db", db_url])
     assert result.exit_code == 0, result.output
@@ -42,10 +44,12 @@ def test_cli_import_creates_then_updates_without_duplicates(db_url: str, tmp_pat
     assert users["bob"].password_hash is None and users["bob"].role == "staff"
 
     first_hash = users["alice"].password_hash
-    roster.write_text("username,display_name,role,year_group,groups,password\n"
-                      "alice,Alice Smith-Jones,pupil,Y10,10A,\n"
-                      "bob,Bob Jones,staff,,teachers,\n"
-                      "carol,Carol Evans,pupil,Y7,,carol-pass\n")
+    roster.write_text(
+        "username,display_name,role,year_group,groups,password\n"
+        "alice,Alice Smith-Jones,pupil,Y10,10A,\n"
+        "bob,Bob Jones,staff,,teachers,\n"
+        "carol,Carol Evans,pupil,Y7,,carol-pass\n"
+    )
     result = runner.invoke(main, ["users", "import", str(roster), "--db", db_url])
     assert result.exit_code == 0, result.output
     assert "1 created, 1 updated, 1 unchanged" in result.output
@@ -57,13 +61,15 @@ def test_cli_import_creates_then_updates_without_duplicates(db_url: str, tmp_pat
 
 def test_cli_import_reports_bad_rows_by_line_and_keeps_good_ones(db_url: str, tmp_path: Path) -> None:
     roster = tmp_path / "roster.csv"
-    roster.write_text("username,display_name,role,year_group,groups,password\n"
-                      "alice,Alice,pupil,Y9,,pw1\n"
-                      "bad user!,Someone,pupil,Y9,,pw\n"
-                      "zed,Zed,headteacher,,,pw\n"
-                      "too,many,fields,here,x,y,z\n"
-                      "alice,Again,pupil,Y9,,pw\n"
-                      "yan,Yan,staff,,,\n")
+    roster.write_text(
+        "username,display_name,role,year_group,groups,password\n"
+        "alice,Alice,pupil,Y9,,pw1\n"
+        "bad user!,Someone,pupil,Y9,,pw\n"
+        "zed,Zed,headteacher,,,pw\n"
+        "too,many,fields,here,x,y,z\n"
+        "alice,Again,pupil,Y9,,pw\n"
+        "yan,Yan,staff,,,\n"
+    )
     result = CliRunner().invoke(main, ["users", "import", str(roster), "--db", db_url])
     assert result.exit_code == 1
     for line in (3, 4, 5, 6):
@@ -88,7 +94,12 @@ def test_local_authentication(portal_db: str) -> None:
         account = authenticate(session, "ALICE ", "alice-pass-1")
         assert account is not None
         assert (account.username, account.role, account.year_group, account.groups, account.source) == (
-            "alice", "pupil", "Y9", ("9A", "art"), "local")
+            "alice",
+            "pupil",
+            "Y9",
+            ("9A", "art"),
+            "local",
+        )
         assert authenticate(session, "alice", "wrong") is None
         assert authenticate(session, "alice", "") is None
         assert authenticate(session, "nobody", "alice-pass-1") is None
@@ -103,8 +114,9 @@ def test_import_rejects_non_utf8(db_url: str, tmp_path: Path) -> None:
 
     upgrade(db_url)
     roster = tmp_path / "roster.csv"
-    roster.write_bytes("username,display_name,role,year_group,groups,password\nz,Zo\xeb,pupil,,,\n"
-                       .encode("latin-1"))
+    roster.write_bytes(
+        "username,display_name,role,year_group,groups,password\nz,Zo\xeb,pupil,,,\n".encode("latin-1")
+    )
     engine = make_engine(db_url)
     with Session(engine) as session, pytest.raises(ConfigError, match="UTF-8"):
         import_roster(session, roster)

@@ -1,0 +1,236 @@
+"""IdentityTagger and PortalGate through mitmproxy's taddons/tflow, over a real store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from mitmproxy import http
+from mitmproxy.test import taddons, tflow
+from sqlalchemy.orm import Session
+
+from addons.identity import IdentityTagger, PortalGate
+from addons.settings import Settings
+from netmon import counters
+from netmon.identity import (
+    SETTING_AUP_VERSION,
+    SessionRefresher,
+    ensure_link_key,
+    link_signature_ok,
+    set_setting,
+    start_session,
+)
+from netmon.probes import APPLE_SUCCESS, PROBES
+from netmon.store.db import make_engine
+from netmon.users import Account
+
+PORTAL = "http://10.20.0.1:8090/"
+ALICE = Account("alice", "Alice Smith", "pupil", "Y9", ("9A", "art"), "local")
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Any]:
+    engine = make_engine(store_url)
+    with Session(engine) as session, session.begin():
+        set_setting(session, SETTING_AUP_VERSION, "v1")
+        ensure_link_key(session)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def chain(store: Any) -> Iterator[tuple[Any, IdentityTagger, PortalGate, SessionRefresher]]:
+    refresher = SessionRefresher(store, arp_path=None)
+    refresher.refresh()
+    tagger = IdentityTagger(refresher)
+    gate = PortalGate(tagger)
+    counters.reset()
+    with taddons.context(Settings(), tagger, gate) as tctx:
+        tctx.configure(
+            gate,
+            netmon_portal=True,
+            netmon_portal_url=PORTAL,
+            netmon_portal_allow=["help.school.test", "*.trusted.test"],
+        )
+        yield tctx, tagger, gate, refresher
+
+
+def sign_in(engine: Any, refresher: SessionRefresher, ip: str = "127.0.0.1") -> None:
+    with Session(engine) as session, session.begin():
+        start_session(
+            session,
+            ALICE,
+            ip=ip,
+            mac=None,
+            user_agent="t",
+            aup_version="v1",
+            language="en",
+            idle=timedelta(hours=1),
+        )
+    refresher.refresh()
+
+
+def request_flow(url: str, method: str = "GET", ip: str = "127.0.0.1") -> http.HTTPFlow:
+    flow = tflow.tflow()
+    flow.client_conn.peername = (ip, 50000)
+    flow.request = http.Request.make(method, url)
+    flow.request.headers["Host"] = flow.request.authority or flow.request.host
+    flow.client_conn.sni = flow.request.host if flow.request.scheme == "https" else None
+    return flow
+
+
+def run(tagger: IdentityTagger, gate: PortalGate, flow: http.HTTPFlow, hook: str = "requestheaders") -> None:
+    getattr(tagger, hook)(flow)
+    getattr(gate, hook)(flow)
+
+
+def test_plain_http_is_redirected_with_a_signed_continue_link(chain: Any, store: Any) -> None:
+    _, tagger, gate, _ = chain
+    flow = request_flow("http://pages.test/homework?id=7")
+    run(tagger, gate, flow)
+    assert flow.response is not None and flow.response.status_code == 302
+    location = flow.response.headers["Location"]
+    assert location.startswith(PORTAL + "?")
+    query = parse_qs(urlsplit(location).query)
+    assert query["next"] == ["http://pages.test/homework?id=7"]
+    assert link_signature_ok(tagger.snapshot.link_key, query["next"][0], query["sig"][0])
+    assert "netmon.user" not in flow.metadata
+    assert counters.snapshot()["portal.redirected"] == 1
+
+
+def test_https_is_refused_at_once_for_unsigned_devices(chain: Any) -> None:
+    _, tagger, gate, _ = chain
+    connect = request_flow("http://pages.test:443/")
+    connect.request.method = "CONNECT"
+    connect.request.host, connect.request.port = "pages.test", 443
+    run(tagger, gate, connect, "http_connect")
+    assert connect.response is not None and connect.response.status_code == 511
+    # transparent mode: no CONNECT, the TLS request itself is answered
+    flow = request_flow("https://pages.test/secret")
+    run(tagger, gate, flow)
+    assert flow.response is not None and flow.response.status_code == 511
+    assert PORTAL in flow.response.get_text()
+    assert counters.snapshot()["portal.refused"] == 2
+
+
+def test_allow_list_and_portal_pass_without_sign_in(chain: Any) -> None:
+    _, tagger, gate, _ = chain
+    for url in (
+        "http://10.20.0.1:8090/ca",
+        "http://help.school.test/",
+        "https://www.trusted.test/x",
+        "http://mitm.it/cert/pem",
+    ):
+        flow = request_flow(url)
+        run(tagger, gate, flow)
+        assert flow.response is None, url
+    other_port = request_flow("http://10.20.0.1:8080/")
+    run(tagger, gate, other_port)
+    assert other_port.response is not None and other_port.response.status_code == 302
+    connect = request_flow("http://help.school.test:443/")
+    connect.request.method = "CONNECT"
+    connect.request.host, connect.request.port = "help.school.test", 443
+    run(tagger, gate, connect, "http_connect")
+    assert connect.response is None
+
+
+def test_signed_in_device_is_tagged_and_passes(chain: Any, store: Any) -> None:
+    _, tagger, gate, refresher = chain
+    sign_in(store, refresher)
+    flow = request_flow("https://pages.test/")
+    run(tagger, gate, flow)
+    assert flow.response is None
+    assert flow.metadata["netmon.user"] == {
+        "user": "alice",
+        "role": "pupil",
+        "year_group": "Y9",
+        "groups": ["9A", "art"],
+        "mac": None,
+    }
+    other = request_flow("http://pages.test/", ip="10.9.9.9")  # another address is still gated
+    run(tagger, gate, other)
+    assert other.response is not None and other.response.status_code == 302
+
+
+@pytest.mark.parametrize("probe", PROBES, ids=lambda p: f"{p.os}-{p.host}{p.path}")
+def test_os_probes_answer_captive_then_online(chain: Any, store: Any, probe: Any) -> None:
+    _, tagger, gate, refresher = chain
+    path = "/hotspot-detect.html" if probe.path == "*" else probe.path
+    before = request_flow(f"http://{probe.host}{path}")
+    run(tagger, gate, before)
+    assert before.response is not None
+    assert before.response.status_code == 302 and before.response.headers["Location"] == PORTAL
+    assert before.response.content != probe.body
+    sign_in(store, refresher)
+    after = request_flow(f"http://{probe.host}{path}")
+    run(tagger, gate, after)
+    assert after.response is not None
+    assert (after.response.status_code, after.response.content) == (probe.status, probe.body)
+
+
+def test_apple_and_android_answers_are_exact(chain: Any, store: Any) -> None:
+    _, tagger, gate, refresher = chain
+    sign_in(store, refresher)
+    apple = request_flow("http://captive.apple.com/hotspot-detect.html")
+    run(tagger, gate, apple)
+    assert apple.response is not None and apple.response.content == APPLE_SUCCESS
+    android = request_flow("http://connectivitycheck.gstatic.com/generate_204")
+    run(tagger, gate, android)
+    assert android.response is not None and android.response.status_code == 204
+
+
+def test_gate_off_lets_everything_through(chain: Any) -> None:
+    tctx, tagger, gate, _ = chain
+    tctx.configure(gate, netmon_portal=False)
+    flow = request_flow("http://pages.test/")
+    run(tagger, gate, flow)
+    assert flow.response is None
+
+
+def test_gate_fails_closed(chain: Any, store: Any) -> None:
+    _, tagger, gate, refresher = chain
+    sign_in(store, refresher)
+
+    def broken(ip: str) -> None:
+        raise RuntimeError("snapshot exploded")
+
+    tagger.session_for = broken  # type: ignore[method-assign]
+    flow = request_flow("http://pages.test/")
+    gate.requestheaders(flow)
+    assert flow.response is not None and flow.response.status_code == 511
+    assert counters.snapshot()["portal.failed-closed"] == 1
+
+
+def test_no_snapshot_yet_means_not_signed_in(store: Any) -> None:
+    tagger = IdentityTagger(SessionRefresher(store, arp_path=None))  # never refreshed
+    gate = PortalGate(tagger)
+    with taddons.context(Settings(), tagger, gate) as tctx:
+        tctx.configure(gate, netmon_portal=True, netmon_portal_url=PORTAL)
+        flow = request_flow("http://pages.test/")
+        run(tagger, gate, flow)
+        assert flow.response is not None and flow.response.status_code == 302
+
+
+def test_trust_check_is_answered_by_the_proxy(chain: Any) -> None:
+    _, tagger, gate, _ = chain
+    connect = request_flow("http://mitm.it:443/")
+    connect.request.method = "CONNECT"
+    connect.request.host, connect.request.port = "mitm.it", 443
+    run(tagger, gate, connect, "http_connect")
+    assert connect.response is not None and connect.response.status_code == 200
+    flow = request_flow("https://mitm.it/netmon-trust-check?t=1")
+    run(tagger, gate, flow)
+    assert flow.response is not None and flow.response.status_code == 204
+
+
+def test_bad_options_are_refused(chain: Any) -> None:
+    from mitmproxy.exceptions import OptionsError
+
+    tctx, _, gate, _ = chain
+    with pytest.raises(OptionsError, match="netmon_portal_url"):
+        tctx.configure(gate, netmon_portal_url="portal.school")
+    with pytest.raises(OptionsError, match="netmon_portal_allow"):
+        tctx.configure(gate, netmon_portal_allow=["http://x/"])
