@@ -7,8 +7,11 @@ import asyncio
 import gc
 import json
 import logging
+import os
+import shutil
 import socket
 import sqlite3
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -396,3 +399,82 @@ def test_postgres_stopped_mid_run_spills_and_replays_exactly_once(
     got = rows(store_url)
     assert sorted(r.url for r in got) == sorted(make_result(n).context.url for n in range(40))
     assert all(r.count == 1 for r in got)
+
+
+# ---- a private PostgreSQL server that the test really stops and starts again ----------------------
+
+
+class PrivatePostgres:
+    """initdb + pg_ctl in a temporary directory (as the postgres user when run as root)."""
+
+    def __init__(self, port: int) -> None:
+        import glob
+        import tempfile
+
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+        if not bins:
+            pytest.skip("PostgreSQL server binaries not installed")
+        self.bindir = Path(bins[-1]).parent
+        self.port = port
+        self.root = Path(tempfile.mkdtemp(prefix="netmon-pg-"))
+        self.as_postgres = os.geteuid() == 0
+        if self.as_postgres:
+            shutil.chown(self.root, "postgres")
+        self._run(f"{self.bindir}/initdb -D {self.root}/data -U netmon --auth=trust")
+
+    def _run(self, command: str) -> None:
+        argv = ["su", "postgres", "-c", command] if self.as_postgres else ["sh", "-c", command]
+        subprocess.run(argv, check=True, capture_output=True, timeout=120)
+
+    def pg_ctl(self, action: str) -> None:
+        self._run(
+            f"{self.bindir}/pg_ctl -D {self.root}/data -l {self.root}/log -m fast -w "
+            f"-o '-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1' {action}"
+        )
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg://netmon@127.0.0.1:{self.port}/{database}"
+
+    def remove(self) -> None:
+        try:
+            self.pg_ctl("stop")
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.mark.postgres
+def test_postgres_server_stopped_and_started_loses_nothing(free_port: int, tmp_path: Path) -> None:
+    if not os.environ.get("NETMON_TEST_PG_URL"):
+        pytest.skip("PostgreSQL tests need NETMON_TEST_PG_URL")
+    server = PrivatePostgres(free_port)
+    try:
+        server.pg_ctl("start")
+        subprocess.run(
+            ["psql", server.url("postgres").replace("+psycopg", ""), "-qc", "CREATE DATABASE t"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        url = server.url("t")
+        writer = IncidentWriter(url, spill_dir=tmp_path, retry_interval=0.5, flush_interval=0.05)
+        for n in range(10):
+            writer.submit(make_result(n))
+        assert writer.flush(30)
+        server.pg_ctl("stop")  # mid-run
+        for n in range(10, 40):
+            writer.submit(make_result(n))
+        assert writer.flush(30)
+        assert writer.store_down and not _spill_gone(tmp_path / SPILL_NAME)
+        server.pg_ctl("start")
+        deadline = time.monotonic() + 30
+        while (writer.store_down or not _spill_gone(tmp_path / SPILL_NAME)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for n in range(40, 45):
+            writer.submit(make_result(n))
+        writer.close()
+        got = rows(url)
+        assert sorted(r.url for r in got) == sorted(make_result(n).context.url for n in range(45))
+        assert all(r.count == 1 for r in got)
+    finally:
+        server.remove()
