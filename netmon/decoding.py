@@ -365,18 +365,52 @@ def _utf8_ok(data: bytes) -> bool:
 
 def sniff_charset(data: bytes) -> str:
     """Guess the charset of undeclared text: ASCII/UTF-8 first, then charset-normalizer, else cp1252."""
-    if data.isascii() or _utf8_ok(data):
-        return "utf-8"
     sample = data[:SNIFF_SAMPLE]
     # UTF-16 without BOM: many NUL bytes in alternate positions.
     if sample.count(0) > len(sample) // 4:
         even = sample[0::2].count(0)
         return "utf-16-be" if even > sample[1::2].count(0) else "utf-16-le"
+    if data.isascii() or _utf8_ok(data):
+        return "utf-8"
     from charset_normalizer import from_bytes  # imported lazily: only non-UTF-8 undeclared text
 
     best = from_bytes(sample, steps=4, chunk_size=512, cp_isolation=None).best()
     name = codec_for(best.encoding) if best is not None else None
-    return name or "cp1252"
+    if name is None or name.replace("-", "_") in _LATIN_GUESSES:
+        # Short Western text fits several Latin code pages; a UK browser's fallback is windows-1252.
+        return "cp1252"
+    return name
+
+
+#: Single-byte Latin code pages that sniffing cannot tell from windows-1252 on short text.
+_LATIN_GUESSES = {
+    "cp1250",
+    "cp1252",
+    "iso8859_1",
+    "cp1254",
+    "cp1257",
+    "latin_1",
+    "iso8859_2",
+    "iso8859_3",
+    "iso8859_4",
+    "iso8859_9",
+    "iso8859_10",
+    "iso8859_13",
+    "iso8859_14",
+    "iso8859_15",
+    "iso8859_16",
+    "mac_roman",
+    "mac_latin2",
+    "mac_iceland",
+    "mac_turkish",
+    "cp437",
+    "cp850",
+    "cp858",
+    "cp1140",
+    "hp_roman8",
+    "cp037",
+    "cp500",
+}
 
 
 @dataclass(frozen=True, slots=True)
