@@ -3,7 +3,8 @@
 Pupils dodge keyword filters by disguising the words that matter. Every message in concerning.jsonl is
 rewritten four ways, each a disguise the normaliser must undo:
 
-- ``leet``: letters swapped for look-alike digits and symbols (a->4/@, e->3, i->1, o->0, s->5/$, t->7, l->1);
+- ``leet``: letters swapped for look-alike digits and symbols (a->4/@, e->3, i->1, o->0, s->5/$, t->7; in a
+  third of the messages every l->1 as well);
 - ``spacing``: the key word written with its letters apart ("k i l l", "k.i.l.l", "k-i-l-l");
 - ``homoglyph``: Latin letters swapped for Cyrillic/Greek look-alikes and fullwidth forms;
 - ``zero-width``: invisible characters (U+200B, U+200C, U+200D, U+2060, U+00AD) inside the key words.
@@ -26,7 +27,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-LEET = {"a": "4@", "e": "3", "i": "1", "o": "0", "s": "5$", "t": "7", "l": "1"}
+LEET = {"a": "4@", "e": "3", "i": "1", "o": "0", "s": "5$", "t": "7"}
 HOMOGLYPHS = {
     "a": "\u0430",  # Cyrillic a
     "c": "\u0441",  # Cyrillic es
@@ -57,15 +58,29 @@ def _key_words(text: str) -> list[re.Match[str]]:
 
 
 def leet(text: str, rng: random.Random) -> str:
-    out = []
-    for ch in text:
-        subs = LEET.get(ch.lower())
-        out.append(rng.choice(subs) if subs and rng.random() < 0.6 else ch)
-    result = "".join(out)
-    if result == text:  # no letter to swap: force one so the form differs
-        for i, ch in enumerate(text):
-            if ch.lower() in LEET:
-                return text[:i] + LEET[ch.lower()][0] + text[i + 1 :]
+    """Swap letters for digits inside words; every word keeps at least one letter (a token of digits
+    alone, like "4" or "70", reads as a number, and the normaliser rightly leaves numbers alone)."""
+    # Someone who writes "l" as "1" does it throughout ("ki11", "fee1"): a third of messages do.
+    l_as_one = rng.random() < 0.33
+
+    def word(m: re.Match[str]) -> str:
+        w = m.group()
+        if len(w) < 2:
+            return w
+        out = []
+        for ch in w:
+            subs = "1" if ch.lower() == "l" and l_as_one else LEET.get(ch.lower())
+            out.append(rng.choice(subs) if subs and (ch.lower() == "l" or rng.random() < 0.6) else ch)
+        if not any(c.isalpha() for c in out):
+            return w
+        return "".join(out)
+
+    result = WORD.sub(word, text)
+    if result == text:  # no letter swapped: force one so the form differs
+        for m in WORD.finditer(text):
+            for i in range(m.start() + 1, m.end()):
+                if text[i].lower() in LEET:
+                    return text[:i] + LEET[text[i].lower()][0] + text[i + 1 :]
     return result
 
 
