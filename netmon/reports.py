@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session
 
 from netmon.alerts.mail import LONDON, SmtpSettings, build_message, render
@@ -127,10 +127,11 @@ def build_report(
         previous = [r for r in rows if r.time < start]
         pupils = {(r.user, r.client_ip if not r.user else "") for r in current}
         seen_before = _seen_before(session, pupils, start)
-        alerts_sent = len(
-            session.scalars(select(Alert.id).where(Alert.sent_at >= start, Alert.sent_at < end)).all()
+        alerts_sent = (
+            session.scalar(select(func.count(Alert.id)).where(Alert.sent_at >= start, Alert.sent_at < end))
+            or 0
         )
-        alerts_pending = len(session.scalars(select(Alert.id).where(Alert.state == "pending")).all())
+        alerts_pending = session.scalar(select(func.count(Alert.id)).where(Alert.state == "pending")) or 0
     sev_now = Counter(r.severity for r in current)
     sev_before = Counter(r.severity for r in previous)
     cat_now = Counter(r.category for r in current)
@@ -185,7 +186,8 @@ def build_report(
                 )
             )
     high_risk.sort(key=lambda r: (-r.extra["max_severity"], -r.count, r.name))
-    new, repeat = [], []
+    new: list[str] = []
+    repeat: list[str] = []
     for user, ip in sorted(pupils, key=lambda p: (p[0] or "", p[1])):
         label = pupil_label(user, ip)
         (repeat if (user, ip) in seen_before else new).append(label)

@@ -226,7 +226,7 @@ def claim_due(engine: Engine, token: str, *, now: datetime | None = None, limit:
                 .values(claimed_by=token, next_attempt=now + LEASE)
                 .execution_options(synchronize_session=False)
             )
-            if result.rowcount == 1:
+            if getattr(result, "rowcount", 0) == 1:  # a plain UPDATE: a CursorResult
                 claimed.append(alert)
         if not claimed:
             return []
@@ -240,7 +240,7 @@ def claim_due(engine: Engine, token: str, *, now: datetime | None = None, limit:
         ).all()
         folded: dict[int, list[dict[str, Any]]] = {}
         for parent_id, inc in folded_rows:
-            folded.setdefault(parent_id, []).append(
+            folded.setdefault(int(parent_id or 0), []).append(
                 {
                     "uid": inc.uid,
                     "time": inc.time,
