@@ -177,7 +177,7 @@ def _read_jsonl(path: Path, known: set[str] | None) -> list[Item]:
             if expect is not None and not isinstance(expect, str):
                 raise ConfigError(where, '"expect" must be a category id or null')
             if expect is not None and known is not None and expect not in known:
-                raise ConfigError(where, f"unknown category {expect!r} in \"expect\" (see categories.txt)")
+                raise ConfigError(where, f'unknown category {expect!r} in "expect" (see categories.txt)')
             sev = obj.get("min_severity")
             if sev is not None and (not isinstance(sev, int) or isinstance(sev, bool) or not 1 <= sev <= 5):
                 raise ConfigError(where, f'"min_severity" must be 1-5 (got {sev!r})')
@@ -200,11 +200,15 @@ def _read_pages(folder: Path) -> list[Item]:
     items = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
         text = path.read_bytes().decode("utf-8", errors="replace")
-        items.append(Item(id=str(path), text=text, expect=None, min_severity=None, origin=str(path), kind="page"))
+        items.append(
+            Item(id=str(path), text=text, expect=None, min_severity=None, origin=str(path), kind="page")
+        )
     return items
 
 
-def load_corpus(paths: Iterable[Path], categories: Iterable[str] | None = None) -> list[tuple[Path, list[Item]]]:
+def load_corpus(
+    paths: Iterable[Path], categories: Iterable[str] | None = None
+) -> list[tuple[Path, list[Item]]]:
     """Read JSONL files and page folders. Raises ConfigError naming the file (and line) on a bad corpus."""
     known = set(categories) if categories is not None else None
     out: list[tuple[Path, list[Item]]] = []
@@ -265,7 +269,8 @@ def evaluate(
             alarms[cat] += 1
             correct[cat] += cat == exp
     figures = tuple(
-        CategoryFigures(c, messages[c], caught[c], high[c], high_caught[c], alarms[c], correct[c]) for c in sorted(cats)
+        CategoryFigures(c, messages[c], caught[c], high[c], high_caught[c], alarms[c], correct[c])
+        for c in sorted(cats)
     )
     return Report(
         min_severity=min_severity,
@@ -296,12 +301,14 @@ def _short(text: str, width: int = 90) -> str:
 
 def format_report(report: Report, show: bool = True) -> list[str]:
     """The report as text lines: table, targets, then every miss and false alarm (when ``show``)."""
-    lines = [f"{'category':<27} {'msgs':>5} {'caught':>6} {'recall':>6}  {'sev>=4':>6} {'recall>=4':>9}"
-             f"  {'alarms':>6} {'precision':>9}"]
+    lines = [
+        f"{'category':<27} {'msgs':>5} {'caught':>6} {'recall':>6}  {'sev>=4':>6} {'recall>=4':>9}"
+        f"  {'alarms':>6} {'precision':>9}"
+    ]
     for c in report.categories:
         lines.append(
-            f"{c.category:<27} {c.messages:>5} {c.caught:>6} {_pct(c.recall)}  {c.high:>6} {_pct(c.recall_high):>9}"
-            f"  {c.alarms:>6} {_pct(c.precision):>9}"
+            f"{c.category:<27} {c.messages:>5} {c.caught:>6} {_pct(c.recall)}  {c.high:>6}"
+            f" {_pct(c.recall_high):>9}  {c.alarms:>6} {_pct(c.precision):>9}"
         )
     lines.append(
         f"{'all':<27} {report.messages:>5} {report.caught:>6} {_pct(report.recall)}  {report.high:>6}"
@@ -309,24 +316,29 @@ def format_report(report: Report, show: bool = True) -> list[str]:
     )
     lines.append("")
     if report.forms:
-        lines.append("recall at severity >= 4 by form: " + ", ".join(
-            f"{f} {k / n:.3f} ({k}/{n})" for f, n, k in report.forms if n))
+        lines.append(
+            "recall at severity >= 4 by form: "
+            + ", ".join(f"{f} {k / n:.3f} ({k}/{n})" for f, n, k in report.forms if n)
+        )
     if report.languages:
-        lines.append("recall at severity >= 4 by language: " + ", ".join(
-            f"{lang} {k / n:.3f} ({k}/{n})" for lang, n, k in report.languages if n))
+        lines.append(
+            "recall at severity >= 4 by language: "
+            + ", ".join(f"{lang} {k / n:.3f} ({k}/{n})" for lang, n, k in report.languages if n)
+        )
     fa = report.false_alarms_per_1000
     lines.append(
-        f"benign pages: {report.pages}, with an alarm at severity >= {report.min_severity}: {report.page_alarms}"
-        + (f" ({fa:.1f} per 1,000)" if fa is not None and report.pages else "")
+        f"benign pages: {report.pages}, with an alarm at severity >= {report.min_severity}:"
+        f" {report.page_alarms}" + (f" ({fa:.1f} per 1,000)" if fa is not None and report.pages else "")
     )
     lines.append(f"benign look-alikes (traps): {report.traps}, quiet: {report.traps - report.trap_alarms}")
     lines.append("")
+    traps = "-" if not report.traps else ("met" if not report.trap_alarms else "NOT met")
+    recall = _verdict(report.recall_high, TARGET_RECALL_HIGH, higher=True)
     lines.append(
-        f"targets (issue 3): recall >= {TARGET_RECALL_HIGH:.2f} at the expected category for severity >= 4 messages"
-        f" (obfuscated included): {_verdict(report.recall_high, TARGET_RECALL_HIGH, higher=True)};"
+        f"targets (issue 3): recall >= {TARGET_RECALL_HIGH:.2f} at the expected category for"
+        f" severity >= 4 messages (obfuscated included): {recall};"
         f" <= {TARGET_FALSE_ALARMS_PER_1000:g} false alarms per 1,000 benign pages at severity >= 3:"
-        f" {_verdict(fa, TARGET_FALSE_ALARMS_PER_1000, higher=False)};"
-        f" every trap quiet: {'met' if report.traps and not report.trap_alarms else ('-' if not report.traps else 'NOT met')}"
+        f" {_verdict(fa, TARGET_FALSE_ALARMS_PER_1000, higher=False)}; every trap quiet: {traps}"
     )
     if show:
         misses = report.misses
@@ -334,7 +346,9 @@ def format_report(report: Report, show: bool = True) -> list[str]:
         lines.append(f"misses ({len(misses)}):")
         for o in misses:
             fired = "; ".join(_hit(h) for h in o.fired) or "nothing fired"
-            lines.append(f"  {o.item.id} [{o.item.expect} >= {o.threshold}] {_short(o.item.text)!r} -> {fired}")
+            lines.append(
+                f"  {o.item.id} [{o.item.expect} >= {o.threshold}] {_short(o.item.text)!r} -> {fired}"
+            )
         alarms = report.false_alarms
         lines.append(f"false alarms ({len(alarms)}):")
         for o in alarms:
@@ -348,7 +362,11 @@ def _verdict(value: float | None, target: float, higher: bool) -> str:
     if value is None:
         return "-"
     met = value >= target if higher else value <= target
-    return f"{value:.3f} {'met' if met else 'NOT met'}" if higher else f"{value:.1f} {'met' if met else 'NOT met'}"
+    return (
+        f"{value:.3f} {'met' if met else 'NOT met'}"
+        if higher
+        else f"{value:.1f} {'met' if met else 'NOT met'}"
+    )
 
 
 def report_json(report: Report) -> dict[str, object]:
@@ -377,11 +395,16 @@ def report_json(report: Report) -> dict[str, object]:
             for c in report.categories
         },
         "misses": [
-            {"id": o.item.id, "expect": o.item.expect, "min_severity": o.threshold,
-             "fired": [_hit(h) for h in o.fired]}
+            {
+                "id": o.item.id,
+                "expect": o.item.expect,
+                "min_severity": o.threshold,
+                "fired": [_hit(h) for h in o.fired],
+            }
             for o in report.misses
         ],
         "false_alarms": [
-            {"id": o.item.id, "kind": o.item.kind, "fired": [_hit(h) for h in o.fired]} for o in report.false_alarms
+            {"id": o.item.id, "kind": o.item.kind, "fired": [_hit(h) for h in o.fired]}
+            for o in report.false_alarms
         ],
     }
