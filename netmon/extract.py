@@ -448,7 +448,7 @@ class _Answer:
         self.text = ""
 
     def add(self, token: str) -> None:
-        if len(self.text) >= 8 and token.startswith(self.text):
+        if len(self.text) >= 4 and len(token) > len(self.text) and token.startswith(self.text):
             self.text = token  # cumulative stream
         else:
             self.text += token
