@@ -105,6 +105,7 @@ class IncidentWriter:
         self._down = False
         self._next_retry = 0.0
         self._closed = False
+        self._last_spill_error = 0.0
         self.engine = self._make_engine(url, busy_timeout)
         self.spill_path.parent.mkdir(parents=True, exist_ok=True)
         self._thread = threading.Thread(target=self._run, name="netmon-incident-writer", daemon=True)
@@ -160,23 +161,35 @@ class IncidentWriter:
     # ---- the writer thread -----------------------------------------------------------------------
 
     def _run(self) -> None:
-        self._recover()
+        started = False
         while True:
-            batch = self._take()
-            self._spill_overflow()
-            if batch:
-                if self._down:
-                    self._spill(batch)
-                else:
-                    self._write_or_spill(batch)
-                self._done(len(batch))
-            if self._down:
-                if time.monotonic() >= self._next_retry and not self._stop.is_set():
+            try:
+                if not started:
+                    started = True
                     self._recover()
-            elif self._queue.empty() and self._spill_pending():
-                self._replay()
-            if self._stop.is_set() and self._queue.empty() and not self._overflow:
-                return
+                if self._step():
+                    return
+            except Exception:  # noqa: BLE001 - the writer thread must outlive any single fault
+                counters.incr("recording.writer-errors")
+                log.exception("incident writer fault; carrying on")
+                time.sleep(1)
+
+    def _step(self) -> bool:
+        """One turn of the writer thread; True when it is time to stop."""
+        batch = self._take()
+        self._spill_overflow()
+        if batch:
+            if self._down:
+                self._spill(batch)
+            else:
+                self._write_or_spill(batch)
+            self._done(len(batch))
+        if self._down:
+            if time.monotonic() >= self._next_retry and not self._stop.is_set():
+                self._recover()
+        elif self._queue.empty() and self._spill_pending():
+            self._replay()
+        return self._stop.is_set() and self._queue.empty() and not self._overflow
 
     def _take(self) -> list[ScanResult]:
         try:
@@ -361,7 +374,25 @@ class IncidentWriter:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _spill(self, results: Sequence[ScanResult]) -> None:
-        self._append(self.spill_path, results)
+        try:
+            self._append(self.spill_path, results)
+        except OSError as exc:  # disk full, permissions: keep them in memory and try again later
+            with self._pending_lock:
+                self._pending += len(results)  # the caller's _done() must not count these as handled
+            self._overflow.extend(results)
+            counters.incr("recording.spill-errors")
+            now = time.monotonic()
+            if now - self._last_spill_error > 60:
+                self._last_spill_error = now
+                log.error(
+                    "cannot write the spill file %s: %s; %d results held in memory",
+                    self.spill_path,
+                    exc.strerror or exc,
+                    len(self._overflow),
+                )
+            if self._stop.is_set():
+                time.sleep(0.5)
+            return
         counters.incr("recording.spilled", len(results))
 
     def _append(self, path: Path, results: Sequence[ScanResult]) -> None:

@@ -199,6 +199,30 @@ def test_failing_after_batch_rolls_back_and_keeps_the_result(
     assert len(rejected) == 1 and result_from_json(json.loads(rejected[0])) == make_result(7)
 
 
+def test_a_failing_hit_filter_records_the_hit(store_url: str, writer_factory) -> None:  # type: ignore[no-untyped-def]
+    def broken(ctx: FlowContext, hit: Hit) -> bool:
+        raise KeyError("group")
+
+    writer = writer_factory(hit_filter=broken)
+    writer.submit(make_result(1))
+    writer.close()
+    assert len(rows(store_url)) == 1
+
+
+def test_a_bad_result_is_rejected_alone(store_url: str, writer_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    bad = make_result(99)
+    bad = ScanResult(
+        context=FlowContext(time=float("nan"), client_ip="x", host="h", url="u"), findings=bad.findings
+    )
+    writer = writer_factory()
+    writer.submit(make_result(1))
+    writer.submit(bad)
+    writer.submit(make_result(2))
+    writer.close()
+    assert len(rows(store_url)) == 2
+    assert len((tmp_path / "state" / "incident-rejected.jsonl").read_text().splitlines()) == 1
+
+
 async def test_submit_never_blocks_the_loop_while_the_writer_is_busy(
     store_url: str,
     writer_factory,  # type: ignore[no-untyped-def]
