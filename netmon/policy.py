@@ -35,6 +35,16 @@ SCHOOL_FILE = "school.yaml"
 ALERTS_FILE = "alerts.yaml"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _GROUP_KEYS = {"description", "year_groups", "roles", "users", "users_file", "min_severity", "categories"}
+#: Other spellings accepted for group keys (the canonical name is documented and shown in messages).
+GROUP_ALIASES = {
+    "year_group": "year_groups",
+    "years": "year_groups",
+    "role": "roles",
+    "user": "users",
+    "members": "users",
+    "category": "categories",
+    "severity": "min_severity",
+}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -147,6 +157,23 @@ class Problems:
         self.warnings.append(f"{where}: {message}")
 
 
+def canonical(
+    spec: Mapping[str, Any], aliases: Mapping[str, str], nested: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """``spec`` with alias keys renamed (``year_group`` -> ``year_groups``) and ``nested`` mappings (e.g.
+    ``recording: {min_severity: 2}``) merged in; the canonical key wins when both are given."""
+    out: dict[str, Any] = {}
+    for key, value in spec.items():
+        if key in nested and isinstance(value, dict):
+            for sub_key, sub_value in value.items():
+                out.setdefault(aliases.get(str(sub_key), str(sub_key)), sub_value)
+            continue
+        name = aliases.get(str(key), str(key))
+        if name not in out or name == key:
+            out[name] = value
+    return out
+
+
 def display_path(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
@@ -196,6 +223,8 @@ def known_categories(library_dir: Path = DEFAULT_LIBRARY_DIR) -> frozenset[str] 
 def severity(value: object, where: str, problems: Problems, default: int = 1) -> int:
     if value is None:
         return default
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
         problems.error(where, f"must be 1-5 (got {value})")
         return default
@@ -296,6 +325,7 @@ def parse_school(
         if not isinstance(spec, dict):
             problems.error(where, "must be a mapping (year_groups, roles, users, min_severity, categories)")
             continue
+        spec = canonical(spec, GROUP_ALIASES, nested=("recording", "record"))
         for key in spec:
             if key not in _GROUP_KEYS:
                 problems.error(

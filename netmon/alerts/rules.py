@@ -49,6 +49,44 @@ _RULE_KEYS = {
     "urgency",
     "cooldown",
 }
+#: Other spellings accepted in rules (canonical names are documented and used in messages).
+RULE_ALIASES = {
+    "category": "categories",
+    "group": "groups",
+    "source": "sources",
+    "site": "sites",
+    "severity": "min_severity",
+    "recipients": "to",
+    "recipient": "to",
+    "repetition": "repeat",
+    "time": "when",
+    "time_of_day": "when",
+    "cool_down": "cooldown",
+    "cool-down": "cooldown",
+    "description_text": "description",
+}
+REPEAT_ALIASES = {
+    "times": "count",
+    "n": "count",
+    "incidents": "count",
+    "window": "within",
+    "period": "within",
+}
+WHEN_ALIASES = {
+    "out-of-hours": "out_of_hours",
+    "outside_hours": "out_of_hours",
+    "out_of_school_hours": "out_of_hours",
+    "in-hours": "in_hours",
+    "school_hours": "in_hours",
+    "always": "any",
+}
+URGENCY_ALIASES = {
+    "immediately": "immediate",
+    "instant": "immediate",
+    "now": "immediate",
+    "daily": "digest",
+    "batched": "digest",
+}
 _TOP_KEYS = {"recipients", "digest", "reports", "rules"}
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+$")
@@ -235,8 +273,18 @@ def _parse_rule(
     named: Mapping[str, tuple[str, ...]],
     categories: frozenset[str] | None,
 ) -> Rule | None:
-    from netmon.policy import severity
+    from netmon.policy import canonical, severity
 
+    spec = canonical(spec, RULE_ALIASES)
+    if isinstance(spec.get("repeat"), dict):
+        spec["repeat"] = canonical(spec["repeat"], REPEAT_ALIASES)
+    if spec.get("out_of_hours") is True and "when" not in spec:
+        spec["when"] = "out_of_hours"
+        del spec["out_of_hours"]
+    if isinstance(spec.get("urgency"), str):
+        spec["urgency"] = URGENCY_ALIASES.get(spec["urgency"], spec["urgency"])
+    if isinstance(spec.get("when"), str):
+        spec["when"] = WHEN_ALIASES.get(spec["when"], spec["when"])
     for key in spec:
         if key not in _RULE_KEYS:
             problems.error(f"{where}.{key}", f"unknown key (expected one of {', '.join(sorted(_RULE_KEYS))})")

@@ -288,3 +288,39 @@ def test_alerts_migration_matches_the_model(store_url: str) -> None:
     engine.dispose()
     mine = [d for d in diff if "alerts" in repr(d) and "audit" not in repr(d)]
     assert mine == []
+
+
+def test_other_spellings_are_accepted(tmp_path: Path) -> None:
+    school = """
+        groups:
+          year7: {year_group: 7, recording: {severity: "2", category: [suicide]}}
+          carers: {members: [zoe]}
+    """
+    alerts = """
+        rules:
+          - name: r
+            category: suicide
+            severity: 3
+            group: year7
+            source: search
+            time: out-of-hours
+            repetition: {times: 2, window: 2h}
+            recipients: dsl@school
+            cool-down: 5m
+            urgency: batched
+    """
+    policy = load_policy(write_policy(tmp_path / "policy", alerts, school))
+    group = policy.groups["year7"]
+    assert group.year_groups == {"7"} and group.recording is not None
+    assert group.recording.min_severity == 2 and group.recording.categories == {"suicide"}
+    assert policy.groups["carers"].users == {"zoe"}
+    (rule,) = policy.rules
+    assert (rule.categories, rule.min_severity, rule.groups, rule.sources) == (
+        {"suicide"},
+        3,
+        {"year7"},
+        {"search"},
+    )
+    assert rule.when == "out_of_hours" and rule.to == ("dsl@school",) and rule.urgency == "digest"
+    assert rule.repeat is not None and rule.repeat.count == 2 and rule.repeat.within.total_seconds() == 7200
+    assert rule.cooldown.total_seconds() == 300
