@@ -1,0 +1,465 @@
+"""netmon.scanner: whole scan jobs with the real matcher over a small test library."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import multiprocessing
+import pickle
+import time
+import tracemalloc
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import brotli
+import pytest
+import zstandard
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from netmon import counters, decoding, extract, scanner
+from netmon.findings import SOURCES, FlowContext, ScanResult
+from netmon.library import load_library
+from netmon.matching import Matcher
+from netmon.scanner import ScanJob, count_stats, open_snapshot, sanitise_html, scan_job
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+PAGES = FIXTURES / "pages"
+LIBRARY = FIXTURES / "scan-library"
+ALL_REASONS = set(decoding.REASONS) | set(extract.REASONS) | set(scanner.REASONS)
+
+HTML = b"""<!DOCTYPE html><html><head><title>Forum</title><script>var s = "suicide";</script>
+<link rel="stylesheet" href="https://cdn.example/s.css">
+<style>body { background: url(https://t.example/p.gif) }</style>
+</head><body onload="track()"><h1>Thread</h1><p>I think I will kill myself tonight</p>
+<img src="https://t.example/pixel.gif" alt="photo"><iframe src="https://ads.example/"></iframe>
+<a href="javascript:alert(1)">link</a><a href="/safe">safe link</a><object data="x.swf"></object>
+<form action="https://x.example/post"><input name="q" value="typed"></form></body></html>"""
+BENIGN = (PAGES / "benign.html").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    return Matcher.compile(load_library(LIBRARY))
+
+
+def ctx(url: str = "https://forum.example/thread/1", host: str = "forum.example") -> FlowContext:
+    return FlowContext(time=time.time(), client_ip="10.0.0.7", host=host, url=url, user="pupil1")
+
+
+def page_job(
+    body: bytes, content_type: str = "text/html; charset=utf-8", encoding: str | None = None, **kw: object
+) -> ScanJob:
+    headers = [("Content-Type", content_type)] + ([("Content-Encoding", encoding)] if encoding else [])
+    return ScanJob(
+        context=ctx(),
+        request_url="https://forum.example/thread/1",
+        response_status=200,
+        response_headers=tuple(headers),
+        response_body=body,
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+def phrases(result: ScanResult, source: str | None = None) -> set[str]:
+    return {h.phrase for f in result.findings if source in (None, f.source) for h in f.hits}
+
+
+def check_offsets(result: ScanResult) -> None:
+    for finding in result.findings:
+        assert finding.source in SOURCES
+        for hit in finding.hits:
+            assert finding.text[hit.start : hit.end] == hit.matched_text
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sources
+
+
+def test_search_query_from_url(matcher: Matcher) -> None:
+    url = "https://www.google.co.uk/search?q=how+to+kill+myself"
+    result = scan_job(ScanJob(context=ctx(url, "www.google.co.uk"), request_url=url), matcher)
+    (finding,) = result.findings
+    assert (finding.source, finding.label, finding.text) == ("search", "google", "how to kill myself")
+    assert "kill myself" in phrases(result)
+    check_offsets(result)
+
+
+def test_form_post_fields(matcher: Matcher) -> None:
+    job = ScanJob(
+        context=ctx(),
+        request_method="POST",
+        request_url="https://forum.example/reply",
+        request_headers=(("Content-Type", "application/x-www-form-urlencoded"),),
+        request_body=b"title=hello&body=I+want+to+kill+myself&password=kms",
+    )
+    result = scan_job(job, matcher)
+    (finding,) = result.findings
+    assert (finding.source, finding.label, finding.text) == ("form", "body", "I want to kill myself")
+    assert "kms" not in {h.matched_text for h in result.hits}  # the password field is never scanned
+    check_offsets(result)
+
+
+def test_multipart_fields_and_file_skip(matcher: Matcher) -> None:
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="caption"\r\n\r\nself harm pics\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="f"; filename="x.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n"
+        b"\x89PNG\x00\x00kill myself\r\n--b--\r\n"
+    )
+    job = ScanJob(
+        context=ctx(),
+        request_method="POST",
+        request_url="https://forum.example/upload",
+        request_headers=(("Content-Type", "multipart/form-data; boundary=b"),),
+        request_body=body,
+    )
+    result = scan_job(job, matcher)
+    assert [(f.source, f.label) for f in result.findings] == [("form", "caption")]
+    assert phrases(result) == {"self harm"}
+    assert "multipart-file" in result.stats.skipped
+
+
+def test_json_prompt_is_chat(matcher: Matcher) -> None:
+    prompt = {
+        "model": "gpt",
+        "messages": [{"role": "user", "content": "what is the best way to kill myself"}],
+    }
+    job = ScanJob(
+        context=ctx("https://chat.example/api"),
+        request_method="POST",
+        request_url="https://chat.example/api",
+        request_headers={"content-type": "application/json"},
+        request_body=json.dumps(prompt).encode(),
+    )
+    result = scan_job(job, matcher)
+    assert {f.source for f in result.findings} == {"chat"}
+    assert "kill myself" in phrases(result, "chat")
+    check_offsets(result)
+
+
+def test_sse_answer_is_chat(matcher: Matcher) -> None:
+    events = "".join(
+        f"data: {json.dumps({'choices': [{'delta': {'content': t}}]})}\n\n"
+        for t in ("You said you ", "want to kms", ". Please call")
+    )
+    result = scan_job(page_job(events.encode() + b"data: [DONE]\n\n", "text/event-stream"), matcher)
+    (finding,) = result.findings
+    assert finding.source == "chat" and finding.text == "You said you want to kms. Please call"
+    assert phrases(result) == {"kms"}
+    assert result.snapshot is not None and result.snapshot_type == "text/plain"
+
+
+@pytest.mark.parametrize("from_client", [True, False])
+def test_websocket_messages_both_ways(matcher: Matcher, from_client: bool) -> None:
+    job = ScanJob(context=ctx(), ws_message='42["chat",{"text":"i will kms"}]', ws_from_client=from_client)
+    result = scan_job(job, matcher)
+    (finding,) = result.findings
+    assert finding.source == "websocket"
+    assert finding.label == ("ws client->server" if from_client else "ws server->client")
+    assert result.snapshot is None
+    check_offsets(result)
+
+
+def test_websocket_bytes_message(matcher: Matcher) -> None:
+    text = scan_job(ScanJob(context=ctx(), ws_message="self harm".encode("utf-16")), matcher)
+    assert phrases(text) == {"self harm"}
+    binary = scan_job(ScanJob(context=ctx(), ws_message=b"\x00\x01\x02\x03kill myself\x00\x00\x00"), matcher)
+    assert binary.findings == () and binary.stats.skipped == ("binary-message",)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Response bodies: encodings and charsets
+
+ENCODE = {
+    "gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "br": brotli.compress,
+    "zstd": lambda d: zstandard.ZstdCompressor().compress(d),
+}
+
+
+@pytest.mark.parametrize("encoding", [None, *ENCODE])
+def test_page_in_every_encoding(matcher: Matcher, encoding: str | None) -> None:
+    body = ENCODE[encoding](HTML) if encoding else HTML
+    result = scan_job(page_job(body, encoding=encoding), matcher)
+    assert [(f.source, f.label) for f in result.findings] == [("page", "html")]
+    assert "kill myself" in phrases(result)
+    assert "suicide" not in phrases(result)  # only in a script
+    assert result.stats.bytes_scanned == len(HTML)
+    check_offsets(result)
+
+
+@pytest.mark.parametrize(
+    ("name", "phrase"),
+    [
+        ("windows-1252.html", "kill myself"),
+        ("utf-16le-bom.html", "self harm"),
+        ("utf-16be-bom.html", "kms"),
+        ("shift_jis.html", "suicide"),
+        ("shift_jis-undeclared.html", "suicide"),
+        ("koi8-r.xhtml", "self harm"),
+        ("windows-1252-undeclared.html", "suicide"),
+        ("invalid-utf8.html", "kill myself"),
+    ],
+)
+def test_pages_in_other_charsets(matcher: Matcher, name: str, phrase: str) -> None:
+    result = scan_job(page_job((PAGES / name).read_bytes(), "text/html", encoding=None), matcher)
+    assert phrase in phrases(result, "page")
+    check_offsets(result)
+
+
+def test_windows_1252_page_gzip_with_header_charset(matcher: Matcher) -> None:
+    body = gzip.compress((PAGES / "windows-1252.html").read_bytes())
+    result = scan_job(page_job(body, "text/html; charset=windows-1252", "gzip"), matcher)
+    (finding,) = result.findings
+    assert "I want to kill myself \u2013 \u201cplease\u201d help" in finding.text
+
+
+def test_json_and_text_responses_are_pages(matcher: Matcher) -> None:
+    j = scan_job(page_job(b'{"posts": [{"body": "self harm again"}]}', "application/json"), matcher)
+    assert [(f.source, f.label) for f in j.findings] == [("page", "json")]
+    t = scan_job(page_job(b"plain kms text", "text/plain"), matcher)
+    assert [(f.source, f.label) for f in t.findings] == [("page", "text")]
+
+
+def test_benign_page_gives_nothing(matcher: Matcher) -> None:
+    result = scan_job(page_job(BENIGN), matcher)
+    assert result.findings == () and result.snapshot is None
+    assert result.stats.bytes_scanned == len(BENIGN)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Snapshot
+
+
+def test_snapshot_is_sanitised_compressed_and_only_with_hits(matcher: Matcher) -> None:
+    result = scan_job(page_job(gzip.compress(HTML), encoding="gzip"), matcher)
+    assert result.snapshot_type == "text/html" and result.snapshot is not None
+    html = open_snapshot(result.snapshot).decode()
+    assert "I think I will kill myself tonight" in html and "safe link" in html and 'alt="photo"' in html
+    for removed in (
+        "<script",
+        "onload",
+        "<iframe",
+        "pixel.gif",
+        "<link",
+        "cdn.example",
+        "url(",
+        "javascript:",
+        "<object",
+        "x.example/post",
+    ):
+        assert removed not in html, removed
+    assert "Content-Security-Policy" in html
+
+
+def test_snapshot_is_capped(matcher: Matcher) -> None:
+    big = b"<html><body><p>kill myself</p>" + b"<p>filler words here</p>" * 20000 + b"</body></html>"
+    result = scan_job(page_job(big, snapshot_cap=10_000), matcher)
+    assert result.snapshot is not None and len(open_snapshot(result.snapshot)) <= 10_000
+
+
+def test_snapshot_of_the_page_when_the_hit_is_the_search(matcher: Matcher) -> None:
+    url = "https://www.bing.com/search?q=kms"
+    job = ScanJob(
+        context=ctx(url, "www.bing.com"),
+        request_url=url,
+        response_status=200,
+        response_headers=(("Content-Type", "text/html"),),
+        response_body=BENIGN,
+    )
+    result = scan_job(job, matcher)
+    assert [f.source for f in result.findings] == ["search"]
+    assert result.snapshot is not None and b"water cycle" in open_snapshot(result.snapshot)
+
+
+def test_no_snapshot_for_binary_response(matcher: Matcher) -> None:
+    url = "https://www.bing.com/search?q=kms"
+    job = ScanJob(
+        context=ctx(url, "www.bing.com"),
+        request_url=url,
+        response_status=200,
+        response_headers=(("Content-Type", "image/png"),),
+        response_body=b"\x89PNG\r\n\x1a\n",
+    )
+    result = scan_job(job, matcher)
+    assert result.findings and result.snapshot is None
+    assert result.stats.skipped == ("binary-type",)
+
+
+@pytest.mark.parametrize(
+    "evil",
+    [
+        '<img src=x onerror="alert(1)">',
+        "<svg><script>alert(1)</script></svg>",
+        '<a href=" JaVaScRiPt:alert(1)">x</a>',
+        '<meta http-equiv="refresh" content="0;url=https://x.example">',
+        '<base href="https://x.example/">',
+        '<embed src="https://x.example/a.swf">',
+        '<div style="background-image: url(https://x.example/t)">d</div>',
+        '<video poster="https://x.example/p.jpg"></video>',
+        '<iframe srcdoc="<script>x</script>"></iframe>',
+    ],
+)
+def test_sanitiser_removes_active_and_loading_content(evil: str) -> None:
+    out = sanitise_html(f"<html><head></head><body>{evil}<p>kept</p></body></html>")
+    body = out.split("</head>", 1)[1]
+    assert "kept" in body
+    for bad in ("alert", "x.example", "onerror", "<script", "<embed", "<iframe"):
+        assert bad not in body.lower(), (evil, body)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Bad input, caps, skips
+
+
+def test_compression_bomb_is_a_counted_skip(matcher: Matcher) -> None:
+    bomb = zstandard.ZstdCompressor(level=3).compress(b"\0" * (256 << 20))
+    tracemalloc.start()
+    try:
+        result = scan_job(page_job(bomb, encoding="zstd", body_cap=1 << 20), matcher)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "decompression-bomb" in result.stats.skipped
+    assert peak < 32 << 20
+
+
+def test_body_cap(matcher: Matcher) -> None:
+    body = b"<html><body><p>" + b"filler " * 20000 + b"</p><p>kill myself</p></body></html>"
+    result = scan_job(page_job(body, body_cap=50_000), matcher)
+    assert result.findings == ()
+    assert result.stats.skipped == ("body-cap",) and result.stats.bytes_scanned == 50_000
+    assert scan_job(page_job(body), matcher).findings
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "reason"),
+    [
+        ((("Content-Type", "image/jpeg"),), b"\xff\xd8\xff kill myself", "binary-type"),
+        ((("Content-Type", "application/javascript"),), b"var a = 'kill myself'", "code-type"),
+        (
+            (("Content-Type", "text/html"), ("Content-Encoding", "gzip")),
+            b"not gzip kill myself",
+            "bad-encoding",
+        ),
+        (
+            (("Content-Type", "text/html"), ("Content-Encoding", "compress")),
+            b"kill myself",
+            "unknown-encoding",
+        ),
+        (
+            (("Content-Type", "text/html"), ("Content-Encoding", "gzip")),
+            gzip.compress(HTML)[:200],
+            "truncated-encoding",
+        ),
+    ],
+)
+def test_skips_are_counted_never_raised(
+    matcher: Matcher, headers: tuple[tuple[str, str], ...], body: bytes, reason: str
+) -> None:
+    job = ScanJob(
+        context=ctx(),
+        request_url="https://x.example/",
+        response_status=200,
+        response_headers=headers,
+        response_body=body,
+    )
+    result = scan_job(job, matcher)
+    assert reason in result.stats.skipped
+    assert set(result.stats.skipped) <= ALL_REASONS
+
+
+@pytest.mark.parametrize(("status", "method"), [(204, "GET"), (304, "GET"), (101, "GET"), (200, "HEAD")])
+def test_responses_without_body(matcher: Matcher, status: int, method: str) -> None:
+    job = ScanJob(
+        context=ctx(),
+        request_method=method,
+        request_url="https://x.example/",
+        response_status=status,
+        response_headers=(("Content-Type", "text/html"),),
+        response_body=b"kill myself",
+    )
+    assert scan_job(job, matcher).stats.skipped == ("no-body-status",)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.binary(max_size=4000),
+    content_type=st.sampled_from(
+        [
+            "text/html",
+            "text/html; charset=shift_jis",
+            "application/json",
+            "text/plain",
+            "text/event-stream",
+            "multipart/form-data; boundary=x",
+            "image/png",
+            "",
+            "a/b",
+        ]
+    ),
+    encoding=st.sampled_from([None, "gzip", "br", "zstd", "deflate", "gzip, gzip", "bogus"]),
+    ws=st.one_of(st.none(), st.binary(max_size=500), st.text(max_size=500)),
+)
+def test_fuzz_never_raises(
+    matcher: Matcher, body: bytes, content_type: str, encoding: str | None, ws: bytes | str | None
+) -> None:
+    headers = (("Content-Type", content_type),) + ((("Content-Encoding", encoding),) if encoding else ())
+    job = ScanJob(
+        context=ctx(),
+        request_method="POST",
+        request_url="https://www.google.com/search?q=x",
+        request_headers=headers,
+        request_body=body,
+        response_status=200,
+        response_headers=headers,
+        response_body=body,
+        ws_message=ws,
+    )
+    result = scan_job(job, matcher)
+    assert set(result.stats.skipped) <= ALL_REASONS
+    check_offsets(result)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Across a process boundary, and counters
+
+
+def test_job_and_result_pickle(matcher: Matcher) -> None:
+    job = page_job(gzip.compress(HTML), encoding="gzip")
+    assert pickle.loads(pickle.dumps(job))  # noqa: S301 == job
+    result = scan_job(job, matcher)
+    assert pickle.loads(pickle.dumps(result))  # noqa: S301 == result
+
+
+def _worker_scan(job: ScanJob) -> ScanResult:
+    return scan_job(job, _WORKER_MATCHER)
+
+
+_WORKER_MATCHER: Matcher | None = None
+
+
+def _init(library: str) -> None:
+    global _WORKER_MATCHER
+    _WORKER_MATCHER = Matcher.compile(load_library(Path(library)))
+
+
+def test_scan_in_a_real_worker_process() -> None:
+    with ProcessPoolExecutor(
+        1, mp_context=multiprocessing.get_context("spawn"), initializer=_init, initargs=(str(LIBRARY),)
+    ) as pool:
+        result = pool.submit(_worker_scan, page_job(brotli.compress(HTML), encoding="br")).result(timeout=120)
+    assert "kill myself" in phrases(result)
+    assert result.snapshot is not None
+
+
+def test_count_stats(matcher: Matcher) -> None:
+    counters.reset()
+    count_stats(scan_job(page_job(HTML), matcher))
+    count_stats(scan_job(page_job(b"\x89PNG", "image/png"), matcher))
+    snap = counters.snapshot()
+    assert snap["scan.jobs"] == 2 and snap["scan.skipped.binary-type"] == 1
+    assert snap["scan.bytes"] == len(HTML) and snap["scan.hits"] >= 1
