@@ -82,6 +82,53 @@ class ScanJob:
     snapshot_cap: int = DEFAULT_SNAPSHOT_CAP
     snapshot: bool = True  # attach a sanitised snapshot of the response when there are hits
 
+    @classmethod
+    def for_http(
+        cls,
+        context: FlowContext,
+        request_headers: Headers = (),
+        request_body: bytes = b"",
+        response_status: int | None = None,
+        response_headers: Headers = (),
+        response_body: bytes | None = None,
+        max_bytes: int = DEFAULT_BODY_CAP,
+        snapshot_max_bytes: int = DEFAULT_SNAPSHOT_CAP,
+    ) -> ScanJob:
+        """A job for one HTTP flow; method and URL come from ``context``. Bodies are raw (still encoded)."""
+        return cls(
+            context=context,
+            request_method=context.method,
+            request_url=context.url,
+            request_headers=request_headers,
+            request_body=request_body,
+            response_status=response_status,
+            response_headers=response_headers,
+            response_body=response_body,
+            body_cap=max_bytes,
+            snapshot_cap=snapshot_max_bytes,
+        )
+
+    @classmethod
+    def for_websocket(
+        cls,
+        context: FlowContext,
+        content: bytes | str,
+        is_text: bool = True,
+        from_client: bool = True,
+        max_bytes: int = DEFAULT_BODY_CAP,
+    ) -> ScanJob:
+        """A job for one WebSocket message (text frames are UTF-8; binary ones are sniffed)."""
+        if is_text and isinstance(content, bytes):
+            content = content[:max_bytes].decode("utf-8", "replace")
+        return cls(
+            context=context,
+            request_method=context.method,
+            request_url=context.url,
+            ws_message=content,
+            ws_from_client=from_client,
+            body_cap=max_bytes,
+        )
+
 
 def header(headers: Headers, name: str) -> str | None:
     """First value of header ``name`` (case-insensitive) in a tuple of pairs or a mapping."""
@@ -155,10 +202,11 @@ class _Scan:
     # -- parts of a flow --------------------------------------------------------------------------
     def search(self) -> None:
         job = self.job
-        if not job.request_url:
+        url = job.request_url or job.context.url
+        if not url:
             return
         host = job.context.host if job.context.host and not _is_ip(job.context.host) else None
-        found = search_query(job.request_url, host=host)
+        found = search_query(url, host=host)
         if found is not None:
             engine, query = found
             self.scanned += len(query.encode("utf-8", "replace"))

@@ -463,3 +463,33 @@ def test_count_stats(matcher: Matcher) -> None:
     snap = counters.snapshot()
     assert snap["scan.jobs"] == 2 and snap["scan.skipped.binary-type"] == 1
     assert snap["scan.bytes"] == len(HTML) and snap["scan.hits"] >= 1
+
+
+def test_for_http_takes_method_and_url_from_the_context(matcher: Matcher) -> None:
+    context = FlowContext(
+        time=0.0,
+        client_ip="10.0.0.9",
+        host="www.youtube.com",
+        method="POST",
+        url="https://www.youtube.com/results?search_query=self+harm",
+    )
+    job = ScanJob.for_http(
+        context=context,
+        request_headers=(("content-type", "application/json"),),
+        request_body=b'{"query": "kms"}',
+        response_status=200,
+        response_headers=(("content-type", "text/html"),),
+        response_body=b"",
+        max_bytes=1000,
+    )
+    assert (job.request_method, job.request_url, job.body_cap) == ("POST", context.url, 1000)
+    result = scan_job(job, matcher)
+    assert {(f.source, f.label) for f in result.findings} == {("search", "youtube"), ("chat", "json")}
+
+
+def test_for_websocket_text_and_binary(matcher: Matcher) -> None:
+    text = ScanJob.for_websocket(context=ctx(), content=b"kms", is_text=True, from_client=False)
+    assert text.ws_message == "kms" and text.ws_from_client is False
+    assert phrases(scan_job(text, matcher)) == {"kms"}
+    binary = ScanJob.for_websocket(context=ctx(), content=b"\x00\x01\x02\x03\x04", is_text=False)
+    assert scan_job(binary, matcher).stats.skipped == ("binary-message",)
