@@ -1,9 +1,10 @@
 """URL lists: CSV files ``type,value,category,severity,source`` (CTIRU / IWF style).
 
-``type`` is ``url`` (one exact page), ``prefix`` (everything under a URL prefix) or ``domain`` (a host and
-all of its subdomains). Values may be written with or without a scheme; hosts are compared lower-case,
-without ``www.``-blindness (``domain`` entries already cover every subdomain). A domain entry is also
-found by hostname alone, for traffic that passes through undecrypted and shows only its SNI.
+``type`` is ``url`` (one page: with any query string unless the entry gives one), ``prefix``
+(everything under a URL prefix) or ``domain`` (a host and all of its subdomains). Values may be written
+with or without a scheme; hosts are compared lower-case, without ``www.``-blindness (``domain`` entries
+already cover every subdomain). A domain entry is also found by hostname alone, for traffic that passes
+through undecrypted and shows only its SNI.
 """
 
 from __future__ import annotations
@@ -180,9 +181,12 @@ class UrlIndex:
         """Every entry matching a full URL: exact URL, URL prefix, or the host's domain."""
         key = url_key(url)
         host = key.split("/", 1)[0]
+        base = key.split("?", 1)[0]
         found = list(self._urls.get(key, ()))
-        if key.endswith("/") and key.count("/") > 1:
-            found.extend(self._urls.get(key.rstrip("/"), ()))
+        if base != key:  # an entry without a query covers the page with any query
+            found.extend(self._urls.get(base, ()))
+        if base.endswith("/") and base.count("/") > 1:
+            found.extend(self._urls.get(base.rstrip("/"), ()))
         for e in self._prefixes.get(host, ()):
             if key.startswith(e.value):
                 found.append(e)

@@ -29,7 +29,8 @@ def index(tmp_path: Path) -> UrlIndex:
     [
         ("http://bad.example/attack/video.html", ["terrorism"]),
         ("https://BAD.example:443/attack/video.html#t=1", ["terrorism"]),
-        ("http://bad.example/attack/video.html?x=1", []),
+        ("http://bad.example/attack/video.html?x=1", ["terrorism"]),
+        ("http://bad.example/attack/video.html/", ["terrorism"]),
         ("http://bad.example/attack/", []),
         ("https://forum.example/board/extreme/thread/9?page=2", ["terrorism"]),
         ("https://forum.example/board/", []),
