@@ -285,41 +285,26 @@ class IncidentWriter:
         if not drafts:
             return
         window = self.dedup_window
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+        with Session(self.engine, expire_on_commit=False, autoflush=False) as session, session.begin():
             touched: dict[int, Incident] = {}
-            local: dict[str, list[Incident]] = {}
+            local = self._recent(session, drafts)
             for draft in drafts:
                 t = draft.time
-                incident = next(
-                    (
-                        i
-                        for i in local.get(draft.dedup_key, [])
-                        if i.last_seen >= t - window and i.time <= t + window
-                    ),
-                    None,
-                )
-                if incident is None:
-                    incident = session.scalars(
-                        select(Incident)
-                        .where(
-                            Incident.dedup_key == draft.dedup_key,
-                            Incident.last_seen >= t - window,
-                            Incident.time <= t + window,
-                        )
-                        .order_by(Incident.last_seen.desc())
-                        .limit(1)
-                    ).first()
-                    if incident is not None:
-                        incident.batch_new, incident.batch_repeats = False, 0
-                if incident is None:
+                candidates = [
+                    i
+                    for i in local.get(draft.dedup_key, ())
+                    if i.last_seen >= t - window and i.time <= t + window
+                ]
+                if not candidates:
                     incident = self._new(session, draft)
+                    local.setdefault(draft.dedup_key, []).append(incident)
                 else:
+                    incident = max(candidates, key=lambda i: i.last_seen)
                     incident.count += 1
                     incident.last_seen = max(incident.last_seen, t)
                     incident.time = min(incident.time, t)
                     incident.batch_repeats += 1
                     counters.incr("recording.merged")
-                local.setdefault(draft.dedup_key, []).append(incident)
                 touched[id(incident)] = incident
             session.flush()
             for callback in self.after_batch:
@@ -335,6 +320,24 @@ class IncidentWriter:
                     incident.severity,
                     incident.source,
                 )
+
+    def _recent(self, session: Session, drafts: Sequence[IncidentDraft]) -> dict[str, list[Incident]]:
+        """Stored incidents that drafts of this batch may merge into, by dedup key (one query a chunk)."""
+        window = self.dedup_window
+        low = min(d.time for d in drafts) - window
+        high = max(d.time for d in drafts) + window
+        keys = sorted({d.dedup_key for d in drafts})
+        found: dict[str, list[Incident]] = {}
+        for start in range(0, len(keys), 500):
+            stmt = select(Incident).where(
+                Incident.dedup_key.in_(keys[start : start + 500]),
+                Incident.last_seen >= low,
+                Incident.time <= high,
+            )
+            for incident in session.scalars(stmt):
+                incident.batch_new, incident.batch_repeats = False, 0
+                found.setdefault(incident.dedup_key, []).append(incident)
+        return found
 
     def _new(self, session: Session, draft: IncidentDraft) -> Incident:
         incident = Incident(**draft.row())
