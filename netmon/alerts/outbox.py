@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from netmon.store.alerts import PENDING, SENT, SUPPRESSED, Alert
@@ -324,6 +324,38 @@ def mark_sent(engine: Engine, job: Job, token: str, message_id: str) -> None:
         len(job.recipients),
         message_id,
     )
+
+
+#: Failure reasons that mean "the server could not be reached" (as written by the sender).
+UNREACHABLE = ("cannot connect", "SMTP connection lost")
+
+
+def _unreachable_waiting(now: datetime) -> Any:
+    return (
+        (Alert.state == PENDING)
+        & (Alert.next_attempt > now)
+        & Alert.claimed_by.is_(None)
+        & or_(*(Alert.last_error.startswith(prefix) for prefix in UNREACHABLE))
+    )
+
+
+def waiting_for_server(engine: Engine) -> int:
+    """How many alerts are waiting out a back-off because the mail server could not be reached."""
+    with Session(engine) as session:
+        return int(session.scalar(select(func.count(Alert.id)).where(_unreachable_waiting(utcnow()))) or 0)
+
+
+def retry_now(engine: Engine) -> int:
+    """The mail server is reachable again: make the alerts that waited for it due at once."""
+    now = utcnow()
+    with Session(engine) as session, session.begin():
+        result = session.execute(
+            update(Alert)
+            .where(_unreachable_waiting(now))
+            .values(next_attempt=now)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 def backoff(attempts: int, *, base: float = 2.0, cap: float = 30.0) -> timedelta:

@@ -21,7 +21,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from netmon import counters
 from netmon.alerts.mail import LONDON, SmtpSettings, build_message, message_id, render
-from netmon.alerts.outbox import Job, claim_due, mark_failed, mark_sent, new_token, release_stale_claims
+from netmon.alerts.outbox import (
+    Job,
+    claim_due,
+    mark_failed,
+    mark_sent,
+    new_token,
+    release_stale_claims,
+    retry_now,
+    waiting_for_server,
+)
 from netmon.store.db import make_engine
 
 log = logging.getLogger(__name__)
@@ -111,6 +120,10 @@ class AlertSender:
                         await asyncio.to_thread(release_stale_claims, self.engine, self.token)
                         released = True
                     await self.run_once()
+                    if await asyncio.to_thread(waiting_for_server, self.engine) and await self._reachable():
+                        count = await asyncio.to_thread(retry_now, self.engine)
+                        log.info("SMTP server reachable again: retrying %d alert(s) now", count)
+                        continue
                 except SQLAlchemyError as exc:
                     counters.incr("alerts.store-error")
                     log.error("alert sender cannot use the store (will retry): %s", exc.__class__.__name__)
@@ -125,6 +138,22 @@ class AlertSender:
             if self._own_engine:
                 self.engine.dispose()
             log.info("alert sender stopped")
+
+    async def _reachable(self) -> bool:
+        """A cheap TCP probe, so that delivery resumes within a poll of the server coming back."""
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(self.settings.host, self.settings.port),
+                timeout=min(5.0, self.settings.timeout),
+            )
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except OSError:
+            pass
+        return True
 
     async def run_once(self) -> int:
         """Claim and deliver every due alert once; return how many e-mails were sent."""

@@ -142,7 +142,7 @@ async def test_outage_queues_then_every_alert_arrives_exactly_once_after_restart
 ) -> None:
     policy = load_policy(DEFAULT_POLICY_DIR, env=ENV)
     smtp_server.stop()
-    sender, task = await run_sender(store_url, smtp_server, retry_cap=1.0)
+    sender, task = await run_sender(store_url, smtp_server)
     with writer(store_url, policy, tmp_path) as w:
         for i in range(5):
             record(w, result(user=f"p{i}", url=f"https://e.org/{i}"))
@@ -151,11 +151,21 @@ async def test_outage_queues_then_every_alert_arrives_exactly_once_after_restart
     assert smtp_server.received == []
     assert "alert.failed" in {a for a, _ in audit_actions(store_url)}
 
+    # a long outage: the back-off has grown to ten minutes
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    engine = make_engine(store_url)
+    with Session(engine) as session, session.begin():
+        session.execute(update(Alert).values(next_attempt=datetime.now(UTC) + timedelta(minutes=10)))
+    engine.dispose()
+
     # the proxy comes back first (a new sender task), then the SMTP server
-    sender2, task2 = await run_sender(store_url, smtp_server, retry_cap=1.0)
+    sender2, task2 = await run_sender(store_url, smtp_server)
     await asyncio.sleep(0.5)
     smtp_server.start()
-    await wait_for(lambda: len(smtp_server.received) == 5, timeout=30)
+    await wait_for(lambda: len(smtp_server.received) == 5, timeout=5)  # a probe notices the server
     await asyncio.sleep(1.5)  # nothing more arrives
     await stop(sender2, task2)
     ids = [m.message["Message-ID"] for m in smtp_server.received]
