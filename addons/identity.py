@@ -10,8 +10,10 @@ fails CLOSED: no snapshot yet, or any fault, means "not signed in".
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -35,6 +37,8 @@ class IdentityTagger:
     def __init__(self, refresher: SessionRefresher | None = None) -> None:
         self.refresher = refresher
         self._own_refresher = refresher is None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiters: list[tuple[float, asyncio.Future[None]]] = []
 
     def load(self, loader: Any) -> None:
         loader.add_option(
@@ -57,6 +61,7 @@ class IdentityTagger:
                 make_engine(ctx.options.netmon_db), interval=ctx.options.netmon_sessions_refresh_ms / 1000
             )
             self.refresher.start()
+            self.bind_loop(asyncio.get_running_loop())
             if not self.refresher.snapshot.ok:
                 log.error(
                     "sessions: cannot read the store yet (run `netmon db upgrade`?); "
@@ -80,6 +85,42 @@ class IdentityTagger:
         if info is not None:
             self.refresher.touch(ip)
         return info
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Let requests on ``loop`` wait for the refresh thread (see :meth:`fresh_session_for`)."""
+        assert self.refresher is not None
+        self._loop = loop
+        self.refresher.on_refresh = lambda started: loop.call_soon_threadsafe(self._refreshed, started)
+
+    def _refreshed(self, started: float) -> None:
+        """On the event loop: wake the requests that waited for a refresh begun after they arrived."""
+        waiting = []
+        for since, future in self._waiters:
+            if since <= started:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                waiting.append((since, future))
+        self._waiters = waiting
+
+    async def fresh_session_for(self, ip: str, timeout: float = 2.0) -> SessionInfo | None:
+        """Like :meth:`session_for`, after one more snapshot refresh (coalesced, bounded by ``timeout``).
+
+        Used for devices that look signed out: the device may have signed in a moment ago and the
+        next periodic refresh may be seconds away. Refreshes are coalesced, so the store sees at most
+        a few reads a second however many requests wait.
+        """
+        refresher = self.refresher
+        if refresher is None or not refresher.running or self._loop is None:
+            return self.session_for(ip)
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._waiters.append((time.monotonic(), future))
+        refresher.wake()
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            counters.incr("identity.refresh-wait-timeout")
+        return self.session_for(ip)
 
     def tag(self, flow: http.HTTPFlow) -> SessionInfo | None:
         ip = client_ip(flow)
@@ -188,7 +229,7 @@ class PortalGate:
 
     # --- hooks ---------------------------------------------------------------------------------------------
 
-    def http_connect(self, flow: http.HTTPFlow) -> None:
+    async def http_connect(self, flow: http.HTTPFlow) -> None:
         host = (flow.request.host or "").lower()
         if host == TRUST_CHECK_HOST and flow.request.port == 443:
             # answered here (see requestheaders): no upstream connection is needed
@@ -197,7 +238,7 @@ class PortalGate:
         if not ctx.options.netmon_portal:
             return
         try:
-            if self._allowed(host, flow.request.port) or self._signed_in(flow):
+            if self._allowed(host, flow.request.port) or await self._signed_in(flow):
                 return
             counters.incr("portal.refused")
             flow.response = _page(
@@ -209,7 +250,7 @@ class PortalGate:
         except Exception:  # noqa: BLE001 - the gate fails closed on any fault
             self._fail_closed(flow)
 
-    def requestheaders(self, flow: http.HTTPFlow) -> None:
+    async def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
             return
         request = flow.request
@@ -225,7 +266,7 @@ class PortalGate:
         if not ctx.options.netmon_portal:
             return
         try:
-            self._gate(flow)
+            await self._gate(flow)
         except Exception:  # noqa: BLE001 - the gate fails closed on any fault
             self._fail_closed(flow)
 
@@ -235,17 +276,21 @@ class PortalGate:
         """The portal itself (its host and port) and the allow-list (by name, any port)."""
         return (host, port) == self.portal or _host_allowed(host, self.allowed)
 
-    def _signed_in(self, flow: http.HTTPFlow) -> bool:
+    async def _signed_in(self, flow: http.HTTPFlow) -> bool:
+        """Whether the device has a session; a device that looks signed out gets one fresh look first."""
         user = flow.metadata.get(USER_KEY)
         if isinstance(user, dict) and user.get("user"):
             return True
-        return self.tagger.session_for(client_ip(flow)) is not None
+        if await self.tagger.fresh_session_for(client_ip(flow)) is None:
+            return False
+        self.tagger.tag(flow)
+        return True
 
-    def _gate(self, flow: http.HTTPFlow) -> None:
+    async def _gate(self, flow: http.HTTPFlow) -> None:
         host = flow_host(flow)
         if self._allowed(host, flow.request.port):
             return
-        signed_in = self._signed_in(flow)
+        signed_in = await self._signed_in(flow)
         request = flow.request
         probe = find_probe(host, request.path) if request.scheme == "http" else None
         if probe is not None:

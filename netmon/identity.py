@@ -17,7 +17,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -319,6 +319,10 @@ class SessionRefresher:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+        self.min_gap = 0.2  # seconds between refreshes, however often wake() is called
+        #: called from the refresh thread after each refresh with the time.monotonic() it started at
+        self.on_refresh: Callable[[float], None] | None = None
         self.failures = 0
 
     def touch(self, ip: str, when: float | None = None) -> None:
@@ -375,9 +379,29 @@ class SessionRefresher:
                 .values(last_seen=stamp)
             )
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wake(self) -> None:
+        """Ask for a refresh now (e.g. a device that may just have signed in); coalesced by ``min_gap``."""
+        self._wake.set()
+
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        last = time.monotonic()
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            if self._stop.is_set():
+                break
+            self._wake.clear()
+            gap = self.min_gap - (time.monotonic() - last)
+            if gap > 0 and self._stop.wait(gap):
+                break
+            last = time.monotonic()
             self.refresh()
+            callback = self.on_refresh
+            if callback is not None:
+                callback(last)
 
     def start(self) -> None:
         self.refresh()
@@ -386,6 +410,7 @@ class SessionRefresher:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -82,15 +84,17 @@ def request_flow(url: str, method: str = "GET", ip: str = "127.0.0.1") -> http.H
     return flow
 
 
-def run(tagger: IdentityTagger, gate: PortalGate, flow: http.HTTPFlow, hook: str = "requestheaders") -> None:
+async def run(
+    tagger: IdentityTagger, gate: PortalGate, flow: http.HTTPFlow, hook: str = "requestheaders"
+) -> None:
     getattr(tagger, hook)(flow)
-    getattr(gate, hook)(flow)
+    await getattr(gate, hook)(flow)
 
 
-def test_plain_http_is_redirected_with_a_signed_continue_link(chain: Any, store: Any) -> None:
+async def test_plain_http_is_redirected_with_a_signed_continue_link(chain: Any, store: Any) -> None:
     _, tagger, gate, _ = chain
     flow = request_flow("http://pages.test/homework?id=7")
-    run(tagger, gate, flow)
+    await run(tagger, gate, flow)
     assert flow.response is not None and flow.response.status_code == 302
     location = flow.response.headers["Location"]
     assert location.startswith(PORTAL + "?")
@@ -101,22 +105,22 @@ def test_plain_http_is_redirected_with_a_signed_continue_link(chain: Any, store:
     assert counters.snapshot()["portal.redirected"] == 1
 
 
-def test_https_is_refused_at_once_for_unsigned_devices(chain: Any) -> None:
+async def test_https_is_refused_at_once_for_unsigned_devices(chain: Any) -> None:
     _, tagger, gate, _ = chain
     connect = request_flow("http://pages.test:443/")
     connect.request.method = "CONNECT"
     connect.request.host, connect.request.port = "pages.test", 443
-    run(tagger, gate, connect, "http_connect")
+    await run(tagger, gate, connect, "http_connect")
     assert connect.response is not None and connect.response.status_code == 511
     # transparent mode: no CONNECT, the TLS request itself is answered
     flow = request_flow("https://pages.test/secret")
-    run(tagger, gate, flow)
+    await run(tagger, gate, flow)
     assert flow.response is not None and flow.response.status_code == 511
     assert PORTAL in flow.response.get_text()
     assert counters.snapshot()["portal.refused"] == 2
 
 
-def test_allow_list_and_portal_pass_without_sign_in(chain: Any) -> None:
+async def test_allow_list_and_portal_pass_without_sign_in(chain: Any) -> None:
     _, tagger, gate, _ = chain
     for url in (
         "http://10.20.0.1:8090/ca",
@@ -125,23 +129,23 @@ def test_allow_list_and_portal_pass_without_sign_in(chain: Any) -> None:
         "http://mitm.it/cert/pem",
     ):
         flow = request_flow(url)
-        run(tagger, gate, flow)
+        await run(tagger, gate, flow)
         assert flow.response is None, url
     other_port = request_flow("http://10.20.0.1:8080/")
-    run(tagger, gate, other_port)
+    await run(tagger, gate, other_port)
     assert other_port.response is not None and other_port.response.status_code == 302
     connect = request_flow("http://help.school.test:443/")
     connect.request.method = "CONNECT"
     connect.request.host, connect.request.port = "help.school.test", 443
-    run(tagger, gate, connect, "http_connect")
+    await run(tagger, gate, connect, "http_connect")
     assert connect.response is None
 
 
-def test_signed_in_device_is_tagged_and_passes(chain: Any, store: Any) -> None:
+async def test_signed_in_device_is_tagged_and_passes(chain: Any, store: Any) -> None:
     _, tagger, gate, refresher = chain
     sign_in(store, refresher)
     flow = request_flow("https://pages.test/")
-    run(tagger, gate, flow)
+    await run(tagger, gate, flow)
     assert flow.response is None
     assert flow.metadata["netmon.user"] == {
         "user": "alice",
@@ -151,46 +155,46 @@ def test_signed_in_device_is_tagged_and_passes(chain: Any, store: Any) -> None:
         "mac": None,
     }
     other = request_flow("http://pages.test/", ip="10.9.9.9")  # another address is still gated
-    run(tagger, gate, other)
+    await run(tagger, gate, other)
     assert other.response is not None and other.response.status_code == 302
 
 
 @pytest.mark.parametrize("probe", PROBES, ids=lambda p: f"{p.os}-{p.host}{p.path}")
-def test_os_probes_answer_captive_then_online(chain: Any, store: Any, probe: Any) -> None:
+async def test_os_probes_answer_captive_then_online(chain: Any, store: Any, probe: Any) -> None:
     _, tagger, gate, refresher = chain
     path = "/hotspot-detect.html" if probe.path == "*" else probe.path
     before = request_flow(f"http://{probe.host}{path}")
-    run(tagger, gate, before)
+    await run(tagger, gate, before)
     assert before.response is not None
     assert before.response.status_code == 302 and before.response.headers["Location"] == PORTAL
     assert before.response.content != probe.body
     sign_in(store, refresher)
     after = request_flow(f"http://{probe.host}{path}")
-    run(tagger, gate, after)
+    await run(tagger, gate, after)
     assert after.response is not None
     assert (after.response.status_code, after.response.content) == (probe.status, probe.body)
 
 
-def test_apple_and_android_answers_are_exact(chain: Any, store: Any) -> None:
+async def test_apple_and_android_answers_are_exact(chain: Any, store: Any) -> None:
     _, tagger, gate, refresher = chain
     sign_in(store, refresher)
     apple = request_flow("http://captive.apple.com/hotspot-detect.html")
-    run(tagger, gate, apple)
+    await run(tagger, gate, apple)
     assert apple.response is not None and apple.response.content == APPLE_SUCCESS
     android = request_flow("http://connectivitycheck.gstatic.com/generate_204")
-    run(tagger, gate, android)
+    await run(tagger, gate, android)
     assert android.response is not None and android.response.status_code == 204
 
 
-def test_gate_off_lets_everything_through(chain: Any) -> None:
+async def test_gate_off_lets_everything_through(chain: Any) -> None:
     tctx, tagger, gate, _ = chain
     tctx.configure(gate, netmon_portal=False)
     flow = request_flow("http://pages.test/")
-    run(tagger, gate, flow)
+    await run(tagger, gate, flow)
     assert flow.response is None
 
 
-def test_gate_fails_closed(chain: Any, store: Any) -> None:
+async def test_gate_fails_closed(chain: Any, store: Any) -> None:
     _, tagger, gate, refresher = chain
     sign_in(store, refresher)
 
@@ -199,34 +203,34 @@ def test_gate_fails_closed(chain: Any, store: Any) -> None:
 
     tagger.session_for = broken  # type: ignore[method-assign]
     flow = request_flow("http://pages.test/")
-    gate.requestheaders(flow)
+    await gate.requestheaders(flow)
     assert flow.response is not None and flow.response.status_code == 511
     assert counters.snapshot()["portal.failed-closed"] == 1
 
 
-def test_no_snapshot_yet_means_not_signed_in(store: Any) -> None:
+async def test_no_snapshot_yet_means_not_signed_in(store: Any) -> None:
     tagger = IdentityTagger(SessionRefresher(store, arp_path=None))  # never refreshed
     gate = PortalGate(tagger)
     with taddons.context(Settings(), tagger, gate) as tctx:
         tctx.configure(gate, netmon_portal=True, netmon_portal_url=PORTAL)
         flow = request_flow("http://pages.test/")
-        run(tagger, gate, flow)
+        await run(tagger, gate, flow)
         assert flow.response is not None and flow.response.status_code == 302
 
 
-def test_trust_check_is_answered_by_the_proxy(chain: Any) -> None:
+async def test_trust_check_is_answered_by_the_proxy(chain: Any) -> None:
     _, tagger, gate, _ = chain
     connect = request_flow("http://mitm.it:443/")
     connect.request.method = "CONNECT"
     connect.request.host, connect.request.port = "mitm.it", 443
-    run(tagger, gate, connect, "http_connect")
+    await run(tagger, gate, connect, "http_connect")
     assert connect.response is not None and connect.response.status_code == 200
     flow = request_flow("https://mitm.it/netmon-trust-check?t=1")
-    run(tagger, gate, flow)
+    await run(tagger, gate, flow)
     assert flow.response is not None and flow.response.status_code == 204
 
 
-def test_bad_options_are_refused(chain: Any) -> None:
+async def test_bad_options_are_refused(chain: Any) -> None:
     from mitmproxy.exceptions import OptionsError
 
     tctx, _, gate, _ = chain
@@ -234,3 +238,33 @@ def test_bad_options_are_refused(chain: Any) -> None:
         tctx.configure(gate, netmon_portal_url="portal.school")
     with pytest.raises(OptionsError, match="netmon_portal_allow"):
         tctx.configure(gate, netmon_portal_allow=["http://x/"])
+
+
+async def test_a_device_that_just_signed_in_is_not_sent_back(store: Any) -> None:
+    """The periodic refresh is slow (60 s here): a signed-out-looking request triggers one fresh look."""
+    refresher = SessionRefresher(store, interval=60, arp_path=None)
+    tagger = IdentityTagger(refresher)
+    gate = PortalGate(tagger)
+    with taddons.context(Settings(), tagger, gate) as tctx:
+        tctx.configure(gate, netmon_portal=True, netmon_portal_url=PORTAL)
+        refresher.start()
+        tagger.bind_loop(asyncio.get_running_loop())
+        try:
+            with Session(store) as session, session.begin():
+                start_session(
+                    session, ALICE, ip="127.0.0.1", mac=None, user_agent="t", aup_version="v1", language="en"
+                )
+            flow = request_flow("http://pages.test/homework")
+            started = time.monotonic()
+            await run(tagger, gate, flow)
+            assert flow.response is None
+            assert flow.metadata["netmon.user"]["user"] == "alice"
+            assert time.monotonic() - started < 1.5
+            # a device that really is signed out waits at most one coalesced refresh
+            other = request_flow("http://pages.test/", ip="10.1.1.1")
+            started = time.monotonic()
+            await run(tagger, gate, other)
+            assert other.response is not None and other.response.status_code == 302
+            assert time.monotonic() - started < 1.5
+        finally:
+            refresher.stop()
