@@ -206,7 +206,6 @@ class FilterLists:
         return self.lists.policy.names_for(user, extra)
 
 
-
 def _policy_groups(directory: str) -> Callable[..., frozenset[str]] | None:
     """``groups_for`` of the school policy (policy/school.yaml), when it loads; else None (logged)."""
     if not directory or not (Path(directory) / "school.yaml").is_file():
@@ -244,10 +243,21 @@ class UrlListChecker:
         if lists is None or flow.response is not None or flow.metadata.get("netmon.skip"):
             return
         try:
-            entries = lists.lookup_url(flow_url(flow))
+            entries, allow = lists.check_url(flow_url(flow))
         except Exception:  # noqa: BLE001 - fail open
             counters.incr("lists.error.lookup")
             log.exception("URL list lookup failed (traffic unaffected)")
+            return
+        if allow is not None:
+            if entries:  # the trail against over-blocking: which allow entry cleared which listing
+                counters.incr("lists.allow-overrode")
+                log.info(
+                    "allow-list %s (%s) cleared %s on %s",
+                    allow.where,
+                    allow.reason,
+                    ",".join(sorted({e.category for e in entries})),
+                    flow.request.pretty_host,
+                )
             return
         if entries:
             counters.incr("lists.url-hit")

@@ -267,6 +267,15 @@ class Lists:
         """URL-list and UT1 entries for a full URL, highest severity first (allow-listed: none)."""
         if self.policy.allowed(url) is not None:
             return ()
+        return self.listed(url)
+
+    def check_url(self, url: str) -> tuple[tuple[UrlEntry, ...], AllowEntry | None]:
+        """(entries, allow entry): when an allow entry applies, the entries it overrides (for the trail)."""
+        allow = self.policy.allowed(url)
+        return self.listed(url), allow
+
+    def listed(self, url: str) -> tuple[UrlEntry, ...]:
+        """URL-list and UT1 entries for a URL, ignoring the allow-list."""
         found = list(self.urls.match_url(url))
         if self.ut1 is not None:
             found.extend(self.ut1.match_url(url))

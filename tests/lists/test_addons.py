@@ -128,6 +128,7 @@ async def test_allow_list_wins(files: dict[str, Path]) -> None:
         await _run_request(addon, f)
         assert f.response is not None and f.response.status_code == 200
         assert collect.results == [] and HITS_KEY not in f.metadata
+        assert counters.snapshot().get("lists.allow-overrode", 0) >= 1
 
 
 async def test_host_hits_for_sni(files: dict[str, Path]) -> None:
@@ -274,7 +275,7 @@ async def test_fails_open_when_lookup_breaks(files: dict[str, Path]) -> None:
         def broken(url: str) -> tuple[()]:
             raise RuntimeError("boom")
 
-        object.__setattr__(addon.state.lists, "lookup_url", broken)
+        object.__setattr__(addon.state.lists, "check_url", broken)
         f = _flow("https://www.casino.example/", ["year7"])
         await _run_request(addon, f)
         assert f.response is not None and f.response.status_code == 200
