@@ -103,9 +103,18 @@ def _rows(now: Counter[Any], before: Counter[Any], keys: Iterable[Any] | None = 
 
 
 def build_report(
-    engine: Engine, period: str, *, until: datetime | None = None, tz: ZoneInfo = LONDON
+    engine: Engine,
+    period: str,
+    *,
+    until: datetime | None = None,
+    tz: ZoneInfo = LONDON,
+    watch_list: frozenset[str] = frozenset(),
 ) -> Report:
-    """Compute the figures for ``period`` (daily, weekly, monthly) ending at ``until`` (default now)."""
+    """Compute the figures for ``period`` (daily, weekly, monthly) ending at ``until`` (default now).
+
+    ``watch_list``: users the school already treats as high-risk (the policy's ``high-risk`` group); any
+    incident of theirs puts them in the high-risk table.
+    """
     if period not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)} (got {period!r})")
     end = until or utcnow()
@@ -162,7 +171,7 @@ def build_report(
         Row(phrase, n, phrase_before[(phrase, cat)], {"category": cat})
         for (phrase, cat), n in sorted(phrase_now.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP]
     )
-    high_risk = []
+    high_risk: list[Row] = []
     for name, items in by_pupil.items():
         top = max(i.severity for i in items)
         reasons = []
@@ -170,6 +179,8 @@ def build_report(
             reasons.append(f"severity {top} incident")
         if len(items) >= HIGH_RISK_COUNT:
             reasons.append(f"{len(items)} incidents")
+        if name.casefold() in watch_list:
+            reasons.append("on the high-risk list")
         if reasons:
             high_risk.append(
                 Row(

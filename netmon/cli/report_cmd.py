@@ -11,6 +11,7 @@ import click
 
 from netmon.errors import NetmonError
 from netmon.paths import DEFAULT_POLICY_DIR, default_db_url
+from netmon.policy import Policy
 
 
 @click.command()
@@ -82,12 +83,19 @@ def report(
             end = end.replace(tzinfo=LONDON)
         end = end.astimezone(UTC)
     try:
-        policy = load_policy(policy_dir or DEFAULT_POLICY_DIR) if (send or policy_dir) else None
+        policy = load_policy(policy_dir or DEFAULT_POLICY_DIR) if (send or policy_dir) else _quiet_policy()
         engine = open_store(db_url or default_db_url())
     except NetmonError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
-        result = build_report(engine, period, until=end, tz=policy.timezone if policy else LONDON)
+        watch = policy.groups.get("high-risk") if policy else None
+        result = build_report(
+            engine,
+            period,
+            until=end,
+            tz=policy.timezone if policy else LONDON,
+            watch_list=watch.users if watch is not None else frozenset(),
+        )
         if output is not None:
             html = render_html(result)
             if str(output) == "-":
@@ -133,3 +141,11 @@ def report(
             click.echo(f"report sent to {', '.join(to)}", err=True)
     finally:
         engine.dispose()
+
+
+def _quiet_policy() -> Policy | None:
+    """The default policy when it is valid (time zone, high-risk list); a report never fails for it."""
+    from netmon.policy import check_policy
+
+    policy, _ = check_policy(DEFAULT_POLICY_DIR)
+    return policy

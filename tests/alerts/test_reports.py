@@ -174,3 +174,27 @@ def test_report_send_fails_cleanly_when_smtp_is_down(store_url: str, smtp_server
 def test_report_rejects_unknown_period(period: str, store_url: str) -> None:
     done = run_cli("--period", period, "--db", store_url)
     assert done.returncode == 2 and "daily" in done.stderr
+
+
+def test_high_risk_list_from_the_policy(store_url: str, tmp_path: Path) -> None:
+    from .conftest import write_policy
+
+    seed(store_url)
+    school = "groups:\n  high-risk: {users: [Carol]}\n"
+    root = write_policy(tmp_path / "policy", "rules: []\n", school)
+    out = tmp_path / "r.html"
+    done = run_cli(
+        "--period",
+        "weekly",
+        "--db",
+        store_url,
+        "--until",
+        UNTIL.isoformat(),
+        "--policy",
+        str(root),
+        "-o",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "carol" in done.stdout.split("High-risk pupils:")[1].split("Top pupils:")[0]
+    assert "on the high-risk list" in out.read_text()
