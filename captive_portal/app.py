@@ -36,6 +36,7 @@ from netmon.identity import (
     set_setting,
     start_session,
 )
+from netmon.paths import PROJECT_ROOT
 from netmon.probes import TRUST_CHECK_URL
 from netmon.store.db import make_engine
 from netmon.store.incidents import audit
@@ -44,6 +45,7 @@ from netmon.users import DirectoryConfig, DirectoryError, authenticate, normalis
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
+DEFAULT_PAC = PROJECT_ROOT / "deploy" / "pac" / "proxy.pac"
 
 
 @dataclass
@@ -64,6 +66,7 @@ class PortalConfig:
     ip_limit: tuple[int, float] = (20, 60.0)  # sign-in attempts per address per seconds
     user_limit: tuple[int, float] = (5, 300.0)  # failed sign-ins per user name per seconds
     arp_path: Path | None = ARP_TABLE
+    pac_file: Path | None = DEFAULT_PAC  # served as /proxy.pac and /wpad.dat (explicit-proxy alternative)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -305,6 +308,17 @@ def create_app(config: PortalConfig) -> Flask:
         response.mimetype = "application/captive+json"
         response.headers["Cache-Control"] = "private, no-store"
         return response
+
+    @app.get("/proxy.pac")
+    @app.get("/wpad.dat")
+    def pac() -> Response:
+        try:
+            body = config.pac_file.read_bytes() if config.pac_file else None
+        except OSError:
+            body = None
+        if body is None:
+            abort(404)
+        return Response(body, mimetype="application/x-ns-proxy-autoconfig")
 
     @app.get("/healthz")
     def healthz() -> Response:

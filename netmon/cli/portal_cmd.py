@@ -31,6 +31,14 @@ log = logging.getLogger(__name__)
     help="The portal's address as devices see it (RFC 8908 user-portal-url).",
 )
 @click.option(
+    "--policy",
+    "policy_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="NETMON_POLICY",
+    default=None,
+    help="Policy directory; the AUP is read from its aup/ folder (default: the shipped policy/).",
+)
+@click.option(
     "--aup",
     "aup_dir",
     type=click.Path(path_type=Path, file_okay=False),
@@ -99,12 +107,21 @@ log = logging.getLogger(__name__)
     default="",
     help="Directory attribute holding the year group (roster entries take precedence).",
 )
+@click.option(
+    "--pac",
+    "pac_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="NETMON_PAC_FILE",
+    default=None,
+    help="PAC file served as /proxy.pac and /wpad.dat (default: deploy/pac/proxy.pac).",
+)
 @click.option("--trust-proxy", is_flag=True, help="Behind your own reverse proxy: honour X-Forwarded-For.")
 def portal(
     port: int,
     host: str,
     db_url: str | None,
     public_url: str,
+    policy_dir: Path | None,
     aup_dir: Path | None,
     ca_cert: Path | None,
     confdir: Path | None,
@@ -118,6 +135,7 @@ def portal(
     ldap_bind_dn: str,
     ldap_start_tls: bool,
     ldap_year_attribute: str,
+    pac_file: Path | None,
     trust_proxy: bool,
 ) -> None:
     """Run the captive portal (AUP, sign-in, CA download, RFC 8908 API).
@@ -152,7 +170,7 @@ def portal(
     ca = ca_cert or (confdir or Path("~/.mitmproxy").expanduser()) / "mitmproxy-ca-cert.pem"
     config = PortalConfig(
         db_url=url,
-        aup_dir=aup_dir,
+        aup_dir=aup_dir or (policy_dir / "aup" if policy_dir else None),
         public_url=public_url,
         ca_cert=ca,
         organisation=organisation,
@@ -162,6 +180,8 @@ def portal(
         secret_key=os.environ.get("NETMON_PORTAL_SECRET", ""),
         trust_proxy=trust_proxy,
     )
+    if pac_file is not None:
+        config.pac_file = pac_file
     try:
         upgrade(url)
         app = create_app(config)

@@ -292,3 +292,22 @@ def test_aup_change_requires_acceptance_again(client: FlaskClient, aup_dir: Any)
     assert client.get("/api/captive", environ_base=_env()).get_json()["captive"] is True
     page = client.get("/", environ_base=_env()).get_data(as_text=True)
     assert 'id="aup-version">2027-01<' in page
+
+
+def test_pac_file_is_served_for_the_explicit_proxy_alternative(portal_db: str, tmp_path: Any) -> None:
+    pac = tmp_path / "proxy.pac"
+    pac.write_text('function FindProxyForURL(url, host) { return "PROXY 10.10.0.1:3128"; }\n')
+    client = create_app(PortalConfig(db_url=portal_db, pac_file=pac, arp_path=None)).test_client()
+    for path in ("/proxy.pac", "/wpad.dat"):
+        response = client.get(path)
+        assert response.status_code == 200 and response.mimetype == "application/x-ns-proxy-autoconfig"
+        assert b"PROXY 10.10.0.1:3128" in response.data
+    missing = create_app(PortalConfig(db_url=portal_db, pac_file=tmp_path / "none.pac", arp_path=None))
+    assert missing.test_client().get("/proxy.pac").status_code == 404
+
+
+def test_portal_command_reports_a_bad_aup_in_one_line(portal_db: str, aup_dir: Any) -> None:
+    (aup_dir / "aup.yaml").write_text("version: ''\n")
+    result = CliRunner().invoke(main, ["portal", "--db", portal_db, "--aup", str(aup_dir), "--port", "1"])
+    assert result.exit_code == 1
+    assert "aup.yaml: version" in result.output and "Traceback" not in result.output
