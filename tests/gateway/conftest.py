@@ -29,6 +29,7 @@ SITE_NAMES = ["news.example", "pinned.example", "bank.example", "www.bank.exampl
 NO_DECRYPT = "bank.example"
 PORTAL_URL = f"http://{netns.GATEWAY_PUPIL_V4}:{PORTAL_PORT}/"
 PUPIL, PUPIL_PASSWORD = "jsmith", "correct horse battery"
+URL_LIST = "type,value,category,severity,source\ndomain,listed.example,terrorism,5,CTIRU test entry\n"
 ROSTER = ("username,display_name,role,year_group,groups,password\n"
           f"{PUPIL},Jo Smith,pupil,9,year9;form9b,{PUPIL_PASSWORD}\n")
 
@@ -163,8 +164,10 @@ def gateway(request: pytest.FixtureRequest, lab: Lab, internet: Internet) -> Gat
         assert upgraded.returncode == 0, upgraded.stderr
         imported = gw.netmon("users", "import", str(roster), "--db", db_url)
         assert imported.returncode == 0, imported.stderr
+        url_list = workdir / "urls.csv"
+        url_list.write_text(URL_LIST)
         portal_args = ["--portal", "--set", f"netmon_portal_url={PORTAL_URL}",
-                       "--set", "netmon_sessions_refresh_ms=200"]
+                       "--set", "netmon_sessions_refresh_ms=200", "--url-list", str(url_list)]
     proc = lab.spawn(
         lab.gateway, sys.executable, "-m", "netmon", "run", "--mode", "transparent",
         "--port", str(PROXY_PORT), "--listen-host", "", "--db", db_url, "--state-dir", str(state_dir),
