@@ -210,7 +210,9 @@ def check_rules(s: Settings, ruleset: Callable[[], tuple[str | None, str]] = nft
                      "edit /etc/netmon/netmon-vars.nft (PUPIL_IF, PROXY_PORT), then systemctl reload "
                      "netmon-firewall")
     hits = re.search(r"counter packets (\d+) bytes \d+ redirect", text)
+    quic = re.search(r"udp dport 443 counter packets (\d+) bytes \d+ reject", text)
     seen = f", {hits.group(1)} connections redirected so far" if hits else ""
+    seen += f", {quic.group(1)} QUIC packets refused" if quic else ""
     return Check("rules", OK, f"netmon table loaded for {s.interface}: TCP 80/443 -> :{s.proxy_port}, "
                               f"UDP 443 rejected{seen}")
 

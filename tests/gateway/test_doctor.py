@@ -71,7 +71,7 @@ def test_forwarding(tmp_path: Path, changes: dict[str, str], status: str, words:
 
 
 @pytest.mark.parametrize(("interface", "port", "rules", "status", "words"), [
-    ("pupil0", 8080, RULES, OK, "12 connections redirected"),
+    ("pupil0", 8080, RULES, OK, "12 connections redirected so far, 0 QUIC packets refused"),
     ("wlan0", 8080, RULES, FAIL, "the pupils' interface is 'wlan0'"),
     ("pupil0", 3128, RULES, FAIL, "redirected to port 8080 but the proxy listens on 3128"),
     ("pupil0", 8080, RULES.replace("udp dport 443", "udp dport 9999"), FAIL, "QUIC"),
