@@ -90,7 +90,11 @@ class IdentityTagger:
         """Let requests on ``loop`` wait for the refresh thread (see :meth:`fresh_session_for`)."""
         assert self.refresher is not None
         self._loop = loop
-        self.refresher.on_refresh = lambda started: loop.call_soon_threadsafe(self._refreshed, started)
+
+        def notify(started: float) -> None:
+            loop.call_soon_threadsafe(self._refreshed, started)
+
+        self.refresher.on_refresh = notify
 
     def _refreshed(self, started: float) -> None:
         """On the event loop: wake the requests that waited for a refresh begun after they arrived."""

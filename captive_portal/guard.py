@@ -7,12 +7,14 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping, MutableMapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from netmon.identity import link_signature_ok
 
 
-def csrf_token(session: dict[str, object]) -> str:
+def csrf_token(session: MutableMapping[str, Any]) -> str:
     """The session's CSRF token (created on first use)."""
     token = session.get("csrf")
     if not isinstance(token, str) or len(token) < 32:
@@ -21,7 +23,7 @@ def csrf_token(session: dict[str, object]) -> str:
     return token
 
 
-def csrf_ok(session: dict[str, object], submitted: str | None) -> bool:
+def csrf_ok(session: Mapping[str, Any], submitted: str | None) -> bool:
     token = session.get("csrf")
     return isinstance(token, str) and bool(submitted) and hmac.compare_digest(token, submitted or "")
 

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import ColumnElement, Engine, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -95,7 +95,7 @@ def link_signature_ok(key: str | None, url: str, signature: str) -> bool:
 # --- sessions in the store ------------------------------------------------------------------------------
 
 
-def _open(now: datetime) -> list[object]:
+def _open(now: datetime) -> list[ColumnElement[bool]]:
     return [DeviceSession.ended_at.is_(None), DeviceSession.expires_at > now]
 
 
