@@ -105,6 +105,7 @@ class IncidentWriter:
         self._down = False
         self._next_retry = 0.0
         self._closed = False
+        self._submit_lock = threading.Lock()
         self._last_spill_error = 0.0
         self.engine = self._make_engine(url, busy_timeout)
         self.spill_path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,15 +119,16 @@ class IncidentWriter:
         counters.incr("recording.submitted")
         with self._pending_lock:
             self._pending += 1
-        if self._closed:
-            self._spill([result])
-            self._done(1)
-            return
-        try:
-            self._queue.put_nowait(result)
-        except queue.Full:
-            self._overflow.append(result)  # the writer thread moves it to the spill file
-            counters.incr("recording.overflow")
+        with self._submit_lock:  # held for a moment only: close() flips ``_closed`` under it
+            if not self._closed:
+                try:
+                    self._queue.put_nowait(result)
+                except queue.Full:
+                    self._overflow.append(result)  # the writer thread moves it to the spill file
+                    counters.incr("recording.overflow")
+                return
+        self._spill([result])  # after close(): straight to the spill file, replayed at the next start
+        self._done(1)
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every submitted result is committed or spilled; False on timeout."""
@@ -145,7 +147,8 @@ class IncidentWriter:
             return
         self._stop.set()
         self._thread.join(timeout)
-        self._closed = True
+        with self._submit_lock:
+            self._closed = True
         if self._thread.is_alive():  # store too slow: whatever is still queued goes to the spill file
             log.warning("incident writer did not finish in %.0fs; spilling what is left", timeout)
         left = self._take_all()

@@ -502,3 +502,12 @@ def test_postgres_server_stopped_and_started_loses_nothing(free_port: int, tmp_p
         assert all(r.count == 1 for r in got)
     finally:
         server.remove()
+
+
+def test_a_result_submitted_after_close_is_kept_for_the_next_start(store_url: str, writer_factory) -> None:  # type: ignore[no-untyped-def]
+    first = writer_factory()
+    first.close()
+    first.submit(make_result(1))  # a scan that finished during shutdown
+    assert rows(store_url) == []
+    writer_factory().close()
+    assert [r.url for r in rows(store_url)] == [make_result(1).context.url]
