@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import io
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -117,12 +118,18 @@ def output(path: str, fmt: str) -> Iterator[TextIO]:
             stream.flush()
             stream.detach()
         return
+    target = Path(path)
+    partial = target.with_name(f".{target.name}.part")  # renamed over FILE only when complete
     try:
-        fh = open(path, "w", encoding=encoding, newline="")  # noqa: SIM115 - closed below
+        fh = open(partial, "w", encoding=encoding, newline="")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise click.ClickException(f"-o {path}: cannot write: {exc.strerror}") from exc
-    with fh:
-        yield fh
+    try:
+        with fh:
+            yield fh
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 @click.command()

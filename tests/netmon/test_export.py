@@ -165,6 +165,7 @@ def test_csv_opens_in_excel_and_neutralises_formulas(store_url: str, tmp_path: P
     assert code == 0, err
     assert "5 incident(s) written" in err
     raw = target.read_bytes()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
     assert len(rows) == 5
@@ -311,3 +312,8 @@ def test_real_console_script(store_url: str, tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_unwritable_output_is_one_clear_line(store_url: str, tmp_path: Path) -> None:
+    code, _, err = run("export", "--db", store_url, "-o", str(tmp_path / "no" / "such" / "dir.csv"))
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "cannot write" in err
