@@ -1,0 +1,317 @@
+"""The compiled matcher: one pyahocorasick automaton over the normalised library.
+
+How a phrase becomes automaton keys (all in normalised form, see netmon.normalise):
+
+- whole-word phrases are stored padded with spaces (``" kill myself "``) and the text is scanned padded
+  with spaces, so word boundaries need no check in Python and substring noise ("skill") never leaves C;
+  ``embedded`` phrases are stored bare;
+- variants: every ``l`` read as ``i`` (leetspeak ``1`` folds to ``i``), each letter run written three
+  times (the text keeps at most three of a run: "kiiiill" -> "kiiill"), and for phrases of several words
+  the words joined ("k i l l m y s e l f" -> "killmyself");
+- ``unless:`` exception phrases are stored bare (they cancel a hit they overlap, wherever they match:
+  "scunthorpe" also covers "scunthorpes"); ``with:`` co-occurrence phrases are whole words, like phrases.
+
+Offsets are mapped back to the original text (``normalise_mapped``) only when a hit survives its rules.
+
+A ``Matcher`` pickles as its library and is rebuilt by ``Matcher.compile`` when unpickled, so it can be
+sent to worker processes; workers may equally call ``load_library`` + ``Matcher.compile`` themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+
+import ahocorasick
+import numpy as np
+
+from netmon.findings import Hit
+from netmon.library import Entry, Library
+from netmon.normalise import normalise, normalise_mapped, steps_applied
+
+_RUN3 = re.compile(r"([^\W\d_])\1\1")
+_REPEATS4 = re.compile(r"(\w)\1{3,}")
+
+
+def _collapse(s: str) -> str:
+    return _REPEATS4.sub(lambda m: m.group(1) * 3, s)
+
+
+def _l_to_i(s: str) -> str | None:
+    return _collapse(s.replace("l", "i")) if "l" in s else None
+
+
+def phrase_variants(normalised: str) -> tuple[str, ...]:
+    """Every normalised spelling under which a phrase is indexed (see the module docstring)."""
+    variants = [normalised]
+    leet = _l_to_i(normalised)
+    if leet:
+        variants.append(leet)
+    if " " in normalised:
+        joined = normalised.replace(" ", "")
+        variants.append(joined)
+        leet = _l_to_i(joined)
+        if leet:
+            variants.append(leet)
+    return tuple(dict.fromkeys(variants))
+
+
+def _term_variants(normalised: str) -> tuple[str, ...]:
+    leet = _l_to_i(normalised)
+    return (normalised, leet) if leet and leet != normalised else (normalised,)
+
+
+def _letter_runs(norm: str) -> list[tuple[int, int]]:
+    """Spans of runs of three of the same letter in normalised text (the text keeps at most three)."""
+    if norm.isascii():
+        arr = np.frombuffer(norm.encode("ascii"), dtype=np.uint8)
+        if len(arr) < 3:
+            return []
+        same = arr[1:] == arr[:-1]
+        start = same[:-1] & same[1:] & (arr[:-2] >= 97) & (arr[:-2] <= 122)
+        if not start.any():
+            return []
+        return [(int(i), int(i) + 3) for i in np.flatnonzero(start)]
+    return [m.span() for m in _RUN3.finditer(norm)]
+
+
+class _Squeezed:
+    """``norm`` with each run of three letters written ``k`` times, and the way back to ``norm``."""
+
+    def __init__(self, norm: str, runs: list[tuple[int, int]], k: int) -> None:
+        pieces: list[str] = []
+        self.runs = runs
+        self.k = k
+        self.where: list[int] = []  # variant position of each squeezed run
+        last = 0
+        for j, (a, b) in enumerate(runs):
+            pieces += (norm[last:a], norm[a] * k)
+            self.where.append(a - j * (3 - k))
+            last = b
+        pieces.append(norm[last:])
+        self.text = "".join(pieces)
+
+    def to_norm(self, start: int, end: int) -> tuple[int, int]:
+        """The normalised span of the variant span ``[start, end)``."""
+        shrink = 3 - self.k
+        j = bisect_right(self.where, start) - 1
+        if j >= 0 and start < self.where[j] + self.k:
+            a = self.runs[j][0]
+        else:
+            a = start + (j + 1) * shrink
+        j = bisect_right(self.where, end - 1) - 1
+        if j >= 0 and end - 1 < self.where[j] + self.k:
+            b = self.runs[j][1]
+        else:
+            b = end + (j + 1) * shrink
+        return a, b
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    """What one automaton key stands for. Spans in normalised text: [end - back_start, end - back_end)."""
+
+    back_start: int
+    back_end: int
+    phrases: tuple[int, ...]  # entry indexes
+    unless: tuple[int, ...]  # exception term ids
+
+
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    """The context rules of one entry: exception term ids (the automaton finds exceptions with the
+    phrases) and co-occurrence spellings (found with str.find, once per text and entry)."""
+
+    unless_names: tuple[str, ...]
+    unless: frozenset[int]  # exception term ids (their spellings are automaton keys)
+    with_names: dict[str, str]  # padded spelling " w " -> name
+    within: int | None
+
+    @classmethod
+    def build(cls, entry: Entry, term_ids: dict[str, int]) -> _Rules:
+        unless_names = tuple(normalise(t) for t in entry.unless)
+        unless = frozenset(term_ids.setdefault(n, len(term_ids)) for n in unless_names)
+        with_names = {f" {v} ": n for n in (normalise(t) for t in entry.with_) for v in _term_variants(n)}
+        return cls(unless_names, unless, with_names, entry.within)
+
+
+class Matcher:
+    """Finds library phrases in text. Build once with ``Matcher.compile(library)``; ``scan`` is pure."""
+
+    def __init__(self, library: Library) -> None:
+        self.library = library
+        self.fingerprint = library.fingerprint
+        self.entries: tuple[Entry, ...] = library.entries
+        keys: dict[str, tuple[list[int], list[int]]] = {}
+        rules: list[_Rules] = []
+        term_ids: dict[str, int] = {}
+        longest = 1
+        for i, entry in enumerate(self.entries):
+            for variant in phrase_variants(entry.normalised):
+                keys.setdefault(variant if entry.embedded else f" {variant} ", ([], []))[0].append(i)
+                longest = max(longest, len(variant) + 2)
+            rules.append(_Rules.build(entry, term_ids))
+        for term, tid in term_ids.items():  # exceptions match anywhere ("scunthorpe" in "scunthorpes")
+            for variant in _term_variants(term):
+                keys.setdefault(variant, ([], []))[1].append(tid)
+                longest = max(longest, len(variant))
+        self._rules = tuple(rules)
+        self._longest = longest
+        self._keys: list[_Key] = []
+        automaton = ahocorasick.Automaton()
+        for key, (phrases, unless) in keys.items():
+            lead = 1 if key.startswith(" ") else 0
+            trail = 1 if key.endswith(" ") and len(key) > 1 else 0
+            # padded text index p is normalised index p - 1; a key ending at p spans p-len+1 .. p
+            automaton.add_word(key, len(self._keys))
+            self._keys.append(
+                _Key(len(key) - lead, trail, tuple(dict.fromkeys(phrases)), tuple(dict.fromkeys(unless)))
+            )
+        if self._keys:
+            automaton.make_automaton()
+        self._automaton = automaton
+        self.size = len(self._keys)
+
+    @classmethod
+    def compile(cls, library: Library) -> Matcher:
+        return cls(library)
+
+    def __reduce__(self) -> tuple[object, tuple[Library]]:
+        return (Matcher.compile, (self.library,))
+
+    # -- scanning ---------------------------------------------------------------------------------
+    def scan(self, text: str) -> tuple[Hit, ...]:
+        """All library hits in ``text`` that survive their rules, with offsets in ``text``."""
+        if not text or not self._keys:
+            return ()
+        mapped = normalise_mapped(text)  # as fast as normalise(): the way back is only replayed for hits
+        norm = mapped.text
+        if not norm:
+            return ()
+        found: dict[tuple[int, int, int], tuple[str, ...]] = {}  # (entry, norm start, norm end) -> rules
+        padded = f" {norm} "
+        cache: dict[int, list[tuple[int, int, str]]] = {}
+        candidates, exceptions = self._candidates(padded, 0)
+        for i, start, end in candidates:
+            rules = self._weigh(i, start, end, exceptions, padded, cache)
+            if rules is not None:
+                found.setdefault((i, start, end), rules)
+        runs = _letter_runs(norm) if mapped.has_runs else None
+        if runs:
+            self._elongated(norm, runs, found)
+        if not found:
+            return ()
+        keys = list(found)
+        spans = mapped.spans([k[1] for k in keys], [k[2] for k in keys])
+        hits = []
+        for (i, _start, _end), (o_start, o_end) in zip(keys, spans, strict=True):
+            entry = self.entries[i]
+            rules = found[(i, _start, _end)]
+            matched = text[o_start:o_end]
+            hits.append(
+                Hit(
+                    phrase=entry.phrase,
+                    category=entry.category,
+                    severity=entry.severity,
+                    language=entry.language,
+                    library_file=entry.file,
+                    line=entry.line,
+                    start=o_start,
+                    end=o_end,
+                    matched_text=matched,
+                    steps=steps_applied(matched),
+                    rules=rules,
+                )
+            )
+        hits.sort(key=lambda h: (h.start, -h.severity, h.end, h.phrase))
+        return tuple(dict.fromkeys(hits))
+
+    def _candidates(
+        self, padded: str, offset: int
+    ) -> tuple[dict[tuple[int, int, int], None], list[tuple[int, int, int]]]:
+        """Phrase matches (entry, start, end) and exception matches (term, start, end) in ``padded``
+        (text with a space at each end); spans in the text, plus ``offset``."""
+        out: dict[tuple[int, int, int], None] = {}
+        exceptions: list[tuple[int, int, int]] = []
+        keys = self._keys
+        for end, v in self._automaton.iter(padded):
+            k = keys[v]
+            start, stop = end - k.back_start + offset, end - k.back_end + offset
+            for i in k.phrases:
+                out[(i, start, stop)] = None
+            for t in k.unless:
+                exceptions.append((t, start, stop))
+        return out, exceptions
+
+    def _elongated(
+        self, norm: str, runs: list[tuple[int, int]], found: dict[tuple[int, int, int], tuple[str, ...]]
+    ) -> None:
+        """Runs of three letters also match a letter written once or twice in a phrase ("kiiill" is
+        "kill", "shooot" is "shoot"): scan the text around each run with the run written once and twice."""
+        reach = self._longest
+        for k in (1, 2):
+            squeezed = _Squeezed(norm, runs, k)
+            variant = squeezed.text
+            padded = f" {variant} "
+            cache: dict[int, list[tuple[int, int, str]]] = {}
+            windows: list[tuple[int, int]] = []
+            for pos in squeezed.where:
+                a = variant.rfind(" ", 0, max(0, pos - reach)) + 1
+                b = variant.find(" ", pos + k + reach)
+                b = len(variant) if b == -1 else b
+                if windows and a <= windows[-1][1]:
+                    windows[-1] = (windows[-1][0], b)
+                else:
+                    windows.append((a, b))
+            for a, b in windows:
+                candidates, exceptions = self._candidates(f" {variant[a:b]} ", a)
+                for i, start, end in candidates:
+                    if not any(start < pos + k and pos < end for pos in squeezed.where):
+                        continue  # no run inside: the plain scan already decided this one
+                    rules = self._weigh(i, start, end, exceptions, padded, cache)
+                    if rules is not None:
+                        found.setdefault((i, *squeezed.to_norm(start, end)), rules)
+
+    def _weigh(
+        self,
+        i: int,
+        start: int,
+        end: int,
+        exceptions: list[tuple[int, int, int]],
+        padded: str,
+        cache: dict[int, list[tuple[int, int, str]]],
+    ) -> tuple[str, ...] | None:
+        """The rules weighed for entry ``i`` at ``norm[start:end]``, or None when they cancel the hit.
+        ``cache`` keeps each entry's co-occurrence matches for this text."""
+        rules = self._rules[i]
+        out: list[str] = []
+        if rules.unless:
+            for t, a, b in exceptions:
+                if a < end and start < b and t in rules.unless:
+                    return None  # an exception overlaps the hit
+            out.append("exceptions absent: " + ", ".join(f"'{name}'" for name in rules.unless_names))
+        if rules.with_names:
+            found = cache.get(i)
+            if found is None:  # spans in normalised text: padded index p (the space) is norm index p
+                found = cache[i] = []
+                for spelling, name in rules.with_names.items():
+                    p = padded.find(spelling)
+                    while p != -1:
+                        found.append((p, p + len(spelling) - 2, name))
+                        p = padded.find(spelling, p + 1)
+            best: tuple[int, str] | None = None  # (distance, name)
+            for a, b, name in found:
+                if a < end and start < b:
+                    continue  # words inside the hit itself do not count as co-occurrence
+                distance = max(0, a - end, start - b)
+                if best is None or distance < best[0]:
+                    best = (distance, name)
+            within = rules.within
+            if best is None or (within is not None and best[0] > within):
+                return None
+            if within is None:
+                out.append(f"co-occurrence '{best[1]}' present")
+            else:
+                out.append(f"co-occurrence '{best[1]}' present within {within} ({best[0]} characters away)")
+        return tuple(out)
