@@ -30,7 +30,7 @@ from netmon import counters
 from netmon.decoding import decode_text, decompress
 from netmon.extract import Extracted, extract_body, kind_of, media_type, message_text
 from netmon.findings import FlowContext, Hit, ScanResult, ScanStats, TextFinding
-from netmon.search_terms import search_query
+from netmon.search_terms import engines, search_query
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,9 @@ REASONS = (
     "binary-message",  # a binary WebSocket message that is not text
     "extract-error",  # a parser failed on this body (logged with the host, never content)
 )
+
+# Compile the search-engine table now, at start-up (and before a worker pool forks), never in a scan.
+engines()
 
 _NO_BODY = {204, 304}
 _WS_LABEL = {True: "ws client->server", False: "ws server->client"}
@@ -316,6 +319,8 @@ def count_stats(result: ScanResult) -> None:
 
 #: Elements removed with their content: active content, frames, external loads, metadata.
 REMOVED_TAGS = [
+    "use",
+    "image",
     "script",
     "noscript",
     "iframe",
@@ -358,8 +363,21 @@ _LOADING_ATTRS = {
     "imagesrcset",
     "srcdoc",
 }
-_DANGEROUS_CSS = re.compile(r"url\s*\(|@import|expression\s*\(|image-set\s*\(|-moz-binding", re.I)
-_SCRIPT_URL = re.compile(r"^\s*(?:javascript|vbscript|data|blob|file):", re.I)
+_DANGEROUS_CSS = re.compile(
+    r"url\s*\(|@import|expression\s*\(|image-set\s*\(|-moz-binding|behavior\s*:", re.I
+)
+# The patterns below run on lexbor's serialisation, which is canonical: every attribute is written
+# ` name="value"`, name lower-cased, '"' inside a value escaped. (Text that merely looks like an
+# attribute may lose a few characters; nothing is ever added.)
+_BAD_ATTR = re.compile(
+    r'\s(?:on[^\s"=/>]*|' + "|".join(sorted(map(re.escape, _LOADING_ATTRS))) + r')="[^"]*"'
+)
+_BAD_STYLE_ATTR = re.compile(r'\sstyle="[^"]*?(?:' + _DANGEROUS_CSS.pattern + r')[^"]*"', re.I)
+#: Links kept only when plainly web or relative: any other scheme (javascript:, data:, "jav&#9;ascript:")
+#: is dropped.
+_BAD_LINK_ATTR = re.compile(
+    r'\s(?:href|xlink:href|to|from|values)="(?!\s*(?:https?:|mailto:|/|#|\?))[^":]*:[^"]*"'
+)
 #: Put first in <head>: even if something slipped through, a browser loads nothing.
 SNAPSHOT_HEAD = (
     '<meta charset="utf-8">'
@@ -369,33 +387,20 @@ SNAPSHOT_HEAD = (
 )
 
 
-def sanitise_html(html: str) -> str:
-    """HTML without scripts, event handlers, frames, objects or anything that loads by itself."""
+def sanitise_html(html: str | bytes) -> str:
+    """HTML without scripts, event handlers, frames, objects or anything that loads by itself.
+
+    Elements are removed by the parser (lexbor); attributes by patterns over its canonical output."""
     tree = LexborHTMLParser(html)
     tree.strip_tags(REMOVED_TAGS)
     for style in tree.css("style"):
         if _DANGEROUS_CSS.search(style.text()):
             style.decompose()
-    root = tree.root
-    if root is None:
-        return ""
-    for node in root.traverse():
-        if not node.is_element_node:
-            continue
-        attrs = node.attrs
-        for name in list(attrs.keys()):
-            lname = name.lower()
-            value = attrs[name] or ""
-            if (
-                lname.startswith("on")
-                or lname in _LOADING_ATTRS
-                or (lname == "style" and _DANGEROUS_CSS.search(value))
-                or (lname in ("href", "xlink:href", "to", "from", "values") and _SCRIPT_URL.match(value))
-            ):
-                del attrs[name]
-    head = tree.head
     out = tree.html or ""
-    if head is not None:
+    out = _BAD_ATTR.sub("", out)
+    out = _BAD_STYLE_ATTR.sub("", out)
+    out = _BAD_LINK_ATTR.sub("", out)
+    if tree.head is not None:
         out = out.replace("<head>", "<head>" + SNAPSHOT_HEAD, 1)
     return out
 

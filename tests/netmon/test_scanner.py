@@ -301,6 +301,11 @@ def test_no_snapshot_for_binary_response(matcher: Matcher) -> None:
         '<div style="background-image: url(https://x.example/t)">d</div>',
         '<video poster="https://x.example/p.jpg"></video>',
         '<iframe srcdoc="<script>x</script>"></iframe>',
+        '<a href="jav&#x09;ascript:alert(1)">tab</a>',
+        "<img/onerror=alert(1)/src=https://x.example/a>",
+        '<svg><a xlink:href="javascript:alert(1)" onLoad="alert(2)">s</a><use href="https://x.example/#a"/></svg>',
+        '<p style="background: URL(https://x.example/t)">p</p>',
+        '<form><button formaction="https://x.example/">b</button></form>',
     ],
 )
 def test_sanitiser_removes_active_and_loading_content(evil: str) -> None:
