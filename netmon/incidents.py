@@ -223,6 +223,8 @@ def build(
     snapshot = (
         result.snapshot if result.snapshot is not None and len(result.snapshot) <= snapshot_cap else None
     )
+    if any(f.source == "image" for f in result.findings):
+        snapshot = None  # a matched image is never stored, whatever an adapter hands over
     values: dict[str, Any] = {
         "site": (ctx.site or "")[:100],
         "client_ip": ctx.client_ip[:45],

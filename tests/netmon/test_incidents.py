@@ -147,12 +147,17 @@ def test_capture_and_snapshot_are_capped() -> None:
 def test_image_hit_without_text_has_empty_excerpt_and_keeps_evidence() -> None:
     h = Hit("image hash match", "child_sexual_exploitation", 5, "", "lists/iwf.txt", 9, 0, 0, "")
     res = ScanResult(
-        context=CTX, findings=(TextFinding("image", "", (h,)),), evidence={"sha256": "ab" * 32, "bytes": 1234}
+        context=CTX,
+        findings=(TextFinding("image", "", (h,)),),
+        evidence={"sha256": "ab" * 32, "bytes": 1234},
+        snapshot=b"\xff\xd8 image bytes",
+        snapshot_type="image/jpeg",
     )
     draft = incidents.build(res)
     assert draft is not None
     assert draft.values["excerpt"] == "" and draft.values["evidence"]["bytes"] == 1234
     assert draft.values["source"] == "image" and draft.values["capture_text"] == ""
+    assert draft.values["snapshot"] is None  # never the image
 
 
 def test_row_gives_fresh_uids() -> None:
