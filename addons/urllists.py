@@ -27,6 +27,7 @@ from netmon.errors import ConfigError
 from netmon.filtering import FILE_NAME, Lists, build_lists, load_filtering
 from netmon.findings import Hit, ScanResult, TextFinding
 from netmon.urllists import UrlEntry
+from netmon.ut1 import default_path as ut1_default_path
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +119,20 @@ class FilterLists:
     def _build(self) -> Lists:
         opts = ctx.options
         policy = load_filtering(self.policy_file())
-        return build_lists(policy, opts.netmon_hash_lists, opts.netmon_url_lists, opts.netmon_ut1)
+        ut1 = opts.netmon_ut1
+        if not ut1 and policy.ut1 == "auto":
+            ut1 = str(self._ut1_auto()) if self._ut1_auto().is_file() else "off"
+        return build_lists(policy, opts.netmon_hash_lists, opts.netmon_url_lists, ut1)
+
+    def _ut1_auto(self) -> Path:
+        """Where `netmon lists import ut1` writes by default, in this proxy's state directory."""
+        state = getattr(ctx.options, "netmon_state_dir", "")
+        return Path(state) / "lists" / "ut1.sqlite" if state else ut1_default_path()
 
     def _files(self, lists: Lists) -> tuple[tuple[str, float], ...]:
         files = [str(self.policy_file()), *lists.sources]
+        if lists.policy.ut1 == "auto" and not ctx.options.netmon_ut1:
+            files.append(str(self._ut1_auto()))  # an import while running is picked up
         out = []
         for f in files:
             try:

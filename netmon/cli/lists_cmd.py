@@ -47,6 +47,13 @@ def _severity_pairs(values: tuple[str, ...]) -> dict[str, int]:
     help="Severity 1-5 for a category's hits (repeatable; defaults per category).",
 )
 @click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="netmon's state directory (as given to `netmon run --state-dir`): the list is written to "
+    "<state dir>/lists/ut1.sqlite. Default: $NETMON_STATE_DIR or ./var.",
+)
+@click.option(
     "--very-restrictive",
     is_flag=True,
     help="Also import very_restrictive_expression files (over-blocking risk: off by default).",
@@ -56,11 +63,14 @@ def import_ut1_cmd(
     output: Path | None,
     categories: tuple[str, ...],
     severities: tuple[str, ...],
+    state_dir: Path | None,
     very_restrictive: bool,
 ) -> None:
     """Import the UT1 blacklist folder DIRECTORY (<category>/domains, urls, usage, expressions)."""
     from netmon.ut1 import import_ut1
 
+    if output is None and state_dir is not None:
+        output = state_dir / "lists" / "ut1.sqlite"
     try:
         report = import_ut1(
             directory,

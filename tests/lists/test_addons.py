@@ -279,3 +279,80 @@ async def test_fails_open_when_lookup_breaks(files: dict[str, Path]) -> None:
         f = _flow("https://www.casino.example/", ["year7"])
         await _run_request(addon, f)
         assert f.response is not None and f.response.status_code == 200
+
+
+async def test_hooks_never_block_the_event_loop(
+    files: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """asyncio debug mode: no hook step over 100 ms (loaded 2-core machine); 40 images vs 200k hashes."""
+    import logging
+
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    big = files["dir"] / "big.csv"
+    with big.open("w") as fh:
+        fh.write("type,hash,category,severity,source\n")
+        for v in rng.integers(0, 2**63, 200_000, dtype=np.int64).tolist():
+            fh.write(f"phash,{v:016x},csam,5,bench\n")
+    loop = asyncio.get_running_loop()
+    collect = Collect()
+    addon = Filtering(collect)
+    caplog.set_level(logging.WARNING, logger="asyncio")
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon.state, **{**_options(files["dir"]), "netmon_hash_lists": [str(big)]})
+        addon.images.running()
+        blobs = [encode(picture(100 + i), "JPEG") for i in range(8)]
+        flows = [
+            _image_flow(f"https://img.test/{i}.jpg", blobs[i % 8], "image/jpeg", None) for i in range(40)
+        ]
+        requests = [_flow(f"https://www.casino.example/{i}", ["staff"]) for i in range(40)]
+        loop.set_debug(True)
+        loop.slow_callback_duration = 0.1
+        await asyncio.gather(*(addon.images.response(f) for f in flows))
+        for f in requests:  # in mitmproxy each hook call is its own task
+            await asyncio.create_task(_run_request(addon, f))
+        await asyncio.to_thread(addon.images.done)
+        loop.set_debug(False)
+    # only the hooks' own steps count (the test body builds flows and gathers between them)
+    slow = [
+        m for m in (r.getMessage() for r in caplog.records) if "took" in m and "test_hooks_never" not in m
+    ]
+    assert not slow, slow
+    assert counters.snapshot().get("image.hashed", 0) >= 40
+
+
+async def test_ut1_auto_uses_the_proxy_state_dir_and_an_import_while_running(files: dict[str, Path]) -> None:
+    import time
+
+    from addons.settings import Settings
+    from netmon.ut1 import import_ut1
+
+    src = files["dir"] / "blacklists" / "gambling"
+    src.mkdir(parents=True)
+    (src / "usage").write_text("black\n")
+    (src / "domains").write_text("roulette.example\n")
+    (files["dir"] / "auto.yaml").write_text("ut1: auto\n")
+    state = files["dir"] / "state"
+    addon = Filtering(Collect())
+    with taddons.context(Settings(), addon) as tctx:
+        tctx.configure(
+            addon.state,
+            **{
+                **_options(files["dir"]),
+                "netmon_filtering": str(files["dir"] / "auto.yaml"),
+                "netmon_state_dir": str(state),
+                "netmon_lists_reload": 1,
+            },
+        )
+        assert addon.host_hits("www.roulette.example") == ()  # nothing imported yet
+        addon.state.running()
+        try:
+            import_ut1(files["dir"] / "blacklists", state / "lists" / "ut1.sqlite")
+            deadline = time.monotonic() + 10
+            while not addon.host_hits("www.roulette.example") and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            (hit,) = addon.host_hits("www.roulette.example")
+            assert hit.library_file == "ut1:gambling/domains"
+        finally:
+            addon.state.done()

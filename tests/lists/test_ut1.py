@@ -134,3 +134,15 @@ def test_million_lines_stream_in_constant_memory(tmp_path: Path) -> None:
     per_lookup = (time.perf_counter() - start) / 1000
     assert per_lookup < 0.002
     assert not lists.match_host("host5.example6.com")
+
+
+def test_cli_state_dir_option(tmp_path: Path) -> None:
+    src = tmp_path / "bl" / "gambling"
+    src.mkdir(parents=True)
+    (src / "domains").write_text("roulette.example\n")
+    (src / "usage").write_text("black\n")
+    result = CliRunner().invoke(
+        main, ["lists", "import", "ut1", str(tmp_path / "bl"), "--state-dir", str(tmp_path / "state")]
+    )
+    assert result.exit_code == 0, result.output
+    assert Ut1Lists(tmp_path / "state" / "lists" / "ut1.sqlite").match_host("roulette.example")
