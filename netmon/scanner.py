@@ -222,7 +222,9 @@ class _Scan:
         got = self.body(job.request_body, job.request_headers)
         if got is None:
             return
-        data, content_type, _ = got
+        data, content_type, kind = got
+        if kind == "text" and data.lstrip()[:1] in (b"{", b"["):
+            content_type = "application/json"  # fetch() sends a string body as text/plain
         extracted = self.extract(data, content_type)
         if extracted is None:
             return

@@ -498,3 +498,22 @@ def test_for_websocket_text_and_binary(matcher: Matcher) -> None:
     assert phrases(scan_job(text, matcher)) == {"kms"}
     binary = ScanJob.for_websocket(context=ctx(), content=b"\x00\x01\x02\x03\x04", is_text=False)
     assert scan_job(binary, matcher).stats.skipped == ("binary-message",)
+
+
+def test_json_sent_as_text_plain_is_chat(matcher: Matcher) -> None:
+    job = ScanJob(
+        context=ctx(),
+        request_method="POST",
+        request_url="https://chat.example/send",
+        request_headers=(("Content-Type", "text/plain;charset=UTF-8"),),
+        request_body=b'{"text": "gonna kms"}',
+    )
+    assert [(f.source, f.text) for f in scan_job(job, matcher).findings] == [("chat", "gonna kms")]
+    plain = ScanJob(
+        context=ctx(),
+        request_method="POST",
+        request_url="https://chat.example/send",
+        request_headers=(("Content-Type", "text/plain"),),
+        request_body=b"gonna kms",
+    )
+    assert [(f.source, f.label) for f in scan_job(plain, matcher).findings] == [("form", "body")]
