@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 
 from selectolax.lexbor import LexborHTMLParser
 
-from netmon.decoding import decode_text, detect_charset, header_charset
+from netmon.decoding import codec_for, decode_text, detect_charset, header_charset
 
 SEP = "\n"
 
@@ -517,10 +517,13 @@ def plain_text(text: str) -> Extracted:
 # Request bodies: forms, multipart
 
 
-def form_fields(text: str) -> list[tuple[str, str]]:
-    """(name, value) of an urlencoded form, without credentials, tokens or empty/blob values."""
+def form_fields(text: str, encoding: str = "utf-8") -> list[tuple[str, str]]:
+    """(name, value) of an urlencoded form, without credentials, tokens or empty/blob values.
+
+    ``encoding``: the charset of the percent-escapes (a form posts in its page's charset)."""
     fields = []
-    for name, value in parse_qsl(text, keep_blank_values=False, max_num_fields=None, errors="replace"):
+    pairs = parse_qsl(text, keep_blank_values=False, max_num_fields=None, encoding=encoding, errors="replace")
+    for name, value in pairs:
         if _SECRET_NAME.search(name) or _is_blob(value.strip()):
             continue
         fields.append((name, value))
@@ -626,7 +629,10 @@ def extract_body(data: bytes, content_type: str | None) -> Extracted:
         if name == "utf-8":
             return html_text(data[skip:])  # lexbor reads UTF-8 bytes itself: no decode and re-encode
         return html_text(data[skip:].decode(name, "replace"))
-    if kind in ("json", "ndjson", "sse", "form") and header_charset(content_type) is None:
+    if kind == "form":
+        encoding = codec_for(header_charset(content_type)) or "utf-8"
+        return join(form_fields(data.decode(encoding, "replace"), encoding), "form")
+    if kind in ("json", "ndjson", "sse") and header_charset(content_type) is None:
         content_type = "text/plain; charset=utf-8"  # these are UTF-8 unless a BOM or header says not
         text = decode_text(data, content_type, document=False).text
     else:

@@ -401,3 +401,12 @@ def test_any_bytes_extract_without_raising(body: bytes, content_type: str | None
     e = extract_body(body, content_type)
     assert isinstance(e.text, str)
     assert set(e.skipped) <= set(REASONS)
+
+
+def test_form_in_the_charset_of_its_page() -> None:
+    e = extract_body(b"msg=caf%E9+%96+kill", "application/x-www-form-urlencoded; charset=windows-1252")
+    assert e.text == "caf\u00e9 \u2013 kill"
+    assert (
+        extract_body("msg=\u00e9t\u00e9".encode(), "application/x-www-form-urlencoded").text
+        == "\u00e9t\u00e9"
+    )
