@@ -53,7 +53,8 @@ def news_page(title: str, paragraphs: list[str], rng: random.Random) -> bytes:
     """A news-like page around real text: head, inline script and style, nav, article, sidebar."""
     nav = "".join(f'<li class="nav-item"><a href="/s/{i}">Section {i}</a></li>' for i in range(25))
     side = "".join(
-        f'<li><a href="/a/{rng.randrange(10**6)}"><img src="/i/{i}.jpg" alt="Story {i}">Related story {i}</a></li>'
+        f'<li><a href="/a/{rng.randrange(10**6)}"><img src="/i/{i}.jpg" alt="Story {i}">'
+        f"Related story {i}</a></li>"
         for i in range(15)
     )
     body = "\n".join(f'<p class="para">{html.escape(p)}</p>' for p in paragraphs)
@@ -163,7 +164,6 @@ def main() -> None:
     if args.gzip:
         zipped = [gzip.compress(p, 6) for p in pages]
         gz_headers = headers + (("Content-Encoding", "gzip"),)
-        index = {id(z): i for i, z in enumerate(zipped)}
 
         def job_gz(page: bytes) -> object:
             return scan_job(
@@ -173,9 +173,8 @@ def main() -> None:
         rates["scan_job, gzip responses"] = (
             best_rate(zipped, job_gz, args.repeat) * total / sum(map(len, zipped))
         )
-        del index
     print(f"extracted text: {text_mb:.1f} MB ({text_mb * 1e6 / total:.0%} of HTML); pages with hits: {hits}")
-    print("MB/s of HTML, one core (CPU time, best of %d):" % args.repeat)
+    print(f"MB/s of HTML, one core (CPU time, best of {args.repeat}):")
     base = rates["baseline (lexbor parse + text)"]
     for name, rate in rates.items():
         print(f"  {name:34s} {rate:7.1f} MB/s   {rate / base:5.2f} x baseline")
