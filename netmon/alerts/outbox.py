@@ -211,23 +211,28 @@ def _alive(pid: int) -> bool:
 def claim_due(engine: Engine, token: str, *, now: datetime | None = None, limit: int = 50) -> list[Job]:
     """Claim pending alerts that are due and return them as jobs (digest alerts grouped per rule)."""
     now = now or utcnow()
+    due = (Alert.state == PENDING) & (Alert.next_attempt <= now)
+    with Session(engine) as session:  # a cheap read first: most polls find nothing to do
+        if session.scalar(select(Alert.id).where(due).limit(1)) is None:
+            return []
+    lease_until = now + LEASE
     with Session(engine) as session, session.begin():
-        candidates = session.scalars(
-            select(Alert)
-            .where(Alert.state == PENDING, Alert.next_attempt <= now)
-            .order_by(Alert.next_attempt, Alert.id)
-            .limit(limit)
-        ).all()
-        claimed: list[Alert] = []
-        for alert in candidates:
-            result = session.execute(
-                update(Alert)
-                .where(Alert.id == alert.id, Alert.state == PENDING, Alert.next_attempt <= now)
-                .values(claimed_by=token, next_attempt=now + LEASE)
-                .execution_options(synchronize_session=False)
+        # Claim with one UPDATE (no read before it in this transaction: SQLite takes the write lock at
+        # once; PostgreSQL re-checks the outer conditions on rows another sender has just claimed).
+        ids = select(Alert.id).where(due).order_by(Alert.next_attempt, Alert.id).limit(limit)
+        session.execute(
+            update(Alert)
+            .where(Alert.id.in_(ids.scalar_subquery()), due)
+            .values(claimed_by=token, next_attempt=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+        claimed = list(
+            session.scalars(
+                select(Alert)
+                .where(Alert.claimed_by == token, Alert.next_attempt == lease_until, Alert.state == PENDING)
+                .order_by(Alert.id)
             )
-            if getattr(result, "rowcount", 0) == 1:  # a plain UPDATE: a CursorResult
-                claimed.append(alert)
+        )
         if not claimed:
             return []
         uids = {a.incident_uid for a in claimed}

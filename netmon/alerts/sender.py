@@ -172,7 +172,7 @@ class AlertSender:
         try:
             for index, job in enumerate(jobs):
                 try:
-                    msg = compose(job, self.settings, self.tz)
+                    msg = await asyncio.to_thread(compose, job, self.settings, self.tz)  # CPU: off the loop
                 except Exception as exc:  # noqa: BLE001 - one unrenderable alert must not block the rest
                     log.exception("alert %s could not be rendered", job.key)
                     await self._failed(job, f"cannot render the e-mail: {_why(exc)}")
