@@ -253,7 +253,7 @@ def _byte_table(mapping: dict[int, int], default: int | None = None) -> bytes:
     return bytes(mapping.get(i, i if default is None else default) for i in range(256))
 
 
-_LEET_BYTES = b"0134567@$"
+_LEET_BYTES = b"013457@$"
 #: letters (and UTF-8 bytes of folded non-ASCII letters) -> 'a', leetspeak candidates -> '1', rest -> ' '
 _CLASS = _byte_table(
     {**{i: 97 for i in range(97, 123)}, **{i: 97 for i in range(128, 256)}, **{i: 49 for i in _LEET_BYTES}},
@@ -435,12 +435,14 @@ def _map_back(
             mask = entry[1]
             assert isinstance(mask, np.ndarray)
             kept = np.flatnonzero(mask)
-            # a kept character also covers the dropped ones after it (the run of "killllll")
-            nxt = e + 1
-            inside = nxt < len(kept)
-            e_new = np.full(len(e), len(mask) - 1, dtype=np.int64)
-            e_new[inside] = kept[nxt[inside]] - 1
-            s, e = kept[s], e_new
+            if entry[2] == "repeats":  # the kept letters of a run also cover the dropped ones after them
+                nxt = e + 1
+                inside = nxt < len(kept)
+                e_new = np.full(len(e), len(mask) - 1, dtype=np.int64)
+                e_new[inside] = kept[nxt[inside]] - 1
+                s, e = kept[s], e_new
+            else:
+                s, e = kept[s], kept[e]
         elif kind == "slice":
             offset = entry[1]
             assert isinstance(offset, int)

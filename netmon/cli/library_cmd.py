@@ -1,0 +1,77 @@
+"""``netmon library``: validate the phrase library (``check``); ``eval`` lives in library_eval_cmd."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from netmon.paths import DEFAULT_LIBRARY_DIR
+
+
+@click.group()
+def library() -> None:
+    """Check and evaluate the phrase library."""
+
+
+@library.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--overlay",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The school's overlay directory, checked on top of the library.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print problems only, not the counts.")
+@click.option("--no-warnings", is_flag=True, help="Do not print warnings (errors only).")
+def check(paths: tuple[Path, ...], overlay: Path | None, quiet: bool, no_warnings: bool) -> None:
+    """Validate library files: every problem as FILE:LINE: error|warning: MESSAGE, then phrase counts per
+    category and language. PATH is a library directory (holding categories.txt) or one category file;
+    default: the default library (plus --overlay). Exit status 1 when there is an error."""
+    from netmon.library import check_paths
+
+    report = check_paths(list(paths) or [_shown(DEFAULT_LIBRARY_DIR)], overlay=overlay)
+    for problem in report.problems:
+        if problem.level == "warning" and no_warnings:
+            continue
+        click.echo(str(problem), err=problem.level == "error")
+    if not quiet:
+        _print_counts(report.counts, report.categories)
+    errors, warnings = len(report.errors), len(report.warnings)
+    phrases = sum(n for _, _, n in report.counts)
+    click.echo(
+        f"{report.files} files, {phrases} phrases: {errors} error{'s' * (errors != 1)}, "
+        f"{warnings} warning{'s' * (warnings != 1)}"
+    )
+    if errors:
+        raise SystemExit(1)
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the working directory when it is below it (shorter messages)."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
+def _print_counts(counts: tuple[tuple[str, str, int], ...], categories: tuple[str, ...]) -> None:
+    languages = sorted({lang for _, lang, _ in counts})
+    table: dict[str, dict[str, int]] = {c: {} for c in categories}
+    for category, lang, n in counts:
+        table.setdefault(category, {})[lang] = n
+    width = max([len("category"), *map(len, table)])
+    click.echo(f"{'category':<{width}}  " + "  ".join(f"{lang:>5}" for lang in languages) + "  total")
+    for category in sorted(table):
+        row = table[category]
+        cells = "  ".join(f"{row.get(lang, 0):>5}" for lang in languages)
+        click.echo(f"{category:<{width}}  {cells}  {sum(row.values()):>5}")
+
+
+def _add_eval() -> None:
+    from netmon.cli.library_eval_cmd import eval_cmd
+
+    library.add_command(eval_cmd, "eval")
+
+
+_add_eval()
