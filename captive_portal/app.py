@@ -207,8 +207,7 @@ def create_app(config: PortalConfig) -> Flask:
                 audit(db, "portal.signin.ratelimited", actor=ip, subject=username or None)
             page, _ = signin_page(429, g.t["too_many"], username)
             return Response(page, 429, headers={"Retry-After": "60"})
-        if request.form.get("accept") not in ("yes", "on", "1", "true"):
-            return signin_page(400, g.t["must_accept"], username)
+        # The sign-in button reads "Accept the AUP and sign in": submitting the form is the acceptance.
         aup = current_aup()
         mac = read_neighbours(config.arp_path).get(ip) if config.arp_path else None
         with Session(engine) as db, db.begin():

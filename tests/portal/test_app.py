@@ -68,7 +68,7 @@ def _audit(url: str) -> list[AuditEvent]:
 def test_sign_in_page_shows_aup_in_english_and_welsh(client: FlaskClient) -> None:
     page = client.get("/", environ_base=_env()).get_data(as_text=True)
     assert "School Wi-Fi Acceptable Use Policy" in page and 'id="aup-version">2026-09<' in page
-    assert 'name="csrf"' in page and 'name="accept"' in page
+    assert 'name="csrf"' in page and 'name="username"' in page and 'type="password"' in page
     welsh = client.get("/?lang=cy", environ_base=_env()).get_data(as_text=True)
     assert "Polisi Defnydd Derbyniol" in welsh and "Mewngofnodi" in welsh and 'lang="cy"' in welsh
 
@@ -107,12 +107,16 @@ def test_bad_password_is_refused_and_audited(client: FlaskClient, portal_db: str
     assert "not-her-password" not in repr(failed[0].detail)
 
 
-def test_aup_must_be_accepted(client: FlaskClient) -> None:
-    form = {"csrf": _csrf(client), "username": "alice", "password": "alice-pass-1"}
-    response = client.post("/signin", data=form, environ_base=_env())
-    assert response.status_code == 400 and "accept the Acceptable Use Policy" in response.get_data(
-        as_text=True
-    )
+def test_signing_in_is_the_acceptance(client: FlaskClient, portal_db: str) -> None:
+    page = client.get("/", environ_base=_env()).get_data(as_text=True)
+    assert "By signing in you accept the Acceptable Use Policy above (version 2026-09)" in page
+    assert "Accept the AUP and sign in" in page
+    form = {"csrf": _csrf(client), "username": "alice", "password": "alice-pass-1"}  # no "accept" field
+    assert client.post("/signin", data=form, environ_base=_env()).status_code == 303
+    engine = make_engine(portal_db)
+    with Session(engine) as session:
+        assert session.scalars(select(AupAcceptance)).one().aup_version == "2026-09"
+    engine.dispose()
 
 
 def test_post_without_csrf_token_is_refused(client: FlaskClient, portal_db: str) -> None:

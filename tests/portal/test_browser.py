@@ -60,7 +60,6 @@ def sign_in_in_browser(browser: Browser, username: str, password: str) -> None:
     browser.evaluate(
         f"document.getElementById('username').value = {json.dumps(username)};"
         f"document.getElementById('password').value = {json.dumps(password)};"
-        "document.getElementById('accept').checked = true;"
         "document.getElementById('signin').requestSubmit(); true"
     )
 
