@@ -236,3 +236,26 @@ def test_library_group_has_eval() -> None:
     """`netmon library eval` is the command schools run; the group lives in netmon.cli.library_cmd."""
     library_cmd = pytest.importorskip("netmon.cli.library_cmd")
     assert "eval" in library_cmd.library.commands
+
+
+def test_netmon_library_eval_end_to_end(library_dir: Path, corpus: list[Path]) -> None:
+    """The command as a school runs it: a real `python -m netmon` process, exit status and output."""
+    import subprocess
+    import sys
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "netmon",
+        "library",
+        "eval",
+        *map(str, corpus),
+        "--library",
+        str(library_dir),
+    ]
+    ok = subprocess.run([*cmd, "--min-recall", "0.7"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "recall>=4" in ok.stdout and "false alarms (1):" in ok.stdout
+    failing = subprocess.run([*cmd, "--max-false-alarms", "5"], capture_output=True, text=True, timeout=120)
+    assert failing.returncode == 1
+    assert "above --max-false-alarms 5" in failing.stderr
