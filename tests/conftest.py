@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 PG_ENV = "NETMON_TEST_PG_URL"
-_BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get(PG_ENV) else [])
+_BACKENDS = ["sqlite"] + (
+    [pytest.param("postgresql", marks=pytest.mark.postgres)] if os.environ.get(PG_ENV) else []
+)
 
 
 def _pg_admin_engine():  # type: ignore[no-untyped-def]
