@@ -19,11 +19,13 @@ from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import SQLAlchemyError
 
+from netmon import counters
 from netmon.findings import SOURCES
 from netmon.store.alerts import SUPPRESSED, Alert
 from netmon.store.base import utcnow
-from netmon.store.incidents import Incident
+from netmon.store.incidents import Incident, audit
 
 if TYPE_CHECKING:
     from netmon.policy import Policy, Problems
@@ -121,9 +123,9 @@ class Rule:
     def severity_of(self, incident: Incident) -> int | None:
         """The incident's severity as this rule sees it (its hits in the rule's categories), or None."""
         hits = [
-            (str(p.get("category", "")), int(p.get("severity", 0)))
+            (str(p.get("category", "")), int(p["severity"]))
             for p in (incident.phrases or [])
-            if isinstance(p, dict)
+            if isinstance(p, dict) and isinstance(p.get("severity"), int)
         ]
         hits.append((incident.category, incident.severity))
         if self.categories is not None:
@@ -454,8 +456,6 @@ class RuleEngine:
         self._policy = policy if callable(policy) else (lambda: policy)
 
     def __call__(self, session: Any, incidents: Sequence[Incident]) -> list[Alert]:
-        from netmon.alerts.outbox import add_alert
-
         policy = self._policy()
         if not policy.rules or not incidents:
             return []
@@ -463,53 +463,69 @@ class RuleEngine:
         created: list[Alert] = []
         now = utcnow()
         for incident in sorted(incidents, key=lambda i: (i.time, i.id)):
-            groups = policy.groups_for(
-                incident.user, incident.role, incident.year_group, incident.groups or ()
+            try:
+                created.extend(self._evaluate(session, policy, incident, now))
+            except SQLAlchemyError:
+                raise  # the store is at fault: the writer keeps the whole batch and retries
+            except Exception as exc:  # noqa: BLE001 - a rule fault must never lose the incident it is about
+                counters.incr("alerts.rule-errors")
+                log.exception(
+                    "alert rules failed for incident %s; it is recorded without an alert", incident.uid
+                )
+                audit(
+                    session, "alert.error", actor="system", subject=incident.uid, error=exc.__class__.__name__
+                )
+        return created
+
+    def _evaluate(self, session: Any, policy: Policy, incident: Incident, now: datetime) -> list[Alert]:
+        from netmon.alerts.outbox import add_alert
+
+        created: list[Alert] = []
+        groups = policy.groups_for(incident.user, incident.role, incident.year_group, incident.groups or ())
+        for rule in policy.rules:
+            if not rule.enabled or not rule.matches(incident, groups, policy):
+                continue
+            done = session.scalar(
+                select(Alert.id).where(Alert.rule == rule.name, Alert.incident_uid == incident.uid)
             )
-            for rule in policy.rules:
-                if not rule.enabled or not rule.matches(incident, groups, policy):
+            if done is not None:
+                continue
+            pupil = incident.user or incident.client_ip
+            repeat_count = None
+            if rule.repeat is not None:
+                repeat_count = self._repeat_count(session, rule, incident, groups, policy, pupil)
+                if repeat_count < rule.repeat.count:
                     continue
-                done = session.scalar(
-                    select(Alert.id).where(Alert.rule == rule.name, Alert.incident_uid == incident.uid)
-                )
-                if done is not None:
-                    continue
-                pupil = incident.user or incident.client_ip
-                repeat_count = None
-                if rule.repeat is not None:
-                    repeat_count = self._repeat_count(session, rule, incident, groups, policy, pupil)
-                    if repeat_count < rule.repeat.count:
-                        continue
-                recipients = rule.recipients_for(groups, incident.site)
-                if not recipients:
-                    log.debug("rule %s fired for incident %s but has no recipients", rule.name, incident.uid)
-                    continue
-                parent = None
-                if rule.cooldown > timedelta(0):
-                    parent = session.scalar(
-                        select(Alert)
-                        .where(
-                            Alert.rule == rule.name,
-                            Alert.pupil == pupil,
-                            Alert.state != SUPPRESSED,
-                            Alert.created_at >= now - rule.cooldown,
-                        )
-                        .order_by(Alert.id.desc())
-                        .limit(1)
+            recipients = rule.recipients_for(groups, incident.site)
+            if not recipients:
+                log.debug("rule %s fired for incident %s but has no recipients", rule.name, incident.uid)
+                continue
+            parent = None
+            if rule.cooldown > timedelta(0):
+                parent = session.scalar(
+                    select(Alert)
+                    .where(
+                        Alert.rule == rule.name,
+                        Alert.pupil == pupil,
+                        Alert.state != SUPPRESSED,
+                        Alert.created_at >= now - rule.cooldown,
                     )
-                reason = "; ".join(rule.reasons(incident, groups, repeat_count))
-                alert = add_alert(
-                    session,
-                    rule=rule,
-                    incident=incident,
-                    pupil=pupil,
-                    recipients=recipients,
-                    reason=reason,
-                    policy=policy,
-                    parent=parent,
-                    now=now,
+                    .order_by(Alert.id.desc())
+                    .limit(1)
                 )
-                created.append(alert)
+            reason = "; ".join(rule.reasons(incident, groups, repeat_count))
+            alert = add_alert(
+                session,
+                rule=rule,
+                incident=incident,
+                pupil=pupil,
+                recipients=recipients,
+                reason=reason,
+                policy=policy,
+                parent=parent,
+                now=now,
+            )
+            created.append(alert)
         return created
 
     @staticmethod

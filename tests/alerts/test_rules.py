@@ -300,3 +300,41 @@ def test_next_digest(tmp_path: Path, now: str, expected: str) -> None:
     got = next_digest(datetime.strptime(now, "%Y-%m-%d %H:%M").replace(tzinfo=london).astimezone(UTC), policy)
     assert got.astimezone(london).strftime("%Y-%m-%d %H:%M") == expected
     assert got - datetime.strptime(now, "%Y-%m-%d %H:%M").replace(tzinfo=london) < timedelta(days=1)
+
+
+def test_odd_incident_data_never_breaks_the_batch(store_url: str, tmp_path: Path) -> None:
+    import uuid
+
+    from netmon.alerts.rules import RuleEngine
+
+    policy = load_policy(write_policy(tmp_path / "policy", COOLDOWN.replace("10m", "0")), env={})
+    now = datetime.now(UTC)
+    engine = make_engine(store_url)
+    with Session(engine) as session, session.begin():
+        incident = Incident(
+            uid=uuid.uuid4().hex,
+            time=now,
+            last_seen=now,
+            count=1,
+            site="",
+            client_ip="10.0.0.1",
+            user=None,
+            groups=None,
+            host="h",
+            url="u",
+            source="page",
+            category="suicide",
+            severity=5,
+            phrase="p",
+            phrases=[{"severity": "x"}, "junk"],
+            excerpt="",
+            explanation=[],
+            evidence={},
+            dedup_key="k",
+            capture_text="",
+        )
+        session.add(incident)
+        RuleEngine(policy)(session, [incident])
+    engine.dispose()
+    (row,) = alerts(store_url)
+    assert row.pupil == "10.0.0.1"
