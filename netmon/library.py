@@ -288,6 +288,7 @@ def _parse_file(
 ) -> _Parsed:
     parsed = _Parsed(display=display, rel=rel)
     header_ok = True
+    before = len(sink.problems)
     for number, line in _lines(path, display, sink):
         where = f"{display}:{number}"
         if line.startswith("@"):
@@ -339,6 +340,10 @@ def _parse_file(
         entry = _parse_entry(line, where, parsed, sink)
         if entry is not None:
             parsed.entries.append(entry)
+    if len(sink.problems) > before and sink.problems[-1].message.startswith(
+        ("not valid UTF-8", "cannot read")
+    ):
+        return parsed  # unreadable: the one error says so
     if parsed.category is None:
         sink.error(f"{display}:1", "missing @category line")
     elif parsed.language is None:

@@ -5,9 +5,10 @@ How a phrase becomes automaton keys (all in normalised form, see netmon.normalis
 - whole-word phrases are stored padded with spaces (``" kill myself "``) and the text is scanned padded
   with spaces, so word boundaries need no check in Python and substring noise ("skill") never leaves C;
   ``embedded`` phrases are stored bare;
-- variants: every ``l`` read as ``i`` (leetspeak ``1`` folds to ``i``), each letter run written three
-  times (the text keeps at most three of a run: "kiiiill" -> "kiiill"), and for phrases of several words
-  the words joined ("k i l l m y s e l f" -> "killmyself");
+- variants: ``l`` read as ``i`` in any of the words (leetspeak ``1`` folds to ``i``: "ki11 myself"),
+  and for phrases of several words the words joined ("k i l l m y s e l f" -> "killmyself");
+- runs: the text keeps at most three of a run ("kiiiill" -> "kiiill"); where the text has such a run,
+  the text around it is scanned again with the run written once and twice ("kill", "shoot");
 - ``unless:`` exception phrases are stored bare (they cancel a hit they overlap, wherever they match:
   "scunthorpe" also covers "scunthorpes"); ``with:`` co-occurrence phrases are whole words, like phrases.
 
@@ -44,11 +45,20 @@ def _l_to_i(s: str) -> str | None:
 
 def phrase_variants(normalised: str) -> tuple[str, ...]:
     """Every normalised spelling under which a phrase is indexed (see the module docstring)."""
+    words = normalised.split(" ")
+    with_l = [i for i, w in enumerate(words) if "l" in w]
     variants = [normalised]
-    leet = _l_to_i(normalised)
-    if leet:
-        variants.append(leet)
-    if " " in normalised:
+    if with_l:
+        if len(with_l) <= 3:  # each word with an "l" read with "1" for it or not: "ki11 myself"
+            for mask in range(1, 1 << len(with_l)):
+                changed = list(words)
+                for bit, i in enumerate(with_l):
+                    if mask >> bit & 1:
+                        changed[i] = _collapse(words[i].replace("l", "i"))
+                variants.append(" ".join(changed))
+        else:
+            variants.append(_collapse(normalised.replace("l", "i")))
+    if len(words) > 1:
         joined = normalised.replace(" ", "")
         variants.append(joined)
         leet = _l_to_i(joined)

@@ -576,8 +576,9 @@ def steps_applied(original: str) -> tuple[str, ...]:
     if _leet(data).translate(_SYMBOLS_TO_SPACE) != data.translate(_SYMBOLS_TO_SPACE):
         found.add("leetspeak")
     log: list[tuple[object, ...]] = []
-    text = _run(original, log)
+    _run(original, log)
     found.update(str(entry[2]) for entry in log if entry[0] == "keep" and entry[2] in STEPS)
-    if _RUN3.search(text):
+    letters = " ".join(data.decode("utf-8").replace(_GONE, "").split())  # before leetspeak: "ki11" is no run
+    if _RUN3.search(_SPACED.sub(_spaced, f" {letters} ")):
         found.add("repeats")
     return tuple(step for step in STEPS if step in found)
