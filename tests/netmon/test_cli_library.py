@@ -1,0 +1,98 @@
+"""``netmon library check``: located problems, counts per category and language, exit status."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from netmon.cli import main
+
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "library-mini"
+
+
+@pytest.fixture
+def lib(tmp_path: Path) -> Path:
+    root = tmp_path / "library"
+    shutil.copytree(FIXTURE, root)
+    return root
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["library", "check", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_clean_library(lib: Path) -> None:
+    code, out, err = run(str(lib))
+    assert code == 0, out + err
+    lines = out.splitlines()
+    assert lines[0].split() == ["category", "cy", "en", "total"]
+    assert "suicide                      2      4      6" in out or any(
+        line.split() == ["suicide", "2", "4", "6"] for line in lines
+    )
+    assert lines[-1] == "5 files, 15 phrases: 0 errors, 0 warnings"
+    assert err == ""
+
+
+def test_every_problem_located_and_exit_1(lib: Path) -> None:
+    (lib / "en" / "violence.txt").write_text(
+        "@category violence\n@language en\nstab | 3\nstab | 4\npunch | 7\n!!! | 2\nkick | 2\nkick | 2\n"
+    )
+    (lib / "en" / "gaming.txt").write_text("@category gaming\n@language en\nloot box | 1\n")
+    code, out, err = run(str(lib))
+    assert code == 1
+    assert f"{lib}/en/gaming.txt:1: error: unknown category 'gaming'" in err
+    assert (
+        f"{lib}/en/violence.txt:4: error: duplicate phrase 'stab' in violence with a different severity"
+        in err
+    )
+    assert f"{lib}/en/violence.txt:5: error: severity must be 1-5 (got 7)" in err
+    assert f"{lib}/en/violence.txt:6: error: phrase '!!!' normalises to nothing" in err
+    assert f"{lib}/en/violence.txt:8: warning: duplicate phrase 'kick'" in out
+    assert out.splitlines()[-1].endswith("4 errors, 1 warning")
+
+
+def test_single_file_and_overlay(lib: Path, tmp_path: Path) -> None:
+    code, out, _ = run(str(lib / "cy" / "suicide.txt"))
+    assert code == 0 and "1 files, 2 phrases" in out
+    overlay = tmp_path / "overlay"
+    (overlay / "en").mkdir(parents=True)
+    (overlay / "en" / "suicide.txt").write_text("@category suicide\n@language en\nunalive | 9\n")
+    code, _, err = run(str(lib), "--overlay", str(overlay))
+    assert code == 1
+    assert f"{overlay}/en/suicide.txt:3: error: severity must be 1-5 (got 9)" in err
+
+
+def test_not_a_library(tmp_path: Path) -> None:
+    code, _, err = run(str(tmp_path))
+    assert code == 1 and "no categories.txt here" in err
+    code, _, err = run(str(tmp_path / "missing"))
+    assert code == 1 and "no such file or directory" in err
+
+
+def test_console_script_checks_the_default_library() -> None:
+    """The installed ``netmon`` command, as a school runs it (default library of this checkout)."""
+    exe = Path(sys.executable).with_name("netmon")
+    result = subprocess.run(
+        [str(exe), "library", "check", "--quiet", "--no-warnings"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert result.returncode in (0, 1)
+    assert "files," in result.stdout and "phrases:" in result.stdout
+    for line in result.stderr.splitlines():
+        assert ": error: " in line  # every error is one located line
+
+
+def test_eval_is_part_of_the_group() -> None:
+    from netmon.cli.library_cmd import library
+
+    assert {"check", "eval"} <= set(library.commands)
