@@ -88,6 +88,11 @@ class AlertDelivery:
 
         if self.watcher is not None:
             self.watcher.start()
+            policy = self.watcher.current
+            if not any(r.enabled and (r.to or r.to_groups or r.to_sites) for r in policy.rules):
+                log.warning(
+                    "no alert recipients in %s: alerts are not mailed (set NETMON_ALERT_TO)", policy.directory
+                )
         if not ctx.options.netmon_alerts or self._task is not None:
             return
         settings = SmtpSettings.from_env(os.environ)

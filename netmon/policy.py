@@ -406,7 +406,7 @@ def load_policy(
     if policy is None:
         raise problems.errors[0]
     for warning in problems.warnings:
-        log.warning("policy: %s", warning)
+        log.info("policy: %s", warning)
     return policy
 
 
