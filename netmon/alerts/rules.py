@@ -243,7 +243,9 @@ def _addresses(
         for address in addresses:
             if not _ADDRESS.match(address):
                 known = f" or one of the recipients lists ({', '.join(named)})" if named else ""
-                problems.error(where, f"{address!r} is not an e-mail address{known}")
+                source = ", ".join(f"${{{v}}}" for v in _ENV.findall(item))
+                origin = f" (from {source})" if source else ""
+                problems.error(where, f"{address!r}{origin} is not an e-mail address{known}")
             else:
                 found.append(address)
     return tuple(dict.fromkeys(found))

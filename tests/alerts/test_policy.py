@@ -324,3 +324,8 @@ def test_other_spellings_are_accepted(tmp_path: Path) -> None:
     assert rule.when == "out_of_hours" and rule.to == ("dsl@school",) and rule.urgency == "digest"
     assert rule.repeat is not None and rule.repeat.count == 2 and rule.repeat.within.total_seconds() == 7200
     assert rule.cooldown.total_seconds() == 300
+
+
+def test_bad_alert_to_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match=r"recipients.dsl: 'dsl' \(from \$\{NETMON_ALERT_TO\}\) is not an e-mail"):
+        load_policy(DEFAULT_POLICY_DIR, env={"NETMON_ALERT_TO": "dsl"})
