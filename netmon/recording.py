@@ -18,7 +18,8 @@ Replay progress is recorded after each committed batch, so a crash during replay
 ``close(timeout)`` flushes everything (to the store, or to the spill file when the store is down).
 
 Counters (``netmon.counters``): ``recording.submitted``, ``.overflow``, ``.batches``, ``.new``,
-``.merged``, ``.filtered``, ``.spilled``, ``.replayed``, ``.db-errors``, ``.rejected``, ``.filter-errors``.
+``.merged``, ``.filtered``, ``.spilled``, ``.replayed``, ``.db-errors``, ``.rejected``, ``.filter-errors``,
+``.spill-errors``, ``.spill-corrupt``, ``.writer-errors``.
 """
 
 from __future__ import annotations
