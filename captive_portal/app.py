@@ -30,6 +30,7 @@ from netmon.identity import (
     end_sessions,
     ensure_link_key,
     get_setting,
+    mark_changed,
     normalise_ip,
     read_neighbours,
     session_for_ip,
@@ -114,6 +115,7 @@ def create_app(config: PortalConfig) -> Flask:
                 with Session(engine) as db, db.begin():
                     if get_setting(db, SETTING_AUP_VERSION) != aup.version:
                         set_setting(db, SETTING_AUP_VERSION, aup.version)
+                        mark_changed(db)
                 state["aup_version"] = aup.version
         return aup
 

@@ -38,6 +38,7 @@ DEFAULT_IDLE = timedelta(hours=2)
 DEFAULT_MAX = timedelta(hours=10)
 SETTING_AUP_VERSION = "aup_version"
 SETTING_LINK_KEY = "link_key"
+SETTING_CHANGED = "sessions_changed"  # a new random value whenever a session starts or is ended
 
 
 def normalise_ip(address: str) -> str:
@@ -144,6 +145,7 @@ def start_session(
         expires_at=now + max_length,
     )
     session.add(row)
+    mark_changed(session)
     return row
 
 
@@ -163,7 +165,15 @@ def end_sessions(
     if username is not None:
         query = query.where(DeviceSession.username == username.strip().lower())
     result = session.execute(query.values(ended_at=now, end_reason=reason))
-    return int(getattr(result, "rowcount", 0) or 0)
+    count = int(getattr(result, "rowcount", 0) or 0)
+    if count:
+        mark_changed(session)
+    return count
+
+
+def mark_changed(session: Session) -> None:
+    """Tell the proxy's refresher that sessions changed (it then reloads at once when asked to)."""
+    set_setting(session, SETTING_CHANGED, secrets.token_hex(8))
 
 
 def live(row: DeviceSession, now: datetime, aup_version: str | None) -> bool:
@@ -320,6 +330,7 @@ class SessionRefresher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
+        self._marker: str | None = None
         self.min_gap = 0.2  # seconds between refreshes, however often wake() is called
         #: called from the refresh thread after each refresh with the time.monotonic() it started at
         self.on_refresh: Callable[[float], None] | None = None
@@ -337,13 +348,25 @@ class SessionRefresher:
             activity, self._activity = self._activity, {}
         return activity
 
+    def refresh_if_changed(self) -> SessionSnapshot:
+        """A cheap look at the change marker; the full reload only when a session started or ended."""
+        try:
+            with Session(self.engine) as session:
+                marker = get_setting(session, SETTING_CHANGED)
+        except SQLAlchemyError:
+            return self.refresh()
+        if marker == self._marker and self.snapshot.ok:
+            return self.snapshot
+        return self.refresh()
+
     def refresh(self) -> SessionSnapshot:
-        """One refresh (also called directly by tests). Keeps the old snapshot when the store fails."""
+        """One full refresh (also called directly by tests). Keeps the old snapshot when the store fails."""
         activity = self._drain_activity()
         neighbours = read_neighbours(self.arp_path) if self.arp_path else {}
         try:
             with Session(self.engine) as session, session.begin():
                 self._write_activity(session, activity)
+                marker = get_setting(session, SETTING_CHANGED)
                 snapshot, stale = load_snapshot(session, neighbours)
                 if stale:
                     now = utcnow()
@@ -361,6 +384,7 @@ class SessionRefresher:
             log.error("session refresh failed (keeping the previous snapshot): %s", exc.__class__.__name__)
             return self.snapshot
         self.snapshot = snapshot
+        self._marker = marker
         return snapshot
 
     def _write_activity(self, session: Session, activity: Mapping[str, float]) -> None:
@@ -388,9 +412,9 @@ class SessionRefresher:
         self._wake.set()
 
     def _run(self) -> None:
-        last = time.monotonic()
+        last = last_full = time.monotonic()
         while not self._stop.is_set():
-            self._wake.wait(self.interval)
+            woken = self._wake.wait(max(0.0, self.interval - (time.monotonic() - last_full)))
             if self._stop.is_set():
                 break
             self._wake.clear()
@@ -398,7 +422,11 @@ class SessionRefresher:
             if gap > 0 and self._stop.wait(gap):
                 break
             last = time.monotonic()
-            self.refresh()
+            if woken and last - last_full < self.interval:
+                self.refresh_if_changed()
+            else:
+                self.refresh()
+                last_full = last
             callback = self.on_refresh
             if callback is not None:
                 callback(last)

@@ -146,3 +146,21 @@ def test_refresher_thread_writes_activity_and_keeps_snapshot_on_store_failure(
     assert broken.refresh().ok is False
     assert broken.failures == 1
     engine.dispose()
+
+
+def test_quick_refresh_reloads_only_after_a_change(store_url: str) -> None:
+    engine = make_engine(store_url)
+    with Session(engine) as session, session.begin():
+        set_setting(session, SETTING_AUP_VERSION, "v1")
+    refresher = SessionRefresher(engine, arp_path=None)
+    first = refresher.refresh()
+    assert refresher.refresh_if_changed() is first  # nothing changed: no full reload
+    with Session(engine) as session, session.begin():
+        _sign_in(session, ALICE, "10.0.0.9")
+    second = refresher.refresh_if_changed()
+    assert second is not first and "10.0.0.9" in second.sessions
+    assert refresher.refresh_if_changed() is second
+    with Session(engine) as session, session.begin():
+        end_sessions(session, ip="10.0.0.9", reason="signed-out")
+    assert refresher.refresh_if_changed().sessions == {}
+    engine.dispose()
