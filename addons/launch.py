@@ -46,11 +46,14 @@ def option_manager() -> Options:
         from mitmproxy.tools.dump import DumpMaster
 
         opts = Options()
-        master = DumpMaster(opts, with_termlog=False, with_dumper=False)
+        master = DumpMaster(opts, with_termlog=False, with_dumper=True)
         loader = Loader(master)
-        for addon in _walk(netmon_addons()):
-            if hasattr(addon, "load"):
-                addon.load(loader)
+        try:
+            for addon in _walk(netmon_addons()):
+                if hasattr(addon, "load"):
+                    addon.load(loader)
+        finally:
+            master._legacy_log_events.uninstall()  # its loop ends with this function
         return opts
 
     return asyncio.run(collect())

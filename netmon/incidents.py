@@ -143,11 +143,7 @@ def _pieces(text: str, spans: list[tuple[int, int]], context: int) -> list[str]:
     for lo, hi, marks in windows:
         out: list[str] = []
         pos = lo
-        for start, end in marks:
-            if start < pos:  # overlapping matches: mark the part not marked yet
-                start = pos
-                if end <= start:
-                    continue
+        for start, end in _union(marks):  # overlapping matches are marked as one
             out.append(text[pos:start])
             out.append(f"[[{text[start:end]}]]")
             pos = end
@@ -155,6 +151,17 @@ def _pieces(text: str, spans: list[tuple[int, int]], context: int) -> list[str]:
         piece = _clean("".join(out))
         pieces.append(("…" if lo > 0 else "") + piece + ("…" if hi < len(text) else ""))
     return pieces
+
+
+def _union(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted spans with overlapping or touching ones merged: "kill" + "kill myself" -> "kill myself"."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def explanation(located: Iterable[Located]) -> list[dict[str, Any]]:

@@ -6,6 +6,8 @@ import json
 import os
 import signal
 import socket
+import sqlite3
+import ssl
 import subprocess
 import sys
 import time
@@ -59,22 +61,37 @@ class Proxy:
         return self.confdir / "mitmproxy-ca-cert.pem"
 
     def client(self, **kwargs: object) -> httpx.Client:
-        return httpx.Client(proxy=self.url, verify=str(self.ca_path), timeout=15, **kwargs)  # type: ignore[arg-type]
+        context = ssl.create_default_context(cafile=str(self.ca_path))
+        return httpx.Client(proxy=self.url, verify=context, timeout=15, **kwargs)  # type: ignore[arg-type]
 
     def export(self, *args: str) -> list[dict]:
         out = subprocess.run([*NETMON, "export", "--db", self.db_url, "--format", "jsonl", *args],
                              capture_output=True, text=True, check=True, cwd=REPO)
         return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
+    def incident_count(self) -> int:
+        """Rows in the store right now (a cheap poll; assertions read `netmon export`)."""
+        path = self.db_url.removeprefix("sqlite:///")
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
+                return int(conn.execute("SELECT count(*) + coalesce(sum(count), 0) FROM incidents").fetchone()[0])
+        except sqlite3.Error:
+            return 0
+
     def wait_incidents(self, predicate, timeout: float = 20.0) -> list[dict]:  # type: ignore[no-untyped-def]
+        """Poll until ``predicate(netmon export rows)`` holds (re-exporting only when the store changed)."""
         deadline = time.monotonic() + timeout
         rows: list[dict] = []
+        seen = -1
         while time.monotonic() < deadline:
-            rows = self.export()
-            if predicate(rows):
-                return rows
-            time.sleep(0.3)
-        return rows
+            count = self.incident_count()
+            if count != seen:
+                seen = count
+                rows = self.export()
+                if predicate(rows):
+                    return rows
+            time.sleep(0.2)
+        return self.export()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -128,7 +128,8 @@ class Upstream:
     def close(self) -> None:
         for server in self._servers:
             server.shutdown()  # type: ignore[attr-defined]
-            server.server_close()  # type: ignore[attr-defined]
+            if hasattr(server, "server_close"):
+                server.server_close()
 
 
 def _handler(upstream_ref: list[Upstream]) -> type[BaseHTTPRequestHandler]:
