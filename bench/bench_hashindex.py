@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import resource
 import statistics
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,7 +29,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from netmon.hashindex import HashIndex  # noqa: E402
-from netmon.hashlists import HashEntry  # noqa: E402
+from netmon.hashlists import load_hash_columns  # noqa: E402
 from netmon.imagehashing import ImageHashes, hash_image  # noqa: E402
 
 
@@ -55,22 +57,26 @@ def bench_lookup(size: int, queries: int) -> None:
     values = rng.integers(0, 2**63, size, dtype=np.int64).astype(np.uint64) * np.uint64(2) + np.uint64(
         rng.integers(0, 2, size, dtype=np.uint64)
     )
-    t0 = time.perf_counter()
-    entries = [
-        HashEntry("phash", f"{int(v):016x}", "csam", 5, "bench", "bench.csv", i + 2)
-        for i, v in enumerate(values.tolist())
-    ]
-    entries += [
-        HashEntry("md5", os.urandom(16).hex(), "csam", 5, "bench", "bench.csv", size + i + 2)
-        for i in range(size)
-    ]
-    t1 = time.perf_counter()
-    index = HashIndex(entries)
-    t2 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench-list.csv"
+        with path.open("w") as fh:
+            fh.write("type,hash,category,severity,source\n")
+            for v in values.tolist():
+                fh.write(f"phash,{v:016x},csam,5,bench\n")
+            for _ in range(size):
+                fh.write(f"md5,{os.urandom(16).hex()},csam,5,bench\n")
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t1 = time.perf_counter()
+        data = load_hash_columns(path)
+        t2 = time.perf_counter()
+        index = HashIndex.from_lists([data])
+        t3 = time.perf_counter()
+        grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
     print(
-        f"index: {size:,} pHashes + {size:,} md5 digests; list objects {t1 - t0:.1f}s, index build "
-        f"{t2 - t1:.2f}s"
+        f"list: {size:,} pHashes + {size:,} md5 digests; parse {t2 - t1:.1f}s, index {t3 - t2:.2f}s, "
+        f"peak memory +{grown:.0f} MB"
     )
+    md5s = data.columns["md5"].values
     # queries: half near-duplicates of stored hashes (3 bits flipped), half random (misses)
     picks = rng.integers(0, size, queries)
     wanted: list[int] = []
@@ -110,7 +116,7 @@ def bench_lookup(size: int, queries: int) -> None:
     phash_only: list[float] = []
     for q in wanted:
         start = time.perf_counter()
-        index.nearest_perceptual("phash", q)
+        index.nearest("phash", q)
         phash_only.append(time.perf_counter() - start)
     print(f"netmon pHash nearest at {size:,} (numpy bitwise_count), per query: {_ms(phash_only)}")
     as_ints = values.tolist()
@@ -121,7 +127,7 @@ def bench_lookup(size: int, queries: int) -> None:
         loop_times.append(time.perf_counter() - start)
         del best
     print(f"baseline: plain Python loop over {size:,} ints, per query:   {_ms(loop_times)}")
-    digests = {e.hash for e in entries if e.type == "md5"}
+    digests = {bytes(v).hex() for v in md5s}
     probe = [img.md5 for img in images]
     start = time.perf_counter()
     for _ in range(100):

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from netmon.errors import ConfigError
 from netmon.hashindex import DEFAULT_THRESHOLD, HashIndex
-from netmon.hashlists import load_hash_list
+from netmon.hashlists import load_hash_columns
 from netmon.urllists import UrlEntry, UrlIndex, load_url_list, normalise_host, parse_url_entry
 from netmon.ut1 import Ut1Lists
 from netmon.ut1 import default_path as ut1_default_path
@@ -300,7 +300,7 @@ def build_lists(
     """Load every named list (policy + ``--hash-list``/``--url-list`` extras); ConfigError on any problem."""
     hash_files = list(dict.fromkeys([*policy.hash_lists, *extra_hash_lists]))
     url_files = list(dict.fromkeys([*policy.url_lists, *extra_url_lists]))
-    hash_entries = [e for f in hash_files for e in load_hash_list(f)]
+    hash_data = [load_hash_columns(f) for f in hash_files]
     url_entries = [e for f in url_files for e in load_url_list(f)]
     ut1: Ut1Lists | None = None
     chosen = ut1_path or policy.ut1
@@ -310,7 +310,9 @@ def build_lists(
     elif chosen != "off":
         ut1 = Ut1Lists(chosen)
     sources = (*hash_files, *url_files, *((str(ut1.path),) if ut1 else ()))
-    return Lists(policy, UrlIndex(url_entries), HashIndex(hash_entries, policy.hash_threshold), ut1, sources)
+    return Lists(
+        policy, UrlIndex(url_entries), HashIndex.from_lists(hash_data, policy.hash_threshold), ut1, sources
+    )
 
 
 # --- safe search -------------------------------------------------------------------------------------

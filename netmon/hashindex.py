@@ -1,19 +1,30 @@
-"""An index of known-image hashes: exact digests by set lookup, perceptual hashes by Hamming distance.
+"""An index of known-image hashes: exact digests by sorted lookup, perceptual hashes by Hamming distance.
 
-Perceptual hashes are kept as one contiguous ``uint64`` numpy array per type; a query is a vectorised
-XOR + popcount (``numpy.bitwise_count``) over the whole array, ~1-3 ms at 1,000,000 hashes on one core
-(see ``bench/bench_hashindex.py``). Built once per (re)load; immutable afterwards, so one index can be
-shared by worker threads without locks.
+Everything is kept in numpy arrays (a million hashes take ~16-40 MB, not a Python object each):
+
+- exact digests (md5, sha1, sha256): one sorted fixed-width bytes array per type, looked up with
+  ``searchsorted`` (a binary search: microseconds at any size);
+- perceptual hashes (pHash, dHash): one contiguous ``uint64`` array per type; a query is a vectorised
+  XOR + popcount (``numpy.bitwise_count``) over the whole array, ~1-3 ms at 1,000,000 hashes on one core
+  (see ``bench/bench_hashindex.py``).
+
+Built once per (re)load and immutable afterwards, so worker threads share one index without locks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from netmon.hashlists import EXACT_TYPES, PERCEPTUAL_TYPES, HashEntry
+from netmon.hashlists import (
+    EXACT_TYPES,
+    PERCEPTUAL_TYPES,
+    HashColumns,
+    HashEntry,
+    columns_from_entries,
+)
 from netmon.imagehashing import ImageHashes
 
 #: Default largest Hamming distance (of 64 bits) that counts as the same picture. Resized and
@@ -27,66 +38,97 @@ class HashMatch:
     distance: int  # 0 for exact digests
 
 
-class _Perceptual:
-    __slots__ = ("entries", "values")
+class _Table:
+    """One hash type across every list: values plus (list, row) to find the entry again."""
 
-    def __init__(self, entries: list[HashEntry]) -> None:
-        self.entries = entries
-        self.values = np.fromiter((int(e.hash, 16) for e in entries), dtype=np.uint64, count=len(entries))
+    __slots__ = ("kind", "values", "source", "row")
 
-    def nearest(self, query: int, threshold: int) -> tuple[int, int] | None:
-        """(index, distance) of the closest stored hash within ``threshold``, or None."""
-        if not len(self.values):
-            return None
-        distances = np.bitwise_count(self.values ^ np.uint64(query))
-        best = int(np.argmin(distances))
-        distance = int(distances[best])
-        return (best, distance) if distance <= threshold else None
+    def __init__(self, kind: str, lists: Sequence[HashColumns], sort: bool) -> None:
+        self.kind = kind
+        parts = [(i, lst.columns[kind]) for i, lst in enumerate(lists) if kind in lst.columns]
+        if parts:
+            values = np.concatenate([col.values for _, col in parts])
+            source = np.concatenate([np.full(len(col), i, dtype=np.uint32) for i, col in parts])
+            row = np.concatenate([np.arange(len(col), dtype=np.uint32) for _, col in parts])
+        else:
+            dtype = np.uint64 if kind in PERCEPTUAL_TYPES else f"S{EXACT_TYPES[kind] // 2}"
+            values = np.empty(0, dtype=dtype)
+            source = np.empty(0, dtype=np.uint32)
+            row = np.empty(0, dtype=np.uint32)
+        if sort and len(values):
+            order = np.argsort(values, kind="stable")
+            values, source, row = values[order], source[order], row[order]
+        self.values = values
+        self.source = source
+        self.row = row
+
+    def __len__(self) -> int:
+        return len(self.values)
 
 
 class HashIndex:
     """Look up an image's hashes against every loaded list."""
 
-    def __init__(self, entries: Iterable[HashEntry], threshold: int = DEFAULT_THRESHOLD) -> None:
+    def __init__(
+        self,
+        entries: Iterable[HashEntry] = (),
+        threshold: int = DEFAULT_THRESHOLD,
+        lists: Sequence[HashColumns] | None = None,
+    ) -> None:
         if not 0 <= threshold <= 32:
             raise ValueError(f"perceptual threshold must be 0-32 bits (got {threshold})")
         self.threshold = threshold
-        self._exact: dict[str, dict[str, HashEntry]] = {kind: {} for kind in EXACT_TYPES}
-        perceptual: dict[str, list[HashEntry]] = {kind: [] for kind in PERCEPTUAL_TYPES}
-        count = 0
-        for entry in entries:
-            count += 1
-            if entry.type in EXACT_TYPES:
-                self._exact[entry.type].setdefault(entry.hash, entry)
-            else:
-                perceptual[entry.type].append(entry)
-        self._perceptual = {kind: _Perceptual(items) for kind, items in perceptual.items()}
-        self.size = count
-        self.categories = frozenset(
-            {e.category for t in self._exact.values() for e in t.values()}
-            | {e.category for items in perceptual.values() for e in items}
-        )
+        self.lists: tuple[HashColumns, ...] = tuple(lists or ()) + tuple(columns_from_entries(list(entries)))
+        self._exact = {kind: _Table(kind, self.lists, sort=True) for kind in EXACT_TYPES}
+        self._perceptual = {kind: _Table(kind, self.lists, sort=False) for kind in PERCEPTUAL_TYPES}
+        self.size = sum(len(t) for t in (*self._exact.values(), *self._perceptual.values()))
+        self.categories = frozenset(category for lst in self.lists for category, _, _ in lst.meta)
+
+    @classmethod
+    def from_lists(cls, lists: Sequence[HashColumns], threshold: int = DEFAULT_THRESHOLD) -> HashIndex:
+        return cls((), threshold, lists)
 
     def __len__(self) -> int:
         return self.size
 
+    def _entry(self, table: _Table, i: int) -> HashEntry:
+        return self.lists[int(table.source[i])].entry(table.kind, int(table.row[i]))
+
+    def exact(self, kind: str, digest_hex: str) -> HashEntry | None:
+        table = self._exact[kind]
+        if not len(table):
+            return None
+        raw = bytes.fromhex(digest_hex)
+        i = int(np.searchsorted(table.values, raw))
+        if i < len(table) and bytes(table.values[i]) == raw.rstrip(b"\0"):
+            return self._entry(table, i)
+        return None
+
+    def nearest(self, kind: str, value: int) -> tuple[HashEntry, int] | None:
+        """Closest entry of one perceptual type within the threshold, with its distance."""
+        table = self._perceptual[kind]
+        if not len(table):
+            return None
+        distances = np.bitwise_count(table.values ^ np.uint64(value))
+        best = int(np.argmin(distances))
+        distance = int(distances[best])
+        return (self._entry(table, best), distance) if distance <= self.threshold else None
+
     def match(self, hashes: ImageHashes) -> HashMatch | None:
         """The best match for one image: an exact digest first, else the closest perceptual hash."""
-        for kind, table in self._exact.items():
-            entry = table.get(hashes.digest(kind))
+        for kind in EXACT_TYPES:
+            entry = self.exact(kind, hashes.digest(kind))
             if entry is not None:
                 return HashMatch(entry, 0)
         best: HashMatch | None = None
-        for kind, index in self._perceptual.items():
-            found = index.nearest(int(hashes.digest(kind), 16), self.threshold)
+        for kind in PERCEPTUAL_TYPES:
+            found = self.nearest(kind, int(hashes.digest(kind), 16))
             if found is not None and (best is None or found[1] < best.distance):
-                best = HashMatch(index.entries[found[0]], found[1])
+                best = HashMatch(found[0], found[1])
         return best
 
-    def nearest_perceptual(self, kind: str, value: int) -> tuple[HashEntry, int] | None:
-        """Closest entry of one perceptual type within the threshold (for benchmarks and diagnostics)."""
-        found = self._perceptual[kind].nearest(value, self.threshold)
-        return None if found is None else (self._perceptual[kind].entries[found[0]], found[1])
+    # kept for the benchmark's older name
+    nearest_perceptual = nearest
 
 
 EMPTY_INDEX = HashIndex(())

@@ -23,6 +23,8 @@ def check(files: tuple[Path, ...]) -> None:
         report = check_hash_list(path)
         for error in report.errors:
             click.echo(error, err=True)
+        for warning in report.warnings:
+            click.echo(f"warning: {warning}", err=True)
         if report.errors:
             failed += 1
             click.echo(

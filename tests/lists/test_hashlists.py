@@ -58,9 +58,10 @@ def test_bad_line_is_reported_with_its_number(tmp_path: Path, line: str, message
 def test_header_and_duplicates(tmp_path: Path) -> None:
     path = tmp_path / "list.csv"
     path.write_text(f"hash,type\nmd5,{'a' * 32},csam,5,x\nmd5,{'A' * 32},csam,5,x\n")
-    errors = check_hash_list(path).errors
-    assert errors[0].startswith(f"{path}:1: header must be type,hash,category,severity,source")
-    assert errors[1] == f"{path}:3: duplicate md5 {'a' * 32} (first on line 2)"
+    report = check_hash_list(path)
+    assert report.errors[0].startswith(f"{path}:1: header must be type,hash,category,severity,source")
+    assert report.warnings == (f"{path}:3: duplicate md5 {'a' * 32} (first on line 2); ignored",)
+    assert len(report.entries) == 1 and report.entries[0].line == 2
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     assert "empty list" in check_hash_list(empty).errors[0]
@@ -107,3 +108,80 @@ def test_cli_hash_prints_list_lines_that_load(tmp_path: Path) -> None:
     listing = tmp_path / "made.csv"
     listing.write_text(result.output)
     assert [e.type for e in load_hash_list(listing)] == ["md5", "phash"]
+
+
+def test_columns_exact_lookup_edge_digests_and_quoted_fields(tmp_path: Path) -> None:
+    from netmon.hashindex import HashIndex
+    from netmon.hashlists import load_hash_columns
+
+    zeros_end = "ab" + "00" * 15
+    zeros_start = "00" * 15 + "ab"
+    path = tmp_path / "l.csv"
+    path.write_text(
+        "type,hash,category,severity,source\n"
+        f"md5,{zeros_end},csam,5,IWF\n"
+        f'MD5,{zeros_start.upper()}, csam ,5,"IWF, November"\n'
+        f"phash,{'0' * 16},csam,4,local\n"
+    )
+    data = load_hash_columns(path)
+    index = HashIndex.from_lists([data])
+    end = index.exact("md5", zeros_end)
+    start = index.exact("md5", zeros_start)
+    assert end is not None and end.line == 2 and end.hash == zeros_end
+    assert (
+        start is not None and start.line == 3 and start.source == "IWF, November" and start.category == "csam"
+    )
+    assert index.exact("md5", "00" * 16) is None and index.exact("md5", "ab" + "00" * 14 + "01") is None
+    near = index.nearest("phash", 0b111)
+    assert near is not None and near[1] == 3 and near[0].severity == 4
+
+
+def test_first_list_wins_for_a_hash_in_two_lists(tmp_path: Path) -> None:
+    from netmon.hashindex import HashIndex
+    from netmon.hashlists import load_hash_columns
+
+    one, two = tmp_path / "one.csv", tmp_path / "two.csv"
+    one.write_text(f"type,hash,category,severity,source\nsha1,{'1' * 40},csam,5,IWF\n")
+    two.write_text(f"type,hash,category,severity,source\nsha1,{'1' * 40},local,3,school\n")
+    index = HashIndex.from_lists([load_hash_columns(one), load_hash_columns(two)])
+    found = index.exact("sha1", "1" * 40)
+    assert found is not None and found.file == str(one) and found.category == "csam"
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "l.csv"
+    path.write_bytes(b"type,hash,category,severity,source\nmd5," + b"a" * 32 + b",caf\xe9,5,x\n")
+    (error,) = check_hash_list(path).errors
+    assert error.startswith(f"{path}: not UTF-8 text") and "save it as UTF-8" in error
+
+
+def test_many_errors_are_capped(tmp_path: Path) -> None:
+    path = tmp_path / "l.csv"
+    path.write_text("type,hash,category,severity,source\n" + "md5,xyz,csam,5,x\n" * 1500)
+    errors = check_hash_list(path).errors
+    assert len(errors) == 1001 and errors[-1] == f"{path}: 500 more problems not shown"
+
+
+def test_a_large_list_loads_compactly(tmp_path: Path) -> None:
+    """300k hashes load as arrays (tens of MB, not a Python object per line)."""
+    import os
+    import resource
+
+    import numpy as np
+
+    from netmon.hashindex import HashIndex
+    from netmon.hashlists import load_hash_columns
+
+    rng = np.random.default_rng(5)
+    path = tmp_path / "big.csv"
+    with path.open("w") as fh:
+        fh.write("type,hash,category,severity,source\n")
+        for v in rng.integers(0, 2**63, 150_000, dtype=np.int64).tolist():
+            fh.write(f"phash,{v:016x},csam,5,IWF\n")
+        for _ in range(150_000):
+            fh.write(f"sha256,{os.urandom(32).hex()},csam,5,IWF\n")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    index = HashIndex.from_lists([load_hash_columns(path)])
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert len(index) == 300_000
+    assert grown_mb < 120, f"loading grew memory by {grown_mb:.0f} MB"
