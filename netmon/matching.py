@@ -9,8 +9,9 @@ How a phrase becomes automaton keys (all in normalised form, see netmon.normalis
   and for phrases of several words the words joined ("k i l l m y s e l f" -> "killmyself");
 - runs: the text keeps at most three of a run ("kiiiill" -> "kiiill"); where the text has such a run,
   the text around it is scanned again with the run written once and twice ("kill", "shoot");
-- ``unless:`` exception phrases are stored bare (they cancel a hit they overlap, wherever they match:
-  "scunthorpe" also covers "scunthorpes"); ``with:`` co-occurrence phrases are whole words, like phrases.
+- ``unless:`` exception phrases are stored with a leading space: they match from the start of a word
+  and may run on ("scunthorpe" also covers "scunthorpes"), and cancel a hit they overlap; ``with:``
+  co-occurrence phrases are whole words, found with str.find once a phrase has matched.
 
 Offsets are mapped back to the original text (``normalise_mapped``) only when a hit survives its rules.
 
@@ -162,10 +163,13 @@ class Matcher:
                 keys.setdefault(variant if entry.embedded else f" {variant} ", ([], []))[0].append(i)
                 longest = max(longest, len(variant) + 2)
             rules.append(_Rules.build(entry, term_ids))
-        for term, tid in term_ids.items():  # exceptions match anywhere ("scunthorpe" in "scunthorpes")
+        for (
+            term,
+            tid,
+        ) in term_ids.items():  # exceptions match from a word start ("scunthorpe" in "scunthorpes")
             for variant in _term_variants(term):
-                keys.setdefault(variant, ([], []))[1].append(tid)
-                longest = max(longest, len(variant))
+                keys.setdefault(f" {variant}", ([], []))[1].append(tid)
+                longest = max(longest, len(variant) + 1)
         self._rules = tuple(rules)
         self._longest = longest
         self._keys: list[_Key] = []
@@ -214,10 +218,14 @@ class Matcher:
             return ()
         keys = list(found)
         spans = mapped.spans([k[1] for k in keys], [k[2] for k in keys])
+        seen: set[tuple[int, int, int]] = set()
         hits = []
-        for (i, _start, _end), (o_start, o_end) in zip(keys, spans, strict=True):
+        for key, (o_start, o_end) in zip(keys, spans, strict=True):
+            i = key[0]
+            if (i, o_start, o_end) in seen:
+                continue  # the same match found by the plain and an elongated scan
+            seen.add((i, o_start, o_end))
             entry = self.entries[i]
-            rules = found[(i, _start, _end)]
             matched = text[o_start:o_end]
             hits.append(
                 Hit(
@@ -231,11 +239,11 @@ class Matcher:
                     end=o_end,
                     matched_text=matched,
                     steps=steps_applied(matched),
-                    rules=rules,
+                    rules=found[key],
                 )
             )
         hits.sort(key=lambda h: (h.start, -h.severity, h.end, h.phrase))
-        return tuple(dict.fromkeys(hits))
+        return tuple(hits)
 
     def _candidates(
         self, padded: str, offset: int

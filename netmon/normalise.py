@@ -371,8 +371,8 @@ def _tail(arr: np.ndarray, log: list[tuple[object, ...]] | None) -> np.ndarray:
         same = arr[1:] == arr[:-1]
         three = same[:-1] & same[1:]
         if three.any():
-            if log is not None:
-                log.append(("runs",))  # tells the matcher to try runs as single and double letters
+            if log is not None and (three & _is_letter(arr[:-2])).any():
+                log.append(("runs",))  # tells the matcher to try letter runs as single and double letters
             run = three[:-1] & same[2:]
             if run.any():
                 drop = np.zeros(len(arr), dtype=bool)
