@@ -153,8 +153,8 @@ def _lines(path: Path, display: str, sink: _Sink) -> Iterator[tuple[int, str]]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        sink.error(f"{display}:{line}", "not valid UTF-8 (save the file as UTF-8)")
+        bad_line = raw[: exc.start].count(b"\n") + 1
+        sink.error(f"{display}:{bad_line}", "not valid UTF-8 (save the file as UTF-8)")
         return
     for number, line in enumerate(text.splitlines(), start=1):
         line = _COMMENT.sub("", line).strip()
