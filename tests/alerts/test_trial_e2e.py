@@ -4,17 +4,14 @@ SMTP outage across a proxy restart: every alert arrives exactly once."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import REPO, ROUTE_SCRIPT, Proxy, free_tcp_port, start_proxy, wait_for_port
+from tests.e2e.conftest import Proxy, start_proxy
 from tests.e2e.upstream import Upstream, start_upstream
 
 from .conftest import SmtpServer
@@ -38,52 +35,12 @@ def wait(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-d
 
 
 def proxy_env(server: SmtpServer) -> dict[str, str]:
-    return {**server.env(), "NETMON_ALERT_TO": "dsl@school", "NETMON_ALERT_RETRY_MAX": "1"}
+    return {**server.env(), "NETMON_ALERT_TO": "dsl@school"}
 
 
 def start(tmp: Path, upstream: Upstream, server: SmtpServer) -> Proxy:
-    """``netmon run`` when it starts; otherwise the same addons in a plain mitmdump (the launcher is
-    not part of this test)."""
-    env = proxy_env(server)
-    try:
-        return start_proxy(tmp, upstream, env=env)
-    except RuntimeError:
-        pass
-    port = free_tcp_port()
-    state, confdir = tmp / "state", tmp / "conf"
-    db_url = f"sqlite:///{tmp / 'netmon.db'}"
-    args = [
-        str(Path(sys.executable).with_name("mitmdump")),
-        "-q",
-        "--listen-host",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "-s",
-        str(REPO / "addons" / "entry.py"),
-        "-s",
-        str(ROUTE_SCRIPT),
-        "--set",
-        f"netmon_db={db_url}",
-        "--set",
-        f"netmon_state_dir={state}",
-        "--set",
-        f"confdir={confdir}",
-        "--set",
-        f"ssl_verify_upstream_trusted_ca={upstream.ca.ca_path}",
-    ]
-    proc_env = {
-        **os.environ,
-        **env,
-        "PYTHONUNBUFFERED": "1",
-        "NETMON_TEST_ROUTES": json.dumps(upstream.routes()),
-        "PYTHONPATH": str(REPO),
-    }
-    log_path = tmp / "mitmdump.log"
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=proc_env)
-    wait_for_port(port, proc=proc)
-    return Proxy(port, db_url, state, confdir, proc, log_path)
+    """``netmon run`` as a school starts it, with the SMTP settings and NETMON_ALERT_TO in its environment."""
+    return start_proxy(tmp, upstream, env=proxy_env(server))
 
 
 def fetch(proxy: Proxy, url: str) -> None:
@@ -102,7 +59,8 @@ def test_trial_alert_arrives(tmp_path: Path, upstream: Upstream, smtp_server: Sm
     (mail,) = smtp_server.received
     assert mail.rcpt_tos == ["dsl@school"]
     assert rows[0]["uid"] in mail.part("plain")
-    assert "<mark>kill myself</mark>" in mail.part("html")
+    marks = re.findall(r"<mark>(.*?)</mark>", mail.part("html"))
+    assert any("kill" in m.lower() for m in marks), mail.part("html")
     subject = str(mail.message["Subject"])
     assert rows[0]["category"] in subject and str(rows[0]["severity"]) in subject
 
