@@ -189,8 +189,11 @@ def read_yaml(path: Path, problems: Problems) -> dict[str, Any] | None:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        problems.error(where, "file not found (copy it from netmon's default policy/ directory)")
-        return None
+        if not path.parent.is_dir():
+            problems.error(where, "no such policy directory")
+            return None
+        problems.warn(where, "file not found: using built-in defaults (see netmon's policy/ directory)")
+        return {}
     except (OSError, UnicodeDecodeError) as exc:
         problems.error(where, f"cannot read: {exc}")
         return None

@@ -194,10 +194,14 @@ def test_errors_name_file_and_key(tmp_path: Path, which: str, text: str, message
     assert str(info.value).startswith(str(root) + os.sep) or str(info.value).startswith("policy/")
 
 
-def test_missing_file(tmp_path: Path) -> None:
+def test_missing_files_mean_defaults_with_a_warning(tmp_path: Path) -> None:
     (tmp_path / "p").mkdir()
-    with pytest.raises(ConfigError, match=r"school.yaml: file not found"):
-        load_policy(tmp_path / "p")
+    policy, problems = check_policy(tmp_path / "p")
+    assert policy is not None and policy.rules == () and policy.groups == {}
+    assert policy.records((), "gambling", 1)
+    assert any("school.yaml: file not found" in w for w in problems.warnings)
+    with pytest.raises(ConfigError, match=r"no such policy directory"):
+        load_policy(tmp_path / "nowhere")
 
 
 def test_watcher_reloads_and_keeps_the_old_policy_on_a_broken_edit(policy_dir: Path) -> None:
@@ -327,5 +331,7 @@ def test_other_spellings_are_accepted(tmp_path: Path) -> None:
 
 
 def test_bad_alert_to_names_the_variable() -> None:
-    with pytest.raises(ConfigError, match=r"recipients.dsl: 'dsl' \(from \$\{NETMON_ALERT_TO\}\) is not an e-mail"):
+    with pytest.raises(
+        ConfigError, match=r"recipients.dsl: 'dsl' \(from \$\{NETMON_ALERT_TO\}\) is not an e-mail"
+    ):
         load_policy(DEFAULT_POLICY_DIR, env={"NETMON_ALERT_TO": "dsl"})
