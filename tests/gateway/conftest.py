@@ -147,7 +147,8 @@ def gateway(request: pytest.FixtureRequest, lab: Lab, internet: Internet) -> Gat
     it, with the school's CA in a fresh confdir and the internet server's private CA trusted upstream.
 
     A test module with ``WITH_PORTAL = True`` also gets the captive portal (`netmon portal`) on
-    :data:`PORTAL_PORT` and the proxy's portal gate, with the pupils in :data:`ROSTER` imported.
+    :data:`PORTAL_PORT` and the proxy's portal gate, with the pupils in :data:`ROSTER` imported; one with
+    ``WITH_URL_LIST = True`` gets :data:`URL_LIST` through `netmon run --url-list`.
     """
     with_portal = bool(getattr(request.module, "WITH_PORTAL", False))
     workdir = lab.workdir / "gateway"
@@ -164,10 +165,12 @@ def gateway(request: pytest.FixtureRequest, lab: Lab, internet: Internet) -> Gat
         assert upgraded.returncode == 0, upgraded.stderr
         imported = gw.netmon("users", "import", str(roster), "--db", db_url)
         assert imported.returncode == 0, imported.stderr
+        portal_args = ["--portal", "--set", f"netmon_portal_url={PORTAL_URL}",
+                       "--set", "netmon_sessions_refresh_ms=200"]
+    if getattr(request.module, "WITH_URL_LIST", False):
         url_list = workdir / "urls.csv"
         url_list.write_text(URL_LIST)
-        portal_args = ["--portal", "--set", f"netmon_portal_url={PORTAL_URL}",
-                       "--set", "netmon_sessions_refresh_ms=200", "--url-list", str(url_list)]
+        portal_args += ["--url-list", str(url_list)]
     proc = lab.spawn(
         lab.gateway, sys.executable, "-m", "netmon", "run", "--mode", "transparent",
         "--port", str(PROXY_PORT), "--listen-host", "", "--db", db_url, "--state-dir", str(state_dir),

@@ -105,16 +105,3 @@ def test_doctor_is_content_with_the_running_gateway(signed_in: Gateway) -> None:
     rules = {c["name"]: c for c in json.loads(mismatch.stdout)}["rules"]
     assert rules["status"] == "fail" and "wlan9" in rules["message"]
 
-
-def test_passed_through_visit_to_a_listed_host_is_an_sni_incident(signed_in: Gateway) -> None:
-    url = "https://listed.example/"
-    assert signed_in.curl(f"{url}echo", trust="internet").returncode == 60  # no CA: refused once
-    seen = json.loads(signed_in.curl(f"{url}echo", trust="internet").stdout)
-    assert seen["sni"] == "listed.example"  # passed through undecrypted
-    rows = signed_in.incidents(lambda rows: any(r["source"] == "sni" for r in rows))
-    (incident,) = [r for r in rows if r["source"] == "sni"]
-    assert incident["host"] == "listed.example"
-    assert incident["url"] == url  # hostname level only: nothing of the path is known
-    assert incident["client_ip"] == netns.DEVICE_V4
-    assert incident["user"] == PUPIL
-    assert incident["category"] == "terrorism" and incident["severity"] == 5
