@@ -17,8 +17,10 @@ import logging
 import os
 import re
 import sqlite3
+import tarfile
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,18 +91,84 @@ class ImportReport:
         return [c for c in self.categories if c.whitelist]
 
 
+LIST_FILES = ("domains", "urls", "expressions", "very_restrictive_expression")
+
+
+def _text_lines(fh: Iterable[str]) -> Iterator[tuple[int, str]]:
+    for number, raw in enumerate(fh, 1):
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            yield number, line
+
+
+def _decoded(fh: Iterable[bytes]) -> Iterator[str]:
+    """Lines of a binary stream (an archive member cannot be wrapped in TextIOWrapper: not seekable)."""
+    for raw in fh:
+        yield raw.decode("utf-8", errors="replace")
+
+
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     with path.open("r", encoding="utf-8", errors="replace") as fh:
-        for number, raw in enumerate(fh, 1):
-            line = raw.strip()
-            if line and not line.startswith("#"):
-                yield number, line
+        yield from _text_lines(fh)
 
 
-def _read_usage(path: Path) -> tuple[str, ...]:
-    if not path.is_file():
-        return ()
-    return tuple(line.lower() for _, line in _lines(path))
+class _FolderSource:
+    """An unpacked UT1 folder: <DIR>/<category>/{domains,urls,usage,expressions}."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def categories(self) -> dict[str, tuple[str, ...]]:
+        found: dict[str, tuple[str, ...]] = {}
+        for d in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            if any((d / n).is_file() for n in (*LIST_FILES, "usage")):
+                usage = d / "usage"
+                found[d.name] = tuple(x.lower() for _, x in _lines(usage)) if usage.is_file() else ()
+        return found
+
+    def files(self, selected: set[str]) -> Iterator[tuple[str, str, Iterator[tuple[int, str]]]]:
+        for name in sorted(selected):
+            for file_name in LIST_FILES:
+                path = self.root / name / file_name
+                if path.is_file():
+                    yield name, file_name, _lines(path)
+
+
+class _TarSource:
+    """The downloaded archive itself (blacklists.tar.gz), read as a stream twice, never unpacked."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _members(self) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo, str, str]]:
+        with tarfile.open(self.path, "r|*") as tar:
+            for member in tar:
+                parts = member.name.strip("/").split("/")
+                if member.isfile() and len(parts) >= 2:
+                    yield tar, member, parts[-2], parts[-1]
+
+    def categories(self) -> dict[str, tuple[str, ...]]:
+        found: dict[str, tuple[str, ...]] = {}
+        for tar, member, category, file_name in self._members():
+            if file_name == "usage":
+                fh = tar.extractfile(member)
+                if fh is not None:
+                    text = _decoded(fh)
+                    found[category] = tuple(x.lower() for _, x in _text_lines(text))
+            elif file_name in LIST_FILES:
+                found.setdefault(category, ())
+        return dict(sorted(found.items()))
+
+    def files(self, selected: set[str]) -> Iterator[tuple[str, str, Iterator[tuple[int, str]]]]:
+        for tar, member, category, file_name in self._members():
+            if category in selected and file_name in LIST_FILES:
+                fh = tar.extractfile(member)
+                if fh is not None:
+                    yield (
+                        category,
+                        file_name,
+                        _text_lines(_decoded(fh)),
+                    )
 
 
 def _schema(db: sqlite3.Connection) -> None:
@@ -116,8 +184,10 @@ def _schema(db: sqlite3.Connection) -> None:
     )
 
 
-def _domain_rows(path: Path, category: str, report: CategoryReport) -> Iterator[tuple[str, str, str, int]]:
-    for number, line in _lines(path):
+def _domain_rows(
+    lines: Iterator[tuple[int, str]], category: str, report: CategoryReport
+) -> Iterator[tuple[str, str, str, int]]:
+    for number, line in lines:
         host = normalise_host(line)
         if not host or not _HOSTCHARS.match(host):
             report.bad_lines += 1
@@ -126,8 +196,10 @@ def _domain_rows(path: Path, category: str, report: CategoryReport) -> Iterator[
         yield host, category, "d", number
 
 
-def _url_rows(path: Path, category: str, report: CategoryReport) -> Iterator[tuple[str, str, str, int]]:
-    for number, line in _lines(path):
+def _url_rows(
+    lines: Iterator[tuple[int, str]], category: str, report: CategoryReport
+) -> Iterator[tuple[str, str, str, int]]:
+    for number, line in lines:
         key = url_key(line).rstrip("/")
         if not key or key.startswith("/") or " " in key:
             report.bad_lines += 1
@@ -155,61 +227,68 @@ def import_ut1(
     severities: dict[str, int] | None = None,
     very_restrictive: bool = False,
 ) -> ImportReport:
-    """Import a UT1 folder into a compiled lookup file; raises ConfigError when ``source`` is not one."""
+    """Import a UT1 folder (or its .tar.gz) into a compiled lookup file; ConfigError when it is not one."""
     start = time.perf_counter()
     src = Path(source)
     out = Path(output) if output else default_path()
-    if not src.is_dir():
-        raise ConfigError(str(src), "not a folder; give the unpacked UT1 'blacklists' folder")
+    reader: _FolderSource | _TarSource
+    if src.is_dir():
+        reader = _FolderSource(src)
+    elif src.is_file() and tarfile.is_tarfile(src):
+        reader = _TarSource(src)
+    else:
+        raise ConfigError(str(src), "not a folder or .tar.gz; give the UT1 'blacklists' folder or archive")
+    try:
+        found = reader.categories()
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        raise ConfigError(str(src), f"cannot read the archive: {exc}") from exc
     wanted = {c.strip() for c in categories} if categories else None
-    dirs = sorted(p for p in src.iterdir() if p.is_dir() and (wanted is None or p.name in wanted))
     if wanted:
-        missing = wanted - {p.name for p in dirs}
+        missing = wanted - set(found)
         if missing:
             raise ConfigError(str(src), f"no such UT1 categories: {', '.join(sorted(missing))}")
-    dirs = [p for p in dirs if any((p / n).is_file() for n in ("domains", "urls", "expressions", "usage"))]
-    if not dirs:
+        found = {k: v for k, v in found.items() if k in wanted}
+    if not found:
         raise ConfigError(str(src), "no UT1 categories found (expected <category>/domains files)")
     severities = severities or {}
+    report = ImportReport(str(src), str(out))
+    cats: dict[str, CategoryReport] = {}
+    for name, usage in found.items():
+        whitelist = "white" in usage and "black" not in usage
+        severity = severities.get(name, CATEGORY_SEVERITY.get(name, DEFAULT_SEVERITY))
+        cats[name] = CategoryReport(name, usage, whitelist, severity)
+        report.categories.append(cats[name])
+    selected = {name for name, cat in cats.items() if not cat.whitelist}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     tmp.unlink(missing_ok=True)
-    report = ImportReport(str(src), str(out))
     db = sqlite3.connect(tmp)
     try:
         db.execute("PRAGMA journal_mode=OFF")
         db.execute("PRAGMA synchronous=OFF")
         _schema(db)
-        for cat_dir in dirs:
-            name = cat_dir.name
-            usage = _read_usage(cat_dir / "usage")
-            whitelist = "white" in usage and "black" not in usage
-            severity = severities.get(name, CATEGORY_SEVERITY.get(name, DEFAULT_SEVERITY))
-            cat = CategoryReport(name, usage, whitelist, severity)
-            report.categories.append(cat)
-            if whitelist:
-                continue
-            if (cat_dir / "domains").is_file():
-                _batched(_domain_rows(cat_dir / "domains", name, cat), db)
-            if (cat_dir / "urls").is_file():
-                _batched(_url_rows(cat_dir / "urls", name, cat), db)
-            expr_files = ["expressions"] + (["very_restrictive_expression"] if very_restrictive else [])
-            for expr_name in expr_files:
-                if (cat_dir / expr_name).is_file():
-                    for number, pattern in _lines(cat_dir / expr_name):
-                        try:
-                            re.compile(pattern)
-                        except re.error:
-                            cat.bad_lines += 1
-                            continue
-                        db.execute(
-                            "INSERT INTO expressions VALUES (?, ?, ?)",
-                            (name, number, f"{expr_name}\t{pattern}"),
-                        )
-                        cat.expressions += 1
+        for name, file_name, lines in reader.files(selected):
+            cat = cats[name]
+            if file_name == "domains":
+                _batched(_domain_rows(lines, name, cat), db)
+            elif file_name == "urls":
+                _batched(_url_rows(lines, name, cat), db)
+            elif file_name == "expressions" or very_restrictive:
+                for number, pattern in lines:
+                    try:
+                        re.compile(pattern)
+                    except re.error:
+                        cat.bad_lines += 1
+                        continue
+                    db.execute(
+                        "INSERT INTO expressions VALUES (?, ?, ?)", (name, number, f"{file_name}\t{pattern}")
+                    )
+                    cat.expressions += 1
+        for name in sorted(selected):
+            cat = cats[name]
             db.execute(
                 "INSERT INTO categories VALUES (?, ?, ?, ?, ?, ?)",
-                (name, " ".join(usage), severity, cat.domains, cat.urls, cat.expressions),
+                (name, " ".join(cat.usage), cat.severity, cat.domains, cat.urls, cat.expressions),
             )
         db.execute("CREATE INDEX ix_entries_value ON entries (value)")
         db.executemany(
@@ -217,6 +296,10 @@ def import_ut1(
             [("source", str(src.resolve())), ("imported", str(time.time())), ("format", "1")],
         )
         db.commit()
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        db.close()
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(str(src), f"cannot read the archive: {exc}") from exc
     except BaseException:
         db.close()
         tmp.unlink(missing_ok=True)

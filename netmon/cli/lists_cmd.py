@@ -30,7 +30,7 @@ def _severity_pairs(values: tuple[str, ...]) -> dict[str, int]:
 
 
 @import_group.command("ut1")
-@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("directory", type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--out",
     "output",
@@ -66,7 +66,10 @@ def import_ut1_cmd(
     state_dir: Path | None,
     very_restrictive: bool,
 ) -> None:
-    """Import the UT1 blacklist folder DIRECTORY (<category>/domains, urls, usage, expressions)."""
+    """Import the UT1 blacklists folder DIRECTORY (<category>/domains, urls, usage, expressions).
+
+    DIRECTORY may also be the downloaded blacklists.tar.gz itself (read as a stream, never unpacked).
+    """
     from netmon.ut1 import import_ut1
 
     if output is None and state_dir is not None:

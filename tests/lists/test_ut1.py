@@ -146,3 +146,37 @@ def test_cli_state_dir_option(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert Ut1Lists(tmp_path / "state" / "lists" / "ut1.sqlite").match_host("roulette.example")
+
+
+def test_import_from_the_downloaded_archive(tmp_path: Path) -> None:
+    import tarfile
+
+    root = tmp_path / "blacklists"
+    for name, usage, domains in (
+        ("gambling", "black\n", "roulette.example\ndice.example\n"),
+        ("liste_bu", "white\n", "library.example\n"),
+    ):
+        (root / name).mkdir(parents=True)
+        (root / name / "usage").write_text(usage)
+        (root / name / "domains").write_text(domains)
+    (root / "gambling" / "urls").write_text("cards.example/poker\n")
+    archive = tmp_path / "blacklists.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(root, arcname="blacklists")
+    report = import_ut1(archive, tmp_path / "a.sqlite")
+    assert [(c.name, c.domains, c.urls, c.whitelist) for c in report.categories] == [
+        ("gambling", 2, 1, False),
+        ("liste_bu", 0, 0, True),
+    ]
+    lists = Ut1Lists(tmp_path / "a.sqlite")
+    assert lists.match_host("www.dice.example") and not lists.match_host("library.example")
+    assert lists.match_url("https://cards.example/poker/table1")
+    result = CliRunner().invoke(
+        main, ["lists", "import", "ut1", str(archive), "--out", str(tmp_path / "b.sqlite")]
+    )
+    assert result.exit_code == 0 and "gambling: 2 domains, 1 urls" in result.output
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes(archive.read_bytes()[:200])
+    with pytest.raises(ConfigError):
+        import_ut1(broken, tmp_path / "c.sqlite")
+    assert not (tmp_path / "c.sqlite").exists()
