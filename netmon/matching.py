@@ -75,13 +75,15 @@ def _term_variants(normalised: str) -> tuple[str, ...]:
 
 def _letter_runs(norm: str) -> list[tuple[int, int]]:
     """Spans of runs of three of the same letter in normalised text (the text keeps at most three)."""
+    if len(norm) < 512:
+        return [m.span() for m in _RUN3.finditer(norm)]
     if norm.isascii():
         arr = np.frombuffer(norm.encode("ascii"), dtype=np.uint8)
         if len(arr) < 3:
             return []
         same = arr[1:] == arr[:-1]
         start = same[:-1] & same[1:] & (arr[:-2] >= 97) & (arr[:-2] <= 122)
-        if not start.any():
+        if not np.count_nonzero(start):
             return []
         return [(int(i), int(i) + 3) for i in np.flatnonzero(start)]
     return [m.span() for m in _RUN3.finditer(norm)]
@@ -135,6 +137,7 @@ class _Rules:
     phrases) and co-occurrence spellings (found with str.find, once per text and entry)."""
 
     unless_names: tuple[str, ...]
+    unless_rule: str  # "exceptions absent: ..." for explanations
     unless: frozenset[int]  # exception term ids (their spellings are automaton keys)
     with_names: dict[str, str]  # padded spelling " w " -> name
     within: int | None
@@ -144,7 +147,8 @@ class _Rules:
         unless_names = tuple(normalise(t) for t in entry.unless)
         unless = frozenset(term_ids.setdefault(n, len(term_ids)) for n in unless_names)
         with_names = {f" {v} ": n for n in (normalise(t) for t in entry.with_) for v in _term_variants(n)}
-        return cls(unless_names, unless, with_names, entry.within)
+        rule = "exceptions absent: " + ", ".join(f"'{name}'" for name in unless_names)
+        return cls(unless_names, rule, unless, with_names, entry.within)
 
 
 class Matcher:
@@ -172,6 +176,10 @@ class Matcher:
                 longest = max(longest, len(variant) + 1)
         self._rules = tuple(rules)
         self._longest = longest
+        self._words = frozenset(w for key in keys for w in key.split())  # words of every key
+        self._embedded = tuple(
+            dict.fromkeys(v for e in self.entries if e.embedded for v in phrase_variants(e.normalised))
+        )
         self._keys: list[_Key] = []
         automaton = ahocorasick.Automaton()
         for key, (phrases, unless) in keys.items():
@@ -199,8 +207,7 @@ class Matcher:
         """All library hits in ``text`` that survive their rules, with offsets in ``text``."""
         if not text or not self._keys:
             return ()
-        mapped = normalise_mapped(text)  # as fast as normalise(): the way back is only replayed for hits
-        norm = mapped.text
+        norm = normalise(text)
         if not norm:
             return ()
         found: dict[tuple[int, int, int], tuple[str, ...]] = {}  # (entry, norm start, norm end) -> rules
@@ -211,11 +218,14 @@ class Matcher:
             rules = self._weigh(i, start, end, exceptions, padded, cache)
             if rules is not None:
                 found.setdefault((i, start, end), rules)
-        runs = _letter_runs(norm) if mapped.has_runs else None
+        runs = _letter_runs(norm)
         if runs:
             self._elongated(norm, runs, found)
         if not found:
             return ()
+        mapped = normalise_mapped(text)  # the same text again, now keeping the way back to the original
+        if mapped.text != norm:  # cannot happen (property-tested); never report wrong offsets
+            raise AssertionError("normalise and normalise_mapped disagree")
         keys = list(found)
         spans = mapped.spans([k[1] for k in keys], [k[2] for k in keys])
         seen: set[tuple[int, int, int]] = set()
@@ -262,11 +272,28 @@ class Matcher:
                 exceptions.append((t, start, stop))
         return out, exceptions
 
+    def _may_matter(self, norm: str, run: tuple[int, int]) -> bool:
+        """Whether the word holding ``run``, with the run written once or twice, can be part of a phrase
+        ("www" cannot; "kiiill" can)."""
+        a, b = run
+        start = norm.rfind(" ", 0, a) + 1
+        end = norm.find(" ", b)
+        word = norm[start : len(norm) if end == -1 else end]
+        offset = a - start
+        for k in (1, 2):
+            squeezed = word[:offset] + word[offset] * k + word[offset + 3 :]
+            if squeezed in self._words or any(e in squeezed for e in self._embedded):
+                return True
+        return False
+
     def _elongated(
         self, norm: str, runs: list[tuple[int, int]], found: dict[tuple[int, int, int], tuple[str, ...]]
     ) -> None:
         """Runs of three letters also match a letter written once or twice in a phrase ("kiiill" is
         "kill", "shooot" is "shoot"): scan the text around each run with the run written once and twice."""
+        runs = [run for run in runs if self._may_matter(norm, run)]
+        if not runs:
+            return
         reach = self._longest
         for k in (1, 2):
             squeezed = _Squeezed(norm, runs, k)
@@ -308,7 +335,7 @@ class Matcher:
             for t, a, b in exceptions:
                 if a < end and start < b and t in rules.unless:
                     return None  # an exception overlaps the hit
-            out.append("exceptions absent: " + ", ".join(f"'{name}'" for name in rules.unless_names))
+            out.append(rules.unless_rule)
         if rules.with_names:
             found = cache.get(i)
             if found is None:  # spans in normalised text: padded index p (the space) is norm index p

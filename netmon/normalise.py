@@ -238,10 +238,29 @@ def _run(text: str, log: list[tuple[object, ...]] | None) -> str:
     data = _leet(data)  # one character for one
     if not data:
         return ""
+    if log is None and len(data) <= _SMALL:
+        return _tail_small(data.decode("utf-8"))
     if data.isascii():
         return _tail(np.frombuffer(data, dtype=np.uint8), log).tobytes().decode("ascii")
     wide = np.frombuffer(data.decode("utf-8").encode("utf-32-le"), dtype=np.uint32)
     return _tail(wide, log).tobytes().decode("utf-32-le")
+
+
+_SMALL = 512  # bytes: below this the fast path uses str methods and regular expressions, not numpy
+_FOUR = re.compile(r"(.)\1\1\1")
+
+
+def _tail_small(s: str) -> str:
+    """Steps 4-6 for short texts (search terms, form fields, chat lines): the same result as ``_tail``
+    (property-tested), without numpy's fixed cost per call."""
+    if _GONE in s:
+        s = s.replace(_GONE, "")
+    s = " ".join(s.split())  # only ' ' is left as whitespace after folding
+    if s.count(" ") >= 2 and _SPACED.search(f" {s} "):
+        s = _SPACED.sub(_spaced, f" {s} ").strip(" ")
+    if _FOUR.search(s):
+        s = _REPEATS.sub(_repeats, s)
+    return s
 
 
 def normalise(text: str) -> str:
@@ -310,7 +329,7 @@ def _is_letter(arr: np.ndarray) -> np.ndarray:
     """``[^\\W\\d_]`` of the regular expressions, on folded code points."""
     letter = (arr >= 97) & (arr <= 122)
     wide = arr >= 128
-    if wide.any():
+    if np.count_nonzero(wide):
         points = np.unique(arr[wide])
         decimal = [int(p) for p in points if unicodedata.category(chr(p)) == "Nd"]
         letter |= wide & ~np.isin(arr, np.array(decimal, dtype=arr.dtype))
@@ -321,7 +340,7 @@ def _tail(arr: np.ndarray, log: list[tuple[object, ...]] | None) -> np.ndarray:
     """Steps 4-6 on folded code points with numpy masks: the same result as the regular expressions
     ``  +`` -> `` ``, ``_SPACED`` and ``_REPEATS`` (property-tested against them)."""
     keep = arr != 39
-    if not keep.all():  # deleted characters go
+    if np.count_nonzero(keep) < len(keep):  # deleted characters go
         arr = arr[keep]
         if log is not None:
             log.append(("keep", keep, "deleted"))
@@ -330,7 +349,7 @@ def _tail(arr: np.ndarray, log: list[tuple[object, ...]] | None) -> np.ndarray:
     # whitespace: a space after a space goes, then at most one space at each end
     space = arr == 32
     double = space[1:] & space[:-1]
-    if double.any():
+    if np.count_nonzero(double):
         keep = np.empty(len(arr), dtype=bool)
         keep[0] = True
         np.logical_not(double, out=keep[1:])
@@ -353,10 +372,10 @@ def _tail(arr: np.ndarray, log: list[tuple[object, ...]] | None) -> np.ndarray:
         single &= ~space
         triple = single[:-4] & single[2:-2]
         triple &= single[4:]
-        if triple.any():
+        if np.count_nonzero(triple):
             single &= _is_letter(arr)
             triple = single[:-4] & single[2:-2] & single[4:]
-            if triple.any():
+            if np.count_nonzero(triple):
                 chain = np.zeros(n, dtype=bool)
                 chain[:-4] |= triple
                 chain[2:-2] |= triple
@@ -370,11 +389,11 @@ def _tail(arr: np.ndarray, log: list[tuple[object, ...]] | None) -> np.ndarray:
         # repeats: the fourth and later characters of a run are dropped
         same = arr[1:] == arr[:-1]
         three = same[:-1] & same[1:]
-        if three.any():
-            if log is not None and (three & _is_letter(arr[:-2])).any():
+        if np.count_nonzero(three):
+            if log is not None and np.count_nonzero(three & _is_letter(arr[:-2])):
                 log.append(("runs",))  # tells the matcher to try letter runs as single and double letters
             run = three[:-1] & same[2:]
-            if run.any():
+            if np.count_nonzero(run):
                 drop = np.zeros(len(arr), dtype=bool)
                 drop[3:] = run
                 arr = arr[~drop]

@@ -230,6 +230,15 @@ def test_fast_path_equals_reference_definition(text: str) -> None:
     assert normalise(text) == reference_normalise(text)
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(_TEXTS, st.text(max_size=40)), min_size=1, max_size=8), st.integers(1, 40))
+def test_long_texts_take_the_numpy_path_and_agree(parts: list[str], times: int) -> None:
+    text = " x ".join(parts) * times  # long texts (over 512 bytes) use numpy masks instead of str methods
+    expected = reference_normalise(text)
+    assert normalise(text) == expected
+    assert normalise_mapped(text).text == expected
+
+
 _WORDISH = st.lists(
     st.sampled_from(
         [
