@@ -8,6 +8,7 @@ Add an addon with one line in ``build()``.
 from __future__ import annotations
 
 from addons.alerts import AlertDelivery
+from addons.blocking import Filtering
 from addons.identity import IdentityTagger, PortalGate
 from addons.phrase_scanner import PhraseScanner
 from addons.recorder import IncidentRecorder
@@ -20,12 +21,14 @@ def build() -> list[object]:
     recorder = IncidentRecorder()
     submit = recorder.submit
     identity = IdentityTagger()
+    filtering = Filtering(submit)  # lists, safe search, URL lists, blocker, image scanner
     chain: list[object] = [
         Settings(),
         StatusWriter(),
         identity,
         PortalGate(identity),
-        TlsPolicy(submit, identify=identify_with(identity)),
+        TlsPolicy(submit, host_hits=filtering.host_hits, identify=identify_with(identity)),
+        filtering,
         PhraseScanner(submit),
         recorder,
         AlertDelivery(recorder),
