@@ -100,8 +100,14 @@ class VisitLog:
                     try:
                         with Session(engine) as session, session.begin():
                             for client_ip, host, reason, user in rows:
-                                audit(session, "tls.passthrough", actor=user or client_ip, subject=host,
-                                      client_ip=client_ip, reason=reason)
+                                audit(
+                                    session,
+                                    "tls.passthrough",
+                                    actor=user or client_ip,
+                                    subject=host,
+                                    client_ip=client_ip,
+                                    reason=reason,
+                                )
                         counters.incr("tls.visit-log.written", len(rows))
                     except SQLAlchemyError as exc:
                         counters.incr("tls.visit-log.failed", len(rows))
@@ -130,8 +136,12 @@ class TlsPolicy:
     three are optional and wired by ``addons/entry.py``.
     """
 
-    def __init__(self, submit: Callable[[ScanResult], None] | None = None, host_hits: HostHits | None = None,
-                 identify: Identify | None = None) -> None:
+    def __init__(
+        self,
+        submit: Callable[[ScanResult], None] | None = None,
+        host_hits: HostHits | None = None,
+        identify: Identify | None = None,
+    ) -> None:
         self.submit = submit
         self.host_hits = host_hits
         self.identify = identify
@@ -143,16 +153,31 @@ class TlsPolicy:
 
     # -- options ---------------------------------------------------------------------------------
     def load(self, loader: Any) -> None:
-        loader.add_option("netmon_no_decrypt_file", str, str(DEFAULT_NO_DECRYPT_FILE),
-                          "File of domains never decrypted (banking, health, government), one a line; "
-                          "empty for none.")
-        loader.add_option("netmon_no_decrypt", Sequence[str], [],
-                          "Further domains never decrypted (each covers its subdomains), or list files.")
-        loader.add_option("netmon_passthrough_minutes", int, 360,
-                          "After a device fails the TLS handshake for a destination, its connections "
-                          "there pass through undecrypted for this long.")
-        loader.add_option("netmon_passthrough_record", bool, True,
-                          "Record passed-through visits (device, hostname, reason) as audit events.")
+        loader.add_option(
+            "netmon_no_decrypt_file",
+            str,
+            str(DEFAULT_NO_DECRYPT_FILE),
+            "File of domains never decrypted (banking, health, government), one a line; empty for none.",
+        )
+        loader.add_option(
+            "netmon_no_decrypt",
+            Sequence[str],
+            [],
+            "Further domains never decrypted (each covers its subdomains), or list files.",
+        )
+        loader.add_option(
+            "netmon_passthrough_minutes",
+            int,
+            360,
+            "After a device fails the TLS handshake for a destination, its connections "
+            "there pass through undecrypted for this long.",
+        )
+        loader.add_option(
+            "netmon_passthrough_record",
+            bool,
+            True,
+            "Record passed-through visits (device, hostname, reason) as audit events.",
+        )
 
     def configure(self, updated: set[str]) -> None:
         opts = ctx.options
@@ -165,15 +190,19 @@ class TlsPolicy:
         if "netmon_passthrough_minutes" in updated:
             if not 0 <= opts.netmon_passthrough_minutes <= 7 * 24 * 60:
                 raise exceptions.OptionsError(
-                    f"netmon_passthrough_minutes: must be 0-10080 (got {opts.netmon_passthrough_minutes})")
+                    f"netmon_passthrough_minutes: must be 0-10080 (got {opts.netmon_passthrough_minutes})"
+                )
             self.memory.ttl = opts.netmon_passthrough_minutes * 60.0
 
     def running(self) -> None:
         opts = ctx.options
         if opts.netmon_passthrough_record and hasattr(opts, "netmon_db"):
             self.visits = VisitLog(opts.netmon_db)
-        log.info("TLS policy: %d no-decrypt domains, passthrough after a failed handshake for %d min",
-                 len(self.no_decrypt), opts.netmon_passthrough_minutes)
+        log.info(
+            "TLS policy: %d no-decrypt domains, passthrough after a failed handshake for %d min",
+            len(self.no_decrypt),
+            opts.netmon_passthrough_minutes,
+        )
 
     def done(self) -> None:
         if self.visits is not None:
@@ -219,8 +248,12 @@ class TlsPolicy:
         counters.incr("tls.refused")
         if client_ip and destination and self.memory.ttl > 0:
             if self.memory.remember(client_ip, destination):
-                log.info("device %s refused the school certificate for %s: its later connections there "
-                         "pass through undecrypted", client_ip, destination)
+                log.info(
+                    "device %s refused the school certificate for %s: its later connections there "
+                    "pass through undecrypted",
+                    client_ip,
+                    destination,
+                )
 
     def _gate_applies(self, client_ip: str) -> bool:
         """True when the portal gate is on and this device has no signed-in session."""
@@ -246,13 +279,23 @@ class TlsPolicy:
                 self.visits.add(client_ip, host, reason, (user or {}).get("user"))
 
     @staticmethod
-    def _result(client_ip: str, host: str, hits: tuple[Hit, ...], user: dict[str, Any] | None,
-                reason: str) -> ScanResult:
+    def _result(
+        client_ip: str, host: str, hits: tuple[Hit, ...], user: dict[str, Any] | None, reason: str
+    ) -> ScanResult:
         user = user or {}
         site = getattr(ctx.options, "netmon_site", "") if hasattr(ctx, "options") else ""
         context = FlowContext(
-            time=time.time(), client_ip=client_ip, host=host, url=f"https://{host}/", method="CONNECT",
-            mac=user.get("mac"), user=user.get("user"), role=user.get("role"),
-            year_group=user.get("year_group"), groups=tuple(user.get("groups") or ()), site=site or "")
+            time=time.time(),
+            client_ip=client_ip,
+            host=host,
+            url=f"https://{host}/",
+            method="CONNECT",
+            mac=user.get("mac"),
+            user=user.get("user"),
+            role=user.get("role"),
+            year_group=user.get("year_group"),
+            groups=tuple(user.get("groups") or ()),
+            site=site or "",
+        )
         finding = TextFinding(source="sni", text=host, hits=hits, label=f"tls passthrough ({reason})")
         return ScanResult(context=context, findings=(finding,), evidence={"passthrough": reason})

@@ -68,6 +68,7 @@ class Settings:
 
 # -- configuration ------------------------------------------------------------------------------------
 
+
 def read_options(path: Path) -> dict[str, Any]:
     """The mapping of a mitm_config.yaml (relative paths resolved against its folder)."""
     from ruamel.yaml import YAML, YAMLError
@@ -79,8 +80,14 @@ def read_options(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: must be a mapping of option: value")
     base = path.resolve().parent
-    for key in ("netmon_library", "netmon_library_overlay", "netmon_policy", "netmon_state_dir", "confdir",
-                "netmon_no_decrypt_file"):
+    for key in (
+        "netmon_library",
+        "netmon_library_overlay",
+        "netmon_policy",
+        "netmon_state_dir",
+        "confdir",
+        "netmon_no_decrypt_file",
+    ):
         value = data.get(key)
         if isinstance(value, str) and value and not Path(value).is_absolute():
             data[key] = str((base / value).resolve())
@@ -142,6 +149,7 @@ def settings_from(config_path: Path | None, *, nft_vars: Path | None = None, **o
 
 # -- checks -------------------------------------------------------------------------------------------
 
+
 def _read_sysctl(root: Path, name: str) -> str | None:
     try:
         return (root / name.replace(".", "/")).read_text().strip()
@@ -150,19 +158,37 @@ def _read_sysctl(root: Path, name: str) -> str | None:
 
 
 def check_forwarding(s: Settings) -> Check:
-    fix = ("install deploy/sysctl/99-netmon.conf as /etc/sysctl.d/99-netmon.conf and run "
-           "'sysctl --system'")
-    values = {name: _read_sysctl(s.sysctl_root, name) for name in (
-        "net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.ipv4.conf.all.send_redirects")}
+    fix = "install deploy/sysctl/99-netmon.conf as /etc/sysctl.d/99-netmon.conf and run 'sysctl --system'"
+    values = {
+        name: _read_sysctl(s.sysctl_root, name)
+        for name in (
+            "net.ipv4.ip_forward",
+            "net.ipv6.conf.all.forwarding",
+            "net.ipv4.conf.all.send_redirects",
+        )
+    }
     if values["net.ipv4.ip_forward"] != "1":
-        return Check("forwarding", FAIL, "IPv4 forwarding is off: pupils' devices cannot reach the internet "
-                     "through the gateway", fix)
+        return Check(
+            "forwarding",
+            FAIL,
+            "IPv4 forwarding is off: pupils' devices cannot reach the internet through the gateway",
+            fix,
+        )
     if values["net.ipv4.conf.all.send_redirects"] not in ("0", None):
-        return Check("forwarding", FAIL, "ICMP redirects are on: devices may be told to route around the "
-                     "gateway (and the proxy)", fix)
+        return Check(
+            "forwarding",
+            FAIL,
+            "ICMP redirects are on: devices may be told to route around the gateway (and the proxy)",
+            fix,
+        )
     if values["net.ipv6.conf.all.forwarding"] != "1":
-        return Check("forwarding", WARN, "IPv4 forwarding on, IPv6 forwarding off (IPv6 is not routed: no "
-                     "bypass, but dual-stack devices fall back to IPv4)", fix)
+        return Check(
+            "forwarding",
+            WARN,
+            "IPv4 forwarding on, IPv6 forwarding off (IPv6 is not routed: no "
+            "bypass, but dual-stack devices fall back to IPv4)",
+            fix,
+        )
     return Check("forwarding", OK, "IPv4 and IPv6 forwarding on, ICMP redirects off")
 
 
@@ -170,8 +196,9 @@ def nft_ruleset(table: str = "netmon") -> tuple[str | None, str]:
     """(text of ``nft list table inet <table>``, error)."""
     if shutil.which("nft") is None:
         return None, "the nft command is missing (apt-get install nftables)"
-    result = subprocess.run(["nft", "list", "table", "inet", table], capture_output=True, text=True,
-                            timeout=10)
+    result = subprocess.run(
+        ["nft", "list", "table", "inet", table], capture_output=True, text=True, timeout=10
+    )
     if result.returncode != 0:
         lines = result.stderr.strip().splitlines()
         return None, lines[0] if lines else f"nft exited with {result.returncode}"
@@ -183,8 +210,9 @@ def check_rules(s: Settings, ruleset: Callable[[], tuple[str | None, str]] = nft
     text, error = ruleset()
     if text is None:
         if "Operation not permitted" in error or os.geteuid() != 0:
-            return Check("rules", WARN, f"cannot read the firewall rules ({error})",
-                         "run netmon doctor as root")
+            return Check(
+                "rules", WARN, f"cannot read the firewall rules ({error})", "run netmon doctor as root"
+            )
         return Check("rules", FAIL, f"the netmon nftables table is not loaded ({error})", fix_load)
     problems: list[str] = []
     if s.interface:
@@ -192,29 +220,40 @@ def check_rules(s: Settings, ruleset: Callable[[], tuple[str | None, str]] = nft
             problems.append(f"the pupil interface {s.interface!r} does not exist on this box")
         if f'iifname != "{s.interface}"' not in text:
             found = re.findall(r'iifname != "([^"]+)"', text)
-            problems.append(f"the rules are for interface {sorted(set(found))} but the pupils' interface is "
-                            f"{s.interface!r}")
+            problems.append(
+                f"the rules are for interface {sorted(set(found))} but the pupils' interface is "
+                f"{s.interface!r}"
+            )
     else:
-        problems.append("the pupils' interface is unknown (set PUPIL_IF in /etc/netmon/netmon-vars.nft or "
-                        "NETMON_PUPIL_IF)")
+        problems.append(
+            "the pupils' interface is unknown (set PUPIL_IF in /etc/netmon/netmon-vars.nft or "
+            "NETMON_PUPIL_IF)"
+        )
     redirect = re.search(r"tcp dport \{ 80, 443 \}.*redirect to :(\d+)", text)
     if redirect is None:
         problems.append("no redirect of TCP 80/443 to the proxy")
     elif int(redirect.group(1)) != s.proxy_port:
-        problems.append(f"web traffic is redirected to port {redirect.group(1)} but the proxy listens on "
-                        f"{s.proxy_port}")
+        problems.append(
+            f"web traffic is redirected to port {redirect.group(1)} but the proxy listens on {s.proxy_port}"
+        )
     if not re.search(r"udp dport 443 .*reject", text):
         problems.append("UDP 443 (QUIC) is not rejected: browsers could use HTTP/3 and bypass inspection")
     if problems:
-        return Check("rules", FAIL, "; ".join(problems),
-                     "edit /etc/netmon/netmon-vars.nft (PUPIL_IF, PROXY_PORT), then systemctl reload "
-                     "netmon-firewall")
+        return Check(
+            "rules",
+            FAIL,
+            "; ".join(problems),
+            "edit /etc/netmon/netmon-vars.nft (PUPIL_IF, PROXY_PORT), then systemctl reload netmon-firewall",
+        )
     hits = re.search(r"counter packets (\d+) bytes \d+ redirect", text)
     quic = re.search(r"udp dport 443 counter packets (\d+) bytes \d+ reject", text)
     seen = f", {hits.group(1)} connections redirected so far" if hits else ""
     seen += f", {quic.group(1)} QUIC packets refused" if quic else ""
-    return Check("rules", OK, f"netmon table loaded for {s.interface}: TCP 80/443 -> :{s.proxy_port}, "
-                              f"UDP 443 rejected{seen}")
+    return Check(
+        "rules",
+        OK,
+        f"netmon table loaded for {s.interface}: TCP 80/443 -> :{s.proxy_port}, UDP 443 rejected{seen}",
+    )
 
 
 def _listening(host: str, port: int, timeout: float = 2.0) -> str | None:
@@ -229,17 +268,29 @@ def _listening(host: str, port: int, timeout: float = 2.0) -> str | None:
 def check_proxy(s: Settings) -> Check:
     error = _listening(s.proxy_host, s.proxy_port)
     if error:
-        return Check("proxy", FAIL, f"nothing listens on {s.proxy_host}:{s.proxy_port} ({error})",
-                     "systemctl status netmon-proxy; journalctl -u netmon-proxy -e")
+        return Check(
+            "proxy",
+            FAIL,
+            f"nothing listens on {s.proxy_host}:{s.proxy_port} ({error})",
+            "systemctl status netmon-proxy; journalctl -u netmon-proxy -e",
+        )
     status = counters.read_status(s.state_dir / "status.json")
     if status is None:
-        return Check("proxy", WARN, f"listening on {s.proxy_port}, but {s.state_dir / 'status.json'} is "
-                     "missing", "check netmon_state_dir in the config and the service user's permissions")
+        return Check(
+            "proxy",
+            WARN,
+            f"listening on {s.proxy_port}, but {s.state_dir / 'status.json'} is missing",
+            "check netmon_state_dir in the config and the service user's permissions",
+        )
     age = time.time() - float(status.get("updated", 0))  # type: ignore[arg-type]
     if status.get("stopped") or age > STATUS_STALE_SECONDS:
-        return Check("proxy", WARN, f"listening on {s.proxy_port}, but its status is {age:.0f} s old "
-                     "(another program on that port, or the proxy is stuck)",
-                     "systemctl restart netmon-proxy")
+        return Check(
+            "proxy",
+            WARN,
+            f"listening on {s.proxy_port}, but its status is {age:.0f} s old "
+            "(another program on that port, or the proxy is stuck)",
+            "systemctl restart netmon-proxy",
+        )
     modes = ", ".join(status.get("mode") or [])  # type: ignore[arg-type]
     return Check("proxy", OK, f"listening on {s.proxy_port} (pid {status.get('pid')}, mode {modes})")
 
@@ -247,8 +298,12 @@ def check_proxy(s: Settings) -> Check:
 def check_portal(s: Settings) -> Check:
     error = _listening(s.portal_host, s.portal_port)
     if error:
-        return Check("portal", FAIL, f"the captive portal does not answer on {s.portal_host}:{s.portal_port} "
-                     f"({error})", "systemctl status netmon-portal; journalctl -u netmon-portal -e")
+        return Check(
+            "portal",
+            FAIL,
+            f"the captive portal does not answer on {s.portal_host}:{s.portal_port} ({error})",
+            "systemctl status netmon-portal; journalctl -u netmon-portal -e",
+        )
     return Check("portal", OK, f"listening on {s.portal_port}")
 
 
@@ -256,17 +311,26 @@ def check_ca(s: Settings) -> Check:
     key_file = s.confdir / "mitmproxy-ca.pem"
     cert_file = s.confdir / "mitmproxy-ca-cert.pem"
     if not key_file.exists():
-        return Check("ca", FAIL, f"no CA in {s.confdir} (mitmproxy-ca.pem missing)",
-                     "start netmon-proxy once to create the school's CA, or install yours: see 'CA rotation' "
-                     "in deploy/README.md")
+        return Check(
+            "ca",
+            FAIL,
+            f"no CA in {s.confdir} (mitmproxy-ca.pem missing)",
+            "start netmon-proxy once to create the school's CA, or install yours: see 'CA rotation' "
+            "in deploy/README.md",
+        )
     mode = stat.S_IMODE(key_file.stat().st_mode)
     if mode & 0o077:
-        return Check("ca", FAIL, f"{key_file} holds the CA's private key but is readable by others "
-                     f"(mode {mode:o})", f"chmod 600 {key_file}")
+        return Check(
+            "ca",
+            FAIL,
+            f"{key_file} holds the CA's private key but is readable by others (mode {mode:o})",
+            f"chmod 600 {key_file}",
+        )
     dir_mode = stat.S_IMODE(s.confdir.stat().st_mode)
     if dir_mode & 0o002:
-        return Check("ca", FAIL, f"{s.confdir} is world-writable (mode {dir_mode:o})",
-                     f"chmod 700 {s.confdir}")
+        return Check(
+            "ca", FAIL, f"{s.confdir} is world-writable (mode {dir_mode:o})", f"chmod 700 {s.confdir}"
+        )
     try:
         from cryptography import x509
 
@@ -277,8 +341,12 @@ def check_ca(s: Settings) -> Check:
     if days < 0:
         return Check("ca", FAIL, "the school's CA certificate has expired", ROTATION)
     if days < 90:
-        return Check("ca", WARN, f"the school's CA certificate expires in {days:.0f} days",
-                     "plan a CA rotation (deploy/README.md) before devices start failing")
+        return Check(
+            "ca",
+            WARN,
+            f"the school's CA certificate expires in {days:.0f} days",
+            "plan a CA rotation (deploy/README.md) before devices start failing",
+        )
     return Check("ca", OK, f"{key_file} private (mode {mode:o}), valid for {days:.0f} more days")
 
 
@@ -302,14 +370,21 @@ def check_database(s: Settings) -> Check:
         with engine.connect() as conn:
             trans = conn.begin()
             try:
-                conn.execute(text("INSERT INTO audit_events (time, action, actor, subject, detail) "
-                                  "VALUES (CURRENT_TIMESTAMP, 'doctor.write-test', 'doctor', NULL, '{}')"))
+                conn.execute(
+                    text(
+                        "INSERT INTO audit_events (time, action, actor, subject, detail) "
+                        "VALUES (CURRENT_TIMESTAMP, 'doctor.write-test', 'doctor', NULL, '{}')"
+                    )
+                )
             finally:
                 trans.rollback()
     except SQLAlchemyError as exc:
         reason = str(exc.orig if hasattr(exc, "orig") else exc).splitlines()[0]
-        fix = ("netmon db upgrade --db URL" if "no such table" in reason or "does not exist" in reason
-               else "check the database server, the URL and the service user's permissions")
+        fix = (
+            "netmon db upgrade --db URL"
+            if "no such table" in reason or "does not exist" in reason
+            else "check the database server, the URL and the service user's permissions"
+        )
         return Check("database", FAIL, f"{shown}: not writable ({reason})", fix)
     finally:
         engine.dispose()
@@ -318,19 +393,28 @@ def check_database(s: Settings) -> Check:
 
 def check_smtp(s: Settings) -> Check:
     if not s.smtp_host:
-        return Check("smtp", WARN, "NETMON_SMTP_HOST is not set: alerts stay in the outbox, unmailed",
-                     "set NETMON_SMTP_HOST (and port, user, password) in /etc/netmon/netmon.env")
+        return Check(
+            "smtp",
+            WARN,
+            "NETMON_SMTP_HOST is not set: alerts stay in the outbox, unmailed",
+            "set NETMON_SMTP_HOST (and port, user, password) in /etc/netmon/netmon.env",
+        )
     try:
         if s.smtp_tls == "ssl":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=5,
-                                                    context=ssl.create_default_context())
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                s.smtp_host, s.smtp_port, timeout=5, context=ssl.create_default_context()
+            )
         else:
             client = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=5)
         with client:
             code, _ = client.noop()
     except (OSError, smtplib.SMTPException) as exc:
-        return Check("smtp", FAIL, f"cannot reach the mail server {s.smtp_host}:{s.smtp_port} ({exc})",
-                     "check NETMON_SMTP_HOST/NETMON_SMTP_PORT/NETMON_SMTP_TLS and the firewall to it")
+        return Check(
+            "smtp",
+            FAIL,
+            f"cannot reach the mail server {s.smtp_host}:{s.smtp_port} ({exc})",
+            "check NETMON_SMTP_HOST/NETMON_SMTP_PORT/NETMON_SMTP_TLS and the firewall to it",
+        )
     if code != 250:
         return Check("smtp", WARN, f"{s.smtp_host}:{s.smtp_port} answered NOOP with {code}")
     return Check("smtp", OK, f"{s.smtp_host}:{s.smtp_port} answers")
@@ -347,8 +431,11 @@ def check_library(s: Settings) -> Check:
         load_library(s.library, s.library_overlay)
     except ConfigError as exc:
         return Check("library", FAIL, str(exc), "fix that line, then: netmon library check")
-    return Check("library", OK, f"{s.library} valid" + (f" (+ overlay {s.library_overlay})"
-                                                        if s.library_overlay else ""))
+    return Check(
+        "library",
+        OK,
+        f"{s.library} valid" + (f" (+ overlay {s.library_overlay})" if s.library_overlay else ""),
+    )
 
 
 def check_policy(s: Settings) -> Check:
@@ -362,8 +449,9 @@ def check_policy(s: Settings) -> Check:
     try:
         load_policy(s.policy)
         extra = s.options.get("netmon_no_decrypt") or []
-        NoDecryptList.build([s.no_decrypt_file] if s.no_decrypt_file else [],
-                            extra if isinstance(extra, list) else [extra])
+        NoDecryptList.build(
+            [s.no_decrypt_file] if s.no_decrypt_file else [], extra if isinstance(extra, list) else [extra]
+        )
     except ConfigError as exc:
         return Check("policy", FAIL, str(exc), "fix it, then: netmon policy check")
     return Check("policy", OK, f"{s.policy} valid")
@@ -384,12 +472,19 @@ def check_forbidden_options(s: Settings) -> Check:
     where = str(s.config_path) if s.config_path else "the config"
     enabled = [f"{name} (in {where})" for name in FORBIDDEN_OPTIONS if s.options.get(name)]
     cmdline = _proxy_command_line(s)
-    enabled += [f"{name} (on the running proxy's command line)" for name in FORBIDDEN_OPTIONS
-                if re.search(rf"\b{name}(?:=(?!false\b|0\b)\S*|(?=\s|$))", cmdline)]
+    enabled += [
+        f"{name} (on the running proxy's command line)"
+        for name in FORBIDDEN_OPTIONS
+        if re.search(rf"\b{name}(?:=(?!false\b|0\b)\S*|(?=\s|$))", cmdline)
+    ]
     if enabled:
-        return Check("interception-ca", FAIL, f"{', '.join(enabled)} enabled: that signs with a "
-                     "publicly trusted third-party key and intercepts devices that never consented",
-                     "remove the option (netmon never needs it) and restart netmon-proxy")
+        return Check(
+            "interception-ca",
+            FAIL,
+            f"{', '.join(enabled)} enabled: that signs with a "
+            "publicly trusted third-party key and intercepts devices that never consented",
+            "remove the option (netmon never needs it) and restart netmon-proxy",
+        )
     return Check("interception-ca", OK, "only the school's own CA signs (emudhra, emudhra_old off)")
 
 
@@ -402,17 +497,34 @@ def check_counters(s: Settings) -> Check:
     line = ", ".join(f"{label} {c.get(key, 0)}" for label, key in TLS_COUNTERS)
     refused, decrypted = int(c.get("tls.refused", 0)), int(c.get("tls.decrypted", 0))
     if refused > 20 and refused > decrypted:
-        return Check("counters", WARN, f"{line}: most devices refuse the school's certificate",
-                     "check that pupils are shown the CA install steps after sign-in")
+        return Check(
+            "counters",
+            WARN,
+            f"{line}: most devices refuse the school's certificate",
+            "check that pupils are shown the CA install steps after sign-in",
+        )
     return Check("counters", OK, line)
 
 
-TLS_COUNTERS = (("decrypted", "tls.decrypted"), ("passthrough", "tls.passthrough"),
-                ("refused", "tls.refused"))
+TLS_COUNTERS = (
+    ("decrypted", "tls.decrypted"),
+    ("passthrough", "tls.passthrough"),
+    ("refused", "tls.refused"),
+)
 
 ALL_CHECKS: tuple[Callable[[Settings], Check], ...] = (
-    check_forwarding, check_rules, check_proxy, check_portal, check_ca, check_database, check_smtp,
-    check_library, check_policy, check_forbidden_options, check_counters)
+    check_forwarding,
+    check_rules,
+    check_proxy,
+    check_portal,
+    check_ca,
+    check_database,
+    check_smtp,
+    check_library,
+    check_policy,
+    check_forbidden_options,
+    check_counters,
+)
 
 
 def run_checks(s: Settings, checks: Iterable[Callable[[Settings], Check]] = ALL_CHECKS) -> list[Check]:
@@ -427,5 +539,6 @@ def run_checks(s: Settings, checks: Iterable[Callable[[Settings], Check]] = ALL_
 
 
 def as_json(results: Iterable[Check]) -> str:
-    return json.dumps([{"name": c.name, "status": c.status, "message": c.message, "fix": c.fix}
-                       for c in results], indent=1)
+    return json.dumps(
+        [{"name": c.name, "status": c.status, "message": c.message, "fix": c.fix} for c in results], indent=1
+    )

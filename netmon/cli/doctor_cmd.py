@@ -13,27 +13,60 @@ _MARK = {"ok": ("ok", "green"), "warn": ("WARN", "yellow"), "fail": ("FAIL", "re
 
 
 @click.command()
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="The proxy's options file (default: NETMON_CONFIG or the shipped mitm_config.yaml).")
-@click.option("--interface", default=None,
-              help="The pupils' interface (default: PUPIL_IF in /etc/netmon/netmon-vars.nft or "
-                   "NETMON_PUPIL_IF).")
-@click.option("--nft-vars", type=click.Path(path_type=Path), default=None,
-              help="The site values of the firewall (default /etc/netmon/netmon-vars.nft).")
-@click.option("--proxy-port", type=int, default=None,
-              help="Port the proxy listens on (default: from the config).")
-@click.option("--portal-port", type=int, default=None,
-              help="Port of the captive portal (default: NETMON_PORTAL_PORT or 8090).")
-@click.option("--db", "db_url", default=None,
-              help="Database URL (default: NETMON_DB or the config's netmon_db).")
-@click.option("--state-dir", type=click.Path(path_type=Path), default=None,
-              help="The proxy's state directory holding status.json (default: from the config).")
-@click.option("--confdir", type=click.Path(path_type=Path), default=None,
-              help="mitmproxy confdir holding the school's CA (default: from the config, else ~/.mitmproxy).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The proxy's options file (default: NETMON_CONFIG or the shipped mitm_config.yaml).",
+)
+@click.option(
+    "--interface",
+    default=None,
+    help="The pupils' interface (default: PUPIL_IF in /etc/netmon/netmon-vars.nft or NETMON_PUPIL_IF).",
+)
+@click.option(
+    "--nft-vars",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The site values of the firewall (default /etc/netmon/netmon-vars.nft).",
+)
+@click.option(
+    "--proxy-port", type=int, default=None, help="Port the proxy listens on (default: from the config)."
+)
+@click.option(
+    "--portal-port",
+    type=int,
+    default=None,
+    help="Port of the captive portal (default: NETMON_PORTAL_PORT or 8090).",
+)
+@click.option(
+    "--db", "db_url", default=None, help="Database URL (default: NETMON_DB or the config's netmon_db)."
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The proxy's state directory holding status.json (default: from the config).",
+)
+@click.option(
+    "--confdir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="mitmproxy confdir holding the school's CA (default: from the config, else ~/.mitmproxy).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def doctor(config_path: Path | None, interface: str | None, nft_vars: Path | None, proxy_port: int | None,
-           portal_port: int | None, db_url: str | None, state_dir: Path | None, confdir: Path | None,
-           as_json: bool) -> None:
+def doctor(
+    config_path: Path | None,
+    interface: str | None,
+    nft_vars: Path | None,
+    proxy_port: int | None,
+    portal_port: int | None,
+    db_url: str | None,
+    state_dir: Path | None,
+    confdir: Path | None,
+    as_json: bool,
+) -> None:
     """Check the gateway: forwarding, firewall rules, proxy and portal, CA, database, mail, library, policy.
 
     Exits with status 1 when any check fails (warnings alone exit 0).
@@ -45,9 +78,15 @@ def doctor(config_path: Path | None, interface: str | None, nft_vars: Path | Non
         raise click.ClickException(f"{config}: no such file")
     try:
         settings = doc.settings_from(
-            config, nft_vars=nft_vars, interface=interface, proxy_port=proxy_port, portal_port=portal_port,
-            db_url=db_url, state_dir=state_dir.resolve() if state_dir else None,
-            confdir=confdir.resolve() if confdir else None)
+            config,
+            nft_vars=nft_vars,
+            interface=interface,
+            proxy_port=proxy_port,
+            portal_port=portal_port,
+            db_url=db_url,
+            state_dir=state_dir.resolve() if state_dir else None,
+            confdir=confdir.resolve() if confdir else None,
+        )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     results = doc.run_checks(settings)

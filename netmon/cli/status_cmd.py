@@ -32,10 +32,19 @@ def _state_dir_from_config(config: Path | None) -> Path | None:
 
 
 @click.command()
-@click.option("--state-dir", type=click.Path(path_type=Path), default=None,
-              help="The proxy's state directory (default: from --config, else NETMON_STATE_DIR or ./var).")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="The proxy's options file, to find its state directory.")
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The proxy's state directory (default: from --config, else NETMON_STATE_DIR or ./var).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The proxy's options file, to find its state directory.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print status.json as it is.")
 def status(state_dir: Path | None, config_path: Path | None, as_json: bool) -> None:
     """Show the proxy's counters: decrypted, passed-through and refused TLS connections, scan skips."""
@@ -44,7 +53,8 @@ def status(state_dir: Path | None, config_path: Path | None, as_json: bool) -> N
     data = counters.read_status(path)
     if data is None:
         raise click.ClickException(
-            f"{path}: no status (is the proxy running with netmon_state_dir={directory}?)")
+            f"{path}: no status (is the proxy running with netmon_state_dir={directory}?)"
+        )
     if as_json:
         click.echo(json.dumps(data, indent=1, sort_keys=True))
         return
@@ -52,8 +62,10 @@ def status(state_dir: Path | None, config_path: Path | None, as_json: bool) -> N
     age = time.time() - float(data.get("updated", 0))  # type: ignore[arg-type]
     state = "stopped" if data.get("stopped") else ("running" if age < 30 else "not updating (stopped?)")
     modes = ", ".join(data.get("mode") or [])  # type: ignore[arg-type]
-    click.echo(f"proxy: {state} (pid {data.get('pid')}, mode {modes or '?'}, "
-               f"port {data.get('listen_port')}), updated {age:.0f} s ago")
+    click.echo(
+        f"proxy: {state} (pid {data.get('pid')}, mode {modes or '?'}, "
+        f"port {data.get('listen_port')}), updated {age:.0f} s ago"
+    )
     click.echo("\nTLS connections")
     for label, key, help_text in TLS_ROWS:
         click.echo(f"  {label:<18} {c.get(key, 0):>10}   {help_text}")

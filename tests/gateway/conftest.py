@@ -24,14 +24,22 @@ from tests.gateway.netns import Lab
 
 PROXY_PORT = 8080
 PORTAL_PORT = 8090
-SITE_NAMES = ["news.example", "pinned.example", "bank.example", "www.bank.example", "quiet.example",
-              "listed.example"]
+SITE_NAMES = [
+    "news.example",
+    "pinned.example",
+    "bank.example",
+    "www.bank.example",
+    "quiet.example",
+    "listed.example",
+]
 NO_DECRYPT = "bank.example"
 PORTAL_URL = f"http://{netns.GATEWAY_PUPIL_V4}:{PORTAL_PORT}/"
 PUPIL, PUPIL_PASSWORD = "jsmith", "correct horse battery"
 URL_LIST = "type,value,category,severity,source\ndomain,listed.example,terrorism,5,CTIRU test entry\n"
-ROSTER = ("username,display_name,role,year_group,groups,password\n"
-          f"{PUPIL},Jo Smith,pupil,9,year9;form9b,{PUPIL_PASSWORD}\n")
+ROSTER = (
+    "username,display_name,role,year_group,groups,password\n"
+    f"{PUPIL},Jo Smith,pupil,9,year9;form9b,{PUPIL_PASSWORD}\n"
+)
 
 
 @pytest.fixture(scope="session")
@@ -80,8 +88,13 @@ class Gateway:
         return self.device("curl", "-sS", "--max-time", "15", "--cacert", str(ca), *resolve, *args, url)
 
     def netmon(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "netmon", *args], capture_output=True, text=True,
-                              cwd=netns.REPO, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "netmon", *args],
+            capture_output=True,
+            text=True,
+            cwd=netns.REPO,
+            timeout=60,
+        )
 
     def incidents(self, predicate: Callable[[list[dict]], bool], timeout: float = 20) -> list[dict]:
         """Incidents as `netmon export --format jsonl` gives them, waiting until ``predicate`` holds."""
@@ -134,8 +147,16 @@ def internet(lab: Lab) -> Internet:
     ca, cert, key = make_site_ca(workdir, SITE_NAMES, [netns.SERVER_V4, netns.SERVER_V6])
     log = workdir / "server.log"
     requests_log = workdir / "requests.jsonl"
-    proc = lab.spawn(lab.internet, sys.executable, "-m", "tests.gateway.internet", str(cert), str(key),
-                     str(requests_log), log=log)
+    proc = lab.spawn(
+        lab.internet,
+        sys.executable,
+        "-m",
+        "tests.gateway.internet",
+        str(cert),
+        str(key),
+        str(requests_log),
+        log=log,
+    )
     lab.wait_listening(lab.internet, 443, proc, log=log)
     lab.wait_listening(lab.internet, 80, proc, log=log)
     return Internet(ca=ca, requests_log=requests_log)
@@ -155,8 +176,15 @@ def gateway(request: pytest.FixtureRequest, lab: Lab, internet: Internet) -> Gat
     workdir.mkdir()
     state_dir, confdir = workdir / "state", workdir / "confdir"
     db_url = f"sqlite:///{workdir / 'netmon.db'}"
-    gw = Gateway(lab=lab, workdir=workdir, internet=internet, db_url=db_url, state_dir=state_dir,
-                 confdir=confdir, log_path=workdir / "proxy.log")
+    gw = Gateway(
+        lab=lab,
+        workdir=workdir,
+        internet=internet,
+        db_url=db_url,
+        state_dir=state_dir,
+        confdir=confdir,
+        log_path=workdir / "proxy.log",
+    )
     portal_args: list[str] = []
     if with_portal:
         roster = workdir / "roster.csv"
@@ -165,26 +193,62 @@ def gateway(request: pytest.FixtureRequest, lab: Lab, internet: Internet) -> Gat
         assert upgraded.returncode == 0, upgraded.stderr
         imported = gw.netmon("users", "import", str(roster), "--db", db_url)
         assert imported.returncode == 0, imported.stderr
-        portal_args = ["--portal", "--set", f"netmon_portal_url={PORTAL_URL}",
-                       "--set", "netmon_sessions_refresh_ms=200"]
+        portal_args = [
+            "--portal",
+            "--set",
+            f"netmon_portal_url={PORTAL_URL}",
+            "--set",
+            "netmon_sessions_refresh_ms=200",
+        ]
     if getattr(request.module, "WITH_URL_LIST", False):
         url_list = workdir / "urls.csv"
         url_list.write_text(URL_LIST)
         portal_args += ["--url-list", str(url_list)]
     proc = lab.spawn(
-        lab.gateway, sys.executable, "-m", "netmon", "run", "--mode", "transparent",
-        "--port", str(PROXY_PORT), "--listen-host", "", "--db", db_url, "--state-dir", str(state_dir),
-        "--confdir", str(confdir),
-        "--set", f"ssl_verify_upstream_trusted_ca={internet.ca}",
-        "--set", f"netmon_no_decrypt={NO_DECRYPT}",
+        lab.gateway,
+        sys.executable,
+        "-m",
+        "netmon",
+        "run",
+        "--mode",
+        "transparent",
+        "--port",
+        str(PROXY_PORT),
+        "--listen-host",
+        "",
+        "--db",
+        db_url,
+        "--state-dir",
+        str(state_dir),
+        "--confdir",
+        str(confdir),
+        "--set",
+        f"ssl_verify_upstream_trusted_ca={internet.ca}",
+        "--set",
+        f"netmon_no_decrypt={NO_DECRYPT}",
         *portal_args,
-        log=gw.log_path)
+        log=gw.log_path,
+    )
     lab.wait_listening(lab.gateway, PROXY_PORT, proc, log=gw.log_path, timeout=90)
     if with_portal:
         portal_log = workdir / "portal.log"
         portal = lab.spawn(
-            lab.gateway, sys.executable, "-m", "netmon", "portal", "--port", str(PORTAL_PORT),
-            "--host", "0.0.0.0", "--db", db_url, "--confdir", str(confdir),  # noqa: S104 - in the namespace
-            "--public-url", PORTAL_URL, log=portal_log)
+            lab.gateway,
+            sys.executable,
+            "-m",
+            "netmon",
+            "portal",
+            "--port",
+            str(PORTAL_PORT),
+            "--host",
+            "0.0.0.0",  # noqa: S104 - inside the test's own namespace
+            "--db",
+            db_url,
+            "--confdir",
+            str(confdir),
+            "--public-url",
+            PORTAL_URL,
+            log=portal_log,
+        )
         lab.wait_listening(lab.gateway, PORTAL_PORT, portal, log=portal_log, timeout=60)
     return gw

@@ -18,8 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-PHRASE_HTML = (b"<!doctype html><html><head><title>diary</title></head><body>"
-               b"<p>Some days I think I want to kill myself.</p></body></html>")
+PHRASE_HTML = (
+    b"<!doctype html><html><head><title>diary</title></head><body>"
+    b"<p>Some days I think I want to kill myself.</p></body></html>"
+)
 BENIGN_HTML = b"<!doctype html><html><body><p>Opening times of the library.</p></body></html>"
 
 _lock = threading.Lock()
@@ -42,8 +44,11 @@ class Handler(BaseHTTPRequestHandler):
             "peer": self.client_address[0].removeprefix("::ffff:"),
             "scheme": "https" if isinstance(self.connection, ssl.SSLSocket) else "http",
             "sni": getattr(self.connection, "netmon_sni", None),
-            "host": self.headers.get("Host", ""), "method": self.command, "path": self.path,
-            "length": len(body), "sha256": hashlib.sha256(body).hexdigest(),
+            "host": self.headers.get("Host", ""),
+            "method": self.command,
+            "path": self.path,
+            "length": len(body),
+            "sha256": hashlib.sha256(body).hexdigest(),
         }
         with _lock, self.log_path.open("a") as fh:
             fh.write(json.dumps(entry) + "\n")

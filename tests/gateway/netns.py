@@ -108,59 +108,104 @@ class Lab:
         for ns in self.namespaces:
             sh("ip", "netns", "add", ns)
             sh("ip", "-n", ns, "link", "set", "lo", "up")
-        sh("ip", "link", "add", "eth0", "netns", self.device, "type", "veth", "peer", "name", PUPIL_IF,
-           "netns", self.gateway)
-        sh("ip", "link", "add", "uplink0", "netns", self.gateway, "type", "veth", "peer", "name", "eth0",
-           "netns", self.internet)
-        for ns, dev, v4, v6 in ((self.device, "eth0", DEVICE_V4, DEVICE_V6),
-                                (self.gateway, PUPIL_IF, GATEWAY_PUPIL_V4, GATEWAY_PUPIL_V6),
-                                (self.gateway, "uplink0", GATEWAY_UPLINK_V4, GATEWAY_UPLINK_V6),
-                                (self.internet, "eth0", SERVER_V4, SERVER_V6)):
+        sh(
+            "ip",
+            "link",
+            "add",
+            "eth0",
+            "netns",
+            self.device,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            PUPIL_IF,
+            "netns",
+            self.gateway,
+        )
+        sh(
+            "ip",
+            "link",
+            "add",
+            "uplink0",
+            "netns",
+            self.gateway,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            self.internet,
+        )
+        for ns, dev, v4, v6 in (
+            (self.device, "eth0", DEVICE_V4, DEVICE_V6),
+            (self.gateway, PUPIL_IF, GATEWAY_PUPIL_V4, GATEWAY_PUPIL_V6),
+            (self.gateway, "uplink0", GATEWAY_UPLINK_V4, GATEWAY_UPLINK_V6),
+            (self.internet, "eth0", SERVER_V4, SERVER_V6),
+        ):
             sh("ip", "-n", ns, "addr", "add", f"{v4}/24", "dev", dev)
             sh("ip", "-n", ns, "addr", "add", f"{v6}/64", "dev", dev, "nodad")
             sh("ip", "-n", ns, "link", "set", dev, "up")
-        for ns, v4, v6 in ((self.device, GATEWAY_PUPIL_V4, GATEWAY_PUPIL_V6),
-                           (self.internet, GATEWAY_UPLINK_V4, GATEWAY_UPLINK_V6)):
+        for ns, v4, v6 in (
+            (self.device, GATEWAY_PUPIL_V4, GATEWAY_PUPIL_V6),
+            (self.internet, GATEWAY_UPLINK_V4, GATEWAY_UPLINK_V6),
+        ):
             sh("ip", "-n", ns, "route", "add", "default", "via", v4)
             sh("ip", "-n", ns, "-6", "route", "add", "default", "via", v6)
 
-    def configure_gateway(self, proxy_port: int, exempt_v4: str = "127.0.0.1",
-                          exempt_v6: str = "::1") -> None:
+    def configure_gateway(
+        self, proxy_port: int, exempt_v4: str = "127.0.0.1", exempt_v6: str = "::1"
+    ) -> None:
         """The deploy/ sysctl settings and nftables ruleset, with this lab's interface and port."""
         self.exec(self.gateway, "sysctl", "-q", "-p", str(SYSCTL_FILE))
         vars_dir = self.workdir / "nft"
         vars_dir.mkdir(exist_ok=True)
         (vars_dir / "netmon-vars.nft").write_text(
             f'define PUPIL_IF = "{PUPIL_IF}"\ndefine PROXY_PORT = {proxy_port}\n'
-            f"define PORTAL_V4 = {{ {exempt_v4} }}\ndefine PORTAL_V6 = {{ {exempt_v6} }}\n")
+            f"define PORTAL_V4 = {{ {exempt_v4} }}\ndefine PORTAL_V6 = {{ {exempt_v6} }}\n"
+        )
         self.exec(self.gateway, "nft", "-I", str(vars_dir), "-f", str(NFT_RULES))
 
     # -- running -----------------------------------------------------------------------------------
-    def exec(self, ns: str, *cmd: str, check: bool = True, timeout: float = 30,
-             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True,
-                                timeout=timeout, env=env)
+    def exec(
+        self, ns: str, *cmd: str, check: bool = True, timeout: float = 30, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            ["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True, timeout=timeout, env=env
+        )
         if check and result.returncode != 0:
-            raise RuntimeError(f"in {ns}: {' '.join(cmd)} failed ({result.returncode}): "
-                               f"{result.stderr.strip()[-2000:]}")
+            raise RuntimeError(
+                f"in {ns}: {' '.join(cmd)} failed ({result.returncode}): {result.stderr.strip()[-2000:]}"
+            )
         return result
 
-    def spawn(self, ns: str, *cmd: str, log: Path, env: dict[str, str] | None = None,
-              cwd: Path = REPO) -> subprocess.Popen[bytes]:
+    def spawn(
+        self, ns: str, *cmd: str, log: Path, env: dict[str, str] | None = None, cwd: Path = REPO
+    ) -> subprocess.Popen[bytes]:
         with log.open("ab") as out:
-            proc = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True, cwd=cwd, env=env)
+            proc = subprocess.Popen(
+                ["ip", "netns", "exec", ns, *cmd],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=cwd,
+                env=env,
+            )
         self.procs.append(proc)
         return proc
 
-    def wait_listening(self, ns: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 60,
-                       log: Path | None = None) -> None:
+    def wait_listening(
+        self, ns: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 60, log: Path | None = None
+    ) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 tail = log.read_text(errors="replace")[-3000:] if log else ""
-                raise RuntimeError(f"process in {ns} exited ({proc.returncode}) before listening on {port}:\n"
-                                   f"{tail}")
+                raise RuntimeError(
+                    f"process in {ns} exited ({proc.returncode}) before listening on {port}:\n{tail}"
+                )
             out = self.exec(ns, "ss", "-Hltn", f"sport = :{port}", check=False).stdout
             if out.strip():
                 return

@@ -44,8 +44,7 @@ def test_nftables_ruleset_loads_with_the_shipped_values(tmp_path: Path) -> None:
     ns = f"{netns.PREFIX}{os.getpid()}x0-check"
     netns.sh("ip", "netns", "add", ns)
     try:
-        cmd = ["ip", "netns", "exec", ns, "nft", "-I", str(DEPLOY / "nftables"), "-f",
-               str(netns.NFT_RULES)]
+        cmd = ["ip", "netns", "exec", ns, "nft", "-I", str(DEPLOY / "nftables"), "-f", str(netns.NFT_RULES)]
         netns.sh(*cmd)
         netns.sh(*cmd)  # loading twice replaces the table (idempotent reload)
         listed = netns.sh("ip", "netns", "exec", ns, "nft", "list", "ruleset").stdout
@@ -89,8 +88,11 @@ def test_gateway_config_uses_only_known_options_and_never_emudhra() -> None:
 
 
 def test_sysctl_settings_exist_in_this_kernel() -> None:
-    lines = [line.split("=") for line in (DEPLOY / "sysctl" / "99-netmon.conf").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    lines = [
+        line.split("=")
+        for line in (DEPLOY / "sysctl" / "99-netmon.conf").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     settings = {key.strip(): value.strip() for key, value in lines}
     assert settings["net.ipv4.ip_forward"] == "1"
     assert settings["net.ipv4.conf.all.send_redirects"] == "0"
@@ -117,12 +119,19 @@ def test_firewall_unit_loads_the_rules_from_etc() -> None:
 def test_units_pass_systemd_analyze() -> None:
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze not installed")
-    units = sorted(str(p) for p in (DEPLOY / "systemd").glob("netmon-*.service")
-                   if not p.name.startswith("netmon-report"))
-    result = subprocess.run(["systemd-analyze", "verify", "--man=no", *units], capture_output=True,
-                            text=True, timeout=60)
-    problems = [line for line in (result.stdout + result.stderr).splitlines()
-                if line.strip() and "is not executable" not in line and "/opt/netmon" not in line]
+    units = sorted(
+        str(p)
+        for p in (DEPLOY / "systemd").glob("netmon-*.service")
+        if not p.name.startswith("netmon-report")
+    )
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *units], capture_output=True, text=True, timeout=60
+    )
+    problems = [
+        line
+        for line in (result.stdout + result.stderr).splitlines()
+        if line.strip() and "is not executable" not in line and "/opt/netmon" not in line
+    ]
     assert not problems, problems
 
 
@@ -133,8 +142,11 @@ def test_dnsmasq_example_has_the_captive_portal_option() -> None:
     path = "/" + option.group(1).split("/", 3)[3]
     assert f'"{path}"' in (netns.REPO / "captive_portal" / "app.py").read_text()  # the portal's API route
     if shutil.which("dnsmasq"):
-        check = subprocess.run(["dnsmasq", "--test", f"--conf-file={DEPLOY / 'dnsmasq' / 'netmon.conf'}"],
-                               capture_output=True, text=True)
+        check = subprocess.run(
+            ["dnsmasq", "--test", f"--conf-file={DEPLOY / 'dnsmasq' / 'netmon.conf'}"],
+            capture_output=True,
+            text=True,
+        )
         assert check.returncode == 0, check.stderr
 
 

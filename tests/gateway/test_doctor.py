@@ -39,8 +39,14 @@ RULES = """table inet netmon {
 
 
 def netmon(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "netmon", *args], capture_output=True, text=True, cwd=REPO,
-                          timeout=120, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "netmon", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def sysctl_tree(root: Path, values: dict[str, str]) -> Path:
@@ -51,16 +57,22 @@ def sysctl_tree(root: Path, values: dict[str, str]) -> Path:
     return root
 
 
-GOOD_SYSCTL = {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1",
-               "net.ipv4.conf.all.send_redirects": "0"}
+GOOD_SYSCTL = {
+    "net.ipv4.ip_forward": "1",
+    "net.ipv6.conf.all.forwarding": "1",
+    "net.ipv4.conf.all.send_redirects": "0",
+}
 
 
-@pytest.mark.parametrize(("changes", "status", "words"), [
-    ({}, OK, "forwarding on"),
-    ({"net.ipv4.ip_forward": "0"}, FAIL, "IPv4 forwarding is off"),
-    ({"net.ipv4.conf.all.send_redirects": "1"}, FAIL, "ICMP redirects are on"),
-    ({"net.ipv6.conf.all.forwarding": "0"}, WARN, "IPv6 forwarding off"),
-])
+@pytest.mark.parametrize(
+    ("changes", "status", "words"),
+    [
+        ({}, OK, "forwarding on"),
+        ({"net.ipv4.ip_forward": "0"}, FAIL, "IPv4 forwarding is off"),
+        ({"net.ipv4.conf.all.send_redirects": "1"}, FAIL, "ICMP redirects are on"),
+        ({"net.ipv6.conf.all.forwarding": "0"}, WARN, "IPv6 forwarding off"),
+    ],
+)
 def test_forwarding(tmp_path: Path, changes: dict[str, str], status: str, words: str) -> None:
     s = Settings(sysctl_root=sysctl_tree(tmp_path, {**GOOD_SYSCTL, **changes}))
     check = doctor.check_forwarding(s)
@@ -70,15 +82,19 @@ def test_forwarding(tmp_path: Path, changes: dict[str, str], status: str, words:
         assert "99-netmon.conf" in check.fix
 
 
-@pytest.mark.parametrize(("interface", "port", "rules", "status", "words"), [
-    ("pupil0", 8080, RULES, OK, "12 connections redirected so far, 0 QUIC packets refused"),
-    ("wlan0", 8080, RULES, FAIL, "the pupils' interface is 'wlan0'"),
-    ("pupil0", 3128, RULES, FAIL, "redirected to port 8080 but the proxy listens on 3128"),
-    ("pupil0", 8080, RULES.replace("udp dport 443", "udp dport 9999"), FAIL, "QUIC"),
-    (None, 8080, RULES, FAIL, "interface is unknown"),
-])
+@pytest.mark.parametrize(
+    ("interface", "port", "rules", "status", "words"),
+    [
+        ("pupil0", 8080, RULES, OK, "12 connections redirected so far, 0 QUIC packets refused"),
+        ("wlan0", 8080, RULES, FAIL, "the pupils' interface is 'wlan0'"),
+        ("pupil0", 3128, RULES, FAIL, "redirected to port 8080 but the proxy listens on 3128"),
+        ("pupil0", 8080, RULES.replace("udp dport 443", "udp dport 9999"), FAIL, "QUIC"),
+        (None, 8080, RULES, FAIL, "interface is unknown"),
+    ],
+)
 def test_rules_match_the_configured_interface_and_port(
-        tmp_path: Path, interface: str | None, port: int, rules: str, status: str, words: str) -> None:
+    tmp_path: Path, interface: str | None, port: int, rules: str, status: str, words: str
+) -> None:
     s = Settings(interface=interface, proxy_port=port, sysctl_root=tmp_path)  # not /proc: no /sys lookup
     check = doctor.check_rules(s, ruleset=lambda: (rules, ""))
     assert check.status == status, check
@@ -88,8 +104,10 @@ def test_rules_match_the_configured_interface_and_port(
 def test_rules_not_loaded(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("as non-root the doctor only warns that it cannot read the rules")
-    check = doctor.check_rules(Settings(interface="pupil0", sysctl_root=tmp_path),
-                               ruleset=lambda: (None, "No such file or directory"))
+    check = doctor.check_rules(
+        Settings(interface="pupil0", sysctl_root=tmp_path),
+        ruleset=lambda: (None, "No such file or directory"),
+    )
     assert check.status == FAIL
     assert "netmon-firewall" in check.fix
 
@@ -210,9 +228,19 @@ def test_emudhra_on_the_running_proxys_command_line_fails(tmp_path: Path) -> Non
 def test_doctor_command_reports_and_exits_1_on_failure(tmp_path: Path) -> None:
     config = tmp_path / "mitm_config.yaml"
     config.write_text("listen_port: 1\nemudhra: true\n")
-    result = netmon("doctor", "--config", str(config), "--state-dir", str(tmp_path), "--confdir",
-                    str(tmp_path / "conf"), "--db", f"sqlite:///{tmp_path / 'x.db'}", "--json",
-                    env={"NETMON_SMTP_HOST": ""})
+    result = netmon(
+        "doctor",
+        "--config",
+        str(config),
+        "--state-dir",
+        str(tmp_path),
+        "--confdir",
+        str(tmp_path / "conf"),
+        "--db",
+        f"sqlite:///{tmp_path / 'x.db'}",
+        "--json",
+        env={"NETMON_SMTP_HOST": ""},
+    )
     assert result.returncode == 1, result.stderr
     checks = {c["name"]: c for c in json.loads(result.stdout)}
     assert checks["interception-ca"]["status"] == FAIL
@@ -227,15 +255,33 @@ def test_doctor_command_reports_and_exits_1_on_failure(tmp_path: Path) -> None:
 def test_status_command(tmp_path: Path) -> None:
     missing = netmon("status", "--state-dir", str(tmp_path))
     assert missing.returncode == 1 and "no status" in missing.stderr
-    (tmp_path / "status.json").write_text(json.dumps({
-        "pid": 1, "updated": 0, "mode": ["transparent"], "listen_port": 8080,
-        "counters": {"tls.decrypted": 41, "tls.passthrough": 7, "tls.passthrough.no-decrypt": 5,
-                     "tls.passthrough.refused-before": 2, "tls.refused": 2, "scan.skipped.body-cap": 3}}))
+    (tmp_path / "status.json").write_text(
+        json.dumps(
+            {
+                "pid": 1,
+                "updated": 0,
+                "mode": ["transparent"],
+                "listen_port": 8080,
+                "counters": {
+                    "tls.decrypted": 41,
+                    "tls.passthrough": 7,
+                    "tls.passthrough.no-decrypt": 5,
+                    "tls.passthrough.refused-before": 2,
+                    "tls.refused": 2,
+                    "scan.skipped.body-cap": 3,
+                },
+            }
+        )
+    )
     result = netmon("status", "--state-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    for label, value in (("decrypted", "41"), ("passthrough", "7"), ("refused", "2"),
-                         ("scan.skipped.body-cap", "3")):
+    for label, value in (
+        ("decrypted", "41"),
+        ("passthrough", "7"),
+        ("refused", "2"),
+        ("scan.skipped.body-cap", "3"),
+    ):
         assert any(line.split()[:2] == [label, value] for line in lines), (label, result.stdout)
     as_json = json.loads(netmon("status", "--state-dir", str(tmp_path), "--json").stdout)
     assert as_json["counters"]["tls.decrypted"] == 41

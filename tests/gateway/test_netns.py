@@ -45,13 +45,21 @@ def test_rules_from_deploy_are_loaded_for_the_pupil_interface(gateway: Gateway) 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_traffic_is_intercepted_server_sees_gateway_and_bytes_arrive_unchanged(
-        gateway: Gateway, scheme: str) -> None:
+    gateway: Gateway, scheme: str
+) -> None:
     payload = os.urandom(300_000)
     upload = gateway.workdir / f"upload-{scheme}.bin"
     upload.write_bytes(payload)
     # the device trusts only the school's CA: an HTTPS success proves the proxy terminated TLS
-    seen = _json(gateway.curl(f"{scheme}://news.example/echo", "--data-binary", f"@{upload}",
-                              "-H", "Content-Type: application/octet-stream"))
+    seen = _json(
+        gateway.curl(
+            f"{scheme}://news.example/echo",
+            "--data-binary",
+            f"@{upload}",
+            "-H",
+            "Content-Type: application/octet-stream",
+        )
+    )
     assert seen["peer"] == netns.GATEWAY_UPLINK_V4  # the server sees the gateway, not the device
     assert seen["length"] == len(payload)
     assert seen["sha256"] == hashlib.sha256(payload).hexdigest()
@@ -66,8 +74,16 @@ def test_traffic_is_intercepted_server_sees_gateway_and_bytes_arrive_unchanged(
 def test_ipv6_is_intercepted_too_never_a_silent_bypass(gateway: Gateway) -> None:
     seen = _json(gateway.curl(f"https://[{netns.SERVER_V6}]/echo", "-g"))
     assert seen["peer"] == netns.GATEWAY_UPLINK_V6
-    direct = gateway.device("curl", "-sS", "--max-time", "10", "--cacert", str(gateway.internet.ca), "-g",
-                            f"https://[{netns.SERVER_V6}]/echo")
+    direct = gateway.device(
+        "curl",
+        "-sS",
+        "--max-time",
+        "10",
+        "--cacert",
+        str(gateway.internet.ca),
+        "-g",
+        f"https://[{netns.SERVER_V6}]/echo",
+    )
     assert direct.returncode != 0  # the real certificate never reaches the device: it went via the proxy
 
 
@@ -109,7 +125,8 @@ def test_dns_over_tls_is_refused(gateway: Gateway) -> None:
 
 
 def test_device_without_the_ca_fails_once_then_passes_through_and_the_host_is_recorded(
-        gateway: Gateway) -> None:
+    gateway: Gateway,
+) -> None:
     first = gateway.curl("https://pinned.example/echo", trust="internet")
     assert first.returncode == 60, first.stderr  # certificate problem: the school's CA is not trusted
     second = gateway.curl("https://pinned.example/echo", trust="internet")
@@ -143,8 +160,9 @@ def test_status_command_shows_the_counters(gateway: Gateway) -> None:
         assert label in result.stdout
 
 
-def _passthrough_events(gateway: Gateway, expected: tuple[str, str, str],
-                        timeout: float = 15) -> set[tuple[str, str, str]]:
+def _passthrough_events(
+    gateway: Gateway, expected: tuple[str, str, str], timeout: float = 15
+) -> set[tuple[str, str, str]]:
     """The recorded passthrough visits (client, host, reason), waiting until ``expected`` is among them."""
     engine = make_engine(gateway.db_url)
     deadline = time.monotonic() + timeout

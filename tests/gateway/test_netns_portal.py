@@ -37,13 +37,26 @@ def _sign_in(gateway: Gateway) -> None:
     assert location and location.group(1).startswith(PORTAL_URL)
     page = gateway.curl(location.group(1), "-c", jar, "-b", jar)
     assert page.returncode == 0 and "password" in page.stdout
-    posted = gateway.curl(f"{PORTAL_URL}signin", "-i", "-c", jar, "-b", jar,
-                          "--data-urlencode", f"csrf={_field(page.stdout, 'csrf')}",
-                          "--data-urlencode", f"next={_field(page.stdout, 'next')}",
-                          "--data-urlencode", f"sig={_field(page.stdout, 'sig')}",
-                          "--data-urlencode", f"username={PUPIL}",
-                          "--data-urlencode", f"password={PUPIL_PASSWORD}",
-                          "--data-urlencode", "accept=yes")
+    posted = gateway.curl(
+        f"{PORTAL_URL}signin",
+        "-i",
+        "-c",
+        jar,
+        "-b",
+        jar,
+        "--data-urlencode",
+        f"csrf={_field(page.stdout, 'csrf')}",
+        "--data-urlencode",
+        f"next={_field(page.stdout, 'next')}",
+        "--data-urlencode",
+        f"sig={_field(page.stdout, 'sig')}",
+        "--data-urlencode",
+        f"username={PUPIL}",
+        "--data-urlencode",
+        f"password={PUPIL_PASSWORD}",
+        "--data-urlencode",
+        "accept=yes",
+    )
     assert posted.returncode == 0, posted.stderr
     assert " 303 " in posted.stdout.splitlines()[0], posted.stdout[:500]
     assert "news.example/benign.html" in posted.stdout  # sent on to where it was going
@@ -90,18 +103,47 @@ def test_signed_in_device_without_the_ca_passes_through_after_one_failure(signed
 
 def test_doctor_is_content_with_the_running_gateway(signed_in: Gateway) -> None:
     lab = signed_in.lab
-    result = lab.exec(lab.gateway, sys.executable, "-m", "netmon", "doctor", "--json",
-                      "--interface", netns.PUPIL_IF, "--proxy-port", str(PROXY_PORT),
-                      "--portal-port", str(PORTAL_PORT), "--db", signed_in.db_url,
-                      "--state-dir", str(signed_in.state_dir), "--confdir", str(signed_in.confdir),
-                      check=False, timeout=120)
+    result = lab.exec(
+        lab.gateway,
+        sys.executable,
+        "-m",
+        "netmon",
+        "doctor",
+        "--json",
+        "--interface",
+        netns.PUPIL_IF,
+        "--proxy-port",
+        str(PROXY_PORT),
+        "--portal-port",
+        str(PORTAL_PORT),
+        "--db",
+        signed_in.db_url,
+        "--state-dir",
+        str(signed_in.state_dir),
+        "--confdir",
+        str(signed_in.confdir),
+        check=False,
+        timeout=120,
+    )
     checks = {c["name"]: c for c in json.loads(result.stdout)}
     for name in ("forwarding", "rules", "proxy", "portal", "ca", "database", "interception-ca"):
         assert checks[name]["status"] == "ok", checks[name]
-    mismatch = lab.exec(lab.gateway, sys.executable, "-m", "netmon", "doctor", "--json",
-                        "--interface", "wlan9", "--proxy-port", str(PROXY_PORT),
-                        "--state-dir", str(signed_in.state_dir), check=False, timeout=120)
+    mismatch = lab.exec(
+        lab.gateway,
+        sys.executable,
+        "-m",
+        "netmon",
+        "doctor",
+        "--json",
+        "--interface",
+        "wlan9",
+        "--proxy-port",
+        str(PROXY_PORT),
+        "--state-dir",
+        str(signed_in.state_dir),
+        check=False,
+        timeout=120,
+    )
     assert mismatch.returncode == 1
     rules = {c["name"]: c for c in json.loads(mismatch.stdout)}["rules"]
     assert rules["status"] == "fail" and "wlan9" in rules["message"]
-

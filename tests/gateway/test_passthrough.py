@@ -11,15 +11,18 @@ from netmon.passthrough import NoDecryptList, PassthroughMemory
 from netmon.paths import DEFAULT_POLICY_DIR
 
 
-@pytest.mark.parametrize(("host", "entry"), [
-    ("nhs.uk", "nhs.uk"),
-    ("www.NHS.uk.", "nhs.uk"),
-    ("a.b.gov.uk", "gov.uk"),
-    ("evilnhs.uk", None),
-    ("nhs.uk.evil.example", None),
-    ("", None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    ("host", "entry"),
+    [
+        ("nhs.uk", "nhs.uk"),
+        ("www.NHS.uk.", "nhs.uk"),
+        ("a.b.gov.uk", "gov.uk"),
+        ("evilnhs.uk", None),
+        ("nhs.uk.evil.example", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_match_covers_domain_and_subdomains(host: str | None, entry: str | None) -> None:
     lst = NoDecryptList.build(extra=["nhs.uk", "*.gov.uk"])
     assert lst.match(host) == entry
@@ -32,10 +35,13 @@ def test_shipped_default_list_loads_and_covers_banking_health_government() -> No
     assert lst.match("www.bbc.co.uk") is None
 
 
-@pytest.mark.parametrize(("text", "where", "message"), [
-    ("nhs.uk\nbad domain here\n", ":2", "one domain per line"),
-    ("# c\n\nexa_mple.com\n", ":3", "not a valid domain name"),
-])
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    [
+        ("nhs.uk\nbad domain here\n", ":2", "one domain per line"),
+        ("# c\n\nexa_mple.com\n", ":3", "not a valid domain name"),
+    ],
+)
 def test_bad_file_names_file_and_line(tmp_path: Path, text: str, where: str, message: str) -> None:
     path = tmp_path / "nd.txt"
     path.write_text(text)

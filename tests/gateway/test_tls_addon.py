@@ -32,8 +32,9 @@ def client_hello(sni: str | None) -> tls.ClientHello:
     return tls.ClientHello(record[9:])
 
 
-def hello_data(tctx: taddons.context, sni: str | None, client: str = "10.77.0.10",
-               dest: str = "192.0.2.80") -> tls.ClientHelloData:
+def hello_data(
+    tctx: taddons.context, sni: str | None, client: str = "10.77.0.10", dest: str = "192.0.2.80"
+) -> tls.ClientHelloData:
     cli = connection.Client(peername=(client, 50000), sockname=("10.77.0.1", 8080), timestamp_start=1)
     cli.sni = sni
     ctx = proxy_context.Context(cli, tctx.options)
@@ -135,13 +136,27 @@ def test_decrypted_connections_are_counted() -> None:
 
 
 def test_passthrough_visit_checked_against_url_lists_as_sni_incident() -> None:
-    hit = Hit(phrase="bad.example", category="extremism", severity=5, language="", library_file="ctiru.csv",
-              line=2, start=0, end=11, matched_text="bad.example")
+    hit = Hit(
+        phrase="bad.example",
+        category="extremism",
+        severity=5,
+        language="",
+        library_file="ctiru.csv",
+        line=2,
+        start=0,
+        end=11,
+        matched_text="bad.example",
+    )
     submitted: list[ScanResult] = []
-    policy = TlsPolicy(submit=submitted.append,
-                       host_hits=lambda host: (hit,) if host.endswith("bad.example") else (),
-                       identify=lambda ip: {"user": "pupil1", "role": "pupil", "year_group": "9",
-                                            "groups": ["y9"]} if ip == "10.77.0.10" else None)
+    policy = TlsPolicy(
+        submit=submitted.append,
+        host_hits=lambda host: (hit,) if host.endswith("bad.example") else (),
+        identify=lambda ip: (
+            {"user": "pupil1", "role": "pupil", "year_group": "9", "groups": ["y9"]}
+            if ip == "10.77.0.10"
+            else None
+        ),
+    )
     with taddons.context(policy) as tctx:
         tctx.configure(policy, netmon_no_decrypt=["bad.example", "fine.example"])
         for host in ("www.bad.example", "fine.example"):
@@ -184,7 +199,8 @@ def test_passthrough_visits_recorded_once_as_audit_events(tmp_path: Path) -> Non
         events = session.scalars(select(AuditEvent).where(AuditEvent.action == "tls.passthrough")).all()
     engine.dispose()
     assert [(e.actor, e.subject, e.detail) for e in events] == [
-        ("10.77.0.10", "www.bank.example", {"client_ip": "10.77.0.10", "reason": "no-decrypt"})]
+        ("10.77.0.10", "www.bank.example", {"client_ip": "10.77.0.10", "reason": "no-decrypt"})
+    ]
 
 
 def test_with_the_portal_on_unsigned_devices_get_no_refused_before_passthrough() -> None:
