@@ -114,7 +114,9 @@ class FilterLists:
         if opts.netmon_filtering:
             return Path(opts.netmon_filtering)
         base = getattr(opts, "netmon_policy", "") or str(paths.DEFAULT_POLICY_DIR)
-        return Path(base) / FILE_NAME
+        school = Path(base) / FILE_NAME
+        # a policy directory without its own filtering.yaml gets netmon's default (monitor only)
+        return school if school.is_file() else paths.DEFAULT_POLICY_DIR / FILE_NAME
 
     def _build(self) -> Lists:
         opts = ctx.options

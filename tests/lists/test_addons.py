@@ -356,3 +356,18 @@ async def test_ut1_auto_uses_the_proxy_state_dir_and_an_import_while_running(fil
             assert hit.library_file == "ut1:gambling/domains"
         finally:
             addon.state.done()
+
+
+async def test_policy_dir_without_filtering_yaml_falls_back_to_monitor_only(tmp_path: Path) -> None:
+    from mitmproxy import exceptions
+
+    from addons.settings import Settings
+
+    policy_dir = tmp_path / "policy"
+    policy_dir.mkdir()
+    addon = Filtering(Collect())
+    with taddons.context(Settings(), addon) as tctx:
+        tctx.configure(addon.state, netmon_policy=str(policy_dir), netmon_lists_reload=0)
+        assert addon.state.lists is not None and not addon.state.lists.policy.blocks_anything
+        with pytest.raises(exceptions.OptionsError, match="file not found"):
+            tctx.configure(addon.state, netmon_filtering=str(tmp_path / "missing.yaml"))
