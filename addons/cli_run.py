@@ -6,6 +6,7 @@ mitmproxy (the core never imports it).
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,7 @@ def run(config_path: Path | None, port: int | None, listen_host: str | None, mod
     args = launch.mitmdump_args(opts, changed)
     for script in scripts:
         args += ["-s", str(script.resolve())]
+    logging.getLogger().handlers.clear()  # mitmproxy's own log handler takes over from here
     launch.run_mitmdump(args)
 
 

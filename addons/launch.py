@@ -46,7 +46,7 @@ def option_manager() -> Options:
         from mitmproxy.tools.dump import DumpMaster
 
         opts = Options()
-        master = DumpMaster(opts, with_termlog=False, with_dumper=True)
+        master = DumpMaster(opts, with_termlog=True, with_dumper=True)
         loader = Loader(master)
         try:
             for addon in _walk(netmon_addons()):
@@ -54,6 +54,8 @@ def option_manager() -> Options:
                     addon.load(loader)
         finally:
             master._legacy_log_events.uninstall()  # its loop ends with this function
+            if master._termlog_addon is not None:
+                master._termlog_addon.uninstall()
         return opts
 
     return asyncio.run(collect())

@@ -49,7 +49,7 @@ def wait_port(port: int, timeout: float = 60) -> None:
 def benign_page(size: int = 50_000) -> bytes:
     """~50 KB of real article text (from ../shared/data/benign-dev when present) as an HTML page."""
     texts = sorted(BENIGN_DIR.glob("readability__*.txt")) if BENIGN_DIR.is_dir() else []
-    words = " ".join(p.read_text(errors="replace") for p in texts[:5]) or ("The water cycle moves water. " * 2000)
+    words = " ".join(p.read_text(errors="replace") for p in texts) or ("The water cycle moves water. " * 4000)
     paragraphs, body = [], 0
     for chunk in re.findall(r".{1,400}(?:\s|$)", words, flags=re.S):
         chunk = chunk.replace("&", "&amp;").replace("<", "&lt;")
@@ -133,8 +133,13 @@ def start_proxy(kind: str, mode: str, port: int, work: Path, upstream_cert: Path
         args = [str(VENV_BIN / "netmon"), "run", "--port", str(port), "--mode", mode,
                 "--db", f"sqlite:///{state / 'netmon.db'}", "--state-dir", str(state),
                 "--confdir", str(work / "conf"), *common]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=(work / f"{kind}-{port}.log").open("wb"))
-    wait_port(port)
+    log = work / f"{kind}-{port}.log"
+    proc = subprocess.Popen(args, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        wait_port(port)
+    except TimeoutError:
+        proc.kill()
+        sys.exit(f"{kind} did not start:\n{log.read_text(errors='replace')}")
     time.sleep(1.0)  # let the scan workers compile the library
     return proc
 
