@@ -46,7 +46,16 @@ def _state_dir_from_config(config: Path | None) -> Path | None:
     help="The proxy's options file, to find its state directory.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print status.json as it is.")
-def status(state_dir: Path | None, config_path: Path | None, as_json: bool) -> None:
+@click.option(
+    "--db",
+    "db_url",
+    default=None,
+    help="Also list the sites passed through undecrypted (from the store's audit events).",
+)
+@click.option("--hours", type=click.IntRange(1), default=24, show_default=True, help="Period for --db.")
+def status(
+    state_dir: Path | None, config_path: Path | None, as_json: bool, db_url: str | None, hours: int
+) -> None:
     """Show the proxy's counters: decrypted, passed-through and refused TLS connections, scan skips."""
     directory = state_dir or _state_dir_from_config(config_path) or paths.state_dir()
     path = directory / "status.json"
@@ -79,3 +88,39 @@ def status(state_dir: Path | None, config_path: Path | None, as_json: bool) -> N
         click.echo("\nOther counters")
         for key, value in others:
             click.echo(f"  {key:<40} {value:>10}")
+    if db_url:
+        _passthrough_sites(db_url, hours)
+
+
+def _passthrough_sites(db_url: str, hours: int) -> None:
+    """Sites passed through undecrypted in the last ``hours``: host, reason, devices, first records."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.orm import Session
+
+    from netmon.errors import StoreError
+    from netmon.store.base import utcnow
+    from netmon.store.db import make_engine
+    from netmon.store.incidents import AuditEvent
+
+    try:
+        engine = make_engine(db_url)
+        with Session(engine) as session:
+            rows = session.execute(
+                select(AuditEvent.subject, AuditEvent.actor, AuditEvent.detail).where(
+                    AuditEvent.action == "tls.passthrough",
+                    AuditEvent.time >= utcnow() - timedelta(hours=hours),
+                )
+            ).all()
+        engine.dispose()
+    except (SQLAlchemyError, StoreError) as exc:
+        raise click.ClickException(f"cannot read passthrough visits: {exc}") from exc
+    sites: dict[tuple[str, str], set[str]] = {}
+    for host, actor, detail in rows:
+        reason = str((detail or {}).get("reason", "?"))
+        sites.setdefault((host or "?", reason), set()).add(actor or "?")
+    click.echo(f"\nSites passed through undecrypted (last {hours} h)" + ("" if sites else ": none"))
+    for (host, reason), devices in sorted(sites.items(), key=lambda item: (-len(item[1]), item[0])):
+        click.echo(f"  {host:<40} {reason:<16} {len(devices):>5} device(s)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 
@@ -154,10 +155,14 @@ def test_no_decrypt_sites_are_never_intercepted(gateway: Gateway) -> None:
 def test_status_command_shows_the_counters(gateway: Gateway) -> None:
     gateway.curl("https://news.example/echo")
     gateway.status(want="tls.decrypted")
-    result = gateway.netmon("status", "--state-dir", str(gateway.state_dir))
+    result = gateway.netmon("status", "--state-dir", str(gateway.state_dir), "--db", gateway.db_url)
     assert result.returncode == 0, result.stderr
+    counts = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines() if line.strip()}
     for label in ("decrypted", "passthrough", "refused"):
-        assert label in result.stdout
+        assert int(counts[label]) >= 1, result.stdout
+    # the sites passed through, from the store: the pinned app's host and the no-decrypt bank
+    assert re.search(r"pinned\.example\s+refused-before\s+1 device", result.stdout), result.stdout
+    assert re.search(r"www\.bank\.example\s+no-decrypt\s+1 device", result.stdout), result.stdout
 
 
 def _passthrough_events(
