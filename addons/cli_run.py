@@ -24,12 +24,12 @@ def _preflight(values: dict[str, Any]) -> None:
 
     overlay = values.get("netmon_library_overlay") or None
     load_library(Path(values["netmon_library"]), Path(overlay) if overlay else None)
-    try:
-        from netmon.policy import load_policy
-    except ImportError:
-        load_policy = None
-    if load_policy is not None:
-        load_policy(Path(values["netmon_policy"]))
+    from netmon.alerts.mail import SmtpSettings
+    from netmon.policy import load_policy
+
+    load_policy(Path(values["netmon_policy"]))
+    if values.get("netmon_alerts", True):
+        SmtpSettings.from_env(os.environ)
     Path(values["netmon_state_dir"]).mkdir(parents=True, exist_ok=True)
     upgrade(values["netmon_db"])
 

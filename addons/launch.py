@@ -96,8 +96,11 @@ def validate(opts: Options, values: Mapping[str, Any], where: str) -> None:
                                      "third-party key and would intercept devices that never consented")
         if key not in known:
             raise ConfigError(where, f"unknown option {key!r}{_suggest(key, known)}")
+    from addons.settings import check
+
     try:
         opts.update(**values)
+        check(opts, set(values))
     except exceptions.OptionsError as exc:
         raise ConfigError(where, str(exc)) from exc
 

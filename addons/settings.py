@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from mitmproxy import ctx, exceptions
 
@@ -40,21 +41,25 @@ class Settings:
                           "Window in which the same user + URL + phrase is one incident with a count.")
 
     def configure(self, updated: set[str]) -> None:
-        opts = ctx.options
-        if "netmon_scan_workers" in updated and not 1 <= opts.netmon_scan_workers <= 64:
+        check(ctx.options, updated)
+
+
+def check(opts: Any, updated: set[str] | None = None) -> None:
+    """Validate the shared options (also called by `netmon run` before mitmdump starts)."""
+    updated = set(opts.keys()) if updated is None else updated
+    if "netmon_scan_workers" in updated and not 1 <= opts.netmon_scan_workers <= 64:
+        raise exceptions.OptionsError(f"netmon_scan_workers: must be 1-64 (got {opts.netmon_scan_workers})")
+    if "netmon_scan_max_bytes" in updated and opts.netmon_scan_max_bytes < 1024:
+        raise exceptions.OptionsError(
+            f"netmon_scan_max_bytes: must be at least 1024 (got {opts.netmon_scan_max_bytes})")
+    if "netmon_scan_queue" in updated and opts.netmon_scan_queue < 1:
+        raise exceptions.OptionsError(f"netmon_scan_queue: must be >= 1 (got {opts.netmon_scan_queue})")
+    if "netmon_dedup_minutes" in updated and opts.netmon_dedup_minutes < 0:
+        raise exceptions.OptionsError(f"netmon_dedup_minutes: must be >= 0 (got {opts.netmon_dedup_minutes})")
+    for name in ("netmon_library", "netmon_policy"):
+        if name in updated and not Path(getattr(opts, name)).is_dir():
+            raise exceptions.OptionsError(f"{name}: no such directory: {getattr(opts, name)}")
+    if "netmon_library_overlay" in updated and opts.netmon_library_overlay:
+        if not Path(opts.netmon_library_overlay).is_dir():
             raise exceptions.OptionsError(
-                f"netmon_scan_workers: must be 1-64 (got {opts.netmon_scan_workers})")
-        if "netmon_scan_max_bytes" in updated and opts.netmon_scan_max_bytes < 1024:
-            raise exceptions.OptionsError(
-                f"netmon_scan_max_bytes: must be at least 1024 (got {opts.netmon_scan_max_bytes})")
-        if "netmon_scan_queue" in updated and opts.netmon_scan_queue < 1:
-            raise exceptions.OptionsError(f"netmon_scan_queue: must be >= 1 (got {opts.netmon_scan_queue})")
-        if "netmon_dedup_minutes" in updated and opts.netmon_dedup_minutes < 0:
-            raise exceptions.OptionsError("netmon_dedup_minutes: must be >= 0")
-        for name in ("netmon_library", "netmon_policy"):
-            if name in updated and not Path(getattr(opts, name)).is_dir():
-                raise exceptions.OptionsError(f"{name}: no such directory: {getattr(opts, name)}")
-        if "netmon_library_overlay" in updated and opts.netmon_library_overlay:
-            if not Path(opts.netmon_library_overlay).is_dir():
-                raise exceptions.OptionsError(
-                    f"netmon_library_overlay: no such directory: {opts.netmon_library_overlay}")
+                f"netmon_library_overlay: no such directory: {opts.netmon_library_overlay}")
