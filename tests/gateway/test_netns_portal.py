@@ -147,3 +147,13 @@ def test_doctor_is_content_with_the_running_gateway(signed_in: Gateway) -> None:
     assert mismatch.returncode == 1
     rules = {c["name"]: c for c in json.loads(mismatch.stdout)}["rules"]
     assert rules["status"] == "fail" and "wlan9" in rules["message"]
+
+
+def test_portal_serves_the_pac_file_for_the_explicit_proxy_alternative(gateway: Gateway) -> None:
+    shipped = (netns.REPO / "deploy" / "pac" / "proxy.pac").read_text()
+    for path in ("proxy.pac", "wpad.dat"):
+        result = gateway.curl(f"{PORTAL_URL}{path}", "-i")
+        assert result.returncode == 0, result.stderr
+        head, _, body = result.stdout.replace("\r\n", "\n").partition("\n\n")
+        assert "application/x-ns-proxy-autoconfig" in head
+        assert body == shipped
