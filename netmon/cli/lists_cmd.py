@@ -141,17 +141,27 @@ def check(files: tuple[Path, ...]) -> None:
     "--url-list", "url_lists", multiple=True, type=click.Path(dir_okay=False), help="Extra URL list."
 )
 @click.option("--ut1", "ut1_path", default="", help="Compiled UT1 file (default: as the policy says).")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="netmon's state directory, for the imported UT1 list (default: $NETMON_STATE_DIR or ./var).",
+)
 def lookup(
     address: str,
     groups: tuple[str, ...],
     filtering_file: Path | None,
     url_lists: tuple[str, ...],
     ut1_path: str,
+    state_dir: Path | None,
 ) -> None:
     """Show which lists match ADDRESS (a URL or a hostname) and whether it would be blocked."""
     from netmon.filtering import FILE_NAME, build_lists, load_filtering
     from netmon.paths import DEFAULT_POLICY_DIR
 
+    if not ut1_path and state_dir is not None:
+        imported = state_dir / "lists" / "ut1.sqlite"
+        ut1_path = str(imported) if imported.is_file() else ""
     try:
         policy = load_filtering(filtering_file or DEFAULT_POLICY_DIR / FILE_NAME)
         built = build_lists(policy, (), url_lists, ut1_path)

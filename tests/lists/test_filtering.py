@@ -181,3 +181,25 @@ def test_block_page_escapes_and_explains() -> None:
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "gambling" in page
     assert "Email &lt;dsl@school.example&gt;" in page and "ABC123" in page
     assert "blocked" in page.lower() and "review" in page.lower() or "mistake" in page.lower()
+
+
+def test_cli_lookup_explains_the_decision(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from netmon.cli import main
+
+    path = _policy(tmp_path, POLICY)
+    runner = CliRunner()
+    args = ["lists", "lookup", "--filtering", str(path), "--url-list", str(tmp_path / "urls.csv")]
+    blocked = runner.invoke(main, [*args, "https://www.casino.example/x", "--group", "year7"])
+    assert blocked.exit_code == 0, blocked.output
+    assert (
+        "gambling (severity 2): domain casino.example" in blocked.output
+        and "block (gambling)" in blocked.output
+    )
+    monitored = runner.invoke(main, [*args, "www.casino.example", "--group", "sixth_form"])
+    assert "monitor (page shown, incident recorded)" in monitored.output
+    allowed = runner.invoke(main, [*args, "https://news.casino.example/"])
+    assert "allow-listed by" in allowed.output and "Journalism project" in allowed.output
+    clean = runner.invoke(main, [*args, "https://example.org/", "--state-dir", str(tmp_path / "nostate")])
+    assert "no list matches; decision: allow" in clean.output
