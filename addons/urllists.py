@@ -127,9 +127,11 @@ class FilterLists:
         return build_lists(policy, opts.netmon_hash_lists, opts.netmon_url_lists, ut1)
 
     def _ut1_auto(self) -> Path:
-        """Where `netmon lists import ut1` writes by default, in this proxy's state directory."""
+        """The imported UT1 list: in this proxy's state directory, else where an import writes by default."""
         state = getattr(ctx.options, "netmon_state_dir", "")
-        return Path(state) / "lists" / "ut1.sqlite" if state else ut1_default_path()
+        mine = Path(state) / "lists" / "ut1.sqlite" if state else ut1_default_path()
+        # an import made without --state-dir lands in the default place ($NETMON_STATE_DIR or ./var)
+        return mine if mine.is_file() or not ut1_default_path().is_file() else ut1_default_path()
 
     def _files(self, lists: Lists) -> tuple[tuple[str, float], ...]:
         files = [str(self.policy_file()), *lists.sources]
