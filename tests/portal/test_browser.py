@@ -78,10 +78,11 @@ def test_first_request_goes_to_the_portal_and_local_sign_in_reaches_the_page(
     chromium.navigate(PAGE)
     chromium.wait_for(f"location.href.startsWith({json.dumps(stack.portal_url)})")
     assert "next=" in chromium.url()
+    chromium.wait_for("document.readyState === 'complete' && document.getElementById('aup') !== null")
     text = chromium.text()
     assert "School Wi-Fi Acceptable Use Policy" in text and "2026-09" in text
     sign_in_in_browser(chromium, "alice", "alice-pass-1")
-    chromium.wait_for(f"location.href === {json.dumps(PAGE)}")
+    chromium.wait_for(f"location.href === {json.dumps(PAGE)} && document.readyState === 'complete'")
     assert "Water evaporates" in chromium.text()
     assert tagged_user(chromium) == {
         "user": "alice",

@@ -74,7 +74,7 @@ def test_incident_from_the_browser_names_the_pupil(
         browser.navigate(page)
         browser.wait_for(f"location.href.startsWith({json.dumps(full_stack.portal_url)})")
         sign_in_in_browser(browser, username, password)
-        browser.wait_for(f"location.href === {json.dumps(page)}")
+        browser.wait_for(f"location.href === {json.dumps(page)} && document.readyState === 'complete'")
         assert "kill myself" in browser.text()
     finally:
         browser.close()
