@@ -18,7 +18,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 from selectolax.lexbor import LexborHTMLParser
 
@@ -33,6 +33,8 @@ REASONS = (
     "unsupported-type",  # a multipart or other type netmon does not read
     "multipart-file",  # a file part of a multipart upload (not scanned as text)
     "bad-json",  # JSON that could not be parsed at all (string literals were still scanned)
+    "deep-html",  # HTML nested too deep to parse as a tree: its text was extracted crudely
+    "too-many-parts",  # a multipart body with more than MAX_FIELDS parts: the rest was not read
 )
 
 _HTML = {"text/html", "application/xhtml+xml", "application/vnd.wap.xhtml+xml"}
@@ -229,10 +231,74 @@ _FORM_TEXT = "img[alt], input[value], input[placeholder], textarea[placeholder],
 _NOT_SHOWN_INPUT = {"hidden", "password", "file", "checkbox", "radio", "color", "range", "image"}
 
 
+#: Block containers that the HTML parser must search its open-element stack for at every new one: a
+#: page nesting thousands of them unclosed makes parsing quadratic (16,000 <div>: 2 s; 400,000: hours).
+_STACK_SEARCHING = (
+    "div",
+    "section",
+    "article",
+    "aside",
+    "nav",
+    "header",
+    "footer",
+    "main",
+    "blockquote",
+    "center",
+    "fieldset",
+    "figure",
+    "figcaption",
+    "details",
+    "summary",
+    "dialog",
+    "address",
+    "dir",
+    "menu",
+    "ul",
+    "ol",
+    "dl",
+    "hgroup",
+    "pre",
+    "listing",
+    "search",
+)
+#: Most unclosed block containers parsed as a tree; deeper pages get the crude, linear extraction.
+MAX_HTML_DEPTH = 3000
+
+
+def too_deep(html: str | bytes) -> bool:
+    """True when ``html`` may nest more than MAX_HTML_DEPTH unclosed block containers (cheap check)."""
+    lt, end = ("<", "</") if isinstance(html, str) else (b"<", b"</")
+    if html.count(lt) - 2 * html.count(end) <= MAX_HTML_DEPTH:  # start tags minus end tags, at most
+        return False
+    low = html.lower()
+    depth = 0
+    for tag in _STACK_SEARCHING:
+        opening, closing = (
+            (f"<{tag}", f"</{tag}") if isinstance(low, str) else (b"<" + tag.encode(), b"</" + tag.encode())
+        )
+        depth += low.count(opening) - low.count(closing)  # type: ignore[arg-type]
+    return depth > MAX_HTML_DEPTH
+
+
+_RAW_TEXT = re.compile(r"<(script|style|template|noscript)\b.*?</\1\s*>|<!--.*?-->", re.S | re.I)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def crude_html_text(html: str | bytes) -> Extracted:
+    """Linear fallback for pathological pages: drop raw-text elements and tags, decode references."""
+    from html import unescape
+
+    text = html.decode("utf-8", "replace") if isinstance(html, bytes) else html
+    text = _TAG.sub("\n", _RAW_TEXT.sub("", text))
+    return join([("body", unescape(text))], "html", ("deep-html",))
+
+
 def html_text(html: str | bytes) -> Extracted:
     """Visible text of an HTML document: <title>, body text (one line per text node), alt texts,
     input values and placeholders. Scripts, styles, templates, noscript, comments and markup are not
     included; character references are decoded. Bytes are read as UTF-8."""
+    if too_deep(html):
+        return crude_html_text(html)
     tree = LexborHTMLParser(html)
     tree.strip_tags(HIDDEN_TAGS)
     parts: list[tuple[str, str]] = []
@@ -260,12 +326,12 @@ def html_text(html: str | bytes) -> Extracted:
     return join(parts, "html")
 
 
-_CDATA = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.S)
-
-
 def xml_text(xml: str) -> Extracted:
     """Text content of an XML document (RSS, Atom, SVG text...): CDATA kept, markup dropped."""
-    xml = _CDATA.sub(lambda m: m.group(1), xml)  # RSS descriptions hold HTML, shown rendered
+    # RSS descriptions hold HTML, shown rendered: drop the CDATA markers (linear, unlike a regex)
+    xml = xml.replace("<![CDATA[", "").replace("]]>", "")
+    if too_deep(xml):
+        return crude_html_text(xml)
     tree = LexborHTMLParser(xml)
     tree.strip_tags(HIDDEN_TAGS)
     root = tree.root
@@ -303,7 +369,7 @@ def json_strings(value: object, label: str = "") -> Iterator[tuple[str, str]]:
             stack.extend((key, v) for v in reversed(item))
 
 
-_STRING_LITERAL = re.compile(r'"((?:[^"\\\n]|\\.)*)(?:"(\s*:)?|$)')
+_STRING_LITERAL = re.compile(r'"([^"\\\n]*(?:\\.[^"\\\n]*)*)(?:"(\s*:)?|$)')  # unrolled: linear
 
 
 def _literals(text: str) -> Iterator[tuple[str, str]]:
@@ -454,12 +520,19 @@ class _Answer:
             self.text += token
 
 
+#: Stream events parsed as JSON per body; later ones are scanned as they are.
+MAX_EVENTS = 20_000
+
+
 def _stream(payloads: Iterable[str], kind: str) -> Extracted:
     answer = _Answer()
-    other: list[tuple[str, str]] = []
-    for payload in payloads:
+    other: list[str] = []
+    for n, payload in enumerate(payloads):
         data = payload.strip()
         if not data or data == "[DONE]":
+            continue
+        if n >= MAX_EVENTS:
+            other.append(data)
             continue
         if data[0] in "{[":
             value, ok = _loads(data)
@@ -468,13 +541,13 @@ def _stream(payloads: Iterable[str], kind: str) -> Extracted:
                 if token is not None:
                     answer.add(token)
                 else:
-                    other.extend((k, s) for k, s in json_strings(value) if k not in _STREAM_METADATA)
+                    other.extend(s for k, s in json_strings(value) if k not in _STREAM_METADATA)
                 continue
         if kind == "sse":
             answer.add(payload)  # plain-text token streams
         else:
-            other.append(("", payload))
-    return join([("answer", answer.text), *other], kind)
+            other.append(payload)
+    return join([("answer", answer.text), ("events", SEP.join(other))], kind)
 
 
 def sse_events(text: str) -> Iterator[str]:
@@ -517,16 +590,24 @@ def plain_text(text: str) -> Extracted:
 # Request bodies: forms, multipart
 
 
+#: Form fields and multipart parts read one by one per body.
+MAX_FIELDS = 500
+
+
 def form_fields(text: str, encoding: str = "utf-8") -> list[tuple[str, str]]:
     """(name, value) of an urlencoded form, without credentials, tokens or empty/blob values.
 
     ``encoding``: the charset of the percent-escapes (a form posts in its page's charset)."""
     fields = []
-    pairs = parse_qsl(text, keep_blank_values=False, max_num_fields=None, encoding=encoding, errors="replace")
+    pieces = text.split("&", MAX_FIELDS)
+    rest = pieces.pop() if len(pieces) > MAX_FIELDS else ""
+    pairs = parse_qsl("&".join(pieces), keep_blank_values=False, encoding=encoding, errors="replace")
     for name, value in pairs:
         if _SECRET_NAME.search(name) or _is_blob(value.strip()):
             continue
         fields.append((name, value))
+    if rest:  # a form with absurdly many fields: the rest is scanned as one piece
+        fields.append(("(more fields)", unquote_plus(rest, encoding, errors="replace")))
     return fields
 
 
@@ -549,7 +630,10 @@ def multipart_fields(data: bytes, content_type: str | None) -> tuple[list[tuple[
     skipped: list[str] = []
     fields: list[tuple[str, str]] = []
     delimiter = b"--" + boundary.encode("latin-1", "replace")
-    chunks = data.split(delimiter)
+    chunks = data.split(delimiter, MAX_FIELDS + 1)
+    if len(chunks) > MAX_FIELDS + 1:
+        chunks.pop()
+        skipped.append("too-many-parts")
     for part in chunks[1:]:
         if part.startswith(b"--"):
             break

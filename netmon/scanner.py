@@ -28,7 +28,15 @@ from selectolax.lexbor import LexborHTMLParser
 
 from netmon import counters
 from netmon.decoding import decode_text, decompress
-from netmon.extract import Extracted, extract_body, kind_of, media_type, message_text
+from netmon.extract import (
+    Extracted,
+    crude_html_text,
+    extract_body,
+    kind_of,
+    media_type,
+    message_text,
+    too_deep,
+)
 from netmon.findings import FlowContext, Hit, ScanResult, ScanStats, TextFinding
 from netmon.search_terms import engines, search_query
 
@@ -420,7 +428,9 @@ def make_snapshot(data: bytes, content_type: str | None, kind: str, cap: int) ->
     if kind in ("binary", "code", "unsupported", "multipart", "form"):
         return None
     text = decode_text(data, content_type, document=kind in ("html", "xml")).text
-    if kind == "html":
+    if kind == "html" and too_deep(text):
+        body, media = _cap_utf8(crude_html_text(text).text, cap), "text/plain"  # never parse it as a tree
+    elif kind == "html":
         body, media = _cap_utf8(sanitise_html(text), cap), "text/html"
     else:
         body, media = _cap_utf8(text, cap), "text/plain"

@@ -517,3 +517,42 @@ def test_json_sent_as_text_plain_is_chat(matcher: Matcher) -> None:
         request_body=b"gonna kms",
     )
     assert [(f.source, f.label) for f in scan_job(plain, matcher).findings] == [("form", "body")]
+
+
+@pytest.mark.timeout(60)
+def test_deeply_nested_page_is_scanned_in_linear_time(matcher: Matcher) -> None:
+    """400,000 unclosed <div>s would keep the HTML parser busy for hours; the crude path takes a moment."""
+    body = b"<html><body>" + b"<div>" * 400_000 + b"<p>kill myself</p><script>suicide</script></body></html>"
+    start = time.perf_counter()
+    result = scan_job(page_job(gzip.compress(body), encoding="gzip"), matcher)
+    assert time.perf_counter() - start < 20
+    assert "kill myself" in phrases(result) and "suicide" not in phrases(result)
+    assert "deep-html" in result.stats.skipped
+    assert result.snapshot_type == "text/plain"
+
+
+@pytest.mark.timeout(60)
+def test_form_and_multipart_with_absurdly_many_fields(matcher: Matcher) -> None:
+    form = b"&".join(b"f%d=x" % i for i in range(200_000)) + b"&last=kill+myself"
+    job = ScanJob(
+        context=ctx(),
+        request_method="POST",
+        request_url="https://x.example/",
+        request_headers=(("Content-Type", "application/x-www-form-urlencoded"),),
+        request_body=form,
+    )
+    start = time.perf_counter()
+    result = scan_job(job, matcher)
+    assert time.perf_counter() - start < 10
+    assert [f.label for f in result.findings] == ["(more fields)"]
+    parts = b"--b\r\n" * 300_000 + b"--b--\r\n"
+    job = ScanJob(
+        context=ctx(),
+        request_method="POST",
+        request_url="https://x.example/",
+        request_headers=(("Content-Type", "multipart/form-data; boundary=b"),),
+        request_body=parts,
+    )
+    start = time.perf_counter()
+    assert "too-many-parts" in scan_job(job, matcher).stats.skipped
+    assert time.perf_counter() - start < 10
