@@ -162,10 +162,28 @@ def internet(lab: Lab) -> Internet:
     return Internet(ca=ca, requests_log=requests_log)
 
 
+def shipped_config(workdir: Path, state_dir: Path) -> Path:
+    """deploy/netmon/mitm_config.yaml as installed, with this lab's directories and portal address."""
+    text = (netns.REPO / "deploy" / "netmon" / "mitm_config.yaml").read_text()
+    for installed, here in (
+        ("/etc/netmon/policy", str(netns.REPO / "policy")),
+        ("/var/lib/netmon", str(state_dir)),
+        ("/opt/netmon", str(netns.REPO)),
+        ("http://10.10.0.1:8090/", PORTAL_URL),
+    ):
+        text = text.replace(installed, here)
+    values = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+    assert "/etc/netmon" not in values and "10.10.0.1" not in values
+    path = workdir / "mitm_config.yaml"
+    path.write_text(text)
+    return path
+
+
 @pytest.fixture(scope="module")
 def gateway(request: pytest.FixtureRequest, lab: Lab, internet: Internet) -> Gateway:
-    """`netmon run --mode transparent` in the gateway namespace, as deploy/systemd/netmon-proxy.service runs
-    it, with the school's CA in a fresh confdir and the internet server's private CA trusted upstream.
+    """`netmon run --config <deploy/netmon/mitm_config.yaml>` (transparent + regular@3128) in the gateway
+    namespace, as deploy/systemd/netmon-proxy.service runs it, with the school's CA made on first start
+    and the internet server's private CA trusted upstream.
 
     A test module with ``WITH_PORTAL = True`` also gets the captive portal (`netmon portal`) on
     :data:`PORTAL_PORT` and the proxy's portal gate, with the pupils in :data:`ROSTER` imported; one with
@@ -174,7 +192,9 @@ def gateway(request: pytest.FixtureRequest, lab: Lab, internet: Internet) -> Gat
     with_portal = bool(getattr(request.module, "WITH_PORTAL", False))
     workdir = lab.workdir / "gateway"
     workdir.mkdir()
-    state_dir, confdir = workdir / "state", workdir / "confdir"
+    state_dir = workdir / "state"
+    confdir = state_dir / "ca"
+    config = shipped_config(workdir, state_dir)
     db_url = f"sqlite:///{workdir / 'netmon.db'}"
     gw = Gateway(
         lab=lab,
@@ -185,7 +205,7 @@ def gateway(request: pytest.FixtureRequest, lab: Lab, internet: Internet) -> Gat
         confdir=confdir,
         log_path=workdir / "proxy.log",
     )
-    portal_args: list[str] = []
+    portal_args: list[str] = [] if with_portal else ["--no-portal"]
     if with_portal:
         roster = workdir / "roster.csv"
         roster.write_text(ROSTER)
@@ -193,13 +213,7 @@ def gateway(request: pytest.FixtureRequest, lab: Lab, internet: Internet) -> Gat
         assert upgraded.returncode == 0, upgraded.stderr
         imported = gw.netmon("users", "import", str(roster), "--db", db_url)
         assert imported.returncode == 0, imported.stderr
-        portal_args = [
-            "--portal",
-            "--set",
-            f"netmon_portal_url={PORTAL_URL}",
-            "--set",
-            "netmon_sessions_refresh_ms=200",
-        ]
+        portal_args = ["--portal", "--set", "netmon_sessions_refresh_ms=200"]
     if getattr(request.module, "WITH_URL_LIST", False):
         url_list = workdir / "urls.csv"
         url_list.write_text(URL_LIST)
@@ -210,18 +224,10 @@ def gateway(request: pytest.FixtureRequest, lab: Lab, internet: Internet) -> Gat
         "-m",
         "netmon",
         "run",
-        "--mode",
-        "transparent",
-        "--port",
-        str(PROXY_PORT),
-        "--listen-host",
-        "",
+        "--config",
+        str(config),
         "--db",
         db_url,
-        "--state-dir",
-        str(state_dir),
-        "--confdir",
-        str(confdir),
         "--set",
         f"ssl_verify_upstream_trusted_ca={internet.ca}",
         "--set",

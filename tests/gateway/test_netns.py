@@ -183,3 +183,25 @@ def _passthrough_events(
     finally:
         engine.dispose()
     return found
+
+
+def test_explicit_proxy_alternative_on_3128_is_monitored_too(gateway: Gateway) -> None:
+    """Devices set up by PAC/WPAD/MDM use the proxy directly (regular@3128 in the shipped config)."""
+    proxy = f"http://{netns.GATEWAY_PUPIL_V4}:3128"
+    # by address: the gateway namespace has no DNS to resolve the test's names in a CONNECT
+    seen = _json(gateway.curl(f"https://{netns.SERVER_V4}/echo?explicit", "--proxy", proxy))
+    assert seen["peer"] == netns.GATEWAY_UPLINK_V4
+    assert seen["path"] == "/echo?explicit"
+    # the device trusts only the school's CA: success means the explicit proxy decrypted it
+    direct = gateway.device(
+        "curl",
+        "-sS",
+        "--max-time",
+        "10",
+        "--cacert",
+        str(gateway.internet.ca),
+        "--proxy",
+        proxy,
+        f"https://{netns.SERVER_V4}/echo",
+    )
+    assert direct.returncode == 60
