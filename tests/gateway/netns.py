@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,15 @@ DEVICE_V4, GATEWAY_PUPIL_V4 = "10.77.0.10", "10.77.0.1"
 GATEWAY_UPLINK_V4, SERVER_V4 = "192.0.2.1", "192.0.2.80"
 DEVICE_V6, GATEWAY_PUPIL_V6, GATEWAY_UPLINK_V6, SERVER_V6 = "fd77::10", "fd77::1", "fd78::1", "fd78::80"
 PUPIL_IF = "pupil0"
+APPLY_SYSCTL = """
+import sys
+for line in open(sys.argv[1]):
+    line = line.split("#", 1)[0].strip()
+    if line:
+        key, value = (part.strip() for part in line.split("=", 1))
+        with open("/proc/sys/" + key.replace(".", "/"), "w") as fh:
+            fh.write(value)
+"""
 
 
 def unavailable_reason() -> str | None:
@@ -158,7 +168,10 @@ class Lab:
         self, proxy_port: int, exempt_v4: str = "127.0.0.1", exempt_v6: str = "::1"
     ) -> None:
         """The deploy/ sysctl settings and nftables ruleset, with this lab's interface and port."""
-        self.exec(self.gateway, "sysctl", "-q", "-p", str(SYSCTL_FILE))
+        if shutil.which("sysctl"):
+            self.exec(self.gateway, "sysctl", "-q", "-p", str(SYSCTL_FILE))
+        else:  # no procps: write the same settings through /proc/sys inside the namespace
+            self.exec(self.gateway, sys.executable, "-c", APPLY_SYSCTL, str(SYSCTL_FILE))
         vars_dir = self.workdir / "nft"
         vars_dir.mkdir(exist_ok=True)
         (vars_dir / "netmon-vars.nft").write_text(
