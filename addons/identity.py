@@ -264,7 +264,14 @@ class PortalGate:
             and request.path.split("?", 1)[0] == TRUST_CHECK_PATH
         ):
             flow.response = http.Response.make(
-                204, b"", {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
+                204,
+                b"",
+                {
+                    "Access-Control-Allow-Origin": "*",
+                    "Access-Control-Expose-Headers": "X-Netmon-Trust",
+                    "X-Netmon-Trust": "yes",
+                    "Cache-Control": "no-store",
+                },
             )
             return
         if not ctx.options.netmon_portal:

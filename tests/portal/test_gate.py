@@ -228,6 +228,8 @@ async def test_trust_check_is_answered_by_the_proxy(chain: Any) -> None:
     flow = request_flow("https://mitm.it/netmon-trust-check?t=1")
     await run(tagger, gate, flow)
     assert flow.response is not None and flow.response.status_code == 204
+    assert flow.response.headers["X-Netmon-Trust"] == "yes"
+    assert flow.response.headers["Access-Control-Expose-Headers"] == "X-Netmon-Trust"
 
 
 async def test_bad_options_are_refused(chain: Any) -> None:
