@@ -270,3 +270,38 @@ async def test_a_device_that_just_signed_in_is_not_sent_back(store: Any) -> None
             assert time.monotonic() - started < 1.5
         finally:
             refresher.stop()
+
+
+async def test_unsigned_device_still_carries_its_mac(store: Any, tmp_path: Any) -> None:
+    arp = tmp_path / "arp"
+    arp.write_text(
+        "IP address       HW type     Flags       HW address            Mask     Device\n"
+        "10.20.0.5        0x1         0x2         aa:bb:cc:00:00:05     *        wlan0\n"
+    )
+    refresher = SessionRefresher(store, arp_path=arp)
+    refresher.refresh()
+    tagger = IdentityTagger(refresher)
+    flow = request_flow("http://pages.test/", ip="10.20.0.5")
+    tagger.requestheaders(flow)
+    assert flow.metadata["netmon.user"] == {
+        "user": None,
+        "role": None,
+        "year_group": None,
+        "groups": [],
+        "mac": "aa:bb:cc:00:00:05",
+    }
+    with Session(store) as session, session.begin():
+        start_session(
+            session,
+            ALICE,
+            ip="10.20.0.5",
+            mac="aa:bb:cc:00:00:05",
+            user_agent="t",
+            aup_version="v1",
+            language="en",
+        )
+    refresher.refresh()
+    flow = request_flow("http://pages.test/", ip="10.20.0.5")
+    tagger.requestheaders(flow)
+    assert flow.metadata["netmon.user"]["user"] == "alice"
+    assert flow.metadata["netmon.user"]["mac"] == "aa:bb:cc:00:00:05"
