@@ -104,6 +104,20 @@ def read_nft_vars(path: Path) -> dict[str, str]:
     return out
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines of a systemd EnvironmentFile (comments, blank lines and quotes handled)."""
+    out: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")) or "=" not in line:
+            continue
+        key, value = (part.strip() for part in line.removeprefix("export ").split("=", 1))
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key] = value
+    return out
+
+
 def settings_from(config_path: Path | None, *, nft_vars: Path | None = None, **overrides: Any) -> Settings:
     """Settings from the config file, netmon-vars.nft and the environment; ``overrides`` win when given."""
     s = Settings(config_path=config_path)

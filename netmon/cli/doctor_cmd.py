@@ -9,6 +9,7 @@ import click
 
 from netmon.paths import DEFAULT_MITM_CONFIG
 
+DEFAULT_ENV_FILE = Path("/etc/netmon/netmon.env")
 _MARK = {"ok": ("ok", "green"), "warn": ("WARN", "yellow"), "fail": ("FAIL", "red")}
 
 
@@ -55,6 +56,13 @@ _MARK = {"ok": ("ok", "green"), "warn": ("WARN", "yellow"), "fail": ("FAIL", "re
     default=None,
     help="mitmproxy confdir holding the school's CA (default: from the config, else ~/.mitmproxy).",
 )
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Environment file of the services (default /etc/netmon/netmon.env when present); "
+    "variables already set (non-empty) win.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def doctor(
     config_path: Path | None,
@@ -65,6 +73,7 @@ def doctor(
     db_url: str | None,
     state_dir: Path | None,
     confdir: Path | None,
+    env_file: Path | None,
     as_json: bool,
 ) -> None:
     """Check the gateway: forwarding, firewall rules, proxy and portal, CA, database, mail, library, policy.
@@ -73,6 +82,14 @@ def doctor(
     """
     from netmon import doctor as doc
 
+    env_path = env_file or DEFAULT_ENV_FILE
+    if env_file is not None or env_path.exists():
+        try:
+            for key, value in doc.read_env_file(env_path).items():
+                if not os.environ.get(key):
+                    os.environ[key] = value
+        except OSError as exc:
+            raise click.ClickException(f"{env_path}: cannot read: {exc.strerror}") from exc
     config = config_path or Path(os.environ.get("NETMON_CONFIG") or DEFAULT_MITM_CONFIG)
     if config_path is not None and not config.exists():
         raise click.ClickException(f"{config}: no such file")

@@ -285,3 +285,23 @@ def test_status_command(tmp_path: Path) -> None:
         assert any(line.split()[:2] == [label, value] for line in lines), (label, result.stdout)
     as_json = json.loads(netmon("status", "--state-dir", str(tmp_path), "--json").stdout)
     assert as_json["counters"]["tls.decrypted"] == 41
+
+
+def test_env_file_supplies_smtp_settings(tmp_path: Path, smtp_server: Controller) -> None:
+    env = tmp_path / "netmon.env"
+    env.write_text(
+        "# secrets\nNETMON_SMTP_HOST=127.0.0.1\n"
+        f"NETMON_SMTP_PORT=\"{smtp_server.port}\"\nNETMON_SMTP_TLS=none\nNETMON_SITE='Main site'\n"
+    )
+    assert doctor.read_env_file(env)["NETMON_SITE"] == "Main site"
+    result = netmon(
+        "doctor",
+        "--env-file",
+        str(env),
+        "--state-dir",
+        str(tmp_path),
+        "--json",
+        env={"NETMON_SMTP_HOST": "", "NETMON_SMTP_PORT": "", "NETMON_SMTP_TLS": ""},
+    )
+    checks = {c["name"]: c for c in json.loads(result.stdout)}
+    assert checks["smtp"]["status"] == OK, checks["smtp"]
