@@ -376,7 +376,8 @@ def sniff_charset(data: bytes) -> str:
 
     best = from_bytes(sample, steps=4, chunk_size=512, cp_isolation=None).best()
     name = codec_for(best.encoding) if best is not None else None
-    if name is None or name.replace("-", "_") in _LATIN_GUESSES:
+    latin = best is not None and all(a.startswith(_LATIN_ALPHABETS) for a in best.alphabets)
+    if name is None or latin or name.replace("-", "_") in _LATIN_GUESSES:
         # Short Western text fits several Latin code pages; a UK browser's fallback is windows-1252.
         return "cp1252"
     return name
@@ -411,6 +412,20 @@ _LATIN_GUESSES = {
     "cp037",
     "cp500",
 }
+
+
+#: Unicode blocks of Western text: a guess whose decoding holds only these is read as windows-1252.
+_LATIN_ALPHABETS = (
+    "Basic Latin",
+    "Latin",
+    "General Punctuation",
+    "Currency Symbols",
+    "Spacing Modifier",
+    "Combining Diacritical",
+    "Letterlike Symbols",
+    "Number Forms",
+    "Box Drawing",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -282,3 +282,29 @@ def test_undeclared_utf16_without_bom() -> None:
 )
 def test_any_bytes_decode_without_raising(body: bytes, label: str) -> None:
     assert isinstance(decode_text(body, f"text/html; charset={label}").text, str)
+
+
+@pytest.mark.parametrize(
+    ("text", "codec", "expected"),
+    [
+        (
+            "Caf\u00e9 na\u00efve r\u00e9sum\u00e9 \u00fcber " * 2000,
+            "cp1252",
+            "cp1252",
+        ),  # not cp775 or cp1250
+        (
+            "\u041f\u0440\u0438\u0432\u0435\u0442 \u043c\u0438\u0440 \u043a\u0430\u043a \u0434\u0435\u043b\u0430 "
+            * 500,
+            "cp1251",
+            "cp1251",
+        ),
+        (
+            "\u4eca\u65e5\u306f\u5b66\u6821\u3067\u60b2\u3057\u3044\u3053\u3068\u304c\u3042\u308a\u307e\u3057\u305f\u3002"
+            * 200,
+            "cp932",
+            "cp932",
+        ),
+    ],
+)
+def test_sniffing_undeclared_text(text: str, codec: str, expected: str) -> None:
+    assert decode_text(text.encode(codec)).charset == expected
