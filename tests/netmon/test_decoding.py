@@ -293,8 +293,8 @@ def test_any_bytes_decode_without_raising(body: bytes, label: str) -> None:
             "cp1252",
         ),  # not cp775 or cp1250
         (
-            "\u041f\u0440\u0438\u0432\u0435\u0442 \u043c\u0438\u0440 \u043a\u0430\u043a \u0434\u0435\u043b\u0430 "
-            * 500,
+            "\u041f\u0440\u0438\u0432\u0435\u0442 \u043c\u0438\u0440 "
+            "\u043a\u0430\u043a \u0434\u0435\u043b\u0430 " * 500,
             "cp1251",
             "cp1251",
         ),
