@@ -157,3 +157,11 @@ def test_every_deploy_file_is_in_the_install_guide() -> None:
             assert path.name in guide, f"deploy/README.md does not mention {path.relative_to(DEPLOY)}"
     for heading in ("Install", "Upgrade", "CA rotation", "Logs"):
         assert re.search(rf"^#+ .*{heading}", guide, re.M | re.I), heading
+
+
+def test_namespace_tests_skip_with_a_clear_reason_when_not_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert "needs root" in (netns.unavailable_reason() or "")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(shutil, "which", lambda tool: None if tool == "nft" else "/usr/bin/" + tool)
+    assert "apt-get install" in (netns.unavailable_reason() or "")
