@@ -229,6 +229,15 @@ def _first(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _directory_base(dn: str) -> str:
+    """The domain part of a DN (``dc=school,dc=uk`` of ``uid=a,ou=people,dc=school,dc=uk``), or ""."""
+    parts = [p.strip() for p in dn.split(",")]
+    for i, part in enumerate(parts):
+        if part.lower().startswith("dc="):
+            return ",".join(parts[i:])
+    return ""
+
+
 def _group_name(dn: str) -> str:
     first = dn.split(",", 1)[0]
     return first.split("=", 1)[1] if "=" in first else first
@@ -289,25 +298,41 @@ def directory_authenticate(config: DirectoryConfig, username: str, password: str
         except (LDAPBindError, LDAPInvalidCredentialsResult):
             return None
         values: dict[str, Any] = {}
-        if (
-            conn.search(user_dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=attributes)
-            and conn.entries
-        ):
-            values = conn.entries[0].entry_attributes_as_dict
+        groups: list[str] = []
+        try:  # the password is right: what follows only enriches the identity, it never fails a sign-in
+            if (
+                conn.search(user_dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=attributes)
+                and conn.entries
+            ):
+                values = conn.entries[0].entry_attributes_as_dict
+            member_of = values.get(config.group_attribute, []) if config.group_attribute else []
+            groups = [_group_name(str(g)) for g in member_of if g]
+            base = config.base_dn or _directory_base(user_dn)
+            if not groups and base:
+                query = (
+                    f"(|(member={escape_filter_chars(user_dn)})(uniqueMember={escape_filter_chars(user_dn)})"
+                    f"(memberUid={escape_filter_chars(username)}))"
+                )
+                if conn.search(base, query, attributes=["cn"]):
+                    groups = [_first(e.entry_attributes_as_dict.get("cn")) for e in conn.entries]
+        except LDAPException as exc:
+            log.info("directory: could not read the details of a signed-in user: %s", exc.__class__.__name__)
         conn.unbind()
     except (LDAPBindError, LDAPInvalidCredentialsResult):
         return None
     except LDAPException as exc:
         raise DirectoryError(f"directory {config.url}: {exc.__class__.__name__}: {exc}") from exc
     role_value = _first(values.get(config.role_attribute)).lower() if config.role_attribute else ""
-    role = "staff" if any(w in role_value for w in ("staff", "teacher", "employee")) else "pupil"
-    groups = values.get(config.group_attribute, []) if config.group_attribute else []
+    staff_words = ("staff", "teacher", "employee")
+    staff = any(w in role_value for w in staff_words) or any(
+        w in g.lower() for g in groups for w in staff_words
+    )
     return Account(
         username=normalise_username(username),
         display_name=_first(values.get("displayName")) or _first(values.get("cn")) or username,
-        role=role,
+        role="staff" if staff else "pupil",
         year_group=(_first(values.get(config.year_attribute)) or None) if config.year_attribute else None,
-        groups=tuple(_group_name(str(g)) for g in (groups if isinstance(groups, list) else [groups]) if g),
+        groups=tuple(g for g in groups if g),
         source="directory",
     )
 

@@ -25,7 +25,11 @@ LDAP_PEOPLE = [
     {"uid": "carol", "cn": "Carol Evans", "password": "carol-ldap-1", "etype": "pupil", "year": "Y10"},
     {"uid": "dave", "cn": "Dave Davies", "password": "dave-ldap-1", "etype": "staff", "year": "staff"},
     {"uid": "erin", "cn": "Erin <b>Hughes</b>", "password": "erin-ldap-1", "etype": "pupil", "year": "Y8"},
+    {"uid": "frank", "cn": "Frank Owen", "password": "frank-ldap-1", "etype": "", "year": ""},
 ]
+
+
+LDAP_GROUPS = {"art club": ["carol", "erin"], "teachers": ["dave"], "staff room": ["frank"]}
 
 
 @pytest.fixture
@@ -97,7 +101,7 @@ def client(app: Flask) -> FlaskClient:
 def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ldap_server.LdapServer]:
     if not ldap_server.available():
         pytest.skip("slapd not installed (apt-get install slapd ldap-utils)")
-    proc, server = ldap_server.start(tmp_path_factory.mktemp("slapd"), LDAP_PEOPLE)
+    proc, server = ldap_server.start(tmp_path_factory.mktemp("slapd"), LDAP_PEOPLE, LDAP_GROUPS)
     yield server
     proc.terminate()
     proc.wait(timeout=10)

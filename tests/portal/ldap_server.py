@@ -79,7 +79,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(root: Path, people: list[dict[str, str]]) -> tuple[subprocess.Popen[bytes], LdapServer]:
+def start(
+    root: Path, people: list[dict[str, str]], groups: dict[str, list[str]] | None = None
+) -> tuple[subprocess.Popen[bytes], LdapServer]:
     slapd = shutil.which("slapd") or "/usr/sbin/slapd"
     slapadd = shutil.which("slapadd") or "/usr/sbin/slapadd"
     confdir, data = root / "slapd.d", root / "data"
@@ -93,7 +95,15 @@ def start(root: Path, people: list[dict[str, str]]) -> tuple[subprocess.Popen[by
         f"dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n\n",
     ]
     for p in people:
-        entries.append(PERSON.format(people=PEOPLE, sn=p["cn"].split()[-1], **p))
+        entry = PERSON.format(people=PEOPLE, sn=p["cn"].split()[-1], **p)
+        entries.append("".join(line for line in entry.splitlines(keepends=True) if not line.endswith(": \n")))
+    if groups:
+        entries.append(f"dn: ou=groups,{SUFFIX}\nobjectClass: organizationalUnit\nou: groups\n\n")
+        for name, members in groups.items():
+            lines = "".join(f"member: uid={m},{PEOPLE}\n" for m in members)
+            entries.append(
+                f"dn: cn={name},ou=groups,{SUFFIX}\nobjectClass: groupOfNames\ncn: {name}\n{lines}\n"
+            )
     (root / "data.ldif").write_text("".join(entries))
     subprocess.run(
         [slapadd, "-n", "0", "-F", str(confdir), "-l", str(root / "config.ldif")],

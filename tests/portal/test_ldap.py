@@ -30,8 +30,12 @@ def test_direct_bind(slapd: LdapServer) -> None:
         "pupil",
         "Y10",
     )
+    assert carol.groups == ("art club",)
     dave = directory_authenticate(config, "Dave", "dave-ldap-1")
     assert dave is not None and dave.role == "staff" and dave.username == "dave"
+    assert dave.groups == ("teachers",)
+    frank = directory_authenticate(config, "frank", "frank-ldap-1")  # staff by group membership
+    assert frank is not None and frank.role == "staff" and frank.groups == ("staff room",)
     assert directory_authenticate(config, "carol", "wrong") is None
     assert directory_authenticate(config, "nobody", "carol-ldap-1") is None
     assert directory_authenticate(config, "carol", "") is None  # never an anonymous bind
