@@ -26,6 +26,8 @@ REASONS = (
     "nested-encoding",  # more compression layers than MAX_LAYERS
 )
 
+#: Decoded bytes scanned per body unless configured (``netmon_scan_max_bytes``).
+DEFAULT_BODY_CAP = 2 * 1024 * 1024
 #: Most compression layers undone for one body (declared plus sniffed).
 MAX_LAYERS = 3
 #: Expansion ratio above which an over-cap body is called a bomb rather than merely big.

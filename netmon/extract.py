@@ -22,7 +22,14 @@ from urllib.parse import parse_qsl, unquote_plus
 
 from selectolax.lexbor import LexborHTMLParser
 
-from netmon.decoding import codec_for, decode_text, detect_charset, header_charset
+from netmon.decoding import (
+    DEFAULT_BODY_CAP,
+    codec_for,
+    decode_text,
+    decompress,
+    detect_charset,
+    header_charset,
+)
 
 SEP = "\n"
 
@@ -193,6 +200,12 @@ class Extracted:
     labels: tuple[str, ...] = ()
     kind: str = ""
     skipped: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __contains__(self, words: str) -> bool:
+        return words in self.text
 
     def label_at(self, offset: int) -> str:
         """The label of the segment holding ``offset`` ("" when there are no segments)."""
@@ -681,21 +694,79 @@ def message_text(message: str) -> Extracted:
     return join([("text", message)], "text")
 
 
-def extract_text(text: str, kind: str) -> Extracted:
-    """Dispatch decoded text by kind (html, xml, json, ndjson, sse, text, form)."""
+#: Kinds of body (``kind_of``) and a media type standing for each.
+KINDS = {
+    "html": "text/html",
+    "xml": "application/xml",
+    "json": "application/json",
+    "ndjson": "application/x-ndjson",
+    "sse": "text/event-stream",
+    "text": "text/plain",
+    "form": "application/x-www-form-urlencoded",
+    "multipart": "multipart/form-data",
+    "binary": "application/octet-stream",
+    "code": "text/javascript",
+    "unsupported": "multipart/mixed",
+}
+
+
+def extract_text(content: str | bytes, kind_or_type: str | None = None) -> Extracted:
+    """The text of a body, per content type.
+
+    ``content``: decoded text, or body bytes (decompressed; the charset is then detected as a browser
+    would). ``kind_or_type``: a kind (``html``, ``json``, ``sse``... see KINDS) or a Content-Type header
+    value; None sniffs the content.
+    """
+    kind = ""
+    content_type = kind_or_type
+    if kind_or_type is not None and kind_or_type in KINDS:
+        kind, content_type = kind_or_type, KINDS[kind_or_type]
+    if isinstance(content, bytes | bytearray | memoryview):
+        return extract_body(bytes(content), content_type)
+    if not kind:
+        kind = kind_of(content_type, content[:1024].encode("utf-8", "replace"))
+    if kind in ("binary", "code", "unsupported", "multipart"):
+        return extract_body(content.encode("utf-8"), content_type)
     if kind == "html":
-        return html_text(text)
+        return html_text(content)
     if kind == "xml":
-        return xml_text(text)
+        return xml_text(content)
     if kind == "json":
-        return json_text(text)
+        return json_text(content)
     if kind == "ndjson":
-        return ndjson_text(text)
+        return ndjson_text(content)
     if kind == "sse":
-        return sse_text(text)
+        return sse_text(content)
     if kind == "form":
-        return join(form_fields(text), "form")
-    return plain_text(text)
+        return join(form_fields(content), "form")
+    return plain_text(content)
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A body made readable: decompressed bytes (capped), their text and charset, and skip reasons."""
+
+    data: bytes
+    text: str
+    charset: str
+    skipped: tuple[str, ...] = ()
+
+
+def decode_body(
+    body: bytes,
+    content_encoding: str | None = None,
+    content_type: str | None = None,
+    *,
+    cap: int = DEFAULT_BODY_CAP,
+) -> Body:
+    """Raw body bytes -> decompressed (at most ``cap`` bytes, bomb-safe) -> text in its charset.
+
+    Never raises on bad input: problems are skip reasons (``netmon.decoding.REASONS``)."""
+    decoded = decompress(body, content_encoding, cap)
+    text = decode_text(
+        decoded.data, content_type, document=kind_of(content_type, decoded.data) in ("html", "xml")
+    )
+    return Body(decoded.data, text.text, text.charset, decoded.skipped)
 
 
 def extract_body(data: bytes, content_type: str | None) -> Extracted:

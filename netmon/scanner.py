@@ -27,7 +27,7 @@ import zstandard
 from selectolax.lexbor import LexborHTMLParser
 
 from netmon import counters
-from netmon.decoding import decode_text, decompress
+from netmon.decoding import DEFAULT_BODY_CAP, decode_text, decompress
 from netmon.extract import (
     Extracted,
     crude_html_text,
@@ -42,8 +42,6 @@ from netmon.search_terms import engines, search_query
 
 log = logging.getLogger(__name__)
 
-#: Decoded bytes scanned per body (``netmon_scan_max_bytes``); the rest is counted as "body-cap".
-DEFAULT_BODY_CAP = 2 * 1024 * 1024
 #: Largest sanitised snapshot kept, before compression (``netmon_snapshot_max_bytes``).
 DEFAULT_SNAPSHOT_CAP = 1024 * 1024
 #: Raw (still compressed) bytes looked at per body: a decoder never reads further than this.

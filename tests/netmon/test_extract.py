@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from netmon.extract import (
     REASONS,
+    decode_body,
     extract_body,
+    extract_text,
     form_fields,
     html_text,
     join,
@@ -410,3 +412,37 @@ def test_form_in_the_charset_of_its_page() -> None:
         extract_body("msg=\u00e9t\u00e9".encode(), "application/x-www-form-urlencoded").text
         == "\u00e9t\u00e9"
     )
+
+
+@pytest.mark.parametrize(
+    ("content", "kind_or_type", "expected"),
+    [
+        ("<p>hello <b>there</b></p><script>no</script>", "html", "hello"),
+        ("<p>hello</p>", "text/html; charset=utf-8", "hello"),
+        (b"<p>caf\xe9</p>", "text/html; charset=windows-1252", "caf\u00e9"),
+        ('{"a": "json words"}', "json", "json words"),
+        ('{"a": "json words"}', "application/json", "json words"),
+        ('data: {"choices":[{"delta":{"content":"tok"}}]}\n\n', "text/event-stream", "tok"),
+        ("q=form+words", "form", "form words"),
+        ("plain words", None, "plain words"),
+        ("<!DOCTYPE html><p>sniffed</p>", None, "sniffed"),
+    ],
+)
+def test_extract_text_takes_a_kind_or_a_content_type(
+    content: str | bytes, kind_or_type: str | None, expected: str
+) -> None:
+    e = extract_text(content, kind_or_type)
+    assert expected in e and expected in str(e)
+    assert "<" not in e.text and "no" not in e.text.split()
+
+
+def test_decode_body() -> None:
+    import gzip
+
+    body = decode_body(
+        gzip.compress("<p>caf\u00e9</p>".encode("cp1252")), "gzip", "text/html; charset=cp1252"
+    )
+    assert body.text == "<p>caf\u00e9</p>" and body.charset == "cp1252" and body.skipped == ()
+    capped = decode_body(b"x" * 100, None, "text/plain", cap=10)
+    assert capped.text == "x" * 10 and capped.skipped == ("body-cap",)
+    assert decode_body(b"junk", "br", "text/html").skipped == ("bad-encoding",)
