@@ -24,7 +24,7 @@ from mitmproxy import ctx, exceptions, http
 from addons.context import USER_KEY, flow_context, flow_url
 from netmon import counters, paths
 from netmon.errors import ConfigError
-from netmon.filtering import FILE_NAME, Lists, build_lists, load_filtering
+from netmon.filtering import FILE_NAME, Lists, build_lists, load_filtering, record_allow_changes
 from netmon.findings import Hit, ScanResult, TextFinding
 from netmon.urllists import UrlEntry
 from netmon.ut1 import default_path as ut1_default_path
@@ -74,6 +74,7 @@ class FilterLists:
         self._mtimes: tuple[tuple[str, float], ...] = ()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._audit_to: tuple[str, str] = ("", "")
 
     def load(self, loader: Any) -> None:
         loader.add_option(
@@ -171,7 +172,9 @@ class FilterLists:
 
     def running(self) -> None:
         interval = ctx.options.netmon_lists_reload
-        if interval > 0 and self._thread is None:
+        opts = ctx.options
+        self._audit_to = (getattr(opts, "netmon_db", ""), getattr(opts, "netmon_state_dir", ""))
+        if self._thread is None:  # records allow-list changes at start, then watches (interval > 0)
             self._stop.clear()
             self._thread = threading.Thread(
                 target=self._watch, args=(float(interval),), name="netmon-lists-reload", daemon=True
@@ -184,7 +187,25 @@ class FilterLists:
             self._thread.join(timeout=5)
             self._thread = None
 
+    def _audit(self) -> None:
+        """Audit events for allow-list entries added/removed since last recorded (never raises)."""
+        db_url, state = self._audit_to
+        lists = self.lists
+        if not db_url or not state or lists is None:
+            return
+        try:
+            added, removed = record_allow_changes(db_url, Path(state), lists.policy)
+        except Exception as exc:  # noqa: BLE001 - the trail is retried at the next load; traffic unaffected
+            counters.incr("lists.audit-failed")
+            log.warning("allow-list changes not recorded in the audit trail yet: %s", exc)
+            return
+        if added or removed:
+            log.info("allow-list audit: %d entries added, %d removed", added, removed)
+
     def _watch(self, interval: float) -> None:
+        self._audit()
+        if interval <= 0:
+            return
         while not self._stop.wait(interval):
             lists = self.lists
             if lists is None or self._files(lists) == self._mtimes:
@@ -203,6 +224,7 @@ class FilterLists:
             self._swap(new)
             counters.incr("lists.reloaded")
             log.warning("filtering policy and lists reloaded")
+            self._audit()
 
     def names_for(self, user: dict[str, Any] | None) -> frozenset[str]:
         """Group names of a person: filtering's own (everyone, groups, year, role) + the school policy's."""

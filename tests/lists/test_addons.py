@@ -371,3 +371,33 @@ async def test_policy_dir_without_filtering_yaml_falls_back_to_monitor_only(tmp_
         assert addon.state.lists is not None and not addon.state.lists.policy.blocks_anything
         with pytest.raises(exceptions.OptionsError, match="file not found"):
             tctx.configure(addon.state, netmon_filtering=str(tmp_path / "missing.yaml"))
+
+
+async def test_running_proxy_records_allow_list_in_the_audit_trail(
+    files: dict[str, Path], store_url: str
+) -> None:
+    import time
+
+    from addons.settings import Settings
+    from tests.lists.test_filtering import _audit_rows
+
+    addon = Filtering(Collect())
+    with taddons.context(Settings(), addon) as tctx:
+        tctx.configure(
+            addon.state,
+            **{
+                **_options(files["dir"]),
+                "netmon_db": store_url,
+                "netmon_state_dir": str(files["dir"] / "state"),
+            },
+        )
+        addon.state.running()
+        try:
+            deadline = time.monotonic() + 10
+            while not _audit_rows(store_url) and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+        finally:
+            addon.state.done()
+    (row,) = _audit_rows(store_url)
+    assert row[0] == "filtering.allow.added" and row[2] == "domain:ok.casino.example"
+    assert row[3]["reason"] == "school lottery project"

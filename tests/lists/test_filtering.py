@@ -203,3 +203,49 @@ def test_cli_lookup_explains_the_decision(tmp_path: Path) -> None:
     assert "allow-listed by" in allowed.output and "Journalism project" in allowed.output
     clean = runner.invoke(main, [*args, "https://example.org/", "--state-dir", str(tmp_path / "nostate")])
     assert "no list matches; decision: allow" in clean.output
+
+
+def _audit_rows(url: str) -> list[tuple[str, str | None, str | None, dict]]:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from netmon.store.db import make_engine
+    from netmon.store.incidents import AuditEvent
+
+    engine = make_engine(url)
+    with Session(engine) as session:
+        rows = [
+            (e.action, e.actor, e.subject, e.detail)
+            for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id))
+        ]
+    engine.dispose()
+    return [r for r in rows if r[0].startswith("filtering.allow")]
+
+
+def test_allow_list_changes_are_audited(tmp_path: Path, store_url: str) -> None:
+    from netmon.filtering import record_allow_changes
+
+    state = tmp_path / "state"
+    first = parse_filtering(
+        {
+            "allow": [
+                {"domain": "bbc.co.uk", "reason": "news", "added_by": "DSL"},
+                {"prefix": "example.org/science/", "reason": "biology unit"},
+            ]
+        },
+        "f.yaml",
+    )
+    assert record_allow_changes(store_url, state, first) == (2, 0)
+    assert record_allow_changes(store_url, state, first) == (0, 0)  # a restart records nothing new
+    second = parse_filtering(
+        {"allow": [{"domain": "bbc.co.uk", "reason": "news and weather", "added_by": "DSL"}]}, "f.yaml"
+    )
+    assert record_allow_changes(store_url, state, second) == (1, 1)
+    rows = _audit_rows(store_url)
+    assert [(a, actor, subject) for a, actor, subject, _ in rows] == [
+        ("filtering.allow.added", "DSL", "domain:bbc.co.uk"),
+        ("filtering.allow.added", "policy", "prefix:example.org/science/"),
+        ("filtering.allow.added", "DSL", "domain:bbc.co.uk"),
+        ("filtering.allow.removed", "policy", "prefix:example.org/science/"),
+    ]
+    assert rows[0][3]["reason"] == "news" and rows[2][3]["reason"] == "news and weather"
