@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from netmon.errors import NetmonError
-from netmon.paths import DEFAULT_MITM_CONFIG
+from netmon.paths import DEFAULT_MITM_CONFIG, DEFAULT_POLICY_DIR
 
 
 def _preflight(values: dict[str, Any]) -> None:
@@ -30,6 +30,13 @@ def _preflight(values: dict[str, Any]) -> None:
     load_policy(Path(values["netmon_policy"]))
     if values.get("netmon_alerts", True):
         SmtpSettings.from_env(os.environ)
+    from netmon.filtering import build_lists, load_filtering
+
+    filtering = Path(values.get("netmon_filtering") or Path(values["netmon_policy"]) / "filtering.yaml")
+    if not values.get("netmon_filtering") and not filtering.is_file():
+        filtering = DEFAULT_POLICY_DIR / "filtering.yaml"  # as the proxy does: monitor-only default
+    build_lists(load_filtering(filtering), values.get("netmon_hash_lists", ()),
+                values.get("netmon_url_lists", ()), values.get("netmon_ut1") or "off")
     Path(values["netmon_state_dir"]).mkdir(parents=True, exist_ok=True)
     upgrade(values["netmon_db"])
 

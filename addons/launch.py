@@ -22,7 +22,8 @@ from netmon.paths import ADDON_ENTRY
 
 #: Options holding paths: relative values in the config file are resolved against the file's folder.
 PATH_OPTIONS = frozenset({"netmon_library", "netmon_library_overlay", "netmon_policy", "netmon_state_dir",
-                          "confdir", "netmon_hash_lists", "netmon_url_lists", "netmon_no_decrypt_file"})
+                          "confdir", "netmon_hash_lists", "netmon_url_lists", "netmon_no_decrypt_file",
+                          "netmon_filtering", "netmon_ut1"})
 #: Options that sign with a publicly trusted third-party key: never allowed (issue 6, FACTS.md).
 FORBIDDEN_OPTIONS = frozenset({"emudhra", "emudhra_old"})
 

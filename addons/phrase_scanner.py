@@ -15,6 +15,7 @@ from typing import Any
 
 from mitmproxy import ctx, http
 
+from addons.blocking import BLOCKED_KEY
 from addons.context import flow_context
 from netmon import counters
 from netmon.findings import ScanResult
@@ -90,7 +91,8 @@ class PhraseScanner:
             from netmon.scanner import ScanJob
 
             request = flow.request
-            response = flow.response
+            # a response netmon made itself (block page) is not what a site sent: scan the request only
+            response = None if flow.metadata.get(BLOCKED_KEY) else flow.response
             job = ScanJob.for_http(
                 context=flow_context(flow),
                 request_headers=tuple(request.headers.items(multi=True)),
