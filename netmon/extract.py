@@ -282,11 +282,13 @@ def too_deep(html: str | bytes) -> bool:
     """True when ``html`` may nest more than MAX_HTML_DEPTH unclosed block containers (cheap check)."""
     # Start tags minus end tags is an upper bound of the depth; nearly every page stops here.
     if isinstance(html, str):
-        if html.count("<") - 2 * html.count("</") <= MAX_HTML_DEPTH:
+        lt = html.count("<")
+        if lt <= MAX_HTML_DEPTH or lt - 2 * html.count("</") <= MAX_HTML_DEPTH:
             return False
         data = html.encode("utf-8", "replace")
     else:
-        if html.count(b"<") - 2 * html.count(b"</") <= MAX_HTML_DEPTH:
+        lt = html.count(b"<")
+        if lt <= MAX_HTML_DEPTH or lt - 2 * html.count(b"</") <= MAX_HTML_DEPTH:
             return False
         data = html
     low = data.lower()
