@@ -64,7 +64,7 @@ class PortalConfig:
     secret_key: str = ""  # cookie signing key; NETMON_PORTAL_SECRET, else random per start
     trust_proxy: bool = False  # honour one X-Forwarded-For hop (only behind your own reverse proxy)
     secure_cookies: bool | None = None  # None: Secure whenever the request came over HTTPS
-    ip_limit: tuple[int, float] = (20, 60.0)  # sign-in attempts per address per seconds
+    ip_limit: tuple[int, float] = (10, 60.0)  # sign-in attempts per address per seconds
     user_limit: tuple[int, float] = (5, 300.0)  # failed sign-ins per user name per seconds
     arp_path: Path | None = ARP_TABLE
     pac_file: Path | None = DEFAULT_PAC  # served as /proxy.pac and /wpad.dat (explicit-proxy alternative)
