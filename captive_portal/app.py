@@ -281,19 +281,25 @@ def create_app(config: PortalConfig) -> Flask:
         )
 
     @app.get("/ca/netmon-ca.pem")
+    @app.get("/ca.pem")
     def ca_pem() -> Response:
         return _download(_ca_or_404().pem, "application/x-pem-file", "netmon-ca.pem")
 
     @app.get("/ca/netmon-ca.crt")
+    @app.get("/ca.crt")
     def ca_der() -> Response:
         return _download(_ca_or_404().der, "application/x-x509-ca-cert", "netmon-ca.crt")
 
     @app.get("/ca/netmon.mobileconfig")
+    @app.get("/ca.mobileconfig")
     def ca_profile() -> Response:
         body = _ca_or_404().mobileconfig(config.organisation)
         return _download(body, "application/x-apple-aspen-config", "netmon.mobileconfig")
 
     @app.get("/api/captive")
+    @app.get("/api/captive-portal")
+    @app.get("/captive-portal/api")
+    @app.get("/.well-known/captive-portal")
     def captive_api() -> Response:
         """RFC 8908 captive-portal API (its URL goes in DHCP option 114, RFC 8910)."""
         row = signed_in()

@@ -240,6 +240,8 @@ def test_captive_api_rfc8908(client: FlaskClient) -> None:
     _sign_in(client, "alice", "alice-pass-1")
     body = client.get("/api/captive", environ_base=_env()).get_json()
     assert body["captive"] is False and 0 < body["seconds-remaining"] <= 2 * 3600
+    for alias in ("/api/captive-portal", "/captive-portal/api", "/.well-known/captive-portal"):
+        assert client.get(alias, environ_base=_env()).get_json()["captive"] is False
 
 
 def test_ca_downloads_and_ios_profile(client: FlaskClient, portal_config: PortalConfig) -> None:
@@ -250,6 +252,7 @@ def test_ca_downloads_and_ios_profile(client: FlaskClient, portal_config: Portal
     pem = client.get("/ca/netmon-ca.pem").data
     assert pem.startswith(b"-----BEGIN CERTIFICATE-----") and b"PRIVATE KEY" not in pem
     assert pem.strip() == portal_config.ca_cert.read_bytes().strip()
+    assert client.get("/ca.pem").data == pem
     der = client.get("/ca/netmon-ca.crt")
     assert der.mimetype == "application/x-x509-ca-cert" and der.data[0] == 0x30
     profile = client.get("/ca/netmon.mobileconfig")
