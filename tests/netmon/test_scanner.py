@@ -556,3 +556,9 @@ def test_form_and_multipart_with_absurdly_many_fields(matcher: Matcher) -> None:
     start = time.perf_counter()
     assert "too-many-parts" in scan_job(job, matcher).stats.skipped
     assert time.perf_counter() - start < 10
+
+
+def test_every_skip_reason_is_documented() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "readme" / "scanning.md").read_text()
+    missing = [reason for reason in sorted(ALL_REASONS) if f"`{reason}`" not in doc]
+    assert not missing, f"docs/readme/scanning.md: document these skip reasons: {missing}"
