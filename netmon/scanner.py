@@ -58,6 +58,14 @@ REASONS = (
 engines()
 
 _NO_BODY = {204, 304}
+_NOTEWORTHY = {
+    "decompression-bomb",
+    "bad-encoding",
+    "nested-encoding",
+    "deep-html",
+    "too-many-parts",
+    "extract-error",
+}
 _WS_LABEL = {True: "ws client->server", False: "ws server->client"}
 
 Headers = tuple[tuple[str, str], ...] | Mapping[str, str]
@@ -162,7 +170,10 @@ class _Scan:
     def skip(self, reasons: tuple[str, ...] | list[str]) -> None:
         for reason in reasons:
             self.skipped.append(reason)
-            log.debug("scan skip %s (host %s)", reason, self.job.context.host)
+            # Unusual skips are worth a line (host only: never a URL, never content); routine ones
+            # (binary types, caps) are only counted.
+            level = logging.INFO if reason in _NOTEWORTHY else logging.DEBUG
+            log.log(level, "scan skip %s (host %s)", reason, self.job.context.host)
 
     def match(self, source: str, text: str, label: str = "") -> None:
         if not text:
