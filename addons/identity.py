@@ -28,6 +28,7 @@ from netmon.probes import TRUST_CHECK_HOST, TRUST_CHECK_PATH, find_probe
 log = logging.getLogger(__name__)
 
 ONBOARDING_HOST = "mitm.it"
+CLIENT_IP_HEADER = "X-Netmon-Client-IP"  # must match captive_portal.app.CLIENT_IP_HEADER
 MAX_NEXT_URL = 2000
 
 
@@ -274,6 +275,10 @@ class PortalGate:
                 },
             )
             return
+        if (flow_host(flow), request.port) == self.portal:
+            # the portal sees the proxy's address on requests that come through it: tell it the device's
+            # (replacing whatever the device sent; the portal believes it only from a local address)
+            request.headers[CLIENT_IP_HEADER] = client_ip(flow)
         if not ctx.options.netmon_portal:
             return
         try:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import logging
 import secrets
+import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -46,6 +49,27 @@ from netmon.users import DirectoryConfig, DirectoryError, authenticate, normalis
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
+CLIENT_IP_HEADER = "X-Netmon-Client-IP"  # set by the proxy's PortalGate on requests it forwards here
+
+
+@functools.lru_cache(maxsize=256)
+def is_local_address(address: str) -> bool:
+    """True for this host's own addresses (loopback included): only the proxy can connect from them."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if ip.is_loopback:
+        return True
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.bind((address, 0))  # succeeds only for an address of this host
+        return True
+    except OSError:
+        return False
+
+
 DEFAULT_PAC = PROJECT_ROOT / "deploy" / "pac" / "proxy.pac"
 
 
@@ -122,7 +146,15 @@ def create_app(config: PortalConfig) -> Flask:
     current_aup()
 
     def client_ip() -> str:
-        return normalise_ip(request.remote_addr or "")
+        peer = normalise_ip(request.remote_addr or "")
+        forwarded = request.headers.get(CLIENT_IP_HEADER, "")
+        if forwarded and is_local_address(peer):
+            # the request came through netmon's proxy on this gateway, which names the device
+            try:
+                return normalise_ip(str(ipaddress.ip_address(forwarded.strip())))
+            except ValueError:
+                return peer
+        return peer
 
     def language() -> str:
         aup = current_aup()

@@ -318,3 +318,19 @@ def test_portal_command_reports_a_bad_aup_in_one_line(portal_db: str, aup_dir: A
     result = CliRunner().invoke(main, ["portal", "--db", portal_db, "--aup", str(aup_dir), "--port", "1"])
     assert result.exit_code == 1
     assert "aup.yaml: version" in result.output and "Traceback" not in result.output
+
+
+def test_device_address_from_the_proxy_is_believed_only_from_a_local_address(client: FlaskClient) -> None:
+    # through netmon's proxy on this host: the proxy names the device
+    via_proxy = {**_env("127.0.0.1"), "HTTP_X_NETMON_CLIENT_IP": "10.20.0.44"}
+    token = _csrf(client, ip="127.0.0.1")
+    form = {"csrf": token, "username": "alice", "password": "alice-pass-1"}
+    assert client.post("/signin", data=form, environ_base=via_proxy).status_code == 303
+    assert client.get("/api/captive", environ_base=_env("10.20.0.44")).get_json()["captive"] is False
+    assert client.get("/api/captive", environ_base=_env("127.0.0.1")).get_json()["captive"] is True
+    # a device cannot claim another's address
+    forged = {**_env("10.20.0.45"), "HTTP_X_NETMON_CLIENT_IP": "10.20.0.46"}
+    form = {"csrf": _csrf(client, ip="10.20.0.45"), "username": "bob", "password": "bob-pass-1"}
+    assert client.post("/signin", data=form, environ_base=forged).status_code == 303
+    assert client.get("/api/captive", environ_base=_env("10.20.0.46")).get_json()["captive"] is True
+    assert client.get("/api/captive", environ_base=_env("10.20.0.45")).get_json()["captive"] is False

@@ -305,3 +305,16 @@ async def test_unsigned_device_still_carries_its_mac(store: Any, tmp_path: Any) 
     tagger.requestheaders(flow)
     assert flow.metadata["netmon.user"]["user"] == "alice"
     assert flow.metadata["netmon.user"]["mac"] == "aa:bb:cc:00:00:05"
+
+
+async def test_requests_to_the_portal_name_the_device(chain: Any) -> None:
+    tctx, tagger, gate, _ = chain
+    flow = request_flow("http://10.20.0.1:8090/signin", method="POST", ip="10.20.0.77")
+    flow.request.headers["X-Netmon-Client-IP"] = "10.20.0.99"  # whatever the device claims is replaced
+    await run(tagger, gate, flow)
+    assert flow.response is None
+    assert flow.request.headers["X-Netmon-Client-IP"] == "10.20.0.77"
+    other = request_flow("http://pages.test/", ip="10.20.0.77")
+    tctx.configure(gate, netmon_portal=False)
+    await run(tagger, gate, other)
+    assert "X-Netmon-Client-IP" not in other.request.headers
