@@ -27,7 +27,7 @@ import zstandard
 from selectolax.lexbor import LexborHTMLParser
 
 from netmon import counters
-from netmon.decoding import DEFAULT_BODY_CAP, decode_text, decompress
+from netmon.decoding import DEFAULT_BODY_CAP, decode_text, decompress, detect_charset
 from netmon.extract import (
     Extracted,
     crude_html_text,
@@ -388,15 +388,16 @@ _DANGEROUS_CSS = re.compile(
 # The patterns below run on lexbor's serialisation, which is canonical: every attribute is written
 # ` name="value"`, name lower-cased, '"' inside a value escaped. (Text that merely looks like an
 # attribute may lose a few characters; nothing is ever added.)
-_BAD_ATTR = re.compile(
-    r'\s(?:on[^\s"=/>]*|' + "|".join(sorted(map(re.escape, _LOADING_ATTRS))) + r')="[^"]*"'
-)
-_BAD_STYLE_ATTR = re.compile(r'\sstyle="[^"]*?(?:' + _DANGEROUS_CSS.pattern + r')[^"]*"', re.I)
+# Each pattern starts with a literal space (lexbor writes exactly one before every attribute), which
+# lets the regex engine skip ahead by fast search: ~3x quicker than a leading \s.
+_BAD_ATTR = re.compile(r' (?:on[^\s"=/>]*|' + "|".join(sorted(map(re.escape, _LOADING_ATTRS))) + r')="[^"]*"')
+_BAD_STYLE_ATTR = re.compile(r' style="[^"]*?(?:' + _DANGEROUS_CSS.pattern + r')[^"]*"', re.I)
 #: Links kept only when plainly web or relative: any other scheme (javascript:, data:, "jav&#9;ascript:")
 #: is dropped.
-_BAD_LINK_ATTR = re.compile(
-    r'\s(?:href|xlink:href|to|from|values)="(?!\s*(?:https?:|mailto:|/|#|\?))[^":]*:[^"]*"'
-)
+_NOT_WEB = r'="(?!\s*(?:https?:|mailto:|/|#|\?))[^":]*:[^"]*"'
+_BAD_LINK_ATTRS = [re.compile(f" {name}{_NOT_WEB}") for name in ("href", "xlink:href")]
+#: SVG animation can set an attribute to a javascript: URL; only checked when such elements exist.
+_BAD_ANIMATION_ATTR = re.compile(r" (?:to|from|values)" + _NOT_WEB)
 #: Put first in <head>: even if something slipped through, a browser loads nothing.
 SNAPSHOT_HEAD = (
     '<meta charset="utf-8">'
@@ -418,7 +419,10 @@ def sanitise_html(html: str | bytes) -> str:
     out = tree.html or ""
     out = _BAD_ATTR.sub("", out)
     out = _BAD_STYLE_ATTR.sub("", out)
-    out = _BAD_LINK_ATTR.sub("", out)
+    for pattern in _BAD_LINK_ATTRS:
+        out = pattern.sub("", out)
+    if "<animate" in out or "<set" in out:
+        out = _BAD_ANIMATION_ATTR.sub("", out)
     if tree.head is not None:
         out = out.replace("<head>", "<head>" + SNAPSHOT_HEAD, 1)
     return out
@@ -436,12 +440,18 @@ def make_snapshot(data: bytes, content_type: str | None, kind: str, cap: int) ->
     is not text. HTML is sanitised; other text is kept as UTF-8 text/plain."""
     if kind in ("binary", "code", "unsupported", "multipart", "form"):
         return None
-    text = decode_text(data, content_type, document=kind in ("html", "xml")).text
-    if kind == "html" and too_deep(text):
-        body, media = _cap_utf8(crude_html_text(text).text, cap), "text/plain"  # never parse it as a tree
-    elif kind == "html":
-        body, media = _cap_utf8(sanitise_html(text), cap), "text/html"
+    html: str | bytes
+    if kind == "html":
+        charset, bom, _ = detect_charset(data, content_type)
+        html = (
+            data[bom:] if charset == "utf-8" else data[bom:].decode(charset, "replace")
+        )  # lexbor reads UTF-8
+        if too_deep(html):
+            body, media = _cap_utf8(crude_html_text(html).text, cap), "text/plain"  # never parse it as a tree
+        else:
+            body, media = _cap_utf8(sanitise_html(html), cap), "text/html"
     else:
+        text = decode_text(data, content_type, document=kind == "xml").text
         body, media = _cap_utf8(text, cap), "text/plain"
     return zstandard.ZstdCompressor(level=3).compress(body), media
 

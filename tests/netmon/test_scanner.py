@@ -562,3 +562,11 @@ def test_every_skip_reason_is_documented() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "readme" / "scanning.md").read_text()
     missing = [reason for reason in sorted(ALL_REASONS) if f"`{reason}`" not in doc]
     assert not missing, f"docs/readme/scanning.md: document these skip reasons: {missing}"
+
+
+def test_sanitiser_svg_animation_cannot_set_a_script_url() -> None:
+    out = sanitise_html(
+        '<svg><a><animate attributeName="href" to="javascript:alert(1)"/>'
+        '<set attributeName="href" values="javascript:alert(2)"/><text>t</text></a></svg>'
+    )
+    assert "javascript" not in out and "<text>t</text>" in out
