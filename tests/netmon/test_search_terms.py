@@ -27,6 +27,7 @@ from netmon.search_terms import ENGINES_FILE, engines, load_engines, search_quer
         ("https://duckduckgo.com/?q=duck+words&t=h_", "duckduckgo", "duck words"),
         ("https://html.duckduckgo.com/html/?q=plain", "duckduckgo", "plain"),
         ("https://duckduckgo.com/ac/?q=sugg", "duckduckgo", "sugg"),
+        ("https://links.duckduckgo.com/d.js?q=script+results&l=uk-en", "duckduckgo", "script results"),
         ("https://search.yahoo.com/search?p=yahoo+words", "yahoo", "yahoo words"),
         (
             "https://uk.search.yahoo.com/search;_ylt=AwrE;_ylc=X1MD?p=matrix+params&fr=yfp",
@@ -52,6 +53,7 @@ from netmon.search_terms import ENGINES_FILE, engines, load_engines, search_quer
         ("https://www.instagram.com/explore/tags/self_harm/", "instagram", "self harm"),
         ("https://www.instagram.com/explore/search/keyword/?q=insta", "instagram", "insta"),
         ("https://www.reddit.com/search/?q=reddit+words", "reddit", "reddit words"),
+        ("https://www.reddit.com/search.json?q=api+words", "reddit", "api words"),
         ("https://old.reddit.com/r/depression/search?q=in+sub&restrict_sr=on", "reddit", "in sub"),
     ],
 )
