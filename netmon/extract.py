@@ -305,8 +305,25 @@ def too_deep(html: str | bytes) -> bool:
     return depth > MAX_HTML_DEPTH
 
 
-_RAW_TEXT = re.compile(r"<(script|style|template|noscript)\b.*?</\1\s*>|<!--.*?-->", re.S | re.I)
-_TAG = re.compile(r"<[^>]*>")
+_RAW_OPEN = re.compile(r"<(script|style|template|noscript)\b|<!--", re.I)
+_TAG = re.compile(r"<[^<>]*>")  # stops at the next "<": linear even on "<<<<..."
+
+
+def _drop_raw_text(text: str) -> str:
+    """Remove script/style/template/noscript elements and comments in one linear pass."""
+    low = text.lower()
+    out: list[str] = []
+    pos = 0
+    while (m := _RAW_OPEN.search(text, pos)) is not None:
+        out.append(text[pos : m.start()])
+        closer = "-->" if m.group(1) is None else f"</{m.group(1).lower()}"
+        end = low.find(closer, m.end())
+        if end == -1:
+            return "".join(out)  # unterminated: the rest is not shown either
+        close = low.find(">", end)
+        pos = len(text) if close == -1 else close + 1
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def crude_html_text(html: str | bytes) -> Extracted:
@@ -314,7 +331,7 @@ def crude_html_text(html: str | bytes) -> Extracted:
     from html import unescape
 
     text = html.decode("utf-8", "replace") if isinstance(html, bytes) else html
-    text = _TAG.sub("\n", _RAW_TEXT.sub("", text))
+    text = _TAG.sub("\n", _drop_raw_text(text))
     return join([("body", unescape(text))], "html", ("deep-html",))
 
 

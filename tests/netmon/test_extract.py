@@ -446,3 +446,23 @@ def test_decode_body() -> None:
     capped = decode_body(b"x" * 100, None, "text/plain", cap=10)
     assert capped.text == "x" * 10 and capped.skipped == ("body-cap",)
     assert decode_body(b"junk", "br", "text/html").skipped == ("bad-encoding",)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<div>" * 200_000 + b"<" * 500_000,
+        b"<div>" * 200_000 + b"<script>" * 100_000,
+        b"<div>" * 200_000 + b"<!--" * 200_000,
+        b"<div>" * 200_000 + b"<p>ok</p><script>x</script>tail",
+    ],
+)
+def test_crude_path_is_linear(body: bytes) -> None:
+    import time
+
+    start = time.perf_counter()
+    e = extract_body(body, "text/html")
+    assert time.perf_counter() - start < 10
+    assert e.skipped == ("deep-html",)
+    assert "x" not in e.text.split()
