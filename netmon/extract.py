@@ -664,9 +664,13 @@ def _disposition(value: str) -> dict[str, str]:
     }
 
 
+#: Longest part header (or Content-Type) read, in bytes.
+_MAX_HEADER = 8192
+
+
 def multipart_fields(data: bytes, content_type: str | None) -> tuple[list[tuple[str, str]], list[str]]:
     """Text fields of a multipart/form-data body as (name, text) and skip reasons (file parts)."""
-    params = _disposition(";" + (content_type or "").split(";", 1)[-1])
+    params = _disposition(";" + (content_type or "")[:_MAX_HEADER].split(";", 1)[-1])
     boundary = params.get("boundary")
     if not boundary:
         return [], ["unsupported-type"]
@@ -685,7 +689,7 @@ def multipart_fields(data: bytes, content_type: str | None) -> tuple[list[tuple[
             head, sep, body = part.lstrip(b"\r\n").partition(b"\n\n")
         body = body.removesuffix(b"\r\n").removesuffix(b"\n")
         headers = {}
-        for line in head.decode("latin-1").splitlines():
+        for line in head[:_MAX_HEADER].decode("latin-1").splitlines():  # bounded: the pattern backtracks
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
         disp = _disposition(headers.get("content-disposition", ""))
