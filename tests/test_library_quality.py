@@ -45,6 +45,7 @@ FLOOR_LANGUAGE = {"en": 0.99, "cy": 0.98, "pl": 0.99, "ro": 0.99}
 FLOOR_CATEGORY_HIGH = 0.97  # every category's severity 4-5 recall (lowest measured: weapons 0.978)
 FLOOR_CATEGORY_ALL = 0.975  # every category's recall over all its messages (lowest measured: weapons 0.980)
 MAX_PAGE_ALARMS = 0  # benign-dev pages with an alarm at severity >= 3 (measured 0 of 98)
+FLOOR_HELDOUT_HIGH = 0.65  # heldout.jsonl: written after the library, not used to tune it (measured 0.675)
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +153,14 @@ def test_recall_per_category_holds(report: libeval.Report, category: str) -> Non
     assert figures.recall is not None and figures.recall >= FLOOR_CATEGORY_ALL, (figures, _misses(report))
     if figures.recall_high is not None:
         assert figures.recall_high >= FLOOR_CATEGORY_HIGH, (figures, _misses(report))
+
+
+def test_heldout_wording_holds(matcher: Matcher) -> None:
+    """Messages written after the library was finished, in wording it was never tuned on: the honest
+    estimate of recall on new phrasing. Add new misses to concerning.jsonl, not here."""
+    corpus = libeval.load_corpus([EVAL / "heldout.jsonl"], CATEGORIES)
+    report = libeval.evaluate(matcher, corpus, min_severity=3)
+    assert report.recall_high is not None and report.recall_high >= FLOOR_HELDOUT_HIGH, _misses(report)
 
 
 def test_every_trap_is_quiet(report: libeval.Report) -> None:
