@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: Largest sanitised snapshot kept, before compression (``netmon_snapshot_max_bytes``).
 DEFAULT_SNAPSHOT_CAP = 1024 * 1024
+#: Most hits kept per piece of text (the most severe); the rest are counted as "hit-cap".
+MAX_HITS = 200
 #: Raw (still compressed) bytes looked at per body: a decoder never reads further than this.
 RAW_CAP_FACTOR = 4
 
@@ -52,6 +54,7 @@ REASONS = (
     "no-body-status",  # 1xx, 204, 304 responses
     "binary-message",  # a binary WebSocket message that is not text
     "extract-error",  # a parser failed on this body (logged with the host, never content)
+    "hit-cap",  # more than MAX_HITS hits in one text: the most severe were kept
 )
 
 # Compile the search-engine table now, at start-up (and before a worker pool forks), never in a scan.
@@ -179,6 +182,12 @@ class _Scan:
         if not text:
             return
         hits = self.matcher.scan(text)
+        if len(hits) > MAX_HITS:
+            # A page repeating a phrase thousands of times is one incident, not thousands of rows:
+            # keep the most severe hits (earliest first among equals), in text order.
+            kept = sorted(hits, key=lambda h: (-h.severity, h.start))[:MAX_HITS]
+            hits = tuple(sorted(kept, key=lambda h: (h.start, -h.severity, h.end, h.phrase)))
+            self.skip(("hit-cap",))
         if hits:
             self.findings.append(TextFinding(source=source, text=text, hits=hits, label=label))
 

@@ -570,3 +570,13 @@ def test_sanitiser_svg_animation_cannot_set_a_script_url() -> None:
         '<set attributeName="href" values="javascript:alert(2)"/><text>t</text></a></svg>'
     )
     assert "javascript" not in out and "<text>t</text>" in out
+
+
+def test_hit_dense_text_keeps_the_most_severe_hits(matcher: Matcher) -> None:
+    body = b"<p>" + b"kill " * 1000 + b"and then kms</p>"
+    result = scan_job(page_job(body), matcher)
+    (finding,) = result.findings
+    assert len(finding.hits) == scanner.MAX_HITS
+    assert "kms" in {h.phrase for h in finding.hits}  # severity 5 survives the cap
+    assert [h.start for h in finding.hits] == sorted(h.start for h in finding.hits)
+    assert "hit-cap" in result.stats.skipped
