@@ -8,7 +8,7 @@ import logging
 import secrets
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -92,7 +92,6 @@ class PortalConfig:
     user_limit: tuple[int, float] = (5, 300.0)  # failed sign-ins per user name per seconds
     arp_path: Path | None = ARP_TABLE
     pac_file: Path | None = DEFAULT_PAC  # served as /proxy.pac and /wpad.dat (explicit-proxy alternative)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class _SessionInterface(SecureCookieSessionInterface):

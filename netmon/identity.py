@@ -17,7 +17,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -453,17 +453,3 @@ class SessionRefresher:
                 self._write_activity(session, activity)
         except SQLAlchemyError as exc:
             log.error("could not save session activity: %s", exc.__class__.__name__)
-
-
-def describe(rows: Iterable[DeviceSession]) -> list[dict[str, object]]:
-    return [
-        {
-            "user": r.username,
-            "ip": r.ip,
-            "mac": r.mac,
-            "role": r.role,
-            "since": r.started_at,
-            "last_seen": r.last_seen,
-        }
-        for r in rows
-    ]
