@@ -187,7 +187,8 @@ def kind_of(content_type: str | None, data: bytes = b"") -> str:
         return "binary"
     else:
         kind = _sniff_kind(data)
-    if kind in ("html", "xml", "text", "json") and _looks_binary(data[:1024]):
+    utf16 = "utf-16" in (content_type or "").lower()  # NUL bytes are expected then
+    if kind in ("html", "xml", "text", "json") and not utf16 and _looks_binary(data[:1024]):
         return "binary"  # a server lying about its content type
     return kind
 

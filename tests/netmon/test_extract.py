@@ -466,3 +466,9 @@ def test_crude_path_is_linear(body: bytes) -> None:
     assert time.perf_counter() - start < 10
     assert e.skipped == ("deep-html",)
     assert "x" not in e.text.split()
+
+
+def test_utf16_declared_in_the_header_without_bom() -> None:
+    body = "<p>self harm</p>".encode("utf-16-le")
+    assert "self harm" in extract_body(body, "text/html; charset=utf-16le").text
+    assert "kms" in extract_body("<p>kms</p>".encode("utf-16-be"), "text/html; charset=UTF-16BE").text
