@@ -207,25 +207,29 @@ class Matcher:
         """All library hits in ``text`` that survive their rules, with offsets in ``text``."""
         if not text or not self._keys:
             return ()
-        norm = normalise(text)
+        # long texts: numpy's masks are logged as they are made, so the way back costs nothing extra;
+        # short texts: the quicker str path, and again with the way back only when a phrase matched
+        mapped = normalise_mapped(text) if len(text) > 512 else None
+        norm = mapped.text if mapped is not None else normalise(text)
         if not norm:
             return ()
         found: dict[tuple[int, int, int], tuple[str, ...]] = {}  # (entry, norm start, norm end) -> rules
         padded = f" {norm} "
-        cache: dict[int, list[tuple[int, int, str]]] = {}
+        cache: dict[str, list[int]] = {}
         candidates, exceptions = self._candidates(padded, 0)
         for i, start, end in candidates:
             rules = self._weigh(i, start, end, exceptions, padded, cache)
             if rules is not None:
                 found.setdefault((i, start, end), rules)
-        runs = _letter_runs(norm)
+        runs = _letter_runs(norm) if mapped is None or mapped.has_runs else None
         if runs:
             self._elongated(norm, runs, found)
         if not found:
             return ()
-        mapped = normalise_mapped(text)  # the same text again, now keeping the way back to the original
-        if mapped.text != norm:  # cannot happen (property-tested); never report wrong offsets
-            raise AssertionError("normalise and normalise_mapped disagree")
+        if mapped is None:
+            mapped = normalise_mapped(text)
+            if mapped.text != norm:  # cannot happen (property-tested); never report wrong offsets
+                raise AssertionError("normalise and normalise_mapped disagree")
         keys = list(found)
         spans = mapped.spans([k[1] for k in keys], [k[2] for k in keys])
         seen: set[tuple[int, int, int]] = set()
@@ -299,7 +303,7 @@ class Matcher:
             squeezed = _Squeezed(norm, runs, k)
             variant = squeezed.text
             padded = f" {variant} "
-            cache: dict[int, list[tuple[int, int, str]]] = {}
+            cache: dict[str, list[int]] = {}
             windows: list[tuple[int, int]] = []
             for pos in squeezed.where:
                 a = variant.rfind(" ", 0, max(0, pos - reach)) + 1
@@ -325,10 +329,10 @@ class Matcher:
         end: int,
         exceptions: list[tuple[int, int, int]],
         padded: str,
-        cache: dict[int, list[tuple[int, int, str]]],
+        cache: dict[str, list[int]],
     ) -> tuple[str, ...] | None:
         """The rules weighed for entry ``i`` at ``norm[start:end]``, or None when they cancel the hit.
-        ``cache`` keeps each entry's co-occurrence matches for this text."""
+        ``cache`` keeps where each co-occurrence spelling is in this text."""
         rules = self._rules[i]
         out: list[str] = []
         if rules.unless:
@@ -337,22 +341,34 @@ class Matcher:
                     return None  # an exception overlaps the hit
             out.append(rules.unless_rule)
         if rules.with_names:
-            found = cache.get(i)
-            if found is None:  # spans in normalised text: padded index p (the space) is norm index p
-                found = cache[i] = []
-                for spelling, name in rules.with_names.items():
-                    p = padded.find(spelling)
-                    while p != -1:
-                        found.append((p, p + len(spelling) - 2, name))
-                        p = padded.find(spelling, p + 1)
-            best: tuple[int, str] | None = None  # (distance, name)
-            for a, b, name in found:
-                if a < end and start < b:
-                    continue  # words inside the hit itself do not count as co-occurrence
-                distance = max(0, a - end, start - b)
-                if best is None or distance < best[0]:
-                    best = (distance, name)
             within = rules.within
+            best: tuple[int, str] | None = None  # (distance, name)
+            for spelling, name in rules.with_names.items():
+                size = len(spelling) - 2  # spans in normalised text: padded index p (the space) is norm p
+                if within is None:  # anywhere: every occurrence, found once per text and spelling
+                    where = cache.get(spelling)
+                    if where is None:
+                        where = cache[spelling] = []
+                        p = padded.find(spelling)
+                        while p != -1:
+                            where.append(p)
+                            p = padded.find(spelling, p + 1)
+                else:  # near the hit only
+                    where = []
+                    hi = min(len(padded), end + within + size + 2)
+                    p = padded.find(spelling, max(0, start - within - size), hi)
+                    while p != -1:
+                        where.append(p)
+                        p = padded.find(spelling, p + 1, hi)
+                for a in where:
+                    b = a + size
+                    if a < end and start < b:
+                        continue  # words inside the hit itself do not count as co-occurrence
+                    distance = max(0, a - end, start - b)
+                    if best is None or distance < best[0]:
+                        best = (distance, name)
+                if within is None and best is not None:
+                    break  # present: that is all it takes
             if best is None or (within is not None and best[0] > within):
                 return None
             if within is None:
