@@ -283,7 +283,9 @@ def test_fold_char_is_cached_and_plain() -> None:
     assert unicodedata.category(fold_char("д")) == "Ll"
 
 
-@pytest.mark.parametrize("text", ["ki\udc80ll", "\ud800", "a\x00b\x1fc", "xxx\x85kill", "\ufeffkill", "k" * 5000])
+@pytest.mark.parametrize(
+    "text", ["ki\udc80ll", "\ud800", "a\x00b\x1fc", "xxx\x85kill", "\ufeffkill", "k" * 5000]
+)
 def test_odd_input_never_breaks(text: str) -> None:
     mapped = normalise_mapped(text)
     assert mapped.text == normalise(text)
