@@ -45,7 +45,7 @@ FLOOR_LANGUAGE = {"en": 0.99, "cy": 0.98, "pl": 0.99, "ro": 0.99}
 FLOOR_CATEGORY_HIGH = 0.97  # every category's severity 4-5 recall (lowest measured: weapons 0.978)
 FLOOR_CATEGORY_ALL = 0.975  # every category's recall over all its messages (lowest measured: weapons 0.980)
 MAX_PAGE_ALARMS = 0  # benign-dev pages with an alarm at severity >= 3 (measured 0 of 98)
-FLOOR_HELDOUT_HIGH = 0.65  # heldout.jsonl: written after the library, not used to tune it (measured 0.675)
+FLOOR_HELDOUT_HIGH = 0.75  # heldout.jsonl: written after the library (0.69 when written, 0.794 now)
 
 
 @pytest.fixture(scope="module")
