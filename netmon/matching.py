@@ -364,9 +364,11 @@ class Matcher:
                     b = a + size
                     if a < end and start < b:
                         continue  # words inside the hit itself do not count as co-occurrence
-                    distance = max(0, a - end, start - b)
+                    distance = a - end if a >= end else start - b
                     if best is None or distance < best[0]:
                         best = (distance, name)
+                        if within is None:
+                            break
                 if within is None and best is not None:
                     break  # present: that is all it takes
             if best is None or (within is not None and best[0] > within):
