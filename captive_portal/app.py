@@ -143,6 +143,9 @@ def create_app(config: PortalConfig) -> Flask:
         return aup
 
     current_aup()
+    # `netmon portal` calls this every few seconds so that an AUP edit takes effect (everyone accepts the
+    # new version) even before anyone opens the portal again
+    app.extensions["netmon"]["sync_aup"] = current_aup
 
     def client_ip() -> str:
         peer = normalise_ip(request.remote_addr or "")

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from netmon.errors import NetmonError
 from netmon.paths import default_db_url
@@ -191,6 +195,7 @@ def portal(
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no request lines (they carry URLs) at INFO
+    threading.Thread(target=_sync_aup, args=(app.extensions["netmon"]["sync_aup"],), daemon=True).start()
     click.echo(f"netmon portal on http://{host}:{port}/ (store {_display(url)})", err=True)
     try:
         server.serve_forever()
@@ -198,6 +203,16 @@ def portal(
         pass
     finally:
         server.server_close()
+
+
+def _sync_aup(sync: Callable[[], object], interval: float = 2.0) -> None:
+    """Publish the AUP version to the store whenever the school edits the AUP files."""
+    while True:
+        time.sleep(interval)
+        try:
+            sync()
+        except (NetmonError, SQLAlchemyError) as exc:
+            log.error("AUP check failed: %s", exc)
 
 
 def _display(url: str) -> str:

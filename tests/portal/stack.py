@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -74,6 +75,10 @@ class Stack:
         return f"127.0.0.1:{self.proxy_port}"
 
     @property
+    def aup_dir(self) -> Path:
+        return self.root / "aup"
+
+    @property
     def confdir(self) -> Path:
         return self.root / "conf"
 
@@ -87,7 +92,14 @@ class Stack:
         time.sleep(0.8)  # two snapshot refreshes
 
     def client(self) -> httpx.Client:
-        return httpx.Client(proxy=f"http://{self.proxy}", timeout=10, verify=False)  # noqa: S501
+        # a new connection per request: the 6th keep-alive request to tests/e2e/upstream.py through mitmdump
+        # stalls for seconds even without netmon's addons (seen with a bare mitmdump and the route script)
+        return httpx.Client(
+            proxy=f"http://{self.proxy}",
+            timeout=10,
+            verify=False,  # noqa: S501 - only ever talks to the test's own proxy
+            headers={"Connection": "close"},
+        )
 
     def log(self, name: str) -> str:
         return (self.root / f"{name}.log").read_text(errors="replace")
@@ -113,6 +125,7 @@ def start_stack(root: Path, roster: Path, ldap: LdapServer | None, entry: Path) 
             cwd=REPO,
             capture_output=True,
         )
+        shutil.copytree(REPO / "policy" / "aup", stack.aup_dir)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "NETMON_STATE_DIR": str(root / "state")}
         portal_args = [
             *NETMON,
@@ -127,6 +140,8 @@ def start_stack(root: Path, roster: Path, ldap: LdapServer | None, entry: Path) 
             str(stack.confdir / "mitmproxy-ca-cert.pem"),
             "--organisation",
             "Test School",
+            "--aup",
+            str(stack.aup_dir),
         ]
         if ldap is not None:
             portal_args += [

@@ -184,6 +184,28 @@ def browser_sign_in_by_http(stack: Stack, username: str, password: str) -> None:
     time.sleep(0.8)
 
 
+def test_a_new_aup_version_sends_everyone_back_to_accept_it(signed_out: Stack) -> None:
+    stack = signed_out
+    browser_sign_in_by_http(stack, "alice", "alice-pass-1")
+    with stack.client() as client:
+        assert client.get(PAGE).status_code == 200
+        meta = stack.aup_dir / "aup.yaml"
+        original = meta.read_text()
+        meta.write_text(original.replace('version: "2026-09"', 'version: "2027-01"'))
+        try:
+            deadline = time.monotonic() + 15
+            while client.get(PAGE).status_code != 302:  # nobody opened the portal: it notices by itself
+                assert time.monotonic() < deadline, "the new AUP version did not end the session"
+                time.sleep(0.3)
+            page = httpx.get(stack.portal_url).text
+            assert 'id="aup-version">2027-01<' in page
+            browser_sign_in_by_http(stack, "alice", "alice-pass-1")
+            assert client.get(PAGE).status_code == 200
+        finally:
+            meta.write_text(original)
+
+
+# keep last: the burst leaves 127.0.0.1 rate-limited for a minute
 def test_csrf_less_post_and_burst_are_refused(signed_out: Stack) -> None:
     stack = signed_out
     response = httpx.post(
