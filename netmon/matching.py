@@ -60,11 +60,7 @@ def phrase_variants(normalised: str) -> tuple[str, ...]:
         else:
             variants.append(_collapse(normalised.replace("l", "i")))
     if len(words) > 1:
-        joined = normalised.replace(" ", "")
-        variants.append(joined)
-        leet = _l_to_i(joined)
-        if leet:
-            variants.append(leet)
+        variants.append(normalised.replace(" ", ""))
     return tuple(dict.fromkeys(variants))
 
 
@@ -221,7 +217,7 @@ class Matcher:
             rules = self._weigh(i, start, end, exceptions, padded, cache)
             if rules is not None:
                 found.setdefault((i, start, end), rules)
-        runs = _letter_runs(norm) if mapped is None or mapped.has_runs else None
+        runs = _letter_runs(norm) if mapped is None else mapped.letter_runs
         if runs:
             self._elongated(norm, runs, found)
         if not found:

@@ -390,8 +390,7 @@ def _tail(arr: np.ndarray, log: list[tuple[object, ...]] | None) -> np.ndarray:
         same = arr[1:] == arr[:-1]
         three = same[:-1] & same[1:]
         if np.count_nonzero(three):
-            if log is not None and np.count_nonzero(three & _is_letter(arr[:-2])):
-                log.append(("runs",))  # tells the matcher to try letter runs as single and double letters
+            letter_runs = log is not None and np.count_nonzero(three & _is_letter(arr[:-2]))
             run = three[:-1] & same[2:]
             if np.count_nonzero(run):
                 drop = np.zeros(len(arr), dtype=bool)
@@ -399,6 +398,13 @@ def _tail(arr: np.ndarray, log: list[tuple[object, ...]] | None) -> np.ndarray:
                 arr = arr[~drop]
                 if log is not None:
                     log.append(("keep", ~drop, "repeats"))
+                same = arr[1:] == arr[:-1]
+                three = same[:-1] & same[1:]
+            if letter_runs and log is not None:
+                # where the (now at most three long) letter runs start: the matcher also tries them as
+                # single and double letters
+                starts = np.flatnonzero(three & _is_letter(arr[:-2]))
+                log.append(("runs", tuple(starts.tolist())))
     return arr
 
 
@@ -524,8 +530,18 @@ class Mapped:
 
     @property
     def has_runs(self) -> bool:
-        """Whether the normalised text has a run of three of the same character."""
-        return any(entry[0] == "runs" for entry in self._log)
+        """Whether the normalised text has a run of three of the same letter."""
+        return bool(self.letter_runs)
+
+    @property
+    def letter_runs(self) -> list[tuple[int, int]]:
+        """Spans of the runs of three of the same letter in the normalised text."""
+        for entry in self._log:
+            if entry[0] == "runs":
+                starts = entry[1]
+                assert isinstance(starts, tuple)
+                return [(p, p + 3) for p in starts]
+        return []
 
     def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
         if self._all is None:

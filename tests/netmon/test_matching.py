@@ -216,7 +216,6 @@ def test_phrase_variants() -> None:
         "kill myseif",
         "kiii myseif",
         "killmyself",
-        "kiiimyseif",
     )
     assert phrase_variants("stab") == ("stab",)
 
@@ -260,3 +259,20 @@ def test_scan_in_a_process_pool(matcher: Matcher) -> None:
         loaded = pool.submit(_load_and_scan, str(FIXTURE), text).result(timeout=120)
     assert sent == loaded == matcher.scan(text)
     assert sorted(phrases(sent)) == ["kill", "kill myself", "shoot"]
+
+
+@pytest.mark.parametrize("padding", [0, 40])
+def test_long_and_short_texts_agree(matcher: Matcher, padding: int) -> None:
+    """Texts over 512 characters take the numpy path: same hits, same offsets."""
+    filler = "Nothing to see on this page, just ordinary words about the weather. " * padding
+    tail = "I want to diiiiie, k!ll mysеlf; s u i c i d e. www.example.com says loser and Scunthorpe."
+    hits = matcher.scan(filler + tail)
+    assert [(h.phrase, h.matched_text) for h in hits] == [
+        ("want to die", "want to diiiiie"),
+        ("kill myself", "k!ll mysеlf"),
+        ("kill", "k!ll"),
+        ("suicide", "s u i c i d e"),
+        ("loser", "loser"),
+    ]
+    for hit in hits:
+        assert (filler + tail)[hit.start : hit.end] == hit.matched_text
