@@ -366,6 +366,8 @@ class SessionRefresher:
         try:
             with Session(self.engine) as session, session.begin():
                 self._write_activity(session, activity)
+                if not self.snapshot.link_key:
+                    ensure_link_key(session)  # the proxy may start before the portal ever has
                 marker = get_setting(session, SETTING_CHANGED)
                 snapshot, stale = load_snapshot(session, neighbours)
                 if stale:

@@ -318,3 +318,15 @@ async def test_requests_to_the_portal_name_the_device(chain: Any) -> None:
     tctx.configure(gate, netmon_portal=False)
     await run(tagger, gate, other)
     assert "X-Netmon-Client-IP" not in other.request.headers
+
+
+async def test_proxy_started_before_the_portal_still_signs_continue_links(store_url: str) -> None:
+    from netmon.identity import SETTING_LINK_KEY, get_setting
+
+    engine = make_engine(store_url)  # a fresh store: the portal has never run
+    refresher = SessionRefresher(engine, arp_path=None)
+    key = refresher.refresh().link_key
+    assert key
+    with Session(engine) as session:
+        assert get_setting(session, SETTING_LINK_KEY) == key  # the portal will use the same key
+    engine.dispose()
