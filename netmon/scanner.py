@@ -42,6 +42,10 @@ from netmon.search_terms import engines, search_query
 
 log = logging.getLogger(__name__)
 
+#: A snapshot is kept only when some hit is at least this severe: severity 1 is the topic alone (an
+#: encyclopaedia page), which the captured text already explains.
+SNAPSHOT_MIN_SEVERITY = 2
+
 #: Largest sanitised snapshot kept, before compression (``netmon_snapshot_max_bytes``).
 DEFAULT_SNAPSHOT_CAP = 1024 * 1024
 #: Most hits kept per piece of text (the most severe); the rest are counted as "hit-cap".
@@ -321,7 +325,8 @@ def scan_job(job: ScanJob, matcher: SupportsScan) -> ScanResult:
     scan.request()
     response = scan.response()
     snapshot = None
-    if scan.findings and response is not None and job.snapshot:
+    worth_keeping = any(h.severity >= SNAPSHOT_MIN_SEVERITY for f in scan.findings for h in f.hits)
+    if worth_keeping and response is not None and job.snapshot:
         data, content_type, kind = response
         try:
             snapshot = make_snapshot(data, content_type, kind, job.snapshot_cap)

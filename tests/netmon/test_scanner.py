@@ -580,3 +580,15 @@ def test_hit_dense_text_keeps_the_most_severe_hits(matcher: Matcher) -> None:
     assert "kms" in {h.phrase for h in finding.hits}  # severity 5 survives the cap
     assert [h.start for h in finding.hits] == sorted(h.start for h in finding.hits)
     assert "hit-cap" in result.stats.skipped
+
+
+def test_topic_only_hits_keep_no_snapshot(tmp_path: Path) -> None:
+    """Severity 1 is the topic alone: the hit is reported but no copy of the page is kept."""
+    (tmp_path / "en").mkdir()
+    (tmp_path / "categories.txt").write_text("drugs | Drugs | drugs\n")
+    (tmp_path / "en" / "drugs.txt").write_text("@category drugs\n@language en\ncannabis | 1\ndealer near me | 3\n")
+    topic = Matcher.compile(load_library(tmp_path))
+    quiet = scan_job(page_job(b"<p>Cannabis policy in the UK</p>"), topic)
+    assert [h.phrase for h in quiet.hits] == ["cannabis"] and quiet.snapshot is None
+    concern = scan_job(page_job(b"<p>cannabis dealer near me</p>"), topic)
+    assert concern.snapshot is not None
