@@ -39,13 +39,13 @@ MAJOR = (
 ).split()
 
 # --- floors: the level reached (measured 2026-11-28, matcher of netmon.matching) --------------------
-FLOOR_RECALL_HIGH = 0.99  # all severity 4-5 messages, every form (measured 0.997)
+FLOOR_RECALL_HIGH = 0.99  # all severity 4-5 messages, every form (measured 0.996)
 FLOOR_FORM = {"plain": 0.99, "homoglyph": 0.99, "zero-width": 0.99, "leet": 0.99, "spacing": 0.97}
 FLOOR_LANGUAGE = {"en": 0.99, "cy": 0.98, "pl": 0.99, "ro": 0.99}
 FLOOR_CATEGORY_HIGH = 0.97  # every category's severity 4-5 recall
 FLOOR_CATEGORY_ALL = 0.975  # every category's recall over all its messages
 MAX_PAGE_ALARMS = 0  # benign-dev pages with an alarm at severity >= 3 (measured 0 of 98)
-FLOOR_HELDOUT_HIGH = 0.75  # heldout.jsonl: written after the library (0.69 when written, 0.794 now)
+FLOOR_HELDOUT_HIGH = 0.8  # heldout.jsonl: written after the library (0.69 when written, 0.824 now)
 
 
 @pytest.fixture(scope="module")
