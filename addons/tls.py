@@ -30,6 +30,7 @@ from netmon import counters, paths
 from netmon.errors import ConfigError
 from netmon.findings import FlowContext, Hit, ScanResult, TextFinding
 from netmon.passthrough import NoDecryptList, PassthroughMemory
+from netmon.probes import TRUST_CHECK_HOST
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +247,8 @@ class TlsPolicy:
         client_ip = _client_ip(context.client)
         destination = _destination(context.client, context.server)
         counters.incr("tls.refused")
+        if destination == TRUST_CHECK_HOST:
+            return  # the portal's "does this device trust the CA" check must keep asking, never pass through
         if client_ip and destination and self.memory.ttl > 0:
             if self.memory.remember(client_ip, destination):
                 log.info(

@@ -20,7 +20,7 @@ COMMANDS: dict[str, str] = {
     "db": "netmon.cli.db_cmd:db",
     "users": "netmon.cli.users_cmd:users",
     "sessions": "netmon.cli.sessions_cmd:sessions",
-    "portal": "netmon.cli.portal_cmd:portal",
+    "portal": "captive_portal.cli:portal",
     "policy": "netmon.cli.policy_cmd:policy",
     "alerts": "netmon.cli.alerts_cmd:alerts",
     "report": "netmon.cli.report_cmd:report",

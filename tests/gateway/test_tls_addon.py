@@ -224,3 +224,17 @@ def test_with_the_portal_on_unsigned_devices_get_no_refused_before_passthrough()
         policy.tls_clienthello(after)
         assert after.ignore_connection
     assert counters.snapshot()["tls.passthrough.withheld-unsigned"] == 1
+
+
+def test_the_portal_trust_check_host_is_never_passed_through() -> None:
+    """mitm.it answers the portal's "does this device trust the CA?" check: after a refusal it must keep
+    being intercepted, or the check would say "not trusted" for hours after the pupil installs the CA."""
+    policy = TlsPolicy()
+    with taddons.context(policy) as tctx:
+        tctx.configure(policy, netmon_no_decrypt_file="")
+        first = hello_data(tctx, "mitm.it")
+        policy.tls_clienthello(first)
+        policy.tls_failed_client(tls_data(first))
+        again = hello_data(tctx, "mitm.it")
+        policy.tls_clienthello(again)
+        assert not again.ignore_connection
