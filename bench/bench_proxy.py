@@ -78,6 +78,7 @@ def make_cert(directory: Path) -> tuple[Path, Path]:
 def start_nginx(directory: Path, http_port: int, https_port: int) -> subprocess.Popen[bytes]:
     www = directory / "www"
     www.mkdir()
+    directory.chmod(0o755)  # nginx's workers run as www-data: they must be able to read the pages
     benign = benign_page()
     (www / "benign.html").write_bytes(benign)
     (www / "matches.html").write_bytes(matches_page(benign))
@@ -119,7 +120,9 @@ def run_wrk(target: str, path_or_url: str, seconds: int, connections: int, work:
         value, unit = float(m.group(1)), m.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
-    return {"rps": rps, "p50": pct("50"), "p99": pct("99"), "errors": float(errors.group(1)) if errors else 0.0}
+    if errors:
+        sys.exit(f"wrk saw {errors.group(1)} non-2xx responses from {target} {path_or_url}: not a valid run")
+    return {"rps": rps, "p50": pct("50"), "p99": pct("99")}
 
 
 def start_proxy(kind: str, mode: str, port: int, work: Path, upstream_cert: Path) -> subprocess.Popen[bytes]:
