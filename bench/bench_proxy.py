@@ -46,10 +46,22 @@ def wait_port(port: int, timeout: float = 60) -> None:
     raise TimeoutError(f"port {port} not listening")
 
 
+def quiet_texts() -> list[str]:
+    """Real article texts from ../shared/data/benign-dev in which the library finds nothing at all."""
+    from netmon.library import load_library
+    from netmon.matching import Matcher
+    from netmon.paths import DEFAULT_LIBRARY_DIR
+
+    if not BENIGN_DIR.is_dir():
+        return []
+    matcher = Matcher.compile(load_library(DEFAULT_LIBRARY_DIR))
+    texts = (p.read_text(errors="replace") for p in sorted(BENIGN_DIR.glob("*.txt")))
+    return [t for t in texts if not matcher.scan(t)]
+
+
 def benign_page(size: int = 50_000) -> bytes:
-    """~50 KB of real article text (from ../shared/data/benign-dev when present) as an HTML page."""
-    texts = sorted(BENIGN_DIR.glob("readability__*.txt")) if BENIGN_DIR.is_dir() else []
-    words = " ".join(p.read_text(errors="replace") for p in texts) or ("The water cycle moves water. " * 4000)
+    """~50 KB of real article text with no library match (a benign page) as an HTML page."""
+    words = " ".join(quiet_texts()) or ("The water cycle moves water. " * 4000)
     paragraphs, body = [], 0
     for chunk in re.findall(r".{1,400}(?:\s|$)", words, flags=re.S):
         chunk = chunk.replace("&", "&amp;").replace("<", "&lt;")
@@ -125,7 +137,8 @@ def run_wrk(target: str, path_or_url: str, seconds: int, connections: int, work:
     return {"rps": rps, "p50": pct("50"), "p99": pct("99")}
 
 
-def start_proxy(kind: str, mode: str, port: int, work: Path, upstream_cert: Path) -> subprocess.Popen[bytes]:
+def start_proxy(kind: str, mode: str, port: int, work: Path, upstream_cert: Path,
+                sets: list[str] = ()) -> subprocess.Popen[bytes]:  # type: ignore[assignment]
     common = ["--set", "flow_detail=0", "--set", f"ssl_verify_upstream_trusted_ca={upstream_cert}",
               "--set", "termlog_verbosity=warn"]
     if kind == "bare":
@@ -135,7 +148,7 @@ def start_proxy(kind: str, mode: str, port: int, work: Path, upstream_cert: Path
         state = work / f"state-{port}"
         args = [str(VENV_BIN / "netmon"), "run", "--port", str(port), "--mode", mode,
                 "--db", f"sqlite:///{state / 'netmon.db'}", "--state-dir", str(state),
-                "--confdir", str(work / "conf"), *common]
+                "--confdir", str(work / "conf"), *common, *(a for s in sets for a in ("--set", s))]
     log = work / f"{kind}-{port}.log"
     proc = subprocess.Popen(args, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     try:
@@ -159,6 +172,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--pages", nargs="+", default=["benign.html", "matches.html"])
+    parser.add_argument("--schemes", nargs="+", default=["http", "https"])
+    parser.add_argument("--set", dest="sets", action="append", default=[],
+                        help="extra netmon option for the netmon runs, e.g. netmon_scan_niceness=10")
     args = parser.parse_args()
     for tool in ("wrk", "nginx", "openssl"):
         if not shutil.which(tool):
@@ -169,8 +186,8 @@ def main() -> None:
         nginx = start_nginx(work, http_port, https_port)
         rows = []
         try:
-            for scheme in ("http", "https"):
-                for page in ("benign.html", "matches.html"):
+            for scheme in args.schemes:
+                for page in args.pages:
                     results = {}
                     for kind in ("bare", "netmon"):
                         port = free_port()
@@ -180,7 +197,7 @@ def main() -> None:
                         else:
                             mode, target = f"reverse:https://127.0.0.1:{https_port}", f"https://127.0.0.1:{port}"
                             path = f"/{page}"
-                        proc = start_proxy(kind, mode, port, work, work / "up.pem")
+                        proc = start_proxy(kind, mode, port, work, work / "up.pem", args.sets)
                         try:
                             run_wrk(target, path, 2, args.connections, work)  # warm-up
                             results[kind] = run_wrk(target, path, args.seconds, args.connections, work)

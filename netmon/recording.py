@@ -80,6 +80,7 @@ class IncidentWriter:
         queue_size: int = 10_000,
         batch_size: int = 500,
         flush_interval: float = 0.2,
+        linger: float = 0.25,
         retry_interval: float = 5.0,
         capture_cap: int = incidents.CAPTURE_TEXT_CAP,
         snapshot_cap: int = incidents.SNAPSHOT_CAP,
@@ -93,6 +94,7 @@ class IncidentWriter:
         self.spill_path = Path(spill_dir or state_dir()) / SPILL_NAME
         self.batch_size = batch_size
         self.flush_interval = flush_interval
+        self.linger = linger
         self.retry_interval = retry_interval
         self.capture_cap = capture_cap
         self.snapshot_cap = snapshot_cap
@@ -200,9 +202,13 @@ class IncidentWriter:
             batch = [self._queue.get(timeout=self.flush_interval)]
         except queue.Empty:
             return []
+        # Linger briefly so that a busy proxy writes tens of results per transaction rather than one:
+        # the writer shares the proxy's GIL, and per-transaction work is what costs it (bench/).
+        deadline = time.monotonic() + self.linger
         while len(batch) < self.batch_size:
+            remaining = deadline - time.monotonic()
             try:
-                batch.append(self._queue.get_nowait())
+                batch.append(self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait())
             except queue.Empty:
                 break
         return batch
