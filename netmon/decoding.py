@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import brotli
 import zstandard
 
-#: Skip reasons this module can report (ScanStats.skipped); documented in docs/readme/scanning.md.
+#: Skip reasons this module can report (ScanStats.skipped); documented in README.md ("Limits and skips").
 REASONS = (
     "body-cap",  # the decoded body was longer than the cap; the first ``cap`` bytes were scanned
     "decompression-bomb",  # compressed data expanded beyond the cap at an absurd ratio
