@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
 import ssl
@@ -74,9 +75,11 @@ class SmtpSettings:
         return self.mail_from.rsplit("@", 1)[-1].strip("> ") or "netmon"
 
     def tls_context(self) -> ssl.SSLContext | None:
+        """The TLS context, made once per CA file: loading the system CA store takes a noticeable
+        fraction of a second, too long to repeat on an event loop for every connection."""
         if self.tls == "none":
             return None
-        return ssl.create_default_context(cafile=self.cafile)
+        return _tls_context(self.cafile)
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``aiosmtplib.SMTP``."""
@@ -94,6 +97,11 @@ class SmtpSettings:
             kwargs["username"] = self.user
             kwargs["password"] = self.password or ""
         return kwargs
+
+
+@functools.lru_cache(maxsize=8)
+def _tls_context(cafile: str | None) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=cafile)
 
 
 def mark_matches(text: str | None) -> Markup:

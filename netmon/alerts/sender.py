@@ -113,6 +113,7 @@ class AlertSender:
             self.settings.tls,
         )
         released = False
+        await asyncio.to_thread(self.settings.tls_context)  # load the CA store off the loop, once
         try:
             while not self._stop.is_set():
                 try:
