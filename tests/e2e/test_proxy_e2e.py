@@ -130,3 +130,14 @@ def test_csv_export_opens_in_excel(proxy: Proxy, upstream: Upstream) -> None:
     assert out.startswith("\ufeff".encode())
     rows = list(csv.DictReader(io.StringIO(out.decode("utf-8-sig"))))
     assert any("csv=1" in row["url"] for row in rows)
+
+
+def test_search_is_recorded_even_when_the_site_cannot_be_reached(proxy: Proxy, upstream: Upstream) -> None:
+    """What the pupil typed counts even if the search engine never answers (netmon scans the request)."""
+    with proxy.client() as client:
+        response = client.get("http://www.google.co.uk/search", params={"q": "kill myself unreachable"})
+    assert response.status_code == 502  # the test routing refuses this host: nothing leaves loopback
+    rows = proxy.wait_incidents(lambda rows: _by_url(rows, "unreachable"))
+    (incident,) = _by_url(rows, "unreachable")
+    assert incident["source"] == "search" and incident["host"] == "www.google.co.uk"
+    assert shows(incident["excerpt"], "kill myself")
