@@ -35,39 +35,86 @@ def _preflight(values: dict[str, Any]) -> None:
     filtering = Path(values.get("netmon_filtering") or Path(values["netmon_policy"]) / "filtering.yaml")
     if not values.get("netmon_filtering") and not filtering.is_file():
         filtering = DEFAULT_POLICY_DIR / "filtering.yaml"  # as the proxy does: monitor-only default
-    build_lists(load_filtering(filtering), values.get("netmon_hash_lists", ()),
-                values.get("netmon_url_lists", ()), values.get("netmon_ut1") or "off")
+    build_lists(
+        load_filtering(filtering),
+        values.get("netmon_hash_lists", ()),
+        values.get("netmon_url_lists", ()),
+        values.get("netmon_ut1") or "off",
+    )
     Path(values["netmon_state_dir"]).mkdir(parents=True, exist_ok=True)
     upgrade(values["netmon_db"])
 
 
 @click.command()
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="mitmproxy + netmon options file (default: NETMON_CONFIG or the shipped mitm_config.yaml).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="mitmproxy + netmon options file (default: NETMON_CONFIG or the shipped mitm_config.yaml).",
+)
 @click.option("--port", type=int, default=None, help="Proxy port (default 8080).")
 @click.option("--listen-host", default=None, help="Address to listen on (default 127.0.0.1).")
-@click.option("--mode", "modes", multiple=True,
-              help="mitmproxy mode: regular (explicit proxy, default), transparent, ... (repeatable).")
+@click.option(
+    "--mode",
+    "modes",
+    multiple=True,
+    help="mitmproxy mode: regular (explicit proxy, default), transparent, ... (repeatable).",
+)
 @click.option("--db", "db_url", default=None, help="Database URL (default: SQLite file in ./var).")
 @click.option("--library", type=click.Path(path_type=Path), default=None, help="Phrase library directory.")
 @click.option("--overlay", type=click.Path(path_type=Path), default=None, help="School library overlay.")
 @click.option("--policy", type=click.Path(path_type=Path), default=None, help="Policy directory.")
 @click.option("--state-dir", type=click.Path(path_type=Path), default=None, help="Runtime state directory.")
-@click.option("--confdir", type=click.Path(path_type=Path), default=None,
-              help="mitmproxy confdir: where the school's CA certificate and key live.")
+@click.option(
+    "--confdir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="mitmproxy confdir: where the school's CA certificate and key live.",
+)
 @click.option("--portal/--no-portal", default=None, help="Require captive-portal sign-in before browsing.")
-@click.option("--hash-list", "hash_lists", multiple=True, type=click.Path(path_type=Path),
-              help="Add an image hash list CSV for this run (repeatable).")
-@click.option("--url-list", "url_lists", multiple=True, type=click.Path(path_type=Path),
-              help="Add a URL list CSV for this run (repeatable).")
-@click.option("-s", "--script", "scripts", multiple=True, type=click.Path(exists=True, path_type=Path),
-              help="Load an extra mitmproxy script after netmon's addons (repeatable).")
+@click.option(
+    "--hash-list",
+    "hash_lists",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Add an image hash list CSV for this run (repeatable).",
+)
+@click.option(
+    "--url-list",
+    "url_lists",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Add a URL list CSV for this run (repeatable).",
+)
+@click.option(
+    "-s",
+    "--script",
+    "scripts",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Load an extra mitmproxy script after netmon's addons (repeatable).",
+)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set any option (repeatable).")
 @click.option("--check", is_flag=True, help="Validate the configuration and exit without starting.")
-def run(config_path: Path | None, port: int | None, listen_host: str | None, modes: tuple[str, ...],
-        db_url: str | None, library: Path | None, overlay: Path | None, policy: Path | None,
-        state_dir: Path | None, confdir: Path | None, portal: bool | None, hash_lists: tuple[Path, ...],
-        url_lists: tuple[Path, ...], scripts: tuple[Path, ...], sets: tuple[str, ...], check: bool) -> None:
+def run(
+    config_path: Path | None,
+    port: int | None,
+    listen_host: str | None,
+    modes: tuple[str, ...],
+    db_url: str | None,
+    library: Path | None,
+    overlay: Path | None,
+    policy: Path | None,
+    state_dir: Path | None,
+    confdir: Path | None,
+    portal: bool | None,
+    hash_lists: tuple[Path, ...],
+    url_lists: tuple[Path, ...],
+    scripts: tuple[Path, ...],
+    sets: tuple[str, ...],
+    check: bool,
+) -> None:
     """Start netmon: mitmproxy with the monitoring addons (explicit proxy on 127.0.0.1:8080 by default)."""
     from addons import launch
 
@@ -87,18 +134,27 @@ def run(config_path: Path | None, port: int | None, listen_host: str | None, mod
             overrides["mode"] = list(modes)
         if db_url is not None:
             overrides["netmon_db"] = db_url
-        for key, path in (("netmon_library", library), ("netmon_library_overlay", overlay),
-                          ("netmon_policy", policy), ("netmon_state_dir", state_dir), ("confdir", confdir)):
+        for key, path in (
+            ("netmon_library", library),
+            ("netmon_library_overlay", overlay),
+            ("netmon_policy", policy),
+            ("netmon_state_dir", state_dir),
+            ("confdir", confdir),
+        ):
             if path is not None:
                 overrides[key] = str(path.resolve())
         if portal is not None:
             overrides["netmon_portal"] = portal
         if hash_lists:
-            overrides["netmon_hash_lists"] = [*values.get("netmon_hash_lists", []),
-                                              *(str(p.resolve()) for p in hash_lists)]
+            overrides["netmon_hash_lists"] = [
+                *values.get("netmon_hash_lists", []),
+                *(str(p.resolve()) for p in hash_lists),
+            ]
         if url_lists:
-            overrides["netmon_url_lists"] = [*values.get("netmon_url_lists", []),
-                                             *(str(p.resolve()) for p in url_lists)]
+            overrides["netmon_url_lists"] = [
+                *values.get("netmon_url_lists", []),
+                *(str(p.resolve()) for p in url_lists),
+            ]
         launch.validate(opts, values, str(config))
         launch.validate(opts, {**overrides, **launch.parse_sets(sets, opts)}, "command line")
         if opts.netmon_db == defaults["netmon_db"] and not os.environ.get("NETMON_DB"):
@@ -110,11 +166,16 @@ def run(config_path: Path | None, port: int | None, listen_host: str | None, mod
         raise click.ClickException(str(exc)) from exc
     changed = [k for k in opts.keys() if merged[k] != defaults[k]]
     if check:
-        click.echo(f"configuration OK ({config}); proxy would listen on "
-                   f"{merged['listen_host']}:{merged['listen_port']} in mode {', '.join(merged['mode'])}")
+        click.echo(
+            f"configuration OK ({config}); proxy would listen on "
+            f"{merged['listen_host']}:{merged['listen_port']} in mode {', '.join(merged['mode'])}"
+        )
         return
-    click.echo(f"netmon: proxy on {merged['listen_host']}:{merged['listen_port']} "
-               f"(mode {', '.join(merged['mode'])}), store {_display_db(merged['netmon_db'])}", err=True)
+    click.echo(
+        f"netmon: proxy on {merged['listen_host']}:{merged['listen_port']} "
+        f"(mode {', '.join(merged['mode'])}), store {_display_db(merged['netmon_db'])}",
+        err=True,
+    )
     args = launch.mitmdump_args(opts, changed)
     for script in scripts:
         args += ["-s", str(script.resolve())]

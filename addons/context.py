@@ -62,9 +62,16 @@ def flow_context(flow: http.HTTPFlow) -> FlowContext:
 def device_family(user_agent: str) -> str | None:
     """A coarse device family from the User-Agent (no fingerprinting: keep the minimum)."""
     ua = user_agent.lower()
-    for needle, family in (("iphone", "iPhone"), ("ipad", "iPad"), ("android", "Android"),
-                           ("cros", "ChromeOS"), ("windows", "Windows"), ("macintosh", "macOS"),
-                           ("linux", "Linux"), ("curl/", "curl")):
+    for needle, family in (
+        ("iphone", "iPhone"),
+        ("ipad", "iPad"),
+        ("android", "Android"),
+        ("cros", "ChromeOS"),
+        ("windows", "Windows"),
+        ("macintosh", "macOS"),
+        ("linux", "Linux"),
+        ("curl/", "curl"),
+    ):
         if needle in ua:
             return family
     return None

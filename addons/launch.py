@@ -21,9 +21,20 @@ from netmon.errors import ConfigError
 from netmon.paths import ADDON_ENTRY
 
 #: Options holding paths: relative values in the config file are resolved against the file's folder.
-PATH_OPTIONS = frozenset({"netmon_library", "netmon_library_overlay", "netmon_policy", "netmon_state_dir",
-                          "confdir", "netmon_hash_lists", "netmon_url_lists", "netmon_no_decrypt_file",
-                          "netmon_filtering", "netmon_ut1"})
+PATH_OPTIONS = frozenset(
+    {
+        "netmon_library",
+        "netmon_library_overlay",
+        "netmon_policy",
+        "netmon_state_dir",
+        "confdir",
+        "netmon_hash_lists",
+        "netmon_url_lists",
+        "netmon_no_decrypt_file",
+        "netmon_filtering",
+        "netmon_ut1",
+    }
+)
 #: Options that sign with a publicly trusted third-party key: never allowed (issue 6, FACTS.md).
 FORBIDDEN_OPTIONS = frozenset({"emudhra", "emudhra_old"})
 
@@ -93,8 +104,11 @@ def validate(opts: Options, values: Mapping[str, Any], where: str) -> None:
     known = set(opts.keys())
     for key in values:
         if key in FORBIDDEN_OPTIONS:
-            raise ConfigError(where, f"{key}: never enable this option: it signs with a publicly trusted "
-                                     "third-party key and would intercept devices that never consented")
+            raise ConfigError(
+                where,
+                f"{key}: never enable this option: it signs with a publicly trusted "
+                "third-party key and would intercept devices that never consented",
+            )
         if key not in known:
             raise ConfigError(where, f"unknown option {key!r}{_suggest(key, known)}")
     from addons.settings import check

@@ -19,6 +19,7 @@ from addons.blocking import BLOCKED_KEY
 from addons.context import flow_context
 from netmon import counters
 from netmon.findings import ScanResult
+from netmon.scanner import ScanJob
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +71,15 @@ class PhraseScanner:
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         try:
-            from netmon.scanner import ScanJob
-
             assert flow.websocket is not None
             message = flow.websocket.messages[-1]
             job = ScanJob.for_websocket(
-                context=flow_context(flow), content=message.content, is_text=message.is_text,
-                from_client=message.from_client, max_bytes=ctx.options.netmon_scan_max_bytes)
+                context=flow_context(flow),
+                content=message.content,
+                is_text=message.is_text,
+                from_client=message.from_client,
+                max_bytes=ctx.options.netmon_scan_max_bytes,
+            )
         except Exception:  # noqa: BLE001 - fail open, counted
             counters.incr("scan.error.job")
             log.exception("could not prepare a WebSocket scan job (traffic unaffected)")
@@ -88,8 +91,6 @@ class PhraseScanner:
         if flow.metadata.get("netmon.skip"):
             return
         try:
-            from netmon.scanner import ScanJob
-
             request = flow.request
             # a response netmon made itself (block page) is not what a site sent: scan the request only
             response = None if flow.metadata.get(BLOCKED_KEY) else flow.response

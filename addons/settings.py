@@ -19,26 +19,60 @@ class Settings:
     """Declares the shared ``netmon_*`` options (paths, database, scanning limits)."""
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
-        loader.add_option("netmon_db", str, _default_db(),
-                          "Database URL of the incident store (SQLite file or PostgreSQL URL).")
-        loader.add_option("netmon_state_dir", str, str(paths.state_dir()),
-                          "Directory for runtime state: status.json, spill files, imported lists.")
-        loader.add_option("netmon_library", str, str(paths.DEFAULT_LIBRARY_DIR),
-                          "Phrase library directory (categories.txt plus <lang>/<category>.txt files).")
-        loader.add_option("netmon_library_overlay", str, os.environ.get("NETMON_LIBRARY_OVERLAY", ""),
-                          "The school's own library overlay directory (additions, overrides, removals).")
-        loader.add_option("netmon_policy", str, str(paths.DEFAULT_POLICY_DIR),
-                          "Policy directory (groups, recording, alerts, filtering, AUP).")
-        loader.add_option("netmon_site", str, os.environ.get("NETMON_SITE", ""),
-                          "Name of this school/site, recorded on every incident.")
-        loader.add_option("netmon_scan_workers", int, 1,
-                          "Worker processes that scan traffic off the event loop.")
-        loader.add_option("netmon_scan_max_bytes", int, 2_000_000,
-                          "Bytes of each decoded body that are scanned; the rest is skipped (counted).")
-        loader.add_option("netmon_scan_queue", int, 512,
-                          "Scan jobs in flight before further pages are skipped (counted).")
-        loader.add_option("netmon_dedup_minutes", int, 10,
-                          "Window in which the same user + URL + phrase is one incident with a count.")
+        loader.add_option(
+            "netmon_db",
+            str,
+            _default_db(),
+            "Database URL of the incident store (SQLite file or PostgreSQL URL).",
+        )
+        loader.add_option(
+            "netmon_state_dir",
+            str,
+            str(paths.state_dir()),
+            "Directory for runtime state: status.json, spill files, imported lists.",
+        )
+        loader.add_option(
+            "netmon_library",
+            str,
+            str(paths.DEFAULT_LIBRARY_DIR),
+            "Phrase library directory (categories.txt plus <lang>/<category>.txt files).",
+        )
+        loader.add_option(
+            "netmon_library_overlay",
+            str,
+            os.environ.get("NETMON_LIBRARY_OVERLAY", ""),
+            "The school's own library overlay directory (additions, overrides, removals).",
+        )
+        loader.add_option(
+            "netmon_policy",
+            str,
+            str(paths.DEFAULT_POLICY_DIR),
+            "Policy directory (groups, recording, alerts, filtering, AUP).",
+        )
+        loader.add_option(
+            "netmon_site",
+            str,
+            os.environ.get("NETMON_SITE", ""),
+            "Name of this school/site, recorded on every incident.",
+        )
+        loader.add_option(
+            "netmon_scan_workers", int, 1, "Worker processes that scan traffic off the event loop."
+        )
+        loader.add_option(
+            "netmon_scan_max_bytes",
+            int,
+            2_000_000,
+            "Bytes of each decoded body that are scanned; the rest is skipped (counted).",
+        )
+        loader.add_option(
+            "netmon_scan_queue", int, 512, "Scan jobs in flight before further pages are skipped (counted)."
+        )
+        loader.add_option(
+            "netmon_dedup_minutes",
+            int,
+            10,
+            "Window in which the same user + URL + phrase is one incident with a count.",
+        )
 
     def configure(self, updated: set[str]) -> None:
         check(ctx.options, updated)
@@ -51,7 +85,8 @@ def check(opts: Any, updated: set[str] | None = None) -> None:
         raise exceptions.OptionsError(f"netmon_scan_workers: must be 1-64 (got {opts.netmon_scan_workers})")
     if "netmon_scan_max_bytes" in updated and opts.netmon_scan_max_bytes < 1024:
         raise exceptions.OptionsError(
-            f"netmon_scan_max_bytes: must be at least 1024 (got {opts.netmon_scan_max_bytes})")
+            f"netmon_scan_max_bytes: must be at least 1024 (got {opts.netmon_scan_max_bytes})"
+        )
     if "netmon_scan_queue" in updated and opts.netmon_scan_queue < 1:
         raise exceptions.OptionsError(f"netmon_scan_queue: must be >= 1 (got {opts.netmon_scan_queue})")
     if "netmon_dedup_minutes" in updated and opts.netmon_dedup_minutes < 0:
@@ -62,4 +97,5 @@ def check(opts: Any, updated: set[str] | None = None) -> None:
     if "netmon_library_overlay" in updated and opts.netmon_library_overlay:
         if not Path(opts.netmon_library_overlay).is_dir():
             raise exceptions.OptionsError(
-                f"netmon_library_overlay: no such directory: {opts.netmon_library_overlay}")
+                f"netmon_library_overlay: no such directory: {opts.netmon_library_overlay}"
+            )

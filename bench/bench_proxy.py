@@ -69,8 +69,10 @@ def benign_page(size: int = 50_000) -> bytes:
         body += len(chunk) + 8
         if body > size - 1200:
             break
-    head = ("<!doctype html><html><head><meta charset='utf-8'><title>Article</title>"
-            "<script>window.analytics=[];</script><style>p{margin:1em}</style></head><body>")
+    head = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Article</title>"
+        "<script>window.analytics=[];</script><style>p{margin:1em}</style></head><body>"
+    )
     return (head + "".join(paragraphs) + "</body></html>").encode()
 
 
@@ -81,9 +83,30 @@ def matches_page(benign: bytes) -> bytes:
 
 def make_cert(directory: Path) -> tuple[Path, Path]:
     key, cert = directory / "up.key", directory / "up.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return key, cert
 
 
@@ -105,8 +128,11 @@ http {{
   server {{ listen 127.0.0.1:{https_port} ssl; root {www}; ssl_certificate {cert}; ssl_certificate_key {key}; }}
 }}
 """)
-    proc = subprocess.Popen(["nginx", "-c", str(conf), "-e", str(directory / "error.log")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["nginx", "-c", str(conf), "-e", str(directory / "error.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_port(http_port)
     wait_port(https_port)
     return proc
@@ -120,8 +146,24 @@ wrk.path = "{url}"
 def run_wrk(target: str, path_or_url: str, seconds: int, connections: int, work: Path) -> dict[str, float]:
     script = work / "proxy.lua"
     script.write_text(LUA_PROXY.format(url=path_or_url))
-    out = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency",
-                          "-s", str(script), target], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            "1",
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            target,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 
@@ -137,18 +179,48 @@ def run_wrk(target: str, path_or_url: str, seconds: int, connections: int, work:
     return {"rps": rps, "p50": pct("50"), "p99": pct("99")}
 
 
-def start_proxy(kind: str, mode: str, port: int, work: Path, upstream_cert: Path,
-                sets: list[str] = ()) -> subprocess.Popen[bytes]:  # type: ignore[assignment]
-    common = ["--set", "flow_detail=0", "--set", f"ssl_verify_upstream_trusted_ca={upstream_cert}",
-              "--set", "termlog_verbosity=warn"]
+def start_proxy(
+    kind: str, mode: str, port: int, work: Path, upstream_cert: Path, sets: list[str] = ()
+) -> subprocess.Popen[bytes]:  # type: ignore[assignment]
+    common = [
+        "--set",
+        "flow_detail=0",
+        "--set",
+        f"ssl_verify_upstream_trusted_ca={upstream_cert}",
+        "--set",
+        "termlog_verbosity=warn",
+    ]
     if kind == "bare":
-        args = [str(VENV_BIN / "mitmdump"), "--listen-host", "127.0.0.1", "--listen-port", str(port),
-                "--mode", mode, "--set", f"confdir={work / 'conf'}", *common]
+        args = [
+            str(VENV_BIN / "mitmdump"),
+            "--listen-host",
+            "127.0.0.1",
+            "--listen-port",
+            str(port),
+            "--mode",
+            mode,
+            "--set",
+            f"confdir={work / 'conf'}",
+            *common,
+        ]
     else:
         state = work / f"state-{port}"
-        args = [str(VENV_BIN / "netmon"), "run", "--port", str(port), "--mode", mode,
-                "--db", f"sqlite:///{state / 'netmon.db'}", "--state-dir", str(state),
-                "--confdir", str(work / "conf"), *common, *(a for s in sets for a in ("--set", s))]
+        args = [
+            str(VENV_BIN / "netmon"),
+            "run",
+            "--port",
+            str(port),
+            "--mode",
+            mode,
+            "--db",
+            f"sqlite:///{state / 'netmon.db'}",
+            "--state-dir",
+            str(state),
+            "--confdir",
+            str(work / "conf"),
+            *common,
+            *(a for s in sets for a in ("--set", s)),
+        ]
     log = work / f"{kind}-{port}.log"
     proc = subprocess.Popen(args, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     try:
@@ -174,8 +246,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--pages", nargs="+", default=["benign.html", "matches.html"])
     parser.add_argument("--schemes", nargs="+", default=["http", "https"])
-    parser.add_argument("--set", dest="sets", action="append", default=[],
-                        help="extra netmon option for the netmon runs, e.g. netmon_scan_niceness=10")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        help="extra netmon option for the netmon runs, e.g. netmon_scan_niceness=10",
+    )
     args = parser.parse_args()
     for tool in ("wrk", "nginx", "openssl"):
         if not shutil.which(tool):
@@ -195,7 +272,10 @@ def main() -> None:
                             mode, target = "regular", f"http://127.0.0.1:{port}"
                             path = f"http://127.0.0.1:{http_port}/{page}"
                         else:
-                            mode, target = f"reverse:https://127.0.0.1:{https_port}", f"https://127.0.0.1:{port}"
+                            mode, target = (
+                                f"reverse:https://127.0.0.1:{https_port}",
+                                f"https://127.0.0.1:{port}",
+                            )
                             path = f"/{page}"
                         proc = start_proxy(kind, mode, port, work, work / "up.pem", args.sets)
                         try:
@@ -210,17 +290,25 @@ def main() -> None:
         finally:
             nginx.send_signal(signal.SIGTERM)
             nginx.wait()
-    print(f"\nProxy throughput, {args.connections} connections, {args.seconds}s per run, keep-alive, "
-          f"{os.cpu_count()} cores")
-    print(f"{'path':<22}{'bare req/s':>11}{'netmon req/s':>14}{'ratio':>7}{'bare p50/p99 ms':>18}"
-          f"{'netmon p50/p99 ms':>20}  scanner")
+    print(
+        f"\nProxy throughput, {args.connections} connections, {args.seconds}s per run, keep-alive, "
+        f"{os.cpu_count()} cores"
+    )
+    print(
+        f"{'path':<22}{'bare req/s':>11}{'netmon req/s':>14}{'ratio':>7}{'bare p50/p99 ms':>18}"
+        f"{'netmon p50/p99 ms':>20}  scanner"
+    )
     for scheme, page, r in rows:
         bare, nm = r["bare"], r["netmon"]
         c = nm.get("counters", {})
-        skipped = sum(v for k, v in c.items() if k.startswith("scan.skipped.queue") or k == "scan.error.worker")
-        print(f"{scheme + ' ' + page:<22}{bare['rps']:>11.0f}{nm['rps']:>14.0f}{nm['rps'] / bare['rps']:>7.2f}"
-              f"{bare['p50']:>9.1f}/{bare['p99']:<8.1f}{nm['p50']:>10.1f}/{nm['p99']:<9.1f}"
-              f"  scanned {c.get('scan.done', 0)}, skipped {skipped}, matched {c.get('scan.matched', 0)}")
+        skipped = sum(
+            v for k, v in c.items() if k.startswith("scan.skipped.queue") or k == "scan.error.worker"
+        )
+        print(
+            f"{scheme + ' ' + page:<22}{bare['rps']:>11.0f}{nm['rps']:>14.0f}{nm['rps'] / bare['rps']:>7.2f}"
+            f"{bare['p50']:>9.1f}/{bare['p99']:<8.1f}{nm['p50']:>10.1f}/{nm['p99']:<9.1f}"
+            f"  scanned {c.get('scan.done', 0)}, skipped {skipped}, matched {c.get('scan.matched', 0)}"
+        )
     print("target: netmon/bare >= 0.85 on benign pages; no page skipped by the scanner")
     scanner_bench = REPO / "bench" / "bench_scanner.py"
     if scanner_bench.exists():

@@ -49,7 +49,9 @@ class ScanPool:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["netmon.scanner", "netmon.matching", "netmon.library"])
         executor = ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=context, initializer=_init_worker,
+            max_workers=self.workers,
+            mp_context=context,
+            initializer=_init_worker,
             initargs=(str(library_dir), str(overlay) if overlay else None),
         )
         # Start every worker now so the first page is not delayed by compiling the library.

@@ -28,10 +28,14 @@ def _py_files(folder: str) -> list[Path]:
 @pytest.mark.parametrize("path", _py_files("netmon"), ids=lambda p: str(p.relative_to(REPO)))
 def test_core_never_imports_mitmproxy_or_adapters(path: Path) -> None:
     forbidden = _imports(path) & {"mitmproxy", "addons", "captive_portal", "flask"}
-    assert not forbidden, f"{path.relative_to(REPO)} imports {sorted(forbidden)}: the core stays framework-free"
+    assert not forbidden, (
+        f"{path.relative_to(REPO)} imports {sorted(forbidden)}: the core stays framework-free"
+    )
 
 
 @pytest.mark.parametrize("path", _py_files("captive_portal"), ids=lambda p: str(p.relative_to(REPO)))
 def test_portal_never_imports_the_addons(path: Path) -> None:
     forbidden = _imports(path) & {"addons", "mitmproxy"}
-    assert not forbidden, f"{path.relative_to(REPO)} imports {sorted(forbidden)}: the portal shares only the store"
+    assert not forbidden, (
+        f"{path.relative_to(REPO)} imports {sorted(forbidden)}: the portal shares only the store"
+    )

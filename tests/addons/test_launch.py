@@ -11,9 +11,23 @@ REPO = Path(__file__).resolve().parents[2]
 
 def run_check(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "netmon", "run", "--check", "--state-dir", str(tmp_path / "state"),
-         "--db", f"sqlite:///{tmp_path / 'n.db'}", *args],
-        capture_output=True, text=True, cwd=REPO, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "netmon",
+            "run",
+            "--check",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--db",
+            f"sqlite:///{tmp_path / 'n.db'}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
 
 
 def test_shipped_config_is_valid(tmp_path: Path) -> None:

@@ -65,8 +65,13 @@ class Proxy:
         return httpx.Client(proxy=self.url, verify=context, timeout=15, **kwargs)  # type: ignore[arg-type]
 
     def export(self, *args: str) -> list[dict]:
-        out = subprocess.run([*NETMON, "export", "--db", self.db_url, "--format", "jsonl", *args],
-                             capture_output=True, text=True, check=True, cwd=REPO)
+        out = subprocess.run(
+            [*NETMON, "export", "--db", self.db_url, "--format", "jsonl", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+        )
         return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
     def incident_count(self) -> int:
@@ -74,7 +79,9 @@ class Proxy:
         path = self.db_url.removeprefix("sqlite:///")
         try:
             with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
-                return int(conn.execute("SELECT count(*) + coalesce(sum(count), 0) FROM incidents").fetchone()[0])
+                return int(
+                    conn.execute("SELECT count(*) + coalesce(sum(count), 0) FROM incidents").fetchone()[0]
+                )
         except sqlite3.Error:
             return 0
 
@@ -107,13 +114,26 @@ class Proxy:
         return self.proc.returncode
 
 
-def start_proxy(tmp: Path, upstream: Upstream | None, *extra: str, env: dict[str, str] | None = None) -> Proxy:
+def start_proxy(
+    tmp: Path, upstream: Upstream | None, *extra: str, env: dict[str, str] | None = None
+) -> Proxy:
     port = free_tcp_port()
     state = tmp / "state"
     confdir = tmp / "conf"
     db_url = f"sqlite:///{tmp / 'netmon.db'}"
-    args = [*NETMON, "run", "--port", str(port), "--db", db_url, "--state-dir", str(state),
-            "--confdir", str(confdir), *extra]
+    args = [
+        *NETMON,
+        "run",
+        "--port",
+        str(port),
+        "--db",
+        db_url,
+        "--state-dir",
+        str(state),
+        "--confdir",
+        str(confdir),
+        *extra,
+    ]
     proc_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     if upstream is not None:
         args += ["-s", str(ROUTE_SCRIPT), "--set", f"ssl_verify_upstream_trusted_ca={upstream.ca.ca_path}"]

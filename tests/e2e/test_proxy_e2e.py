@@ -66,15 +66,18 @@ def test_phrase_page_gives_an_explained_incident(proxy: Proxy, upstream: Upstrea
     assert incident["severity"] >= 4
     assert "kill myself" in incident["phrase"]
     assert shows(incident["excerpt"], "kill myself")
-    assert "kms" not in incident["excerpt"]  # script text is not what the pupil saw  # script text is not what the pupil saw
+    assert (
+        "kms" not in incident["excerpt"]
+    )  # script text is not what the pupil saw  # script text is not what the pupil saw
     explanation = incident["explanation"][0]
     assert explanation["library_file"].endswith(".txt") and explanation["line"] > 0
     assert incident["time"].endswith("Z") or incident["time"].endswith("+00:00")
 
 
 @pytest.mark.parametrize("path,marker", [("/gzip.html", "gzip"), ("/brotli.html", "br")])
-def test_compressed_pages_are_scanned_and_delivered_byte_exact(proxy: Proxy, upstream: Upstream,
-                                                               path: str, marker: str) -> None:
+def test_compressed_pages_are_scanned_and_delivered_byte_exact(
+    proxy: Proxy, upstream: Upstream, path: str, marker: str
+) -> None:
     body, headers = _raw_get(proxy, f"http://pages.test{path}")
     assert headers.get("content-encoding") == marker
     assert body == upstream.pages[path].body  # still compressed, byte for byte
@@ -88,7 +91,9 @@ def test_windows_1252_page_excerpt_shows_what_the_pupil_saw(proxy: Proxy, upstre
     assert body == upstream.pages["/cp1252.html"].body
     rows = proxy.wait_incidents(lambda rows: _by_url(rows, "cp1252"))
     (incident,) = _by_url(rows, "cp1252")
-    assert re.search("\u201c[^\\[]*\\[\\[[^\\]]*kill myself\\]\\]\u201d \u2013", incident["excerpt"]), incident["excerpt"]
+    assert re.search("\u201c[^\\[]*\\[\\[[^\\]]*kill myself\\]\\]\u201d \u2013", incident["excerpt"]), (
+        incident["excerpt"]
+    )
 
 
 def test_search_query_is_recorded_as_a_search(proxy: Proxy, upstream: Upstream) -> None:
@@ -104,7 +109,9 @@ def test_search_query_is_recorded_as_a_search(proxy: Proxy, upstream: Upstream) 
 
 def test_form_post_is_scanned_and_reaches_the_server_unchanged(proxy: Proxy, upstream: Upstream) -> None:
     with proxy.client() as client:
-        response = client.post("http://forum.test/post", data={"message": "i am going to kill myself tonight"})
+        response = client.post(
+            "http://forum.test/post", data={"message": "i am going to kill myself tonight"}
+        )
     assert response.status_code == 200
     assert ("POST", "/post", b"message=i+am+going+to+kill+myself+tonight") in upstream.received
     rows = proxy.wait_incidents(lambda rows: [r for r in rows if r["source"] == "form"])
@@ -125,8 +132,12 @@ def test_websocket_chat_is_scanned_both_ways(proxy: Proxy, upstream: Upstream) -
 def test_csv_export_opens_in_excel(proxy: Proxy, upstream: Upstream) -> None:
     _raw_get(proxy, "http://pages.test/phrase.html?csv=1")
     proxy.wait_incidents(lambda rows: _by_url(rows, "csv=1"))
-    out = subprocess.run([*NETMON, "export", "--db", proxy.db_url, "--format", "csv"],
-                         capture_output=True, check=True, cwd=REPO).stdout
+    out = subprocess.run(
+        [*NETMON, "export", "--db", proxy.db_url, "--format", "csv"],
+        capture_output=True,
+        check=True,
+        cwd=REPO,
+    ).stdout
     assert out.startswith("\ufeff".encode())
     rows = list(csv.DictReader(io.StringIO(out.decode("utf-8-sig"))))
     assert any("csv=1" in row["url"] for row in rows)

@@ -26,19 +26,19 @@ BENIGN_HTML = (
     "<!doctype html><html><head><meta charset='utf-8'><title>Year 8 science: the water cycle</title>"
     "<style>.x{color:red}</style><script>var kill='myself';</script></head><body>"
     + "<p>Water evaporates from the sea, condenses into clouds and falls as rain. "
-      "Pupils measure rainfall in the school garden and plot it on a chart.</p>" * 40
-    + "</body></html>"
+    "Pupils measure rainfall in the school garden and plot it on a chart.</p>" * 40 + "</body></html>"
 ).encode()
 
 PHRASE_HTML = (
-    "<!doctype html><html><head><meta charset='utf-8'><title>my diary</title></head><body>"
-    "<p>Nobody listens at home. Honestly I want to kill myself tonight.</p>"
-    "<script>/* kms in a script must not count */</script></body></html>"
-).encode()
+    b"<!doctype html><html><head><meta charset='utf-8'><title>my diary</title></head><body>"
+    b"<p>Nobody listens at home. Honestly I want to kill myself tonight.</p>"
+    b"<script>/* kms in a script must not count */</script></body></html>"
+)
 
 # A Windows-1252 page: curly quotes (0x93/0x94) around the phrase, declared in the header only.
-CP1252_HTML = ("<html><body><p>She wrote: \u201ci want to kill myself\u201d \u2013 then logged off.</p>"
-               "</body></html>").encode("cp1252")
+CP1252_HTML = (
+    "<html><body><p>She wrote: \u201ci want to kill myself\u201d \u2013 then logged off.</p></body></html>"
+).encode("cp1252")
 
 
 @dataclass
@@ -53,8 +53,7 @@ def _pages() -> dict[str, Page]:
         "/benign.html": Page(BENIGN_HTML),
         "/phrase.html": Page(PHRASE_HTML),
         "/gzip.html": Page(gzip.compress(PHRASE_HTML.replace(b"my diary", b"gzip diary")), encoding="gzip"),
-        "/brotli.html": Page(brotli.compress(PHRASE_HTML.replace(b"my diary", b"br diary")),
-                             encoding="br"),
+        "/brotli.html": Page(brotli.compress(PHRASE_HTML.replace(b"my diary", b"br diary")), encoding="br"),
         "/cp1252.html": Page(CP1252_HTML, content_type="text/html; charset=windows-1252"),
         "/search": Page(b"<html><body><p>Results</p></body></html>"),
         "/image.png": Page(b"\x89PNG\r\n\x1a\n" + b"\0" * 64, content_type="image/png"),
@@ -70,14 +69,28 @@ class TestCA:
         self.key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "netmon test upstream CA")])
         self.cert = (
-            x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False,
-                                         encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False)
             .sign(self.key, hashes.SHA256())
         )
@@ -87,19 +100,26 @@ class TestCA:
         server_cert = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pages.test")]))
-            .issuer_name(name).public_key(server_key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+            .issuer_name(name)
+            .public_key(server_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in TEST_HOSTS]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
-                           critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
+            )
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(self.key, hashes.SHA256())
         )
         self.server_cert_path = directory / "server.pem"
         self.server_key_path = directory / "server.key"
         self.server_cert_path.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
-        self.server_key_path.write_bytes(server_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        self.server_key_path.write_bytes(
+            server_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
 
     def server_context(self) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -176,8 +196,13 @@ def start_upstream(directory: Path) -> Upstream:
     https_server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     https_server.socket = ca.server_context().wrap_socket(https_server.socket, server_side=True)
     ws_server = _start_ws()
-    upstream = Upstream(http_server.server_address[1], https_server.server_address[1],
-                        ws_server.socket.getsockname()[1], ca, _pages())
+    upstream = Upstream(
+        http_server.server_address[1],
+        https_server.server_address[1],
+        ws_server.socket.getsockname()[1],
+        ca,
+        _pages(),
+    )
     ref.append(upstream)
     for server in (http_server, https_server, ws_server):
         threading.Thread(target=server.serve_forever, daemon=True).start()
