@@ -3,6 +3,8 @@
 Each feature owns its own module: add one import line here when you add a table module.
 """
 
-from netmon.store import incidents  # noqa: F401
-from netmon.store import identity  # noqa: F401
-from netmon.store import alerts  # noqa: F401
+from netmon.store import (
+    alerts,  # noqa: F401
+    identity,  # noqa: F401
+    incidents,  # noqa: F401
+)
