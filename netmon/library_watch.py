@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +21,10 @@ from netmon.library import CATEGORIES_FILE, Library, load_library
 log = logging.getLogger(__name__)
 
 Signature = tuple[tuple[str, int, int], ...]
+
+
+#: How long the files must stay unchanged before a changed library is read.
+SETTLE_SECONDS = 0.05
 
 
 def signature(root: Path, overlay: Path | None) -> Signature:
@@ -82,6 +87,10 @@ class LibraryWatcher:
         current = signature(self.root, self.overlay)
         if current == self._seen:
             return False
+        # An editor may still be writing (truncate, then write): read only a library that holds still.
+        time.sleep(SETTLE_SECONDS)
+        if signature(self.root, self.overlay) != current:
+            return False  # still changing: look again at the next poll
         self._seen = current
         try:
             library = load_library(self.root, self.overlay)

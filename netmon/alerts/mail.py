@@ -90,6 +90,7 @@ class SmtpSettings:
             "use_tls": self.tls == "ssl",
             "start_tls": self.tls == "starttls",
         }
+        kwargs["local_hostname"] = _local_hostname()  # aiosmtplib would otherwise look it up on the loop
         context = self.tls_context()
         if context is not None:
             kwargs["tls_context"] = context
@@ -97,6 +98,12 @@ class SmtpSettings:
             kwargs["username"] = self.user
             kwargs["password"] = self.password or ""
         return kwargs
+
+
+@functools.lru_cache(maxsize=1)
+def _local_hostname() -> str:
+    """This host's name for EHLO (a DNS look-up: done once, and off the event loop by the sender)."""
+    return socket.getfqdn() or "localhost"
 
 
 @functools.lru_cache(maxsize=8)

@@ -113,7 +113,8 @@ class AlertSender:
             self.settings.tls,
         )
         released = False
-        await asyncio.to_thread(self.settings.tls_context)  # load the CA store off the loop, once
+        # look-ups that block (the CA store, this host's name for EHLO) happen once, off the loop
+        await asyncio.to_thread(self.settings.client_kwargs)
         try:
             while not self._stop.is_set():
                 try:
