@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import gc
 import logging
 import textwrap
 import uuid
@@ -105,6 +106,10 @@ async def debug_loop() -> AsyncIterator[asyncio.AbstractEventLoop]:
     loop = asyncio.get_running_loop()
     loop.set_debug(True)
     loop.slow_callback_duration = 0.25
+    # A full garbage collection of the whole pytest process (hundreds of MB of earlier tests' objects)
+    # can itself take a quarter second and would be blamed on whichever callback it interrupts.
+    gc.collect()
+    gc.freeze()
     handler = _SlowCallbacks()
     logger = logging.getLogger("asyncio")
     logger.addHandler(handler)
@@ -112,6 +117,7 @@ async def debug_loop() -> AsyncIterator[asyncio.AbstractEventLoop]:
         yield loop
     finally:
         logger.removeHandler(handler)
+        gc.unfreeze()
     assert not handler.slow, f"slow callbacks blocked the event loop: {handler.slow}"
 
 
