@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from pathlib import Path
 
@@ -307,13 +308,18 @@ async def test_hooks_never_block_the_event_loop(
             _image_flow(f"https://img.test/{i}.jpg", blobs[i % 8], "image/jpeg", None) for i in range(40)
         ]
         requests = [_flow(f"https://www.casino.example/{i}", ["staff"]) for i in range(40)]
+        gc.collect()
+        gc.freeze()  # a full GC of the pytest process is not a hook's doing
         loop.set_debug(True)
         loop.slow_callback_duration = 0.1
-        await asyncio.gather(*(addon.images.response(f) for f in flows))
-        for f in requests:  # in mitmproxy each hook call is its own task
-            await asyncio.create_task(_run_request(addon, f))
-        await asyncio.to_thread(addon.images.done)
-        loop.set_debug(False)
+        try:
+            await asyncio.gather(*(addon.images.response(f) for f in flows))
+            for f in requests:  # in mitmproxy each hook call is its own task
+                await asyncio.create_task(_run_request(addon, f))
+            await asyncio.to_thread(addon.images.done)
+        finally:
+            loop.set_debug(False)
+            gc.unfreeze()
     # only the hooks' own steps count (the test body builds flows and gathers between them)
     slow = [
         m for m in (r.getMessage() for r in caplog.records) if "took" in m and "test_hooks_never" not in m
