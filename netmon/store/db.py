@@ -56,6 +56,7 @@ def upgrade(url: str, revision: str = "heads") -> None:
     """Bring the schema at ``url`` up to date (every feature branch: ``heads``)."""
     from alembic import command
 
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # no "Context impl ..." lines in the proxy log
     try:
         command.upgrade(alembic_config(url), revision)
     except SQLAlchemyError as exc:
