@@ -6,7 +6,6 @@ server sent. A test certificate authority signs the HTTPS server's certificate f
 
 from __future__ import annotations
 
-import datetime
 import gzip
 import ssl
 import threading
@@ -15,10 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import brotli
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from tests.gateway.certs import make_site_ca
 
 TEST_HOSTS = ["pages.test", "www.google.com", "www.bing.com", "chat.test", "forum.test", "localhost"]
 
@@ -65,60 +62,8 @@ class TestCA:
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        now = datetime.datetime.now(datetime.UTC)
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "netmon test upstream CA")])
-        self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False)
-            .sign(self.key, hashes.SHA256())
-        )
-        self.ca_path = directory / "upstream-ca.pem"
-        self.ca_path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
-        server_key = ec.generate_private_key(ec.SECP256R1())
-        server_cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pages.test")]))
-            .issuer_name(name)
-            .public_key(server_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in TEST_HOSTS]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
-            )
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(self.key, hashes.SHA256())
-        )
-        self.server_cert_path = directory / "server.pem"
-        self.server_key_path = directory / "server.key"
-        self.server_cert_path.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
-        self.server_key_path.write_bytes(
-            server_key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
+        self.ca_path, self.server_cert_path, self.server_key_path = make_site_ca(
+            directory, TEST_HOSTS, ["127.0.0.1"]
         )
 
     def server_context(self) -> ssl.SSLContext:
