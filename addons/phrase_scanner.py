@@ -7,9 +7,7 @@ already holds into a plain job and hand it to the pool; a full pool or a fault i
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +27,26 @@ class PhraseScanner:
         self.submit = submit
         self.pool: Any = None
         self.watcher: Any = None
-        self._inflight = 0
-        self._lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------------
     def running(self) -> None:
         from netmon.library_watch import LibraryWatcher
-        from netmon.scanpool import ScanPool
+        from netmon.scanworker import ScanWorkers
 
         opts = ctx.options
         library = Path(opts.netmon_library)
         overlay = Path(opts.netmon_library_overlay) if opts.netmon_library_overlay else None
-        self.pool = ScanPool(library, overlay, workers=opts.netmon_scan_workers)
+        self.pool = ScanWorkers(
+            library,
+            overlay,
+            on_result=self._finished,
+            on_error=self._failed,
+            workers=opts.netmon_scan_workers,
+            max_jobs=opts.netmon_scan_queue,
+        )
+        self.pool.start()
 
-        def on_change(_library: Any) -> None:
+        def on_change(_library: Any) -> None:  # in the watcher's thread
             self.pool.reload(library, overlay)
             counters.incr("library.reloaded")
             log.warning("phrase library reloaded")
@@ -57,8 +61,9 @@ class PhraseScanner:
     def done(self) -> None:
         if self.watcher is not None:
             self.watcher.stop()
+            self.watcher = None
         if self.pool is not None:
-            self.pool.close(wait=True)  # finish in-flight scans; their results reach the recorder
+            self.pool.close()  # finish in-flight scans; their results reach the recorder
             self.pool = None
 
     # -- hooks -----------------------------------------------------------------------------------
@@ -114,34 +119,21 @@ class PhraseScanner:
         if pool is None:
             counters.incr("scan.skipped.not-running")
             return
-        with self._lock:
-            if self._inflight >= ctx.options.netmon_scan_queue:
-                counters.incr("scan.skipped.queue-full")
-                return
-            self._inflight += 1
         try:
-            future = pool.submit(job)
+            queued = pool.submit(job)
         except Exception:  # noqa: BLE001 - a broken pool must not break traffic
-            with self._lock:
-                self._inflight -= 1
             counters.incr("scan.error.pool")
-            log.exception("scan pool refused a job (traffic unaffected)")
+            log.exception("scan workers refused a job (traffic unaffected)")
             return
-        future.add_done_callback(self._finished)
+        if not queued:
+            counters.incr("scan.skipped.queue-full")
 
-    def _finished(self, future: Future[Any]) -> None:
-        """Runs in the pool's management thread, never on the event loop."""
-        with self._lock:
-            self._inflight -= 1
-        if future.cancelled():
-            counters.incr("scan.skipped.cancelled")
-            return
-        error = future.exception()
-        if error is not None:
-            counters.incr("scan.error.worker")
-            log.error("scan failed in a worker: %s (traffic unaffected)", type(error).__name__)
-            return
-        result: ScanResult = future.result()
+    def _failed(self, kind: str) -> None:
+        """A job a worker could not scan ("job"), or one lost with a dead worker ("lost")."""
+        counters.incr("scan.error.worker")
+
+    def _finished(self, result: ScanResult) -> None:
+        """Runs on the event loop, when a worker's answer arrives: cheap (counters, a queue put)."""
         counters.incr("scan.done")
         for reason in result.stats.skipped:
             counters.incr(f"scan.skipped.{reason}")

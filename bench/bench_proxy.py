@@ -2,7 +2,9 @@
 
     ./dev bench            (or: .venv/bin/python bench/bench_proxy.py [--seconds 10] [--connections 32])
 
-Upstream is nginx on loopback serving a 50 KB benign HTML page and a page with library matches; the load
+Upstream is nginx on loopback serving a 50 KB benign HTML article page (shaped like a real one, 26% of
+it visible text), the same page with library matches, and a 50 KB page that is nearly all text (the
+scanner's worst case); the load
 is wrk (Debian packages `wrk`, `nginx-light`). For each of HTTP (explicit proxy, keep-alive) and HTTPS
 (keep-alive; mitmproxy in reverse mode so that wrk can speak TLS to it) it prints requests/s and p50/p99
 latency for bare mitmdump and for netmon, and the netmon/bare ratio. After the netmon runs it reads
@@ -59,26 +61,86 @@ def quiet_texts() -> list[str]:
     return [t for t in texts if not matcher.scan(t)]
 
 
-def benign_page(size: int = 50_000) -> bytes:
-    """~50 KB of real article text with no library match (a benign page) as an HTML page."""
+def _paragraphs(size: int) -> list[str]:
+    """About ``size`` characters of real article text with no library match, in paragraphs."""
     words = " ".join(quiet_texts()) or ("The water cycle moves water. " * 4000)
-    paragraphs, body = [], 0
+    paragraphs, total = [], 0
     for chunk in re.findall(r".{1,400}(?:\s|$)", words, flags=re.S):
-        chunk = chunk.replace("&", "&amp;").replace("<", "&lt;")
-        paragraphs.append(f"<p>{chunk}</p>\n")
-        body += len(chunk) + 8
-        if body > size - 1200:
+        paragraphs.append(chunk.replace("&", "&amp;").replace("<", "&lt;"))
+        total += len(chunk)
+        if total >= size:
             break
+    return paragraphs
+
+
+def dense_page(size: int = 50_000) -> bytes:
+    """The worst case: ~50 KB of which nearly all is visible article text (95%)."""
     head = (
         "<!doctype html><html><head><meta charset='utf-8'><title>Article</title>"
         "<script>window.analytics=[];</script><style>p{margin:1em}</style></head><body>"
     )
-    return (head + "".join(paragraphs) + "</body></html>").encode()
+    body = "".join(f"<p>{p}</p>\n" for p in _paragraphs(size - 1300))
+    return (head + body + "</body></html>").encode()
+
+
+def benign_page(size: int = 50_000, text: int = 10_000) -> bytes:
+    """A 50 KB news article page shaped like real ones: meta tags, inline CSS, an inline JSON state
+    script, navigation, ~10 KB of real article text (20% of the page: the median of 130 real news
+    pages in mozilla/readability's test set is 13%), a related-stories sidebar and a footer."""
+    meta = "".join(
+        f'<meta property="og:{k}" content="{k} of the article, for sharing">'
+        for k in ("title", "description", "site_name", "type", "url", "image", "locale")
+    ) + "".join(f'<link rel="preload" href="/static/font-{i}.woff2" as="font" crossorigin>' for i in range(6))
+    css = "".join(
+        f".c{i}{{margin:{i % 7}px {i % 5}px;padding:0 {i % 3}em;color:#{i * 2654435761 % 0xFFFFFF:06x};"
+        f"font:400 {12 + i % 6}px/1.4 system-ui,sans-serif}}\n"
+        for i in range(110)
+    )
+    state = (
+        "window.__STATE__="
+        + json.dumps(
+            {
+                "page": {"id": 48213, "section": "news", "tags": [f"tag-{i}" for i in range(30)]},
+                "ads": [
+                    {"slot": f"slot-{i}", "sizes": [[300, 250], [728, 90]], "targeting": {"pos": i}}
+                    for i in range(40)
+                ],
+                "tracking": {f"k{i}": f"{i * 7919:x}-{i * 104729:x}" for i in range(120)},
+            }
+        )
+        + ";"
+    )
+    nav = "".join(
+        f'<li class="nav__item c{i}"><a class="nav__link" href="/section/{i}/">Section {i}</a></li>'
+        for i in range(40)
+    )
+    article = "".join(
+        f'<p class="article__para c{i % 110}">{p}</p>\n' for i, p in enumerate(_paragraphs(text))
+    )
+    related = "".join(
+        f'<li class="related__item"><a href="/news/{1000 + i}/story"><img src="/img/{i}.jpg" alt="Picture '
+        f'for story {i}" width="120" height="80" loading="lazy"><span class="related__title">Another story '
+        f"from the section, number {i}</span></a></li>"
+        for i in range(24)
+    )
+    footer = "".join(f'<a class="footer__link c{i}" href="/about/{i}">About link {i}</a>' for i in range(40))
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Article</title>'
+        f'<meta name="viewport" content="width=device-width,initial-scale=1">{meta}<style>{css}</style>'
+        f'<script>{state}</script></head><body class="page"><header class="masthead"><nav><ul>{nav}'
+        f'</ul></nav></header><main><article class="article"><h1 class="article__title">Article</h1>'
+        f'<div class="article__byline">By a reporter</div>{article}</article><aside class="related">'
+        f'<ul>{related}</ul></aside></main><footer class="footer">{footer}</footer>'
+        '<script src="/static/app.js" defer></script>'
+    )
+    pad = max(0, size - len(page.encode()) - len("</body></html>") - 40)
+    page += f'<script>window.__PAD__="{"x" * pad}";</script></body></html>'
+    return page.encode()
 
 
 def matches_page(benign: bytes) -> bytes:
     marker = b"<p>I want to kill myself tonight. kms. he said he would shoot up the school.</p>"
-    return benign.replace(b"</body>", marker + b"</body>")
+    return benign.replace(b"</article>", marker + b"</article>", 1)
 
 
 def make_cert(directory: Path) -> tuple[Path, Path]:
@@ -117,6 +179,7 @@ def start_nginx(directory: Path, http_port: int, https_port: int) -> subprocess.
     benign = benign_page()
     (www / "benign.html").write_bytes(benign)
     (www / "matches.html").write_bytes(matches_page(benign))
+    (www / "dense.html").write_bytes(dense_page())
     key, cert = make_cert(directory)
     conf = directory / "nginx.conf"
     conf.write_text(f"""
@@ -244,7 +307,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--pages", nargs="+", default=["benign.html", "matches.html"])
+    parser.add_argument("--pages", nargs="+", default=["benign.html", "matches.html", "dense.html"])
     parser.add_argument("--schemes", nargs="+", default=["http", "https"])
     parser.add_argument(
         "--set",
@@ -309,7 +372,11 @@ def main() -> None:
             f"{bare['p50']:>9.1f}/{bare['p99']:<8.1f}{nm['p50']:>10.1f}/{nm['p99']:<9.1f}"
             f"  scanned {c.get('scan.done', 0)}, skipped {skipped}, matched {c.get('scan.matched', 0)}"
         )
-    print("target: netmon/bare >= 0.85 on benign pages; no page skipped by the scanner")
+    print(
+        "target: netmon/bare >= 0.85 on benign pages; no page skipped by the scanner\n"
+        "pages: benign = a 50 KB article page, 26% visible text (real news pages: median 13%);\n"
+        "       matches = the same with a paragraph of severe phrases; dense = 50 KB of text (worst case)"
+    )
     scanner_bench = REPO / "bench" / "bench_scanner.py"
     if scanner_bench.exists():
         print()

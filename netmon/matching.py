@@ -137,6 +137,7 @@ class _Rules:
     unless: frozenset[int]  # exception term ids (their spellings are automaton keys)
     with_names: dict[str, str]  # padded spelling " w " -> name
     within: int | None
+    longest_with: int  # length of the longest co-occurrence spelling, unpadded
 
     @classmethod
     def build(cls, entry: Entry, term_ids: dict[str, int]) -> _Rules:
@@ -144,7 +145,8 @@ class _Rules:
         unless = frozenset(term_ids.setdefault(n, len(term_ids)) for n in unless_names)
         with_names = {f" {v} ": n for n in (normalise(t) for t in entry.with_) for v in _term_variants(n)}
         rule = "exceptions absent: " + ", ".join(f"'{name}'" for name in unless_names)
-        return cls(unless_names, rule, unless, with_names, entry.within)
+        longest = max((len(w) - 2 for w in with_names), default=0)
+        return cls(unless_names, rule, unless, with_names, entry.within, longest)
 
 
 class Matcher:
@@ -339,6 +341,9 @@ class Matcher:
         if rules.with_names:
             within = rules.within
             best: tuple[int, str] | None = None  # (distance, name)
+            if within is not None:  # near the hit only: one window wide enough for every spelling
+                lo = max(0, start - within - rules.longest_with)
+                window = padded[lo : end + within + rules.longest_with + 2]
             for spelling, name in rules.with_names.items():
                 size = len(spelling) - 2  # spans in normalised text: padded index p (the space) is norm p
                 if within is None:  # anywhere: every occurrence, found once per text and spelling
@@ -349,13 +354,14 @@ class Matcher:
                         while p != -1:
                             where.append(p)
                             p = padded.find(spelling, p + 1)
-                else:  # near the hit only
+                else:  # occurrences too far away are weighed and rejected below, like absent ones
+                    if spelling not in window:
+                        continue
                     where = []
-                    hi = min(len(padded), end + within + size + 2)
-                    p = padded.find(spelling, max(0, start - within - size), hi)
+                    p = window.find(spelling)
                     while p != -1:
-                        where.append(p)
-                        p = padded.find(spelling, p + 1, hi)
+                        where.append(p + lo)
+                        p = window.find(spelling, p + 1)
                 for a in where:
                     b = a + size
                     if a < end and start < b:

@@ -399,13 +399,31 @@ _LOADING_ATTRS = {
 _DANGEROUS_CSS = re.compile(
     r"url\s*\(|@import|expression\s*\(|image-set\s*\(|-moz-binding|behavior\s*:", re.I
 )
+#: Lower-cased words that every dangerous CSS construct contains: CSS without any of them is safe as it
+#: is, found with str's fast substring search instead of a case-insensitive regex over every character.
+_CSS_WORDS = ("url", "@import", "expression", "image-set", "-moz-binding", "behavior")
+
+
+def _dangerous_css(css: str) -> bool:
+    low = css.lower()
+    return any(word in low for word in _CSS_WORDS) and _DANGEROUS_CSS.search(low) is not None
+
+
 # The patterns below run on lexbor's serialisation, which is canonical: every attribute is written
 # ` name="value"`, name lower-cased, '"' inside a value escaped. (Text that merely looks like an
 # attribute may lose a few characters; nothing is ever added.)
 # Each pattern starts with a literal space (lexbor writes exactly one before every attribute), which
 # lets the regex engine skip ahead by fast search: ~3x quicker than a leading \s.
-_BAD_ATTR = re.compile(r' (?:on[^\s"=/>]*|' + "|".join(sorted(map(re.escape, _LOADING_ATTRS))) + r')="[^"]*"')
-_BAD_STYLE_ATTR = re.compile(r' style="[^"]*?(?:' + _DANGEROUS_CSS.pattern + r')[^"]*"', re.I)
+# The lookahead lets the engine give up at once on the many spaces in text (a third quicker).
+_BAD_ATTR = re.compile(
+    r" (?=[o"
+    + "".join(sorted({n[0] for n in _LOADING_ATTRS}))
+    + r'])(?:on[^\s"=/>]*|'
+    + "|".join(sorted(map(re.escape, _LOADING_ATTRS)))
+    + r')="[^"]*"'
+)
+# lexbor writes attribute names in lower case: a case-sensitive ' style="' lets the engine skip ahead.
+_BAD_STYLE_ATTR = re.compile(r' style="[^"]*?(?i:' + _DANGEROUS_CSS.pattern + r')[^"]*"')
 #: Links kept only when plainly web or relative: any other scheme (javascript:, data:, "jav&#9;ascript:")
 #: is dropped.
 _NOT_WEB = r'="(?!\s*(?:https?:|mailto:|/|#|\?))[^":]*:[^"]*"'
@@ -428,11 +446,12 @@ def sanitise_html(html: str | bytes) -> str:
     tree = LexborHTMLParser(html)
     tree.strip_tags(REMOVED_TAGS)
     for style in tree.css("style"):
-        if _DANGEROUS_CSS.search(style.text()):
+        if _dangerous_css(style.text()):
             style.decompose()
     out = tree.html or ""
     out = _BAD_ATTR.sub("", out)
-    out = _BAD_STYLE_ATTR.sub("", out)
+    if ' style="' in out:
+        out = _BAD_STYLE_ATTR.sub("", out)
     for pattern in _BAD_LINK_ATTRS:
         out = pattern.sub("", out)
     if "<animate" in out or "<set" in out:

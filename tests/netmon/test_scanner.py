@@ -6,6 +6,7 @@ import gzip
 import json
 import multiprocessing
 import pickle
+import re
 import time
 import tracemalloc
 import zlib
@@ -586,9 +587,60 @@ def test_topic_only_hits_keep_no_snapshot(tmp_path: Path) -> None:
     """Severity 1 is the topic alone: the hit is reported but no copy of the page is kept."""
     (tmp_path / "en").mkdir()
     (tmp_path / "categories.txt").write_text("drugs | Drugs | drugs\n")
-    (tmp_path / "en" / "drugs.txt").write_text("@category drugs\n@language en\ncannabis | 1\ndealer near me | 3\n")
+    (tmp_path / "en" / "drugs.txt").write_text(
+        "@category drugs\n@language en\ncannabis | 1\ndealer near me | 3\n"
+    )
     topic = Matcher.compile(load_library(tmp_path))
     quiet = scan_job(page_job(b"<p>Cannabis policy in the UK</p>"), topic)
     assert [h.phrase for h in quiet.hits] == ["cannabis"] and quiet.snapshot is None
     concern = scan_job(page_job(b"<p>cannabis dealer near me</p>"), topic)
     assert concern.snapshot is not None
+
+
+_ATTR_NAMES = ["src", "srcset", "onclick", "onerror", "href", "style", "action", "data-src", "alt", "title"]
+_PIECES = [' src="', '"', "=", " ", "on", "onload=", "src", ">", "<", "&quot;", "é", "x", "\n", "'", "a"]
+
+
+def _soup(pieces: int) -> st.SearchStrategy[str]:
+    return st.lists(st.sampled_from(_PIECES), max_size=pieces).map("".join)
+
+
+def _active_attributes(html: str) -> list[tuple[str, str]]:
+    from selectolax.lexbor import LexborHTMLParser
+
+    from netmon.scanner import _LOADING_ATTRS
+
+    root = LexborHTMLParser(html).root
+    return [
+        (node.tag, name)
+        for node in (root.traverse() if root is not None else ())
+        for name in (node.attributes if node.tag not in ("-text", "meta") else {})  # meta: netmon's CSP
+        if re.fullmatch(r"on[\w-]*", name) or name in _LOADING_ATTRS  # 'on"x' is no event handler
+    ]
+
+
+def test_sanitiser_attribute_values_that_look_like_attributes() -> None:
+    html = '<img onerror="alert(1) src=" x="y"><a title="a src=" href="javascript:x" onclick="z">t</a>'
+    assert _active_attributes(sanitise_html(html)) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    tags=st.lists(
+        st.tuples(
+            st.sampled_from(["img", "a", "div", "p", "svg", "form"]),
+            st.lists(st.tuples(st.sampled_from(_ATTR_NAMES), _soup(6))),
+            _soup(12),
+        ),
+        max_size=8,
+    )
+)
+def test_sanitised_html_has_no_active_or_loading_attribute(
+    tags: list[tuple[str, list[tuple[str, str]], str]],
+) -> None:
+    """Hostile markup: attribute values and text that look like attributes, quotes, entities."""
+    html = "".join(
+        f"<{tag} " + " ".join(f"{name}='{value}'" for name, value in attrs) + f">{text}</{tag}>{text}"
+        for tag, attrs, text in tags
+    )
+    assert _active_attributes(sanitise_html(html)) == []

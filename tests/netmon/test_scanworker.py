@@ -1,0 +1,237 @@
+"""Scan workers: real worker processes fed from a real event loop (asyncio debug mode)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from netmon.findings import FlowContext, ScanResult
+from netmon.scanner import ScanJob
+from netmon.scanworker import FrameReader, ScanWorkers, frame
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+CTX = FlowContext(time=0.0, client_ip="10.0.0.7", host="news.example", url="http://news.example/a")
+
+
+def page_job(text: str) -> ScanJob:
+    body = f"<html><head><title>Story</title></head><body><p>{text}</p></body></html>".encode()
+    return ScanJob.for_http(
+        CTX, response_status=200, response_headers=(("Content-Type", "text/html"),), response_body=body
+    )
+
+
+class Pool:
+    """ScanWorkers plus what its callbacks saw."""
+
+    def __init__(self, library: Path, **kwargs: object) -> None:
+        self.results: list[ScanResult] = []
+        self.errors: list[str] = []
+        self.workers = ScanWorkers(
+            library,
+            None,
+            on_result=self.results.append,
+            on_error=self.errors.append,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    async def wait(self, results: int = 0, errors: int = 0, timeout: float = 30) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self.results) < results or len(self.errors) < errors:
+                await asyncio.sleep(0.01)
+
+    async def ready(self) -> None:
+        async with asyncio.timeout(30):
+            while not all(w.ready for w in self.workers.current):
+                await asyncio.sleep(0.01)
+
+    def phrases(self) -> list[list[str]]:
+        return [sorted({h.phrase for h in r.hits}) for r in self.results]
+
+
+@pytest.fixture
+async def loop_checked(caplog: pytest.LogCaptureFixture) -> AsyncIterator[None]:
+    """Fail the test if a callback held the event loop for more than 50 ms before the (deliberately
+    blocking) clean stop: tests call ``workers.close()`` only after ``assert_loop_was_free``."""
+    loop = asyncio.get_running_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.05
+    caplog.set_level(logging.WARNING, logger="asyncio")
+    yield
+
+
+def assert_loop_was_free(caplog: pytest.LogCaptureFixture) -> None:
+    slow = [r.getMessage() for r in caplog.records if r.name == "asyncio" and "Executing" in r.getMessage()]
+    assert not slow, slow
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    return Path(shutil.copytree(FIXTURES / "library-mini", tmp_path / "library"))
+
+
+def test_frames_survive_any_split() -> None:
+    messages = [("result", "x" * 100_000), ("ready", "abc"), ("error", "ValueError")]
+    stream = b"".join(frame(m) for m in messages)
+    reader = FrameReader()
+    got: list[object] = []
+    for i in range(0, len(stream), 7777):
+        got += reader.feed(stream[i : i + 7777])
+    assert got == messages
+
+
+def test_a_corrupt_stream_is_an_error_not_a_huge_allocation() -> None:
+    with pytest.raises(ValueError, match="corrupt"):
+        list(FrameReader().feed(b"\xff\xff\xff\xff" + b"x" * 10))
+
+
+async def test_pages_are_scanned_in_worker_processes(
+    library: Path, loop_checked: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = Pool(library, workers=2)
+    pool.workers.start()
+    try:
+        for text in ("I want to die", "a quiet page about rivers", "you loser"):
+            assert pool.workers.submit(page_job(text))
+        await pool.wait(results=3)
+        assert_loop_was_free(caplog)
+    finally:
+        pool.workers.close()
+    assert sorted(pool.phrases()) == [[], ["loser"], ["want to die"]]
+    assert pool.errors == []
+    assert len({w.proc.pid for w in pool.workers.retired + pool.workers.current}) <= 2
+
+
+async def test_close_answers_every_job_in_flight(
+    library: Path, loop_checked: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = Pool(library)
+    pool.workers.start()
+    for i in range(40):
+        assert pool.workers.submit(page_job(f"story {i}: I want to die"))
+    assert_loop_was_free(caplog)
+    pool.workers.close()  # a clean stop: every page seen is scanned and handed on before it returns
+    assert len(pool.results) == 40
+    assert all(p == ["want to die"] for p in pool.phrases())
+    assert pool.workers.submit(page_job("after the stop")) is False
+
+
+async def test_a_full_queue_refuses_jobs_instead_of_growing(
+    library: Path, loop_checked: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = Pool(library, max_jobs=3)
+    pool.workers.start()
+    try:
+        accepted = [pool.workers.submit(page_job(f"page {i}")) for i in range(5)]
+        assert accepted == [True, True, True, False, False]
+        await pool.wait(results=3)
+        assert pool.workers.submit(page_job("room again"))  # answered jobs free their places
+        await pool.wait(results=4)
+        assert_loop_was_free(caplog)
+    finally:
+        pool.workers.close()
+
+
+async def test_a_job_the_worker_cannot_scan_is_counted_and_the_worker_goes_on(
+    library: Path, loop_checked: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = Pool(library)
+    pool.workers.start()
+    try:
+        assert pool.workers.submit("not a scan job")
+        assert pool.workers.submit(page_job("I want to die"))
+        await pool.wait(results=1, errors=1)
+        assert_loop_was_free(caplog)
+    finally:
+        pool.workers.close()
+    assert pool.errors == ["job"]
+    assert pool.phrases() == [["want to die"]]
+
+
+async def test_a_dead_worker_loses_only_its_jobs_counted_and_is_replaced(
+    library: Path, loop_checked: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = Pool(library)
+    pool.workers.start()
+    try:
+        await pool.ready()
+        first = pool.workers.current[0].proc
+        first.kill()
+        assert pool.workers.submit(page_job("written to a worker that is dying"))
+        await pool.wait(errors=1)
+        assert pool.errors == ["lost"]
+        assert pool.workers.inflight == 0
+        replacement = pool.workers.current[0].proc
+        assert replacement.pid != first.pid
+        assert pool.workers.submit(page_job("I want to die"))
+        await pool.wait(results=1)
+        assert pool.phrases() == [["want to die"]]
+        assert_loop_was_free(caplog)
+    finally:
+        pool.workers.close()
+
+
+async def test_ctrl_c_in_the_terminal_does_not_kill_workers(
+    library: Path, loop_checked: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGINT/SIGTERM reach the whole process group; workers stop only when the proxy closes the pipe."""
+    pool = Pool(library)
+    pool.workers.start()
+    try:
+        await pool.ready()
+        worker = pool.workers.current[0].proc
+        os.kill(worker.pid, signal.SIGINT)
+        os.kill(worker.pid, signal.SIGTERM)
+        assert pool.workers.submit(page_job("you loser"))
+        await pool.wait(results=1)
+        assert worker.poll() is None and pool.errors == []
+        assert_loop_was_free(caplog)
+    finally:
+        pool.workers.close()
+    assert worker.returncode == 0
+
+
+async def test_reload_swaps_in_the_new_library_and_old_workers_exit(
+    library: Path, loop_checked: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = Pool(library)
+    pool.workers.start()
+    try:
+        await pool.ready()
+        old = pool.workers.current[0].proc
+        assert pool.workers.submit(page_job("the word zorblax"))
+        with (library / "en" / "violence.txt").open("a") as f:
+            f.write("zorblax | 4\n")
+        pool.workers.reload(library, None)  # the library watcher calls this from its own thread
+        await asyncio.sleep(0.05)
+        assert pool.workers.submit(page_job("the word zorblax"))
+        await pool.wait(results=2)
+        assert pool.phrases() == [[], ["zorblax"]]  # the job sent before the reload: the old library
+        async with asyncio.timeout(10):
+            while old.poll() is None:
+                await asyncio.sleep(0.05)
+        assert old.returncode == 0 and pool.errors == []
+        assert_loop_was_free(caplog)
+    finally:
+        pool.workers.close()
+
+
+async def test_close_with_a_backlog_both_ways_does_not_deadlock(
+    library: Path, loop_checked: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Megabytes of jobs still to write while the worker's answers (text + snapshot) fill its pipe."""
+    pool = Pool(library, max_jobs=1000)
+    pool.workers.start()
+    paragraph = "you loser, I want to die. " * 4000  # ~100 KB a page, every page a hit
+    for i in range(120):
+        assert pool.workers.submit(page_job(f"{i} {paragraph}"))
+    assert pool.workers.current[0].pending  # more than the pipe holds is waiting in the proxy
+    assert_loop_was_free(caplog)
+    pool.workers.close(timeout=120)
+    assert len(pool.results) == 120 and pool.errors == []
