@@ -1,7 +1,8 @@
 """Composition root: the one script mitmdump loads (``mitmdump -s addons/entry.py``).
 
 Order matters: identity first (who is this?), then the portal gate, TLS policy and filtering, then the
-scanners, and the recorder last so that its ``done`` flushes after the scanners have finished.
+scanners, then the recorder so that its ``done`` flushes after the scanners have finished, and the
+status writer last so that the final ``status.json`` counts everything done while stopping.
 Add an addon with one line in ``build()``.
 """
 
@@ -24,7 +25,6 @@ def build() -> list[object]:
     filtering = Filtering(submit)  # lists, safe search, URL lists, blocker, image scanner
     chain: list[object] = [
         Settings(),
-        StatusWriter(),
         identity,
         PortalGate(identity),
         TlsPolicy(submit, host_hits=filtering.host_hits, identify=identify_with(identity)),
@@ -32,6 +32,7 @@ def build() -> list[object]:
         PhraseScanner(submit),
         recorder,
         AlertDelivery(recorder),
+        StatusWriter(),  # last: its final status.json counts what the others did while stopping
     ]
     return chain
 

@@ -21,6 +21,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -303,9 +304,71 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time of ``pid`` and its children (the scan workers)."""
+    total = 0.0
+    try:
+        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return total
+    return total + sum(cpu_seconds(int(c)) for c in children)
+
+
+def wait_idle(proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait until netmon and its scan workers have finished the backlog of the last run, so that
+    the next (bare) run does not share the CPU with it."""
+    deadline = time.monotonic() + timeout
+    last = cpu_seconds(proc.pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = cpu_seconds(proc.pid)
+        if now - last < 0.05:  # under 10% of a core
+            return
+        last = now
+
+
+def compare(
+    args: argparse.Namespace, work: Path, scheme: str, page: str, http_port: int, https_port: int
+) -> dict[str, dict[str, object]]:
+    """Alternating rounds through bare mitmdump and netmon (both kept running): medians, and
+    netmon's counters over all its rounds."""
+    procs, targets = {}, {}
+    path = f"http://127.0.0.1:{http_port}/{page}" if scheme == "http" else f"/{page}"
+    try:
+        for kind in ("bare", "netmon"):
+            port = free_port()
+            if scheme == "http":
+                mode, targets[kind] = "regular", f"http://127.0.0.1:{port}"
+            else:
+                mode, targets[kind] = f"reverse:https://127.0.0.1:{https_port}", f"https://127.0.0.1:{port}"
+            procs[kind] = (start_proxy(kind, mode, port, work, work / "up.pem", args.sets), port)
+        for kind in ("bare", "netmon"):
+            run_wrk(targets[kind], path, 2, args.connections, work)  # warm-up
+        wait_idle(procs["netmon"][0])
+        runs: dict[str, list[dict[str, float]]] = {"bare": [], "netmon": []}
+        for _ in range(args.rounds):
+            for kind in ("bare", "netmon"):
+                runs[kind].append(run_wrk(targets[kind], path, args.seconds, args.connections, work))
+                if kind == "netmon":
+                    wait_idle(procs["netmon"][0])
+    finally:
+        for proc, _ in procs.values():
+            stop(proc)
+    result: dict[str, dict[str, object]] = {}
+    for kind, rs in runs.items():
+        result[kind] = {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99")}
+        result[kind]["rps_rounds"] = [r["rps"] for r in rs]
+    status = json.loads((work / f"state-{procs['netmon'][1]}" / "status.json").read_text())
+    result["counters"] = status.get("counters", {})
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3, help="bare/netmon pairs per page, alternating")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--pages", nargs="+", default=["benign.html", "matches.html", "dense.html"])
     parser.add_argument("--schemes", nargs="+", default=["http", "https"])
@@ -328,48 +391,28 @@ def main() -> None:
         try:
             for scheme in args.schemes:
                 for page in args.pages:
-                    results = {}
-                    for kind in ("bare", "netmon"):
-                        port = free_port()
-                        if scheme == "http":
-                            mode, target = "regular", f"http://127.0.0.1:{port}"
-                            path = f"http://127.0.0.1:{http_port}/{page}"
-                        else:
-                            mode, target = (
-                                f"reverse:https://127.0.0.1:{https_port}",
-                                f"https://127.0.0.1:{port}",
-                            )
-                            path = f"/{page}"
-                        proc = start_proxy(kind, mode, port, work, work / "up.pem", args.sets)
-                        try:
-                            run_wrk(target, path, 2, args.connections, work)  # warm-up
-                            results[kind] = run_wrk(target, path, args.seconds, args.connections, work)
-                        finally:
-                            stop(proc)
-                        if kind == "netmon":
-                            status = json.loads((work / f"state-{port}" / "status.json").read_text())
-                            results[kind]["counters"] = status.get("counters", {})  # type: ignore[assignment]
-                    rows.append((scheme, page, results))
+                    rows.append((scheme, page, compare(args, work, scheme, page, http_port, https_port)))
         finally:
             nginx.send_signal(signal.SIGTERM)
             nginx.wait()
     print(
-        f"\nProxy throughput, {args.connections} connections, {args.seconds}s per run, keep-alive, "
-        f"{os.cpu_count()} cores"
+        f"\nProxy throughput, {args.connections} connections, keep-alive, {os.cpu_count()} cores: "
+        f"{args.rounds} rounds of {args.seconds} s, bare and netmon alternating; medians"
     )
     print(
-        f"{'path':<22}{'bare req/s':>11}{'netmon req/s':>14}{'ratio':>7}{'bare p50/p99 ms':>18}"
-        f"{'netmon p50/p99 ms':>20}  scanner"
+        f"{'path':<22}{'bare req/s':>11}{'netmon req/s':>14}{'ratio':>7}{'(rounds)':>12}"
+        f"{'bare p50/p99 ms':>18}{'netmon p50/p99 ms':>20}  scanner"
     )
     for scheme, page, r in rows:
-        bare, nm = r["bare"], r["netmon"]
-        c = nm.get("counters", {})
+        bare, nm, c = r["bare"], r["netmon"], r["counters"]
         skipped = sum(
             v for k, v in c.items() if k.startswith("scan.skipped.queue") or k == "scan.error.worker"
         )
+        ratios = [n / b for n, b in zip(nm["rps_rounds"], bare["rps_rounds"], strict=True)]
+        spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
         print(
             f"{scheme + ' ' + page:<22}{bare['rps']:>11.0f}{nm['rps']:>14.0f}{nm['rps'] / bare['rps']:>7.2f}"
-            f"{bare['p50']:>9.1f}/{bare['p99']:<8.1f}{nm['p50']:>10.1f}/{nm['p99']:<9.1f}"
+            f"{spread:>12}{bare['p50']:>9.1f}/{bare['p99']:<8.1f}{nm['p50']:>10.1f}/{nm['p99']:<9.1f}"
             f"  scanned {c.get('scan.done', 0)}, skipped {skipped}, matched {c.get('scan.matched', 0)}"
         )
     print(

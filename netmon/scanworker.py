@@ -260,6 +260,7 @@ class ScanWorkers:
         assert proc.stdin is not None and proc.stdout is not None
         stdin, stdout = proc.stdin.fileno(), proc.stdout.fileno()
         _set_pipe_size(stdin)
+        _set_pipe_size(stdout)  # answers carry text and snapshots: a small pipe would stall the worker
         os.set_blocking(stdin, False)
         os.set_blocking(stdout, False)
         worker = _Worker(proc, stdin, stdout)
@@ -310,15 +311,23 @@ class ScanWorkers:
             self._close_fd(worker, "stdin")  # the worker answers what it has, then exits
 
     def _read(self, worker: _Worker, respawn: bool = True) -> None:
-        try:
-            data = os.read(worker.stdout, PIPE_SIZE)
-        except BlockingIOError:
+        chunks = []
+        for _ in range(8):  # what is there now (a few MB at most), so the worker can go on writing
+            try:
+                chunk = os.read(worker.stdout, PIPE_SIZE)
+            except BlockingIOError:
+                break
+            except OSError:
+                chunk = b""
+            if not chunk:
+                if not chunks:
+                    self._gone(worker, respawn)
+                    return
+                break  # the end of the stream is seen on the next call, after these answers
+            chunks.append(chunk)
+        if not chunks:
             return
-        except OSError:
-            data = b""
-        if not data:
-            self._gone(worker, respawn)
-            return
+        data = b"".join(chunks) if len(chunks) > 1 else chunks[0]
         try:
             messages = list(worker.reader.feed(data))
         except Exception as exc:  # noqa: BLE001 - a corrupt stream: replace the worker
