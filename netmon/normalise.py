@@ -212,8 +212,20 @@ def _repeats(m: re.Match[str]) -> str:
     return m.group(1) * 3
 
 
+def _has_codes(text: str) -> bool:
+    """Whether ``text`` holds an entity or a percent-code: a few ``find`` calls where the regular
+    expression would read every character ("&" and "%" are common in text, codes are not)."""
+    for mark in ("&", "%"):
+        i, seen = text.find(mark), 0
+        while i != -1:
+            if _CODED.match(text, i) is not None or seen == 64:  # many marks: let the regex decide
+                return True
+            i, seen = text.find(mark, i + 1), seen + 1
+    return False
+
+
 def _decode(text: str, log: list[tuple[object, ...]] | None) -> str:
-    if "&" in text or "%" in text:
+    if ("&" in text or "%" in text) and _has_codes(text):
         decoded = _CODED.sub(_coded, text)
         if log is not None and decoded != text:
             log.append(("decode", text))

@@ -292,3 +292,17 @@ def test_odd_input_never_breaks(text: str) -> None:
     if mapped.text:
         start, end = mapped.span(0, len(mapped.text))
         assert 0 <= start < end <= len(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "R&D and AT&T " * 80 + "k&#105;ll",  # more ampersands than the quick check looks at
+        "100% sure, 50 %, %zz then kill%20myself",
+        "fish & chips &amp; k&#x69;ll",
+    ],
+)
+def test_codes_after_many_lookalike_marks_are_still_decoded(text: str) -> None:
+    norm = normalise(text)
+    assert "kill" in norm
+    assert normalise_mapped(text).text == norm
