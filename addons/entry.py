@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from addons.alerts import AlertDelivery
 from addons.blocking import Filtering
+from addons.composite import Composite
 from addons.identity import IdentityTagger, PortalGate
 from addons.phrase_scanner import PhraseScanner
 from addons.recorder import IncidentRecorder
@@ -37,4 +38,5 @@ def build() -> list[object]:
     return chain
 
 
-addons = build()
+# One addon for mitmproxy to look hooks up on (addons/composite.py says why).
+addons = [Composite(build())]

@@ -99,12 +99,13 @@ class PhraseScanner:
             request = flow.request
             # a response netmon made itself (block page) is not what a site sent: scan the request only
             response = None if flow.metadata.get(BLOCKED_KEY) else flow.response
+            body = request.raw_content or b""
             job = ScanJob.for_http(
                 context=flow_context(flow),
-                request_headers=tuple(request.headers.items(multi=True)),
-                request_body=request.raw_content or b"",
+                request_headers=_body_headers(request.headers) if body else (),
+                request_body=body,
                 response_status=response.status_code if response else None,
-                response_headers=tuple(response.headers.items(multi=True)) if response else (),
+                response_headers=_body_headers(response.headers) if response else (),
                 response_body=(response.raw_content or b"") if response else b"",
                 max_bytes=ctx.options.netmon_scan_max_bytes,
             )
@@ -140,3 +141,11 @@ class PhraseScanner:
         if result.hits:
             counters.incr("scan.matched")
             self.submit(result)
+
+
+def _body_headers(headers: http.Headers) -> tuple[tuple[str, str], ...]:
+    """The headers a scan reads (type and encoding of the body): the job stays small to copy."""
+    return tuple((name, value) for name in _BODY_HEADERS for value in headers.get_all(name))
+
+
+_BODY_HEADERS = ("Content-Type", "Content-Encoding")
