@@ -37,9 +37,7 @@ class Composite:
         self.parts = list(traverse(parts))  # not called "addons": mitmproxy must not walk into them
         for hook in hooks.all_hooks:
             impls = [
-                (part, getattr(part, hook))
-                for part in self.parts
-                if callable(getattr(part, hook, None))
+                (part, getattr(part, hook)) for part in self.parts if callable(getattr(part, hook, None))
             ]
             if impls:
                 setattr(self, hook, _dispatcher(hook, impls))

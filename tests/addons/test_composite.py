@@ -1,0 +1,84 @@
+"""Composite: netmon's addons as one mitmproxy addon, with mitmproxy's own addon manager."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from mitmproxy import exceptions
+from mitmproxy.proxy.layers.http import HttpRequestHook
+from mitmproxy.test import taddons, tflow
+
+from addons.composite import Composite
+from addons.entry import build
+
+
+class Recorder:
+    def __init__(self, name: str, calls: list[str]) -> None:
+        self.name, self.calls = name, calls
+
+    def request(self, flow: object) -> None:
+        self.calls.append(f"{self.name}.request")
+
+
+class AsyncPart:
+    def __init__(self, calls: list[str]) -> None:
+        self.calls = calls
+
+    async def request(self, flow: object) -> None:
+        await asyncio.sleep(0)
+        self.calls.append("async.request")
+
+
+class Broken:
+    def request(self, flow: object) -> None:
+        raise RuntimeError("boom")
+
+
+class Nested:
+    def __init__(self, calls: list[str]) -> None:
+        self.addons = [Recorder("nested", calls)]
+
+
+class StrictOption:
+    def load(self, loader: object) -> None:
+        loader.add_option("netmon_test_level", int, 1, "A test option.")  # type: ignore[attr-defined]
+
+    def configure(self, updated: set[str]) -> None:
+        from mitmproxy import ctx
+
+        if "netmon_test_level" in updated and ctx.options.netmon_test_level > 5:
+            raise exceptions.OptionsError("netmon_test_level: must be at most 5")
+
+
+async def test_every_part_runs_in_order_async_ones_awaited_and_a_fault_skips_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[str] = []
+    composite = Composite(
+        [Recorder("a", calls), Broken(), Nested(calls), AsyncPart(calls), Recorder("z", calls)]
+    )
+    with taddons.context(composite) as tctx:
+        with caplog.at_level(logging.ERROR):
+            await tctx.master.addons.handle_lifecycle(HttpRequestHook(tflow.tflow()))
+    assert calls == ["a.request", "nested.request", "async.request", "z.request"]
+    assert "netmon addon Broken failed in request" in caplog.text
+
+
+def test_a_bad_option_still_stops_configuration() -> None:
+    composite = Composite([StrictOption()])
+    with taddons.context(composite) as tctx:
+        tctx.configure(composite, netmon_test_level=3)
+        with pytest.raises(exceptions.OptionsError, match="at most 5"):
+            tctx.configure(composite, netmon_test_level=9)
+
+
+def test_mitmproxy_sees_one_addon_with_only_the_hooks_netmon_uses() -> None:
+    composite = Composite(build())
+    with taddons.context(composite) as tctx:
+        names = [type(a).__name__ for a in tctx.master.addons.chain]
+    assert names.count("Composite") == 1 and not hasattr(composite, "addons")
+    assert {type(p).__name__ for p in composite.parts} >= {"PhraseScanner", "IncidentRecorder", "Filtering"}
+    assert callable(composite.response) and callable(composite.requestheaders)
+    assert not hasattr(composite, "tcp_message")  # no part handles raw TCP: mitmproxy skips us there
