@@ -439,16 +439,22 @@ SNAPSHOT_HEAD = (
 )
 
 
-def sanitise_html(html: str | bytes) -> str:
-    """HTML without scripts, event handlers, frames, objects or anything that loads by itself.
+#: Passes before confusing markup is given up on (a snapshot is then kept as plain text).
+_MAX_PASSES = 5
 
-    Elements are removed by the parser (lexbor); attributes by patterns over its canonical output."""
+
+class Unsanitisable(ValueError):
+    """Markup that does not settle into a safe form: keep its text instead."""
+
+
+def _clean_once(html: str | bytes) -> tuple[str, str]:
+    """(lexbor's serialisation with active elements removed, the same with bad attributes removed)."""
     tree = LexborHTMLParser(html)
     tree.strip_tags(REMOVED_TAGS)
     for style in tree.css("style"):
         if _dangerous_css(style.text()):
             style.decompose()
-    out = tree.html or ""
+    serialised = out = tree.html or ""
     out = _BAD_ATTR.sub("", out)
     if ' style="' in out:
         out = _BAD_STYLE_ATTR.sub("", out)
@@ -456,9 +462,25 @@ def sanitise_html(html: str | bytes) -> str:
         out = pattern.sub("", out)
     if "<animate" in out or "<set" in out:
         out = _BAD_ANIMATION_ATTR.sub("", out)
-    if tree.head is not None:
-        out = out.replace("<head>", "<head>" + SNAPSHOT_HEAD, 1)
-    return out
+    return serialised, out
+
+
+def sanitise_html(html: str | bytes) -> str:
+    """HTML without scripts, event handlers, frames, objects or anything that loads by itself.
+
+    Elements are removed by the parser (lexbor); attributes by patterns over its serialisation. Hostile
+    markup can make that serialisation ambiguous (attribute names holding quotes), so the result is
+    parsed and cleaned again until a pass changes nothing: the HTML returned is exactly lexbor's own
+    serialisation of what it parses from it, with nothing left for the patterns to remove, so what a
+    browser builds from it is what was checked. Raises ``Unsanitisable`` if that takes too many passes.
+    """
+    out = html
+    for _ in range(_MAX_PASSES):
+        serialised, cleaned = _clean_once(out)
+        if serialised == cleaned == out:
+            return cleaned.replace("<head>", "<head>" + SNAPSHOT_HEAD, 1)
+        out = cleaned
+    raise Unsanitisable("markup does not settle")
 
 
 def _cap_utf8(text: str, cap: int) -> bytes:
@@ -482,7 +504,10 @@ def make_snapshot(data: bytes, content_type: str | None, kind: str, cap: int) ->
         if too_deep(html):
             body, media = _cap_utf8(crude_html_text(html).text, cap), "text/plain"  # never parse it as a tree
         else:
-            body, media = _cap_utf8(sanitise_html(html), cap), "text/html"
+            try:
+                body, media = _cap_utf8(sanitise_html(html), cap), "text/html"
+            except Unsanitisable:  # keep what it says, as text
+                body, media = _cap_utf8(crude_html_text(html).text, cap), "text/plain"
     else:
         text = decode_text(data, content_type, document=kind == "xml").text
         body, media = _cap_utf8(text, cap), "text/plain"
