@@ -36,6 +36,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">I")
+_ROOT = str(Path(__file__).resolve().parent.parent)
 #: A frame larger than this is a corrupt stream, not a message (jobs are capped far below).
 MAX_FRAME = 256 * 1024 * 1024
 #: Ask the kernel for pipes this large, so that a whole page usually goes in one write.
@@ -256,7 +257,12 @@ class ScanWorkers:
         argv = [sys.executable, "-m", "netmon.scanworker", str(self.library_dir)]
         if self.overlay is not None:
             argv.append(str(self.overlay))
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        # the worker imports netmon from where this copy of it lives, whatever the proxy's sys.path was
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")])),
+        }
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, env=env)
         assert proc.stdin is not None and proc.stdout is not None
         stdin, stdout = proc.stdin.fileno(), proc.stdout.fileno()
         _set_pipe_size(stdin)
