@@ -416,7 +416,8 @@ def load_policy(
 class PolicyWatcher:
     """Holds the current :class:`Policy` and reloads it when a file in the directory changes.
 
-    A thread polls modification times every ``interval`` seconds. A broken edit keeps the old snapshot
+    A thread polls modification times every ``interval`` seconds and reloads once a change has stayed
+    the same for one interval (never a half-written file). A broken edit keeps the old snapshot
     (the error is logged and kept in :attr:`last_error`). Read :attr:`current` wherever a policy is needed.
     """
 
@@ -435,6 +436,7 @@ class PolicyWatcher:
         self.current: Policy = load_policy(self.directory, library_dir=library_dir)
         self.last_error: ConfigError | None = None
         self._stamp = self._mtimes()
+        self._settling: tuple[tuple[str, int, int], ...] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -453,10 +455,18 @@ class PolicyWatcher:
         return tuple(stamps)
 
     def check(self) -> bool:
-        """Reload now if anything changed; return True when a new snapshot was installed."""
+        """Reload if something changed and has settled since the last call; return True when a new
+        snapshot was installed."""
         stamp = self._mtimes()
         if stamp == self._stamp:
+            self._settling = None
             return False
+        if stamp != self._settling:
+            # still being written (an editor or a copy may be half-way through a file): look again
+            # next time, and load only what has stayed the same for a whole interval
+            self._settling = stamp
+            return False
+        self._settling = None
         self._stamp = stamp
         try:
             policy = load_policy(self.directory, library_dir=self.library_dir)
