@@ -28,6 +28,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,9 +128,8 @@ class _Worker:
     stdout: int
     reader: FrameReader = field(default_factory=FrameReader)
     pending: bytearray = field(default_factory=bytearray)  # written when the pipe drains
-    inflight: int = 0
-    inflight_bytes: int = 0
-    sizes: list[int] = field(default_factory=list)  # bytes of each in-flight job, in order
+    sizes: deque[int] = field(default_factory=deque)  # bytes of each in-flight job, in order
+    inflight_bytes: int = 0  # sum(sizes), kept as it changes
     ready: bool = False
     writing: bool = False  # a writer callback is registered for ``stdin``
     retiring: bool = False  # takes no new job; stdin is closed once ``pending`` is written
@@ -191,7 +191,7 @@ class ScanWorkers:
 
     @property
     def inflight(self) -> int:
-        return sum(w.inflight for w in (*self.current, *self.retired))
+        return sum(len(w.sizes) for w in (*self.current, *self.retired))
 
     @property
     def inflight_bytes(self) -> int:
@@ -206,8 +206,7 @@ class ScanWorkers:
         data = frame(job)
         if self.inflight >= self.max_jobs or self.inflight_bytes + len(data) > self.max_bytes:
             return False
-        worker = min(live, key=lambda w: w.inflight)
-        worker.inflight += 1
+        worker = min(live, key=lambda w: len(w.sizes))
         worker.inflight_bytes += len(data)
         worker.sizes.append(len(data))
         self._write(worker, data)
@@ -233,7 +232,7 @@ class ScanWorkers:
                 log.error("scan workers did not finish in %.0f s: stopped", timeout)
                 for worker in live:
                     worker.proc.kill()
-                    self._gone(worker, respawn=False)
+                    self._gone(worker)
                 break
             sending = [w for w in live if w.pending]
             readable, writable, _ = select.select(
@@ -244,7 +243,7 @@ class ScanWorkers:
                     self._send_pending(worker)
             for worker in live:
                 if worker.stdout in readable:
-                    self._read(worker, respawn=False)
+                    self._read(worker)
         for worker in workers:
             try:
                 worker.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
@@ -316,7 +315,7 @@ class ScanWorkers:
         if not worker.pending:
             self._close_fd(worker, "stdin")  # the worker answers what it has, then exits
 
-    def _read(self, worker: _Worker, respawn: bool = True) -> None:
+    def _read(self, worker: _Worker) -> None:
         chunks = []
         for _ in range(8):  # what is there now (a few MB at most), so the worker can go on writing
             try:
@@ -327,7 +326,7 @@ class ScanWorkers:
                 chunk = b""
             if not chunk:
                 if not chunks:
-                    self._gone(worker, respawn)
+                    self._gone(worker)
                     return
                 break  # the end of the stream is seen on the next call, after these answers
             chunks.append(chunk)
@@ -339,7 +338,7 @@ class ScanWorkers:
         except Exception as exc:  # noqa: BLE001 - a corrupt stream: replace the worker
             log.error("scan worker stream unreadable (%s): restarting it", type(exc).__name__)
             worker.proc.kill()
-            self._gone(worker, respawn)
+            self._gone(worker)
             return
         for message in messages:
             self._handle(worker, message)
@@ -350,8 +349,7 @@ class ScanWorkers:
             worker.ready = True
             return
         if worker.sizes:
-            worker.inflight -= 1
-            worker.inflight_bytes -= worker.sizes.pop(0)
+            worker.inflight_bytes -= worker.sizes.popleft()
         if kind == "result":
             self._call(self.on_result, message[1])  # type: ignore[index]
         else:
@@ -364,35 +362,36 @@ class ScanWorkers:
         except Exception:  # noqa: BLE001 - a fault after scanning must not stop the reader
             log.exception("scan result handler failed")
 
-    def _gone(self, worker: _Worker, respawn: bool) -> None:
+    def _gone(self, worker: _Worker) -> None:
+        """The worker's stream ended: count its unanswered jobs as lost; replace it unless it was
+        retiring (after a reload, or at a stop)."""
         if worker.gone:
             return
         worker.gone = True
         self._unwatch(worker)
         self._close_fd(worker, "stdin")
         self._close_fd(worker, "stdout")
-        lost, worker.inflight, worker.inflight_bytes = worker.inflight, 0, 0
+        lost = len(worker.sizes)
         worker.sizes.clear()
+        worker.inflight_bytes = 0
         worker.pending.clear()
         for _ in range(lost):
             self._call(self.on_error, "lost")
-        if worker in self.retired:
-            self.retired.remove(worker)
         code = worker.proc.poll()
-        if worker.retiring and not lost:
-            if code is None and self.loop is not None:
+        if worker.retiring:
+            if worker in self.retired:
+                self.retired.remove(worker)
+            if lost:
+                log.error("retiring scan worker exited (code %s); %d job(s) lost", code, lost)
+            elif code is None and self.loop is not None:
                 self.loop.call_later(1.0, worker.proc.poll)  # reap it once it has exited
             return
-        if worker in self.current:
-            self.current.remove(worker)
-        if not respawn:
-            return
+        self.current.remove(worker)
         log.error("scan worker exited (code %s); %d job(s) lost", code, lost)
         now = time.monotonic()
         self._respawns = [t for t in self._respawns if now - t < RESPAWN_WINDOW]
-        if len(self._respawns) >= MAX_RESPAWNS or worker.retiring:
-            if not worker.retiring:
-                log.error("scan workers keep dying: not restarting; pages are skipped (counted)")
+        if len(self._respawns) >= MAX_RESPAWNS:
+            log.error("scan workers keep dying: not restarting; pages are skipped (counted)")
             return
         self._respawns.append(now)
         self.current.append(self._spawn())

@@ -51,6 +51,13 @@ class Pool:
             while not all(w.ready for w in self.workers.current):
                 await asyncio.sleep(0.01)
 
+    async def __aenter__(self) -> Pool:
+        self.workers.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.workers.close()  # blocking, by design: after the test's loop checks
+
     def phrases(self) -> list[list[str]]:
         return [sorted({h.phrase for h in r.hits}) for r in self.results]
 
@@ -94,18 +101,16 @@ def test_a_corrupt_stream_is_an_error_not_a_huge_allocation() -> None:
 async def test_pages_are_scanned_in_worker_processes(
     library: Path, loop_checked: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    pool = Pool(library, workers=2)
-    pool.workers.start()
-    try:
+    async with Pool(library, workers=2) as pool:
         for text in ("I want to die", "a quiet page about rivers", "you loser"):
             assert pool.workers.submit(page_job(text))
         await pool.wait(results=3)
+        workers = [w.proc for w in pool.workers.current]
+        assert len({p.pid for p in workers}) == 2 and all(p.pid != os.getpid() for p in workers)
         assert_loop_was_free(caplog)
-    finally:
-        pool.workers.close()
     assert sorted(pool.phrases()) == [[], ["loser"], ["want to die"]]
     assert pool.errors == []
-    assert len({w.proc.pid for w in pool.workers.retired + pool.workers.current}) <= 2
+    assert all(p.returncode == 0 for p in workers)  # both exited cleanly at the stop
 
 
 async def test_close_answers_every_job_in_flight(
@@ -125,31 +130,23 @@ async def test_close_answers_every_job_in_flight(
 async def test_a_full_queue_refuses_jobs_instead_of_growing(
     library: Path, loop_checked: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    pool = Pool(library, max_jobs=3)
-    pool.workers.start()
-    try:
+    async with Pool(library, max_jobs=3) as pool:
         accepted = [pool.workers.submit(page_job(f"page {i}")) for i in range(5)]
         assert accepted == [True, True, True, False, False]
         await pool.wait(results=3)
         assert pool.workers.submit(page_job("room again"))  # answered jobs free their places
         await pool.wait(results=4)
         assert_loop_was_free(caplog)
-    finally:
-        pool.workers.close()
 
 
 async def test_a_job_the_worker_cannot_scan_is_counted_and_the_worker_goes_on(
     library: Path, loop_checked: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    pool = Pool(library)
-    pool.workers.start()
-    try:
+    async with Pool(library) as pool:
         assert pool.workers.submit("not a scan job")
         assert pool.workers.submit(page_job("I want to die"))
         await pool.wait(results=1, errors=1)
         assert_loop_was_free(caplog)
-    finally:
-        pool.workers.close()
     assert pool.errors == ["job"]
     assert pool.phrases() == [["want to die"]]
 
@@ -157,9 +154,7 @@ async def test_a_job_the_worker_cannot_scan_is_counted_and_the_worker_goes_on(
 async def test_a_dead_worker_loses_only_its_jobs_counted_and_is_replaced(
     library: Path, loop_checked: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    pool = Pool(library)
-    pool.workers.start()
-    try:
+    async with Pool(library) as pool:
         await pool.ready()
         first = pool.workers.current[0].proc
         first.kill()
@@ -173,17 +168,13 @@ async def test_a_dead_worker_loses_only_its_jobs_counted_and_is_replaced(
         await pool.wait(results=1)
         assert pool.phrases() == [["want to die"]]
         assert_loop_was_free(caplog)
-    finally:
-        pool.workers.close()
 
 
 async def test_ctrl_c_in_the_terminal_does_not_kill_workers(
     library: Path, loop_checked: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     """SIGINT/SIGTERM reach the whole process group; workers stop only when the proxy closes the pipe."""
-    pool = Pool(library)
-    pool.workers.start()
-    try:
+    async with Pool(library) as pool:
         await pool.ready()
         worker = pool.workers.current[0].proc
         os.kill(worker.pid, signal.SIGINT)
@@ -192,17 +183,13 @@ async def test_ctrl_c_in_the_terminal_does_not_kill_workers(
         await pool.wait(results=1)
         assert worker.poll() is None and pool.errors == []
         assert_loop_was_free(caplog)
-    finally:
-        pool.workers.close()
     assert worker.returncode == 0
 
 
 async def test_reload_swaps_in_the_new_library_and_old_workers_exit(
     library: Path, loop_checked: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    pool = Pool(library)
-    pool.workers.start()
-    try:
+    async with Pool(library) as pool:
         await pool.ready()
         old = pool.workers.current[0].proc
         assert pool.workers.submit(page_job("the word zorblax"))
@@ -218,8 +205,6 @@ async def test_reload_swaps_in_the_new_library_and_old_workers_exit(
                 await asyncio.sleep(0.05)
         assert old.returncode == 0 and pool.errors == []
         assert_loop_was_free(caplog)
-    finally:
-        pool.workers.close()
 
 
 async def test_close_with_a_backlog_both_ways_does_not_deadlock(
