@@ -1,8 +1,9 @@
 """Composition root: the one script mitmdump loads (``mitmdump -s addons/entry.py``).
 
-Order matters: identity first (who is this?), then the portal gate, TLS policy and filtering, then the
-scanners, then the recorder so that its ``done`` flushes after the scanners have finished, and the
-status writer last so that the final ``status.json`` counts everything done while stopping.
+Order matters: identity first (who is this?), then the portal gate, TLS policy and filtering, then
+the scanners, then the recorder so that its ``done`` flushes after the scanners have finished, the
+status writer so that the final ``status.json`` counts everything done while stopping, and last the
+start-up freeze (``addons/runtime.py``).
 Add an addon with one line in ``build()``.
 """
 
@@ -14,6 +15,7 @@ from addons.composite import Composite
 from addons.identity import IdentityTagger, PortalGate
 from addons.phrase_scanner import PhraseScanner
 from addons.recorder import IncidentRecorder
+from addons.runtime import FreezeStartup
 from addons.settings import Settings
 from addons.status import StatusWriter
 from addons.tls import TlsPolicy, identify_with
@@ -33,7 +35,8 @@ def build() -> list[object]:
         PhraseScanner(submit),
         recorder,
         AlertDelivery(recorder),
-        StatusWriter(),  # last: its final status.json counts what the others did while stopping
+        StatusWriter(),  # its final status.json counts what the others did while stopping
+        FreezeStartup(),  # last: once every part has loaded its state
     ]
     return chain
 

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from mitmproxy import ctx, http
 
 from addons.blocking import BLOCKED_KEY
-from addons.context import flow_context
+from addons.context import flow_context, flow_host, flow_url
 from netmon import counters
-from netmon.findings import ScanResult
+from netmon.findings import FlowContext, ScanResult
 from netmon.scanner import ScanJob
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,11 @@ class PhraseScanner:
         self.submit = submit
         self.pool: Any = None
         self.watcher: Any = None
+        self.max_bytes = 2_000_000
+
+    def configure(self, updated: set[str]) -> None:
+        if "netmon_scan_max_bytes" in updated:
+            self.max_bytes = ctx.options.netmon_scan_max_bytes
 
     # -- lifecycle -------------------------------------------------------------------------------
     def running(self) -> None:
@@ -79,17 +85,17 @@ class PhraseScanner:
             assert flow.websocket is not None
             message = flow.websocket.messages[-1]
             job = ScanJob.for_websocket(
-                context=flow_context(flow),
+                context=_scan_context(flow),
                 content=message.content,
                 is_text=message.is_text,
                 from_client=message.from_client,
-                max_bytes=ctx.options.netmon_scan_max_bytes,
+                max_bytes=self.max_bytes,
             )
         except Exception:  # noqa: BLE001 - fail open, counted
             counters.incr("scan.error.job")
             log.exception("could not prepare a WebSocket scan job (traffic unaffected)")
             return
-        self._dispatch(job)
+        self._dispatch(job, flow)
 
     # -- internals -------------------------------------------------------------------------------
     def _scan_flow(self, flow: http.HTTPFlow) -> None:
@@ -101,27 +107,27 @@ class PhraseScanner:
             response = None if flow.metadata.get(BLOCKED_KEY) else flow.response
             body = request.raw_content or b""
             job = ScanJob.for_http(
-                context=flow_context(flow),
+                context=_scan_context(flow),
                 request_headers=_body_headers(request.headers) if body else (),
                 request_body=body,
                 response_status=response.status_code if response else None,
                 response_headers=_body_headers(response.headers) if response else (),
                 response_body=(response.raw_content or b"") if response else b"",
-                max_bytes=ctx.options.netmon_scan_max_bytes,
+                max_bytes=self.max_bytes,
             )
         except Exception:  # noqa: BLE001 - fail open, counted
             counters.incr("scan.error.job")
             log.exception("could not prepare a scan job (traffic unaffected)")
             return
-        self._dispatch(job)
+        self._dispatch(job, flow)
 
-    def _dispatch(self, job: Any) -> None:
+    def _dispatch(self, job: Any, flow: http.HTTPFlow) -> None:
         pool = self.pool
         if pool is None:
             counters.incr("scan.skipped.not-running")
             return
         try:
-            queued = pool.submit(job)
+            queued = pool.submit(job, flow)
         except Exception:  # noqa: BLE001 - a broken pool must not break traffic
             counters.incr("scan.error.pool")
             log.exception("scan workers refused a job (traffic unaffected)")
@@ -133,14 +139,24 @@ class PhraseScanner:
         """A job a worker could not scan ("job"), or one lost with a dead worker ("lost")."""
         counters.incr("scan.error.worker")
 
-    def _finished(self, result: ScanResult) -> None:
-        """Runs on the event loop, when a worker's answer arrives: cheap (counters, a queue put)."""
+    def _finished(self, result: ScanResult, flow: http.HTTPFlow) -> None:
+        """Runs on the event loop, when a worker's answer arrives: cheap (counters, a queue put).
+        Only now, and only for a result with hits, is the flow's full who/where worked out."""
         counters.incr("scan.done")
         for reason in result.stats.skipped:
             counters.incr(f"scan.skipped.{reason}")
         if result.hits:
             counters.incr("scan.matched")
-            self.submit(result)
+            self.submit(replace(result, context=flow_context(flow)))
+
+
+def _scan_context(flow: http.HTTPFlow) -> FlowContext:
+    """What a scan reads of the flow's who/where (the URL and host name, for search terms and logs).
+    The full context (user, device, time...) is worked out only for a result with hits: most pages
+    have none, and this runs on the event loop for every page."""
+    return FlowContext(
+        time=0.0, client_ip="", host=flow_host(flow), url=flow_url(flow), method=flow.request.method
+    )
 
 
 def _body_headers(headers: http.Headers) -> tuple[tuple[str, str], ...]:

@@ -332,8 +332,9 @@ def wait_idle(proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
 def compare(
     args: argparse.Namespace, work: Path, scheme: str, page: str, http_port: int, https_port: int
 ) -> dict[str, dict[str, object]]:
-    """Alternating rounds through bare mitmdump and netmon (both kept running): medians, and
-    netmon's counters over all its rounds."""
+    """Alternating rounds through bare mitmdump and netmon (both kept running): medians, the
+    netmon/bare ratio of each round (a bare and a netmon run back to back), and netmon's counters
+    over all its rounds."""
     procs, targets = {}, {}
     path = f"http://127.0.0.1:{http_port}/{page}" if scheme == "http" else f"/{page}"
     try:
@@ -348,8 +349,9 @@ def compare(
             run_wrk(targets[kind], path, 2, args.connections, work)  # warm-up
         wait_idle(procs["netmon"][0])
         runs: dict[str, list[dict[str, float]]] = {"bare": [], "netmon": []}
-        for _ in range(args.rounds):
-            for kind in ("bare", "netmon"):
+        for i in range(args.rounds):
+            # pairs in alternating order, so that neither always runs just after the other
+            for kind in ("bare", "netmon") if i % 2 == 0 else ("netmon", "bare"):
                 runs[kind].append(run_wrk(targets[kind], path, args.seconds, args.connections, work))
                 if kind == "netmon":
                     wait_idle(procs["netmon"][0])
@@ -367,8 +369,8 @@ def compare(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3, help="bare/netmon pairs per page, alternating")
+    parser.add_argument("--seconds", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=7, help="bare/netmon pairs per page, alternating")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--pages", nargs="+", default=["benign.html", "matches.html", "dense.html"])
     parser.add_argument("--schemes", nargs="+", default=["http", "https"])
@@ -377,7 +379,7 @@ def main() -> None:
         dest="sets",
         action="append",
         default=[],
-        help="extra netmon option for the netmon runs, e.g. netmon_scan_niceness=10",
+        help="extra netmon option for the netmon runs, e.g. netmon_scan_queue=1",
     )
     args = parser.parse_args()
     for tool in ("wrk", "nginx", "openssl"):
@@ -397,7 +399,8 @@ def main() -> None:
             nginx.wait()
     print(
         f"\nProxy throughput, {args.connections} connections, keep-alive, {os.cpu_count()} cores: "
-        f"{args.rounds} rounds of {args.seconds} s, bare and netmon alternating; medians"
+        f"{args.rounds} rounds of {args.seconds} s, bare and netmon alternating; medians\n"
+        "(ratio: the median of the netmon/bare ratios of the rounds, each a bare and a netmon run in a row)"
     )
     print(
         f"{'path':<22}{'bare req/s':>11}{'netmon req/s':>14}{'ratio':>7}{'(rounds)':>12}"
@@ -409,9 +412,9 @@ def main() -> None:
             v for k, v in c.items() if k.startswith("scan.skipped.queue") or k == "scan.error.worker"
         )
         ratios = [n / b for n, b in zip(nm["rps_rounds"], bare["rps_rounds"], strict=True)]
-        spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
+        spread, ratio = f"{min(ratios):.2f}-{max(ratios):.2f}", statistics.median(ratios)
         print(
-            f"{scheme + ' ' + page:<22}{bare['rps']:>11.0f}{nm['rps']:>14.0f}{nm['rps'] / bare['rps']:>7.2f}"
+            f"{scheme + ' ' + page:<22}{bare['rps']:>11.0f}{nm['rps']:>14.0f}{ratio:>7.2f}"
             f"{spread:>12}{bare['p50']:>9.1f}/{bare['p99']:<8.1f}{nm['p50']:>10.1f}/{nm['p99']:<9.1f}"
             f"  scanned {c.get('scan.done', 0)}, skipped {skipped}, matched {c.get('scan.matched', 0)}"
         )

@@ -5,12 +5,52 @@ These cross a process boundary (the scan worker pool), so they hold only picklab
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
+from pickle import PickleBuffer
+from typing import Any
+
+#: Byte strings at least this long are pickled out of band (``pickled_as_tuple(out_of_band=...)``).
+OUT_OF_BAND = 4096
+
+
+def pickled_as_tuple[T](cls: type[T] | None = None, *, out_of_band: tuple[str, ...] = ()) -> Any:
+    """Pickle a frozen, slotted dataclass as its constructor and a tuple of its fields.
+
+    The default for slotted dataclasses runs Python code per object (``__getstate__`` looks the
+    fields up each time); a scan job and its result are pickled for every page, on the proxy's event
+    loop, so this keeps it to one C-level attribute fetch. Every field must be an ``__init__`` argument,
+    in order. With pickle protocol 5, long ``bytes`` in the ``out_of_band`` fields go as
+    ``PickleBuffer``: given a ``buffer_callback``, the pickle holds no copy of a page body."""
+
+    def wrap(cls: type[T]) -> type[T]:
+        names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        assert all(f.init for f in fields(cls)), cls  # type: ignore[arg-type]
+        get = attrgetter(*names)
+        values = get if len(names) > 1 else lambda obj: (get(obj),)
+        spots = [names.index(n) for n in out_of_band]
+
+        def __reduce_ex__(self: Any, protocol: int) -> tuple[type[T], tuple[Any, ...]]:  # noqa: N807
+            args = values(self)
+            if protocol >= 5 and spots:
+                args = list(args)
+                for i in spots:
+                    if type(args[i]) is bytes and len(args[i]) >= OUT_OF_BAND:
+                        args[i] = PickleBuffer(args[i])
+                args = tuple(args)
+            return cls, args
+
+        cls.__reduce_ex__ = __reduce_ex__  # type: ignore[method-assign,assignment]
+        return cls
+
+    return wrap if cls is None else wrap(cls)
+
 
 #: Where a piece of text came from; stored on every incident.
 SOURCES = ("search", "page", "form", "chat", "websocket", "image", "url-list", "sni")
 
 
+@pickled_as_tuple
 @dataclass(frozen=True, slots=True)
 class Hit:
     """One library phrase found in one piece of text, with everything needed to explain it."""
@@ -28,6 +68,7 @@ class Hit:
     rules: tuple[str, ...] = ()  # context rules weighed, e.g. ("exception 'kill the process' absent",)
 
 
+@pickled_as_tuple
 @dataclass(frozen=True, slots=True)
 class TextFinding:
     """The hits in one piece of scanned text (a page, a search query, a form field...)."""
@@ -38,6 +79,7 @@ class TextFinding:
     label: str = ""  # e.g. the form field name, the search engine, "ws client->server"
 
 
+@pickled_as_tuple
 @dataclass(frozen=True, slots=True)
 class ScanStats:
     """Counted skips and work of one scan, without content."""
@@ -46,6 +88,7 @@ class ScanStats:
     skipped: tuple[str, ...] = ()  # reasons, e.g. ("binary-type", "body-cap", "decompression-bomb")
 
 
+@pickled_as_tuple
 @dataclass(frozen=True, slots=True)
 class FlowContext:
     """Who/where of one flow, filled by the adapters, plain data only."""
@@ -64,6 +107,7 @@ class FlowContext:
     device: str | None = None  # e.g. a short user-agent family
 
 
+@pickled_as_tuple
 @dataclass(frozen=True, slots=True)
 class ScanResult:
     """What one flow (or one WebSocket message) produced: findings plus the optional capture."""

@@ -37,7 +37,7 @@ from netmon.extract import (
     message_text,
     too_deep,
 )
-from netmon.findings import FlowContext, Hit, ScanResult, ScanStats, TextFinding
+from netmon.findings import FlowContext, Hit, ScanResult, ScanStats, TextFinding, pickled_as_tuple
 from netmon.search_terms import engines, search_query
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,7 @@ class SupportsScan(Protocol):
     def scan(self, text: str) -> tuple[Hit, ...]: ...
 
 
+@pickled_as_tuple(out_of_band=("request_body", "response_body", "ws_message"))
 @dataclass(frozen=True, slots=True)
 class ScanJob:
     """Everything one scan needs, copied out of a flow: plain data, safe to pickle to a worker.

@@ -47,10 +47,40 @@ MAX_RESPAWNS = 5
 RESPAWN_WINDOW = 60.0
 
 
+_COUNT = struct.Struct(">H")
+
+
+def frame_parts(message: object) -> tuple[list[bytes | memoryview], int]:
+    """One message as the pieces of a frame, and its length, for ``os.writev`` (no joined copy):
+    4-byte big-endian length of the rest, 2-byte count of out-of-band buffers (page bodies: see
+    ``findings.pickled_as_tuple``), 4-byte length of each, the pickle, then the buffers as they are."""
+    buffers: list[pickle.PickleBuffer] = []
+    data = pickle.dumps(message, protocol=5, buffer_callback=buffers.append)
+    raws = [b.raw() for b in buffers]
+    head = _COUNT.pack(len(raws)) + b"".join(_HEADER.pack(r.nbytes) for r in raws)
+    size = len(head) + len(data) + sum(r.nbytes for r in raws)
+    return [_HEADER.pack(size) + head, data, *raws], _HEADER.size + size
+
+
 def frame(message: object) -> bytes:
-    """One message as a frame: 4-byte big-endian length, then the pickle."""
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    return _HEADER.pack(len(data)) + data
+    """One message as one frame (see ``frame_parts``)."""
+    return b"".join(frame_parts(message)[0])
+
+
+def _unframe(payload: memoryview) -> object:
+    (count,) = _COUNT.unpack_from(payload, 0)
+    pos = _COUNT.size + count * _HEADER.size
+    if pos > len(payload):
+        raise ValueError("scan worker stream corrupt (buffer table)")
+    sizes = [_HEADER.unpack_from(payload, _COUNT.size + i * _HEADER.size)[0] for i in range(count)]
+    end = len(payload) - sum(sizes)
+    if end < pos:
+        raise ValueError("scan worker stream corrupt (buffer sizes)")
+    buffers, at = [], end
+    for n in sizes:
+        buffers.append(bytes(payload[at : at + n]))
+        at += n
+    return pickle.loads(payload[pos:end], buffers=buffers)  # noqa: S301 - our own workers, private pipes
 
 
 class FrameReader:
@@ -65,13 +95,15 @@ class FrameReader:
         pos = 0
         while len(buf) - pos >= _HEADER.size:
             (size,) = _HEADER.unpack_from(buf, pos)
-            if size > MAX_FRAME:
+            if size > MAX_FRAME or size < _COUNT.size:
                 raise ValueError(f"scan worker stream corrupt (frame of {size} bytes)")
             if len(buf) - pos - _HEADER.size < size:
                 break
             start = pos + _HEADER.size
             pos = start + size
-            yield pickle.loads(memoryview(buf)[start:pos])  # noqa: S301 - our own workers, private pipes
+            with memoryview(buf) as view:
+                message = _unframe(view[start:pos])
+            yield message
         del buf[:pos]
 
 
@@ -88,6 +120,7 @@ def _worker_main(argv: list[str]) -> int:
     # process group (Ctrl-C in a terminal, systemd's stop): that would lose the jobs still in flight.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.nice(int(os.environ.get("NETMON_SCAN_NICE", "0")))  # EXPERIMENT
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print (Python's or a library's) must never corrupt the result stream
     sys.stdout = sys.stderr
@@ -129,6 +162,7 @@ class _Worker:
     reader: FrameReader = field(default_factory=FrameReader)
     pending: bytearray = field(default_factory=bytearray)  # written when the pipe drains
     sizes: deque[int] = field(default_factory=deque)  # bytes of each in-flight job, in order
+    tags: deque[object] = field(default_factory=deque)  # the caller's tag of each in-flight job
     inflight_bytes: int = 0  # sum(sizes), kept as it changes
     ready: bool = False
     writing: bool = False  # a writer callback is registered for ``stdin``
@@ -147,7 +181,8 @@ def _set_pipe_size(fd: int) -> None:
 class ScanWorkers:
     """Worker processes fed from the event loop. Create, ``start()`` on the loop, ``submit`` jobs.
 
-    ``on_result(result)`` gets each ScanResult; ``on_error(kind)`` gets ``"job"`` for a job the worker
+    ``on_result(result, tag)`` gets each ScanResult with the tag its job was submitted with;
+    ``on_error(kind)`` gets ``"job"`` for a job the worker
     could not scan and ``"lost"`` for each job lost with a dead worker. Both run on the loop.
     """
 
@@ -155,7 +190,7 @@ class ScanWorkers:
         self,
         library_dir: Path,
         overlay: Path | None,
-        on_result: Callable[[Any], None],
+        on_result: Callable[[Any, Any], None],
         on_error: Callable[[str], None],
         workers: int = 1,
         max_jobs: int = 512,
@@ -197,19 +232,21 @@ class ScanWorkers:
     def inflight_bytes(self) -> int:
         return sum(w.inflight_bytes for w in (*self.current, *self.retired))
 
-    def submit(self, job: object) -> bool:
-        """Queue ``job`` on the least busy worker. False (nothing queued) when none is running or the
-        queue is full: the caller counts the skip. Never blocks."""
+    def submit(self, job: object, tag: object = None) -> bool:
+        """Queue ``job`` on the least busy worker; its answer reaches ``on_result(result, tag)``. False
+        (nothing queued) when none is running or the queue is full: the caller counts the skip. Never
+        blocks."""
         live = [w for w in self.current if not w.gone]
         if not live:
             return False
-        data = frame(job)
-        if self.inflight >= self.max_jobs or self.inflight_bytes + len(data) > self.max_bytes:
+        parts, size = frame_parts(job)
+        if self.inflight >= self.max_jobs or self.inflight_bytes + size > self.max_bytes:
             return False
         worker = min(live, key=lambda w: len(w.sizes))
-        worker.inflight_bytes += len(data)
-        worker.sizes.append(len(data))
-        self._write(worker, data)
+        worker.inflight_bytes += size
+        worker.sizes.append(size)
+        worker.tags.append(tag)
+        self._write(worker, parts, size)
         return True
 
     def close(self, timeout: float = 30.0) -> None:
@@ -273,18 +310,24 @@ class ScanWorkers:
         self.loop.add_reader(stdout, self._read, worker)
         return worker
 
-    def _write(self, worker: _Worker, data: bytes | bytearray) -> None:
+    def _write(self, worker: _Worker, parts: list[bytes | memoryview], size: int) -> None:
+        """Write a frame's pieces as they are (no joined copy); what the pipe cannot take now waits."""
         if worker.pending:
-            worker.pending += data
+            for part in parts:
+                worker.pending += part
             return
         try:
-            sent = os.write(worker.stdin, data)
+            sent = os.writev(worker.stdin, parts)
         except BlockingIOError:
             sent = 0
         except OSError:
             return  # the worker died; its reader sees the end of the stream and counts the loss
-        if sent < len(data):
-            worker.pending += memoryview(data)[sent:]
+        if sent < size:
+            for part in parts:
+                n = len(part) if isinstance(part, bytes) else part.nbytes
+                if sent < n:
+                    worker.pending += memoryview(part)[sent:]
+                sent = max(0, sent - n)
             assert self.loop is not None
             self.loop.add_writer(worker.stdin, self._drain, worker)
             worker.writing = True
@@ -348,17 +391,19 @@ class ScanWorkers:
         if kind == "ready":
             worker.ready = True
             return
+        tag = None
         if worker.sizes:
             worker.inflight_bytes -= worker.sizes.popleft()
+            tag = worker.tags.popleft()
         if kind == "result":
-            self._call(self.on_result, message[1])  # type: ignore[index]
+            self._call(self.on_result, message[1], tag)  # type: ignore[index]
         else:
             self._call(self.on_error, "job")
 
     @staticmethod
-    def _call(callback: Callable[[Any], None], arg: object) -> None:
+    def _call(callback: Callable[..., None], *args: object) -> None:
         try:
-            callback(arg)
+            callback(*args)
         except Exception:  # noqa: BLE001 - a fault after scanning must not stop the reader
             log.exception("scan result handler failed")
 
@@ -373,6 +418,7 @@ class ScanWorkers:
         self._close_fd(worker, "stdout")
         lost = len(worker.sizes)
         worker.sizes.clear()
+        worker.tags.clear()
         worker.inflight_bytes = 0
         worker.pending.clear()
         for _ in range(lost):

@@ -59,6 +59,8 @@ def url_key(url: str) -> str:
 
 
 def _is_ip(host: str) -> bool:
+    if ":" not in host and not host[-1:].isdigit():
+        return False  # a name: IPv4 ends in a digit, IPv6 has colons (no exception to raise and catch)
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -68,7 +70,11 @@ def _is_ip(host: str) -> bool:
 
 def host_suffixes(host: str) -> Iterator[str]:
     """``a.b.example.com``, ``b.example.com``, ``example.com``, ``com`` (an IP address only itself)."""
-    host = normalise_host(host)
+    return _suffixes(normalise_host(host))
+
+
+def _suffixes(host: str) -> Iterator[str]:
+    """``host_suffixes`` of a host that is already normalised."""
     if not host:
         return
     if _is_ip(host):
@@ -172,13 +178,18 @@ class UrlIndex:
 
     def match_host(self, host: str) -> tuple[UrlEntry, ...]:
         """Domain entries covering ``host`` (the host itself or a parent domain); for SNI-only traffic."""
+        return self._match_domains(normalise_host(host)) if self._domains else ()
+
+    def _match_domains(self, host: str) -> tuple[UrlEntry, ...]:
         found: list[UrlEntry] = []
-        for suffix in host_suffixes(host):
+        for suffix in _suffixes(host):
             found.extend(self._domains.get(suffix, ()))
         return _by_severity(found)
 
     def match_url(self, url: str) -> tuple[UrlEntry, ...]:
         """Every entry matching a full URL: exact URL, URL prefix, or the host's domain."""
+        if not self.size:
+            return ()  # runs for every request: an empty list (the allow-list, often) costs nothing
         key = url_key(url)
         host = key.split("/", 1)[0]
         base = key.split("?", 1)[0]
@@ -190,7 +201,8 @@ class UrlIndex:
         for e in self._prefixes.get(host, ()):
             if key.startswith(e.value):
                 found.append(e)
-        found.extend(self.match_host(host))
+        if self._domains:
+            found.extend(self._match_domains(host))  # ``host`` is normalised by ``url_key``
         return _by_severity(found)
 
 

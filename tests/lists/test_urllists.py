@@ -14,6 +14,9 @@ prefix,https://forum.example/board/extreme/,terrorism,4,CTIRU
 domain,gamblingsite.example,gambling,2,local
 domain,xn--bcher-kva.example,test,1,local
 url,cdn.example/img/x.jpg?id=7,csam,5,IWF
+domain,203.0.113.9,malware,3,local
+domain,2001:db8::7,malware,3,local
+domain,host1.example,test,1,local
 """
 
 
@@ -42,6 +45,10 @@ def index(tmp_path: Path) -> UrlIndex:
         ("http://bücher.example/", ["test"]),
         ("https://cdn.example/img/x.jpg?id=7", ["csam"]),
         ("https://cdn.example/img/x.jpg?id=8", []),
+        # an address matches only itself, never as a "parent domain" of something
+        ("http://203.0.113.9/login", ["malware"]),
+        ("http://[2001:db8::7]:8080/x", ["malware"]),
+        ("http://a.host1.example/", ["test"]),
     ],
 )
 def test_match_url(index: UrlIndex, url: str, categories: list[str]) -> None:
@@ -58,10 +65,18 @@ def test_match_url(index: UrlIndex, url: str, categories: list[str]) -> None:
         ("bad.example", False),
         ("example", False),
         ("", False),
+        ("203.0.113.9", True),
+        ("113.9", False),
+        ("[2001:db8::7]", True),
     ],
 )
 def test_match_host_for_sni(index: UrlIndex, host: str, found: bool) -> None:
     assert bool(index.match_host(host)) is found
+
+
+def test_an_empty_list_matches_nothing() -> None:
+    empty = UrlIndex(())
+    assert empty.match_url("https://gamblingsite.example/") == () and empty.match_host("x.example") == ()
 
 
 def test_entries_carry_file_and_line(index: UrlIndex) -> None:
@@ -99,6 +114,6 @@ def test_cli_check(tmp_path: Path) -> None:
     bad.write_text("type,value,category,severity,source\ndomain,ok.example,x,1,y\nfoo,bar,x,1,y\n")
     runner = CliRunner()
     result = runner.invoke(main, ["lists", "check", str(good)])
-    assert result.exit_code == 0 and "ok, 5 entries (domain 2, prefix 1, url 2)" in result.output
+    assert result.exit_code == 0 and "ok, 8 entries (domain 5, prefix 1, url 2)" in result.output
     result = runner.invoke(main, ["lists", "check", str(bad)])
     assert result.exit_code == 1 and f"{bad}:3: type must be one of" in result.output

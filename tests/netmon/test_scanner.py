@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 import multiprocessing
@@ -434,11 +435,24 @@ def test_fuzz_never_raises(
 # Across a process boundary, and counters
 
 
-def test_job_and_result_pickle(matcher: Matcher) -> None:
-    job = page_job(gzip.compress(HTML), encoding="gzip")
-    assert pickle.loads(pickle.dumps(job))  # noqa: S301 == job
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_job_and_result_pickle(matcher: Matcher, protocol: int) -> None:
+    job = page_job(HTML * 20)
+    assert len(job.response_body or b"") > 4096
+    assert pickle.loads(pickle.dumps(job, protocol=protocol)) == job  # noqa: S301 - our own bytes
     result = scan_job(job, matcher)
-    assert pickle.loads(pickle.dumps(result))  # noqa: S301 == result
+    assert result.hits and result.snapshot
+    assert pickle.loads(pickle.dumps(result, protocol=protocol)) == result  # noqa: S301
+    assert copy.deepcopy(job) == job and copy.deepcopy(result) == result
+
+
+def test_a_page_body_is_pickled_out_of_band_without_a_copy() -> None:
+    job = page_job(HTML * 20)
+    buffers: list[pickle.PickleBuffer] = []
+    data = pickle.dumps(job, protocol=5, buffer_callback=buffers.append)
+    assert len(data) < 1000 and [b.raw().obj for b in buffers] == [job.response_body]
+    back = pickle.loads(data, buffers=[bytes(b.raw()) for b in buffers])  # noqa: S301
+    assert back == job and type(back.response_body) is bytes
 
 
 def _worker_scan(job: ScanJob) -> ScanResult:

@@ -14,7 +14,7 @@ import pytest
 
 from netmon.findings import FlowContext, ScanResult
 from netmon.scanner import ScanJob
-from netmon.scanworker import FrameReader, ScanWorkers, frame
+from netmon.scanworker import FrameReader, ScanWorkers, frame, frame_parts
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 CTX = FlowContext(time=0.0, client_ip="10.0.0.7", host="news.example", url="http://news.example/a")
@@ -32,14 +32,19 @@ class Pool:
 
     def __init__(self, library: Path, **kwargs: object) -> None:
         self.results: list[ScanResult] = []
+        self.tags: list[object] = []
         self.errors: list[str] = []
         self.workers = ScanWorkers(
             library,
             None,
-            on_result=self.results.append,
+            on_result=self._on_result,
             on_error=self.errors.append,
             **kwargs,  # type: ignore[arg-type]
         )
+
+    def _on_result(self, result: ScanResult, tag: object) -> None:
+        self.results.append(result)
+        self.tags.append(tag)
 
     async def wait(self, results: int = 0, errors: int = 0, timeout: float = 30) -> None:
         async with asyncio.timeout(timeout):
@@ -84,13 +89,25 @@ def library(tmp_path: Path) -> Path:
 
 
 def test_frames_survive_any_split() -> None:
-    messages = [("result", "x" * 100_000), ("ready", "abc"), ("error", "ValueError")]
+    """Long byte strings (page bodies) travel after the pickle, unjoined; the reader puts them back."""
+    job = page_job("x" * 100_000)
+    messages = [
+        ("result", "x" * 100_000),
+        ("ready", "abc"),
+        ("job", job, bytes(range(256)) * 40, b"short"),
+        ("error", "ValueError"),
+    ]
     stream = b"".join(frame(m) for m in messages)
     reader = FrameReader()
     got: list[object] = []
     for i in range(0, len(stream), 7777):
         got += reader.feed(stream[i : i + 7777])
     assert got == messages
+    # the page body is written from the job's own bytes, not from a copy inside the pickle
+    parts, size = frame_parts(("job", job))
+    assert size == sum(len(memoryview(p)) for p in parts)
+    assert [bytes(p) for p in parts[2:]] == [job.response_body]
+    assert job.response_body not in bytes(parts[1])
 
 
 def test_a_corrupt_stream_is_an_error_not_a_huge_allocation() -> None:
@@ -103,12 +120,19 @@ async def test_pages_are_scanned_in_worker_processes(
 ) -> None:
     async with Pool(library, workers=2) as pool:
         for text in ("I want to die", "a quiet page about rivers", "you loser"):
-            assert pool.workers.submit(page_job(text))
+            assert pool.workers.submit(page_job(text), tag=text)
         await pool.wait(results=3)
         workers = [w.proc for w in pool.workers.current]
         assert len({p.pid for p in workers}) == 2 and all(p.pid != os.getpid() for p in workers)
         assert_loop_was_free(caplog)
     assert sorted(pool.phrases()) == [[], ["loser"], ["want to die"]]
+    # each answer comes back with the tag its job was submitted with, whichever worker scanned it
+    by_tag = dict(zip(pool.tags, pool.phrases(), strict=True))
+    assert by_tag == {
+        "I want to die": ["want to die"],
+        "a quiet page about rivers": [],
+        "you loser": ["loser"],
+    }
     assert pool.errors == []
     assert all(p.returncode == 0 for p in workers)  # both exited cleanly at the stop
 
