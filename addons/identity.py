@@ -275,7 +275,7 @@ class PortalGate:
                 },
             )
             return
-        if (flow_host(flow), request.port) == self.portal:
+        if request.port == self.portal[1] and flow_host(flow) == self.portal[0]:
             # the portal sees the proxy's address on requests that come through it: tell it the device's
             # (replacing whatever the device sent; the portal believes it only from a local address)
             request.headers[CLIENT_IP_HEADER] = client_ip(flow)

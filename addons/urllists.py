@@ -277,7 +277,12 @@ class UrlListChecker:
 
     def request(self, flow: http.HTTPFlow) -> None:
         lists = self.state.lists
-        if lists is None or flow.response is not None or flow.metadata.get("netmon.skip"):
+        if (
+            lists is None
+            or not lists.lists_urls  # nothing listed: no URL to work out (runs on every request)
+            or flow.response is not None
+            or flow.metadata.get("netmon.skip")
+        ):
             return
         try:
             entries, allow = lists.check_url(flow_url(flow))

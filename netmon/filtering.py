@@ -263,6 +263,12 @@ class Lists:
         kept = [e for e in entries if cats is None or not e.file.startswith("ut1:") or e.category in cats]
         return tuple(sorted(kept, key=lambda e: -e.severity))
 
+    @property
+    def lists_urls(self) -> bool:
+        """Whether any URL or host could be listed (a URL list entry or UT1): if not, a request needs no
+        lookup at all (the allow-list only ever clears a listing)."""
+        return len(self.urls) > 0 or self.ut1 is not None
+
     def lookup_url(self, url: str) -> tuple[UrlEntry, ...]:
         """URL-list and UT1 entries for a full URL, highest severity first (allow-listed: none)."""
         if self.policy.allowed(url) is not None:

@@ -62,6 +62,13 @@ def test_block_per_group_and_category(tmp_path: Path) -> None:
     assert policy.safe_search(year7) and not policy.safe_search(sixth)
 
 
+def test_requests_need_a_url_lookup_only_when_something_is_listed(tmp_path: Path) -> None:
+    assert build_lists(load_filtering(_policy(tmp_path, POLICY))).lists_urls
+    allow_only = POLICY.replace("url_lists: [urls.csv]\n", "")
+    lists = build_lists(load_filtering(_policy(tmp_path, allow_only)))
+    assert not lists.lists_urls and lists.lookup_url("https://www.casino.example/slots") == ()
+
+
 def test_allow_list_always_wins_with_reason(tmp_path: Path) -> None:
     lists = build_lists(load_filtering(_policy(tmp_path, POLICY)))
     assert lists.lookup_url("https://news.casino.example/article?id=1") == ()
