@@ -120,7 +120,6 @@ def _worker_main(argv: list[str]) -> int:
     # process group (Ctrl-C in a terminal, systemd's stop): that would lose the jobs still in flight.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    os.nice(int(os.environ.get("NETMON_SCAN_NICE", "0")))  # EXPERIMENT
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print (Python's or a library's) must never corrupt the result stream
     sys.stdout = sys.stderr
