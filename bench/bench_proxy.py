@@ -189,7 +189,8 @@ events {{ worker_connections 1024; }}
 http {{
   access_log off; keepalive_requests 100000; types {{ text/html html; }}
   server {{ listen 127.0.0.1:{http_port}; root {www}; }}
-  server {{ listen 127.0.0.1:{https_port} ssl; root {www}; ssl_certificate {cert}; ssl_certificate_key {key}; }}
+  server {{ listen 127.0.0.1:{https_port} ssl; root {www};
+           ssl_certificate {cert}; ssl_certificate_key {key}; }}
 }}
 """)
     proc = subprocess.Popen(
