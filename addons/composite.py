@@ -6,7 +6,10 @@ walk about 40% longer, which cost more of the proxy's CPU than all of netmon's h
 addon, netmon is one lookup per event, and only the hooks some part implements exist at all.
 
 Behaviour is the same as a list of addons: options, lifecycle hooks and events reach every part in
-order, async hooks are awaited. One difference, on purpose: a part that raises in an event hook is
+order, async hooks are awaited. A hook stays a plain call while its parts are: a part may return an
+awaitable only when it must wait (``PortalGate`` with the portal on, ``ImageScanner`` holding an image
+for its hash), and then the rest of the parts run in a coroutine that mitmproxy awaits. So an ordinary
+page creates no coroutine in netmon. One difference, on purpose: a part that raises in an event hook is
 logged and the parts after it still run (mitmproxy would skip the rest of the list); ``load`` and
 ``configure`` errors still propagate, so a bad option stops start-up with its message.
 """
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import mitmproxy.addons  # noqa: F401 - every built-in hook class is registered
@@ -56,32 +59,62 @@ def _dispatcher(hook: str, impls: list[tuple[object, Callable[..., Any]]]) -> Ca
     if any(inspect.iscoroutinefunction(f) for f in funcs):
 
         async def dispatch_async(*args: Any) -> None:
-            for part, func in impls:
-                try:
-                    result = func(*args)
-                    if result is not None and inspect.isawaitable(result):
-                        await result
-                except Exception:  # noqa: BLE001 - one part's fault must not skip the others
-                    log.exception("netmon addon %s failed in %s", type(part).__name__, hook)
+            await _rest(impls, hook, 0, args)
 
         return dispatch_async
 
     if len(impls) == 1:
         part, func = impls[0]
 
-        def dispatch_one(*args: Any) -> None:
+        def dispatch_one(*args: Any) -> Awaitable[None] | None:
             try:
-                func(*args)
+                result = func(*args)
             except Exception:  # noqa: BLE001
                 log.exception("netmon addon %s failed in %s", type(part).__name__, hook)
+                return None
+            if result is not None and inspect.isawaitable(result):
+                return _guarded(result, part, hook)
+            return None
 
         return dispatch_one
 
-    def dispatch(*args: Any) -> None:
-        for part, func in impls:
+    def dispatch(*args: Any) -> Awaitable[None] | None:
+        # sync while every part is: a part that returns an awaitable (a hook that must wait, say for the
+        # session store) hands the rest of the list to a coroutine, which mitmproxy awaits
+        for i, (part, func) in enumerate(impls):
             try:
-                func(*args)
+                result = func(*args)
             except Exception:  # noqa: BLE001 - one part's fault must not skip the others
                 log.exception("netmon addon %s failed in %s", type(part).__name__, hook)
+                continue
+            if result is not None and inspect.isawaitable(result):
+                return _rest(impls, hook, i + 1, args, (result, part))
+        return None
 
     return dispatch
+
+
+async def _guarded(awaitable: Awaitable[None], part: object, hook: str) -> None:
+    try:
+        await awaitable
+    except Exception:  # noqa: BLE001
+        log.exception("netmon addon %s failed in %s", type(part).__name__, hook)
+
+
+async def _rest(
+    impls: list[tuple[object, Callable[..., Any]]],
+    hook: str,
+    start: int,
+    args: tuple[Any, ...],
+    pending: tuple[Awaitable[None], object] | None = None,
+) -> None:
+    """Await ``pending`` (a part's awaitable), then run the parts from ``start`` on, awaiting each."""
+    if pending is not None:
+        await _guarded(pending[0], pending[1], hook)
+    for part, func in impls[start:]:
+        try:
+            result = func(*args)
+            if result is not None and inspect.isawaitable(result):
+                await result
+        except Exception:  # noqa: BLE001 - one part's fault must not skip the others
+            log.exception("netmon addon %s failed in %s", type(part).__name__, hook)

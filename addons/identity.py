@@ -14,7 +14,7 @@ import asyncio
 import html
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -234,14 +234,21 @@ class PortalGate:
 
     # --- hooks ---------------------------------------------------------------------------------------------
 
-    async def http_connect(self, flow: http.HTTPFlow) -> None:
+    # Hooks are sync and return an awaitable only when the gate must look at the session store: with
+    # the portal off (or for the portal's own traffic) a request costs no coroutine. mitmproxy awaits
+    # what a hook returns.
+
+    def http_connect(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         host = (flow.request.host or "").lower()
         if host == TRUST_CHECK_HOST and flow.request.port == 443:
             # answered here (see requestheaders): no upstream connection is needed
             flow.response = http.Response.make(200)
-            return
+            return None
         if not ctx.options.netmon_portal:
-            return
+            return None
+        return self._gate_connect(flow, host)
+
+    async def _gate_connect(self, flow: http.HTTPFlow, host: str) -> None:
         try:
             if self._allowed(host, flow.request.port) or await self._signed_in(flow):
                 return
@@ -255,9 +262,9 @@ class PortalGate:
         except Exception:  # noqa: BLE001 - the gate fails closed on any fault
             self._fail_closed(flow)
 
-    async def requestheaders(self, flow: http.HTTPFlow) -> None:
+    def requestheaders(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         if flow.response is not None:
-            return
+            return None
         request = flow.request
         if (
             request.scheme == "https"
@@ -274,13 +281,16 @@ class PortalGate:
                     "Cache-Control": "no-store",
                 },
             )
-            return
+            return None
         if request.port == self.portal[1] and flow_host(flow) == self.portal[0]:
             # the portal sees the proxy's address on requests that come through it: tell it the device's
             # (replacing whatever the device sent; the portal believes it only from a local address)
             request.headers[CLIENT_IP_HEADER] = client_ip(flow)
         if not ctx.options.netmon_portal:
-            return
+            return None
+        return self._gate_safely(flow)
+
+    async def _gate_safely(self, flow: http.HTTPFlow) -> None:
         try:
             await self._gate(flow)
         except Exception:  # noqa: BLE001 - the gate fails closed on any fault

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Awaitable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -152,7 +153,10 @@ class ImageScanner:
         opts = ctx.options
         return ImageLimits(opts.netmon_image_max_bytes, opts.netmon_image_max_pixels)
 
-    async def response(self, flow: http.HTTPFlow) -> None:
+    def response(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        """Hash an image response off the loop. Sync, so that a page costs no coroutine: only a flow
+        that must wait for its hash (blocking applies to the person) returns an awaitable, which
+        mitmproxy awaits before the response goes on."""
         lists = self.state.lists
         response = flow.response
         if (
@@ -193,8 +197,13 @@ class ImageScanner:
             return
         if not must_wait:
             future.add_done_callback(lambda f: self._finished(f, context, None))
-            return
-        # blocking applies to this person: hold this flow (not the loop) until the hash is known
+            return None
+        return self._hold(flow, future, lists, names, context)
+
+    async def _hold(
+        self, flow: http.HTTPFlow, future: Future[Outcome], lists: Any, names: Any, context: FlowContext
+    ) -> None:
+        """Blocking applies to this person: hold this flow (not the loop) until the hash is known."""
         blocked: dict[str, Any] | None = None
         try:
             _hashes, match = await asyncio.wrap_future(future)

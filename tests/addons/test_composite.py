@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 import pytest
-from mitmproxy import exceptions
+from mitmproxy import exceptions, http
 from mitmproxy.proxy.layers.http import HttpRequestHook
 from mitmproxy.test import taddons, tflow
 
@@ -82,3 +82,45 @@ def test_mitmproxy_sees_one_addon_with_only_the_hooks_netmon_uses() -> None:
     assert {type(p).__name__ for p in composite.parts} >= {"PhraseScanner", "IncidentRecorder", "Filtering"}
     assert callable(composite.response) and callable(composite.requestheaders)
     assert not hasattr(composite, "tcp_message")  # no part handles raw TCP: mitmproxy skips us there
+
+
+class WaitsSometimes:
+    """A sync hook that returns an awaitable only for flows it must hold (like PortalGate)."""
+
+    def __init__(self, calls: list[str], fail: bool = False) -> None:
+        self.calls, self.fail = calls, fail
+
+    def request(self, flow: http.HTTPFlow) -> object:
+        if not flow.metadata.get("hold"):
+            self.calls.append("waits.request")
+            return None
+        return self._hold()
+
+    async def _hold(self) -> None:
+        await asyncio.sleep(0.01)
+        if self.fail:
+            raise RuntimeError("lookup failed")
+        self.calls.append("waits.held")
+
+
+async def test_a_page_that_need_not_wait_costs_no_coroutine() -> None:
+    calls: list[str] = []
+    composite = Composite([Recorder("a", calls), WaitsSometimes(calls), Recorder("z", calls)])
+    assert composite.request(tflow.tflow()) is None  # a plain call, nothing for mitmproxy to await
+    assert calls == ["a.request", "waits.request", "z.request"]
+
+
+@pytest.mark.parametrize("fail", [False, True])
+async def test_a_part_that_must_wait_holds_the_parts_after_it(
+    fail: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[str] = []
+    composite = Composite([Recorder("a", calls), WaitsSometimes(calls, fail), Recorder("z", calls)])
+    flow = tflow.tflow()
+    flow.metadata["hold"] = True
+    with taddons.context(composite) as tctx:
+        with caplog.at_level(logging.ERROR):
+            await tctx.master.addons.handle_lifecycle(HttpRequestHook(flow))
+    # the parts after the one that waited ran after its wait, in order; its failure skipped nothing
+    assert calls == (["a.request", "z.request"] if fail else ["a.request", "waits.held", "z.request"])
+    assert ("netmon addon WaitsSometimes failed in request" in caplog.text) is fail

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mitmproxy import http
@@ -32,6 +33,14 @@ class Collect:
     def __call__(self, result: ScanResult) -> None:
         self.results.append(result)
         self.event.set()
+
+
+async def respond(addon: Any, flow: Any) -> None:
+    """What mitmproxy does with the hook: call it, and await what it returns (an awaitable only when
+    the flow must wait for its image hash)."""
+    result = addon.images.response(flow)
+    if result is not None:
+        await result
 
 
 @pytest.fixture
@@ -172,10 +181,10 @@ async def test_image_exact_and_perceptual_hits(files: dict[str, Path]) -> None:
         known = (files["dir"] / "known.jpg").read_bytes()
         copy = (files["dir"] / "copy.jpg").read_bytes()
         other = encode(picture(99), "PNG")
-        await addon.images.response(_image_flow("https://img.test/a.jpg?x=1", known, "image/jpeg", ["staff"]))
+        await respond(addon, _image_flow("https://img.test/a.jpg?x=1", known, "image/jpeg", ["staff"]))
         # mislabelled: sniffed by its bytes
-        await addon.images.response(_image_flow("https://img.test/b", copy, "application/octet-stream", None))
-        await addon.images.response(_image_flow("https://img.test/c.png", other, "image/png", None))
+        await respond(addon, _image_flow("https://img.test/b", copy, "application/octet-stream", None))
+        await respond(addon, _image_flow("https://img.test/c.png", other, "image/png", None))
         addon.images.done()
         assert len(collect.results) == 2
         exact, near = sorted(collect.results, key=lambda r: r.context.url)
@@ -207,7 +216,7 @@ async def test_image_blocked_for_blocking_group(files: dict[str, Path]) -> None:
         addon.images.running()
         known = (files["dir"] / "known.jpg").read_bytes()
         f = _image_flow("https://img.test/a.jpg", known, "image/jpeg", ["year7"])
-        await addon.images.response(f)
+        await respond(addon, f)
         assert f.response is not None and f.response.status_code == 403 and known not in f.response.content
         addon.images.done()
         (result,) = collect.results
@@ -221,9 +230,9 @@ async def test_bomb_and_broken_images_are_counted_skips(files: dict[str, Path]) 
     with taddons.context(addon) as tctx:
         tctx.configure(addon.state, **_options(files["dir"]))
         addon.images.running()
-        await addon.images.response(_image_flow("https://img.test/bomb.png", bomb_png(), "image/png", None))
-        await addon.images.response(
-            _image_flow("https://img.test/x.jpg", b"\xff\xd8\xff\xe0garbage", "image/jpeg", ["year7"])
+        await respond(addon, _image_flow("https://img.test/bomb.png", bomb_png(), "image/png", None))
+        await respond(
+            addon, _image_flow("https://img.test/x.jpg", b"\xff\xd8\xff\xe0garbage", "image/jpeg", ["year7"])
         )
         addon.images.done()
     snap = counters.snapshot()
@@ -313,7 +322,7 @@ async def test_hooks_never_block_the_event_loop(
         loop.set_debug(True)
         loop.slow_callback_duration = 0.1
         try:
-            await asyncio.gather(*(addon.images.response(f) for f in flows))
+            await asyncio.gather(*(respond(addon, f) for f in flows))
             for f in requests:  # in mitmproxy each hook call is its own task
                 await asyncio.create_task(_run_request(addon, f))
             await asyncio.to_thread(addon.images.done)
