@@ -63,21 +63,6 @@ def _dispatcher(hook: str, impls: list[tuple[object, Callable[..., Any]]]) -> Ca
 
         return dispatch_async
 
-    if len(impls) == 1:
-        part, func = impls[0]
-
-        def dispatch_one(*args: Any) -> Awaitable[None] | None:
-            try:
-                result = func(*args)
-            except Exception:  # noqa: BLE001
-                log.exception("netmon addon %s failed in %s", type(part).__name__, hook)
-                return None
-            if result is not None and inspect.isawaitable(result):
-                return _guarded(result, part, hook)
-            return None
-
-        return dispatch_one
-
     def dispatch(*args: Any) -> Awaitable[None] | None:
         # sync while every part is: a part that returns an awaitable (a hook that must wait, say for the
         # session store) hands the rest of the list to a coroutine, which mitmproxy awaits
@@ -94,13 +79,6 @@ def _dispatcher(hook: str, impls: list[tuple[object, Callable[..., Any]]]) -> Ca
     return dispatch
 
 
-async def _guarded(awaitable: Awaitable[None], part: object, hook: str) -> None:
-    try:
-        await awaitable
-    except Exception:  # noqa: BLE001
-        log.exception("netmon addon %s failed in %s", type(part).__name__, hook)
-
-
 async def _rest(
     impls: list[tuple[object, Callable[..., Any]]],
     hook: str,
@@ -110,7 +88,11 @@ async def _rest(
 ) -> None:
     """Await ``pending`` (a part's awaitable), then run the parts from ``start`` on, awaiting each."""
     if pending is not None:
-        await _guarded(pending[0], pending[1], hook)
+        awaitable, part = pending
+        try:
+            await awaitable
+        except Exception:  # noqa: BLE001 - one part's fault must not skip the others
+            log.exception("netmon addon %s failed in %s", type(part).__name__, hook)
     for part, func in impls[start:]:
         try:
             result = func(*args)
