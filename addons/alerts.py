@@ -2,8 +2,8 @@
 e-mail sender as a task in mitmdump's event loop.
 
 - ``hit_filter(context, hit)`` and ``after_batch(session, incidents)`` are registered on the
-  :class:`~addons.recorder.IncidentRecorder` given to the constructor; they run in the recorder's writer
-  thread, on the current policy snapshot (reloaded by a :class:`~netmon.policy.PolicyWatcher` thread).
+  :class:`~netmon_proxy.recorder.IncidentRecorder` given to the constructor; they run in the recorder's writer
+  thread, on the current policy snapshot (reloaded by a :class:`~netmon.config.policy.PolicyWatcher` thread).
 - The :class:`~netmon.alerts.sender.AlertSender` task does every database step in a thread
   (``asyncio.to_thread``) and SMTP natively; ``done`` stops it. Alerts already in the outbox survive a
   stop and are sent by the next start.
@@ -47,7 +47,7 @@ class AlertDelivery:
 
     def configure(self, updated: set[str]) -> None:
         from netmon.alerts.mail import SmtpSettings
-        from netmon.policy import PolicyWatcher
+        from netmon.config.policy import PolicyWatcher
 
         if "netmon_policy" in updated:
             try:

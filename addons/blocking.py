@@ -2,7 +2,7 @@
 
 Monitor-only is the default. ``Blocker`` answers a request with the block page only when a list hit's
 category is set to ``block`` for one of the person's groups in ``policy/filtering.yaml``, and the
-allow-list has not cleared the address (allow always wins, see :mod:`netmon.filtering`). The block is
+allow-list has not cleared the address (allow always wins, see :mod:`netmon.lists.filtering`). The block is
 still an incident: ``UrlListChecker`` records it with ``blocked: true`` and the block reference.
 ``SafeSearch`` rewrites search requests (Google ``safe=active``, Bing ``adlt=strict``, DuckDuckGo
 ``kp=1``) and adds ``YouTube-Restrict: Strict`` for groups with ``safe_search: true``.
@@ -17,13 +17,13 @@ import logging
 from typing import Any
 
 from mitmproxy import http
+from netmon_proxy.context import flow_host, flow_url
+from netmon_proxy.images import ImageScanner
+from netmon_proxy.urllists import BLOCKED_KEY, HITS_KEY, FilterLists, Submit, UrlListChecker, user_of
 
-from addons.context import flow_host, flow_url
-from addons.images import ImageScanner
-from addons.urllists import BLOCKED_KEY, HITS_KEY, FilterLists, Submit, UrlListChecker, user_of
-from netmon import counters
-from netmon.filtering import block_reference, render_block_page, safe_search
-from netmon.findings import Hit
+from netmon.lists.filtering import block_reference, render_block_page, safe_search
+from netmon.ops import counters
+from netmon.scan.findings import Hit
 
 log = logging.getLogger(__name__)
 

@@ -13,24 +13,24 @@ from typing import Any
 
 import click
 
+from netmon.config.paths import DEFAULT_MITM_CONFIG, DEFAULT_POLICY_DIR
 from netmon.errors import NetmonError
-from netmon.paths import DEFAULT_MITM_CONFIG, DEFAULT_POLICY_DIR
 
 
 def _preflight(values: dict[str, Any]) -> None:
     """Fail start-up with one clear line when the library, policy or store is unusable."""
-    from netmon.library import load_library
+    from netmon.scan.library import load_library
     from netmon.store.db import upgrade
 
     overlay = values.get("netmon_library_overlay") or None
     load_library(Path(values["netmon_library"]), Path(overlay) if overlay else None)
     from netmon.alerts.mail import SmtpSettings
-    from netmon.policy import load_policy
+    from netmon.config.policy import load_policy
 
     load_policy(Path(values["netmon_policy"]))
     if values.get("netmon_alerts", True):
         SmtpSettings.from_env(os.environ)
-    from netmon.filtering import build_lists, load_filtering
+    from netmon.lists.filtering import build_lists, load_filtering
 
     filtering = Path(values.get("netmon_filtering") or Path(values["netmon_policy"]) / "filtering.yaml")
     if not values.get("netmon_filtering") and not filtering.is_file():
@@ -116,7 +116,7 @@ def run(
     check: bool,
 ) -> None:
     """Start netmon: mitmproxy with the monitoring addons (explicit proxy on 127.0.0.1:8080 by default)."""
-    from addons import launch
+    from netmon_proxy import launch
 
     config = config_path or Path(os.environ.get("NETMON_CONFIG") or DEFAULT_MITM_CONFIG)
     try:

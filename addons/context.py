@@ -1,4 +1,4 @@
-"""Who/where of a flow as plain data (netmon.findings.FlowContext)."""
+"""Who/where of a flow as plain data (netmon.scan.findings.FlowContext)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from mitmproxy import ctx, http
 
-from netmon.findings import FlowContext
+from netmon.scan.findings import FlowContext
 
 USER_KEY = "netmon.user"
 

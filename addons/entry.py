@@ -9,16 +9,16 @@ Add an addon with one line in ``build()``.
 
 from __future__ import annotations
 
-from addons.alerts import AlertDelivery
-from addons.blocking import Filtering
-from addons.composite import Composite
-from addons.identity import IdentityTagger, PortalGate
-from addons.phrase_scanner import PhraseScanner
-from addons.recorder import IncidentRecorder
-from addons.runtime import FreezeStartup
-from addons.settings import Settings
-from addons.status import StatusWriter
-from addons.tls import TlsPolicy, identify_with
+from netmon_proxy.alerts import AlertDelivery
+from netmon_proxy.blocking import Filtering
+from netmon_proxy.composite import Composite
+from netmon_proxy.identity import IdentityTagger, PortalGate
+from netmon_proxy.phrase_scanner import PhraseScanner
+from netmon_proxy.recorder import IncidentRecorder
+from netmon_proxy.runtime import FreezeStartup
+from netmon_proxy.settings import Settings
+from netmon_proxy.status import StatusWriter
+from netmon_proxy.tls import TlsPolicy, identify_with
 
 
 def build() -> list[object]:

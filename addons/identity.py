@@ -19,16 +19,16 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from mitmproxy import ctx, exceptions, http
+from netmon_proxy.context import USER_KEY, client_ip, flow_host, flow_url
 
-from addons.context import USER_KEY, client_ip, flow_host, flow_url
-from netmon import counters
-from netmon.identity import SessionInfo, SessionRefresher, SessionSnapshot, sign_link
-from netmon.probes import TRUST_CHECK_HOST, TRUST_CHECK_PATH, find_probe
+from netmon.identity.probes import TRUST_CHECK_HOST, TRUST_CHECK_PATH, find_probe
+from netmon.identity.sessions import SessionInfo, SessionRefresher, SessionSnapshot, sign_link
+from netmon.ops import counters
 
 log = logging.getLogger(__name__)
 
 ONBOARDING_HOST = "mitm.it"
-CLIENT_IP_HEADER = "X-Netmon-Client-IP"  # must match captive_portal.app.CLIENT_IP_HEADER
+CLIENT_IP_HEADER = "X-Netmon-Client-IP"  # must match netmon_portal.app.CLIENT_IP_HEADER
 MAX_NEXT_URL = 2000
 
 

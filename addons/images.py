@@ -24,14 +24,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from mitmproxy import ctx, exceptions, http
+from netmon_proxy.context import flow_context, flow_url
+from netmon_proxy.urllists import BLOCKED_KEY, Submit, user_of
 
-from addons.context import flow_context, flow_url
-from addons.urllists import BLOCKED_KEY, Submit, user_of
-from netmon import counters
-from netmon.filtering import block_reference
-from netmon.findings import FlowContext, Hit, ScanResult, TextFinding
-from netmon.hashindex import HashIndex, HashMatch
-from netmon.imagehashing import (
+from netmon.lists.filtering import block_reference
+from netmon.lists.hashindex import HashIndex, HashMatch
+from netmon.lists.imagehashing import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
     ImageHashes,
@@ -40,9 +38,11 @@ from netmon.imagehashing import (
     hash_image,
     looks_like_image,
 )
+from netmon.ops import counters
+from netmon.scan.findings import FlowContext, Hit, ScanResult, TextFinding
 
 if TYPE_CHECKING:
-    from addons.urllists import FilterLists
+    from netmon_proxy.urllists import FilterLists
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,11 @@ from mitmproxy.addonmanager import Loader
 from mitmproxy.options import Options
 
 from netmon.errors import ConfigError
-from netmon.paths import ADDON_ENTRY
 
 #: Options holding paths: relative values in the config file are resolved against the file's folder.
+#: The composition root mitmdump loads: the one script of this package.
+ENTRY = Path(__file__).resolve().with_name("entry.py")
+
 PATH_OPTIONS = frozenset(
     {
         "netmon_library",
@@ -46,7 +48,7 @@ def _walk(addons: Iterable[Any]) -> Iterable[Any]:
 
 
 def netmon_addons() -> list[Any]:
-    from addons.entry import build
+    from netmon_proxy.entry import build
 
     return build()
 
@@ -111,7 +113,7 @@ def validate(opts: Options, values: Mapping[str, Any], where: str) -> None:
             )
         if key not in known:
             raise ConfigError(where, f"unknown option {key!r}{_suggest(key, known)}")
-    from addons.settings import check
+    from netmon_proxy.settings import check
 
     try:
         opts.update(**values)
@@ -162,7 +164,7 @@ def to_set_args(opts: Options, keys: Iterable[str]) -> list[str]:
 
 
 def mitmdump_args(opts: Options, changed: Iterable[str]) -> list[str]:
-    return ["-s", str(ADDON_ENTRY), *to_set_args(opts, changed)]
+    return ["-s", str(ENTRY), *to_set_args(opts, changed)]
 
 
 def run_mitmdump(args: list[str]) -> None:

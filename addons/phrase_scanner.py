@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from mitmproxy import ctx, http
+from netmon_proxy.blocking import BLOCKED_KEY
+from netmon_proxy.context import flow_context, flow_host, flow_url
 
-from addons.blocking import BLOCKED_KEY
-from addons.context import flow_context, flow_host, flow_url
-from netmon import counters
-from netmon.findings import FlowContext, ScanResult
-from netmon.scanner import ScanJob
+from netmon.ops import counters
+from netmon.scan.findings import FlowContext, ScanResult
+from netmon.scan.job import ScanJob
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,8 @@ class PhraseScanner:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def running(self) -> None:
-        from netmon.library_watch import LibraryWatcher
-        from netmon.scanworker import ScanWorkers
+        from netmon.scan.library_watch import LibraryWatcher
+        from netmon.scan.workers import ScanWorkers
 
         opts = ctx.options
         library = Path(opts.netmon_library)

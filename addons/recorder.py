@@ -10,8 +10,8 @@ from typing import Any
 
 from mitmproxy import ctx
 
-from netmon import counters
-from netmon.findings import FlowContext, Hit, ScanResult
+from netmon.ops import counters
+from netmon.scan.findings import FlowContext, Hit, ScanResult
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class IncidentRecorder:
         self.after_batch: list[AfterBatch] = []
 
     def running(self) -> None:
-        from netmon.recording import IncidentWriter
+        from netmon.incidents.writer import IncidentWriter
 
         opts = ctx.options
         self.writer = IncidentWriter(

@@ -8,7 +8,7 @@ from typing import Any
 
 from mitmproxy import ctx, exceptions
 
-from netmon import paths
+from netmon.config import paths
 
 
 def _default_db() -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mitmproxy import ctx
 
-from netmon import counters
+from netmon.ops import counters
 
 log = logging.getLogger(__name__)
 

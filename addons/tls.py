@@ -26,11 +26,12 @@ from typing import Any
 
 from mitmproxy import connection, ctx, exceptions, tls
 
-from netmon import counters, paths
+from netmon.config import paths
 from netmon.errors import ConfigError
-from netmon.findings import FlowContext, Hit, ScanResult, TextFinding
-from netmon.passthrough import NoDecryptList, PassthroughMemory
-from netmon.probes import TRUST_CHECK_HOST
+from netmon.identity.passthrough import NoDecryptList, PassthroughMemory
+from netmon.identity.probes import TRUST_CHECK_HOST
+from netmon.ops import counters
+from netmon.scan.findings import FlowContext, Hit, ScanResult, TextFinding
 
 log = logging.getLogger(__name__)
 

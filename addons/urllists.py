@@ -1,7 +1,7 @@
 """FilterLists (the compiled lists and filtering policy) and UrlListChecker (URL/host list hits).
 
 ``FilterLists`` declares the list options, compiles ``policy/filtering.yaml`` plus every named list into
-one immutable :class:`netmon.filtering.Lists` snapshot at start-up (a bad file fails start-up with one
+one immutable :class:`netmon.lists.filtering.Lists` snapshot at start-up (a bad file fails start-up with one
 located line), and swaps in a new snapshot when a file changes (a bad edit keeps the old one, logged).
 
 ``UrlListChecker`` looks each request's URL up (exact URL, prefix, domain and imported UT1 categories),
@@ -20,14 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from mitmproxy import ctx, exceptions, http
+from netmon_proxy.context import USER_KEY, flow_context, flow_url
 
-from addons.context import USER_KEY, flow_context, flow_url
-from netmon import counters, paths
+from netmon.config import paths
 from netmon.errors import ConfigError
-from netmon.filtering import FILE_NAME, Lists, build_lists, load_filtering, record_allow_changes
-from netmon.findings import Hit, ScanResult, TextFinding
-from netmon.urllists import UrlEntry
-from netmon.ut1 import default_path as ut1_default_path
+from netmon.lists.filtering import FILE_NAME, Lists, build_lists, load_filtering, record_allow_changes
+from netmon.lists.urllists import UrlEntry
+from netmon.lists.ut1 import default_path as ut1_default_path
+from netmon.ops import counters
+from netmon.scan.findings import Hit, ScanResult, TextFinding
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +249,7 @@ def _policy_groups(directory: str) -> Callable[..., frozenset[str]] | None:
     if not directory or not (Path(directory) / "school.yaml").is_file():
         return None
     try:
-        from netmon.policy import load_policy
+        from netmon.config.policy import load_policy
 
         return load_policy(Path(directory)).groups_for  # type: ignore[no-any-return]
     except Exception as exc:  # noqa: BLE001 - filtering still works on the identity's own groups

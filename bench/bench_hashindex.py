@@ -6,7 +6,7 @@ Lookup: a HashIndex with SIZE random 64-bit pHashes (plus SIZE md5 digests) pars
 answers whole-image queries (exact digests first, then the nearest pHash within the threshold through
 the multi-index), one core. Baselines measured in the same run: the numpy full scan, a plain Python loop
 over the same hashes (``int.bit_count``) and an exact-digest set lookup.
-Hashing: decode + digests + pHash/dHash of an 800x600 JPEG and PNG (netmon.imagehashing.hash_image), on
+Hashing: decode + digests + pHash/dHash of an 800x600 JPEG and PNG (netmon.lists.imagehashing.hash_image), on
 one thread and on the ImageScanner's default two-thread pool. Target: < 5 ms per image lookup.
 Nothing here is a test; the figures go in the README.
 """
@@ -29,9 +29,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from netmon.hashindex import HashIndex  # noqa: E402
-from netmon.hashlists import load_hash_columns  # noqa: E402
-from netmon.imagehashing import ImageHashes, hash_image  # noqa: E402
+from netmon.lists.hashindex import HashIndex  # noqa: E402
+from netmon.lists.hashlists import load_hash_columns  # noqa: E402
+from netmon.lists.imagehashing import ImageHashes, hash_image  # noqa: E402
 
 
 def _picture(seed: int, size: tuple[int, int] = (800, 600)) -> Image.Image:

@@ -7,7 +7,7 @@ default library (or a synthetic library of a few thousand phrases when there is 
 CPU time (best of N runs) for:
 
 - baseline: ``str.lower()`` + a bare ``Automaton.iter()`` over the same phrases padded with spaces;
-- normalise: ``netmon.normalise.normalise`` alone;
+- normalise: ``netmon.scan.normalise.normalise`` alone;
 - scan: ``Matcher.scan`` (normalisation, matching, rules, offsets mapped back for every hit);
 
 and the ratio scan/baseline. This is a benchmark, not a test: figures vary with the machine's load.
@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from netmon import paths  # noqa: E402
-from netmon.library import Library, check_paths, load_library  # noqa: E402
-from netmon.matching import Matcher  # noqa: E402
-from netmon.normalise import normalise  # noqa: E402
+from netmon.scan.library import Library, check_paths, load_library  # noqa: E402
+from netmon.scan.matching import Matcher  # noqa: E402
+from netmon.scan.normalise import normalise  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "benign-dev"
 
@@ -56,7 +56,7 @@ def synthetic_library(tmp: Path, phrases: int = 3000) -> Library:
 
 def lenient_library(root: Path) -> Library:
     """The library with its errors ignored (lines with errors are left out), for work in progress."""
-    from netmon.library import _build, _Sink
+    from netmon.scan.library import _build, _Sink
 
     for problem in check_paths([root]).errors:
         print(f"ignored: {problem}", file=sys.stderr)

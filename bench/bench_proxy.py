@@ -51,9 +51,9 @@ def wait_port(port: int, timeout: float = 60) -> None:
 
 def quiet_texts() -> list[str]:
     """Real article texts from ../shared/data/benign-dev in which the library finds nothing at all."""
-    from netmon.library import load_library
-    from netmon.matching import Matcher
-    from netmon.paths import DEFAULT_LIBRARY_DIR
+    from netmon.config.paths import DEFAULT_LIBRARY_DIR
+    from netmon.scan.library import load_library
+    from netmon.scan.matching import Matcher
 
     if not BENIGN_DIR.is_dir():
         return []

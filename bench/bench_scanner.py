@@ -9,7 +9,7 @@ news-like pages generated around the plain-text articles in ``--text-dir`` (defa
 in the same run, so the printed ratios hold even on a busy machine:
 
   baseline   selectolax (lexbor) parse + body text: the floor for any HTML scanner in Python
-  extract    netmon.extract.extract_body (charset, visible text, title, alt, inputs)
+  extract    netmon.scan.extract.extract_body (charset, visible text, title, alt, inputs)
   scan_job   the whole job: decompress + extract + normalise + match (+ snapshot when hits)
 
 One core, CPU time (process_time), best of ``--repeat`` runs. Target: scan_job >= 50 MB/s of HTML.
@@ -31,11 +31,11 @@ sys.path.insert(0, str(ROOT))
 
 from selectolax.lexbor import LexborHTMLParser  # noqa: E402
 
-from netmon.extract import extract_body  # noqa: E402
-from netmon.findings import FlowContext  # noqa: E402
-from netmon.library import load_library  # noqa: E402
-from netmon.matching import Matcher  # noqa: E402
-from netmon.scanner import ScanJob, scan_job  # noqa: E402
+from netmon.scan.extract import extract_body  # noqa: E402
+from netmon.scan.findings import FlowContext  # noqa: E402
+from netmon.scan.job import ScanJob, scan_job  # noqa: E402
+from netmon.scan.library import load_library  # noqa: E402
+from netmon.scan.matching import Matcher  # noqa: E402
 
 DEFAULT_HTML_DIRS = [Path("/usr/share/doc"), Path.home() / ".rustup", ROOT / ".venv"]
 DEFAULT_TEXT_DIR = Path("/work/shared/data/benign-dev")
@@ -158,7 +158,7 @@ def main() -> None:
     hits = len(pages) - len(benign)
     rates = {
         "baseline (lexbor parse + text)": best_rate(pages, baseline, args.repeat),
-        "extract (netmon.extract)": best_rate(pages, extract, args.repeat),
+        "extract (netmon.scan.extract)": best_rate(pages, extract, args.repeat),
         "match only (normalise + match)": best_rate(pages, match_only, args.repeat),
         "scan_job (whole job)": best_rate(pages, job, args.repeat),
     }

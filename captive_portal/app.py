@@ -16,16 +16,17 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, abort, g, jsonify, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
+from netmon_portal.ca import DEFAULT_CA_CERT, CaCertificate
+from netmon_portal.guard import RateLimiter, continue_url, csrf_ok, csrf_token
+from netmon_portal.i18n import strings
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from captive_portal.ca import DEFAULT_CA_CERT, CaCertificate
-from captive_portal.guard import RateLimiter, continue_url, csrf_ok, csrf_token
-from captive_portal.i18n import strings
-from netmon import counters
-from netmon.aup import AupSource
-from netmon.identity import (
+from netmon.config.paths import DEPLOY_DIR
+from netmon.identity.aup import AupSource
+from netmon.identity.probes import TRUST_CHECK_URL
+from netmon.identity.sessions import (
     ARP_TABLE,
     DEFAULT_IDLE,
     DEFAULT_MAX,
@@ -40,11 +41,10 @@ from netmon.identity import (
     set_setting,
     start_session,
 )
-from netmon.paths import PROJECT_ROOT
-from netmon.probes import TRUST_CHECK_URL
+from netmon.identity.users import DirectoryConfig, DirectoryError, authenticate, normalise_username
+from netmon.ops import counters
 from netmon.store.db import make_engine
 from netmon.store.incidents import audit
-from netmon.users import DirectoryConfig, DirectoryError, authenticate, normalise_username
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def is_local_address(address: str) -> bool:
         return False
 
 
-DEFAULT_PAC = PROJECT_ROOT / "deploy" / "pac" / "proxy.pac"
+DEFAULT_PAC = DEPLOY_DIR / "pac" / "proxy.pac"
 
 
 @dataclass

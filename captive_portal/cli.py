@@ -13,8 +13,8 @@ from pathlib import Path
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
+from netmon.config.paths import default_db_url
 from netmon.errors import NetmonError
-from netmon.paths import default_db_url
 
 log = logging.getLogger(__name__)
 
@@ -146,11 +146,11 @@ def portal(
 
     Secrets come from the environment: NETMON_PORTAL_SECRET (cookie key) and NETMON_LDAP_BIND_PASSWORD.
     """
+    from netmon_portal.app import PortalConfig, create_app
     from werkzeug.serving import make_server
 
-    from captive_portal.app import PortalConfig, create_app
+    from netmon.identity.users import DirectoryConfig
     from netmon.store.db import upgrade
-    from netmon.users import DirectoryConfig
 
     url = db_url or default_db_url()
     if ldap_url and not (ldap_user_dn or ldap_base_dn):

@@ -11,7 +11,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from netmon.identity import link_signature_ok
+from netmon.identity.sessions import link_signature_ok
 
 
 def csrf_token(session: MutableMapping[str, Any]) -> str:

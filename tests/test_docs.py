@@ -13,7 +13,7 @@ README = (REPO / "README.md").read_text(encoding="utf-8")
 
 
 def _netmon_options() -> list[str]:
-    from addons.launch import option_manager
+    from netmon_proxy.launch import option_manager
 
     return sorted(k for k in option_manager().keys() if k.startswith("netmon_"))
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from netmon import libeval
-from netmon.library import check_paths, load_library
-from netmon.matching import Matcher
-from netmon.paths import DEFAULT_LIBRARY_DIR
+from netmon.config.paths import DEFAULT_LIBRARY_DIR
+from netmon.scan import libeval
+from netmon.scan.library import check_paths, load_library
+from netmon.scan.matching import Matcher
 
 REPO = Path(__file__).resolve().parent.parent
 EVAL = REPO / "tests" / "eval"
@@ -38,7 +38,7 @@ MAJOR = (
     "gambling weapons eating_disorders circumvention"
 ).split()
 
-# --- floors: the level reached (measured 2026-11-28, matcher of netmon.matching) --------------------
+# --- floors: the level reached (measured 2026-11-28, matcher of netmon.scan.matching) --------------------
 FLOOR_RECALL_HIGH = 0.99  # all severity 4-5 messages, every form (measured 0.996)
 FLOOR_FORM = {"plain": 0.99, "homoglyph": 0.99, "zero-width": 0.99, "leet": 0.99, "spacing": 0.97}
 FLOOR_LANGUAGE = {"en": 0.99, "cy": 0.98, "pl": 0.99, "ro": 0.99}

@@ -26,7 +26,7 @@ from netmon.store.incidents import Incident, audit
 
 if TYPE_CHECKING:
     from netmon.alerts.rules import Rule
-    from netmon.policy import Policy
+    from netmon.config.policy import Policy
 
 log = logging.getLogger(__name__)
 

@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from netmon import counters
-from netmon.findings import SOURCES
+from netmon.ops import counters
+from netmon.scan.findings import SOURCES
 from netmon.store.alerts import SUPPRESSED, Alert
 from netmon.store.base import utcnow
 from netmon.store.incidents import Incident, audit
 
 if TYPE_CHECKING:
-    from netmon.policy import Policy, Problems
+    from netmon.config.policy import Policy, Problems
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def _addresses(
     env: Mapping[str, str],
     named: Mapping[str, tuple[str, ...]] | None,
 ) -> tuple[str, ...]:
-    from netmon.policy import string_list
+    from netmon.config.policy import string_list
 
     found: list[str] = []
     for item in string_list(raw, where, problems):
@@ -254,7 +254,7 @@ def _addresses(
 def _name_set(
     raw: object, where: str, problems: Problems, allowed: Iterable[str] | None = None, what: str = "name"
 ) -> frozenset[str] | None:
-    from netmon.policy import string_list
+    from netmon.config.policy import string_list
 
     if raw is None:
         return None
@@ -277,7 +277,7 @@ def _parse_rule(
     named: Mapping[str, tuple[str, ...]],
     categories: frozenset[str] | None,
 ) -> Rule | None:
-    from netmon.policy import canonical, severity
+    from netmon.config.policy import canonical, severity
 
     spec = canonical(spec, RULE_ALIASES)
     if isinstance(spec.get("repeat"), dict):
@@ -366,7 +366,7 @@ def parse_alerts(
     categories: frozenset[str] | None = None,
 ) -> AlertsConfig:
     """Validate the contents of ``alerts.yaml``; errors and warnings go to ``problems``."""
-    from netmon.policy import parse_clock, string_list
+    from netmon.config.policy import parse_clock, string_list
 
     env = os.environ if env is None else env
     for key in data:

@@ -19,7 +19,6 @@ import aiosmtplib
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from netmon import counters
 from netmon.alerts.mail import LONDON, SmtpSettings, build_message, message_id, render
 from netmon.alerts.outbox import (
     Job,
@@ -31,6 +30,7 @@ from netmon.alerts.outbox import (
     retry_now,
     waiting_for_server,
 )
+from netmon.ops import counters
 from netmon.store.db import make_engine
 
 log = logging.getLogger(__name__)

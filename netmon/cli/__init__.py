@@ -1,26 +1,28 @@
 """The ``netmon`` command line.
 
 Each sub-command lives in its own module under ``netmon.cli`` and is imported only when used, so a
-broken or slow import in one command never affects another. Add a command by adding one line to
-``COMMANDS``: name -> "module:attribute" (a ``click.Command`` or ``click.Group``).
+broken or slow import in one command never affects another. Add a core command by adding one line to
+``COMMANDS``: name -> "module:attribute" (a ``click.Command`` or ``click.Group``) in ``netmon.cli``.
+
+The faces (the proxy's ``run``, the portal's ``portal``, the staff console) register their commands as
+entry points in the ``netmon.commands`` group (pyproject.toml); the core never names a face.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+from importlib.metadata import entry_points
 
 import click
 
 COMMANDS: dict[str, str] = {
-    "run": "addons.cli_run:run",
     "library": "netmon.cli.library_cmd:library",
     "export": "netmon.cli.export_cmd:export",
     "incidents": "netmon.cli.export_cmd:incidents",
     "db": "netmon.cli.db_cmd:db",
     "users": "netmon.cli.users_cmd:users",
     "sessions": "netmon.cli.sessions_cmd:sessions",
-    "portal": "captive_portal.cli:portal",
     "policy": "netmon.cli.policy_cmd:policy",
     "alerts": "netmon.cli.alerts_cmd:alerts",
     "report": "netmon.cli.report_cmd:report",
@@ -31,12 +33,20 @@ COMMANDS: dict[str, str] = {
 }
 
 
+#: The entry-point group in which the faces register their commands.
+FACE_COMMANDS = "netmon.commands"
+
+
+def _faces() -> dict[str, str]:
+    return {ep.name: ep.value for ep in entry_points(group=FACE_COMMANDS)}
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted({**_faces(), **COMMANDS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
+        target = COMMANDS.get(cmd_name) or _faces().get(cmd_name)
         if target is None:
             return None
         module_name, attr = target.split(":")

@@ -8,8 +8,8 @@ import os
 
 import click
 
+from netmon.config.paths import default_db_url
 from netmon.errors import NetmonError
-from netmon.paths import default_db_url
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from netmon.config.paths import default_db_url
 from netmon.errors import NetmonError
-from netmon.paths import default_db_url
 
 
 @click.group()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from netmon.paths import DEFAULT_MITM_CONFIG
+from netmon.config.paths import DEFAULT_MITM_CONFIG
 
 DEFAULT_ENV_FILE = Path("/etc/netmon/netmon.env")
 _MARK = {"ok": ("ok", "green"), "warn": ("WARN", "yellow"), "fail": ("FAIL", "red")}
@@ -80,7 +80,7 @@ def doctor(
 
     Exits with status 1 when any check fails (warnings alone exit 0).
     """
-    from netmon import doctor as doc
+    from netmon.ops import doctor as doc
 
     env_path = env_file or DEFAULT_ENV_FILE
     if env_file is not None or env_path.exists():

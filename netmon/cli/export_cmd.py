@@ -18,8 +18,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from netmon.config.paths import default_db_url
 from netmon.errors import NetmonError
-from netmon.paths import default_db_url
 
 DB_HELP = "Database URL (default: $NETMON_DB or the SQLite file in the state directory)."
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
@@ -94,7 +94,7 @@ def who() -> str:
 
 def _time_option(name: str) -> Callable[[click.Context, click.Parameter, str | None], Any]:
     def convert(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-        from netmon.export import parse_time
+        from netmon.incidents.export import parse_time
 
         if value is None:
             return None
@@ -177,7 +177,7 @@ def export(
     out: str,
 ) -> None:
     """Export incidents (streamed, oldest first) as CSV or JSON Lines."""
-    from netmon import export as exporter
+    from netmon.incidents import export as exporter
 
     url = db_url or default_db_url()
     filters = exporter.ExportFilter(
@@ -286,7 +286,7 @@ def _table(engine: Engine, limit: int) -> int:
 
 
 def _show(engine: Engine, uid: str) -> None:
-    from netmon.export import iso
+    from netmon.incidents.export import iso
     from netmon.store.incidents import Incident
 
     prefix = uid.strip().lower()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from netmon.hashlists import HASH_TYPES, HEADER, check_hash_list, format_entry
+from netmon.lists.hashlists import HASH_TYPES, HEADER, check_hash_list, format_entry
 
 
 @click.group()
@@ -56,7 +56,7 @@ def hash_cmd(
     images: tuple[Path, ...], category: str, severity: int, source: str, types: tuple[str, ...], header: bool
 ) -> None:
     """Print list lines for IMAGES (hashes only: the images are read, never copied)."""
-    from netmon.imagehashing import ImageSkip, hash_image
+    from netmon.lists.imagehashing import ImageSkip, hash_image
 
     kinds = types or ("sha256", "phash")
     if header:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from netmon.paths import DEFAULT_LIBRARY_DIR
+from netmon.config.paths import DEFAULT_LIBRARY_DIR
 
 
 @click.group()
@@ -28,7 +28,7 @@ def check(paths: tuple[Path, ...], overlay: Path | None, quiet: bool, no_warning
     """Validate library files: every problem as FILE:LINE: error|warning: MESSAGE, then phrase counts per
     category and language. PATH is a library directory (holding categories.txt) or one category file;
     default: the default library (plus --overlay). Exit status 1 when there is an error."""
-    from netmon.library import check_paths
+    from netmon.scan.library import check_paths
 
     report = check_paths(list(paths) or [_shown(DEFAULT_LIBRARY_DIR)], overlay=overlay)
     for problem in report.problems:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
+from netmon.config.paths import DEFAULT_LIBRARY_DIR
 from netmon.errors import ConfigError
-from netmon.paths import DEFAULT_LIBRARY_DIR
 
 
 @click.command("eval")
@@ -74,9 +74,9 @@ def eval_cmd(
     line) and directories of plain pages that must stay quiet. Every miss and false alarm is listed with
     the phrase that fired (file:line). Exits 1 when a threshold given here is not met.
     """
-    from netmon import libeval
-    from netmon.library import load_library
-    from netmon.matching import Matcher
+    from netmon.scan import libeval
+    from netmon.scan.library import load_library
+    from netmon.scan.matching import Matcher
 
     try:
         library = load_library(library_dir, overlay)

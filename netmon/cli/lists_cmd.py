@@ -70,7 +70,7 @@ def import_ut1_cmd(
 
     DIRECTORY may also be the downloaded blacklists.tar.gz itself (read as a stream, never unpacked).
     """
-    from netmon.ut1 import import_ut1
+    from netmon.lists.ut1 import import_ut1
 
     if output is None and state_dir is not None:
         output = state_dir / "lists" / "ut1.sqlite"
@@ -107,7 +107,7 @@ def check(files: tuple[Path, ...]) -> None:
     """Validate URL list FILES (CSV type,value,category,severity,source) with line numbers."""
     from collections import Counter
 
-    from netmon.urllists import check_url_list
+    from netmon.lists.urllists import check_url_list
 
     failed = 0
     for path in files:
@@ -156,8 +156,8 @@ def lookup(
     state_dir: Path | None,
 ) -> None:
     """Show which lists match ADDRESS (a URL or a hostname) and whether it would be blocked."""
-    from netmon.filtering import FILE_NAME, build_lists, load_filtering
-    from netmon.paths import DEFAULT_POLICY_DIR
+    from netmon.config.paths import DEFAULT_POLICY_DIR
+    from netmon.lists.filtering import FILE_NAME, build_lists, load_filtering
 
     if not ut1_path and state_dir is not None:
         imported = state_dir / "lists" / "ut1.sqlite"

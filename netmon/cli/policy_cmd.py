@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from netmon.paths import DEFAULT_POLICY_DIR
+from netmon.config.paths import DEFAULT_POLICY_DIR
 
 
 @click.group()
@@ -28,8 +28,8 @@ def check(directory: Path | None, library_dir: Path | None) -> None:
 
     Prints one line per problem as file: key: message and exits 1 when there is an error.
     """
-    from netmon.paths import DEFAULT_LIBRARY_DIR
-    from netmon.policy import check_policy
+    from netmon.config.paths import DEFAULT_LIBRARY_DIR
+    from netmon.config.policy import check_policy
 
     root = directory or DEFAULT_POLICY_DIR
     if not root.is_dir():

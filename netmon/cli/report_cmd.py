@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
+from netmon.config.paths import DEFAULT_POLICY_DIR, default_db_url
+from netmon.config.policy import Policy
 from netmon.errors import NetmonError
-from netmon.paths import DEFAULT_POLICY_DIR, default_db_url
-from netmon.policy import Policy
 
 
 @click.command()
@@ -68,8 +68,8 @@ def report(
     from sqlalchemy.orm import Session
 
     from netmon.alerts.mail import LONDON, SmtpSettings
-    from netmon.policy import load_policy
-    from netmon.reports import build_report, render_html, render_text, send_report, to_csv
+    from netmon.config.policy import load_policy
+    from netmon.incidents.reports import build_report, render_html, render_text, send_report, to_csv
     from netmon.store.db import open_store
     from netmon.store.incidents import audit
 
@@ -145,7 +145,7 @@ def report(
 
 def _quiet_policy() -> Policy | None:
     """The default policy when it is valid (time zone, high-risk list); a report never fails for it."""
-    from netmon.policy import check_policy
+    from netmon.config.policy import check_policy
 
     policy, _ = check_policy(DEFAULT_POLICY_DIR)
     return policy

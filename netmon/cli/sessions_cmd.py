@@ -6,8 +6,8 @@ import ipaddress
 
 import click
 
+from netmon.config.paths import default_db_url
 from netmon.errors import NetmonError
-from netmon.paths import default_db_url
 
 _DB_OPTION = click.option("--db", "db_url", default=None, help="Database URL (default: SQLite in ./var).")
 
@@ -32,7 +32,7 @@ def sessions(ctx: click.Context, db_url: str | None) -> None:
         return
     from sqlalchemy.orm import Session
 
-    from netmon.identity import SETTING_AUP_VERSION, get_setting, live, open_sessions
+    from netmon.identity.sessions import SETTING_AUP_VERSION, get_setting, live, open_sessions
     from netmon.store.base import utcnow
 
     engine = _engine(db_url)
@@ -59,7 +59,7 @@ def end(ctx: click.Context, target: str, db_url: str | None) -> None:
     """Sign out a user (all their devices) or the device at an IP address."""
     from sqlalchemy.orm import Session
 
-    from netmon.identity import end_sessions
+    from netmon.identity.sessions import end_sessions
     from netmon.store.incidents import audit
 
     engine = _engine(db_url or ctx.obj.get("db_url"))

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from netmon import counters, paths
+from netmon.config import paths
+from netmon.ops import counters
 
 TLS_ROWS = (
     ("decrypted", "tls.decrypted", "connections intercepted with the school's CA"),
@@ -22,7 +23,7 @@ TLS_ROWS = (
 def _state_dir_from_config(config: Path | None) -> Path | None:
     if config is None or not config.exists():
         return None
-    from netmon.doctor import read_options
+    from netmon.ops.doctor import read_options
 
     try:
         value = read_options(config).get("netmon_state_dir")

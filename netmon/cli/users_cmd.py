@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from netmon.config.paths import default_db_url
 from netmon.errors import NetmonError
-from netmon.paths import default_db_url
 
 
 @click.group()
@@ -28,9 +28,9 @@ def import_(file: Path, db_url: str | None) -> None:
     """
     from sqlalchemy.orm import Session
 
+    from netmon.identity.users import import_roster
     from netmon.store.db import open_store
     from netmon.store.incidents import audit
-    from netmon.users import import_roster
 
     try:
         engine = open_store(db_url or default_db_url())

@@ -61,8 +61,10 @@ def upgrade(url: str, revision: str = "heads") -> None:
         command.upgrade(alembic_config(url), revision)
     except SQLAlchemyError as exc:
         cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        raise StoreError(f"cannot open database {make_url(url).render_as_string(hide_password=True)}: "
-                         f"{cause[0] if cause else exc.__class__.__name__}") from exc
+        raise StoreError(
+            f"cannot open database {make_url(url).render_as_string(hide_password=True)}: "
+            f"{cause[0] if cause else exc.__class__.__name__}"
+        ) from exc
 
 
 def open_store(url: str, **kwargs: Any) -> Engine:

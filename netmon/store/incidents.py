@@ -52,7 +52,7 @@ class Incident(Base):
 
     __table_args__ = (Index("ix_incidents_dedup", "dedup_key", "last_seen"),)
 
-    # Not columns: set by netmon.recording.IncidentWriter on the incidents it hands to ``after_batch``
+    # Not columns: set by netmon.incidents.writer.IncidentWriter on the incidents it hands to ``after_batch``
     # callables: created by this batch, and how many results this batch merged into it.
     batch_new = False
     batch_repeats = 0

@@ -9,9 +9,8 @@ import pytest
 from mitmproxy import exceptions, http
 from mitmproxy.proxy.layers.http import HttpRequestHook
 from mitmproxy.test import taddons, tflow
-
-from addons.composite import Composite
-from addons.entry import build
+from netmon_proxy.composite import Composite
+from netmon_proxy.entry import build
 
 
 class Recorder:

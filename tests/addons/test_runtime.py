@@ -9,9 +9,8 @@ from collections.abc import Iterator
 import pytest
 from mitmproxy import hooks
 from mitmproxy.test import taddons
-
-from addons.entry import build
-from addons.runtime import FreezeStartup
+from netmon_proxy.entry import build
+from netmon_proxy.runtime import FreezeStartup
 
 
 @pytest.fixture

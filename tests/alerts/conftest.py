@@ -123,7 +123,7 @@ async def debug_loop() -> AsyncIterator[asyncio.AbstractEventLoop]:
 
 def write_policy(directory: Path, alerts: str, school: str | None = None) -> Path:
     """A policy directory with the given alerts.yaml (and school.yaml, default: netmon's own)."""
-    from netmon.paths import DEFAULT_POLICY_DIR
+    from netmon.config.paths import DEFAULT_POLICY_DIR
 
     directory.mkdir(parents=True, exist_ok=True)
     school_text = textwrap.dedent(school) if school else (DEFAULT_POLICY_DIR / "school.yaml").read_text()

@@ -8,9 +8,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from netmon.alerts.rules import RuleEngine
-from netmon.findings import FlowContext, Hit, ScanResult, TextFinding
-from netmon.policy import Policy, hit_filter
-from netmon.recording import IncidentWriter
+from netmon.config.policy import Policy, hit_filter
+from netmon.incidents.writer import IncidentWriter
+from netmon.scan.findings import FlowContext, Hit, ScanResult, TextFinding
 
 
 def result(

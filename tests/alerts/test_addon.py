@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from mitmproxy import exceptions
 from mitmproxy.test import taddons
+from netmon_proxy.alerts import AlertDelivery
+from netmon_proxy.recorder import IncidentRecorder
+from netmon_proxy.settings import Settings
 
-from addons.alerts import AlertDelivery
-from addons.recorder import IncidentRecorder
-from addons.settings import Settings
-from netmon.paths import DEFAULT_POLICY_DIR
-from netmon.recording import IncidentWriter
+from netmon.config.paths import DEFAULT_POLICY_DIR
+from netmon.incidents.writer import IncidentWriter
 
 from .conftest import SmtpServer, write_policy
 from .helpers import result

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from netmon.alerts.mail import SmtpSettings
 from netmon.alerts.sender import AlertSender
-from netmon.paths import DEFAULT_POLICY_DIR
-from netmon.policy import load_policy
+from netmon.config.paths import DEFAULT_POLICY_DIR
+from netmon.config.policy import load_policy
 from netmon.store.alerts import Alert
 from netmon.store.db import make_engine
 from netmon.store.incidents import AuditEvent, Incident

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from netmon.config.paths import DEFAULT_POLICY_DIR
+from netmon.config.policy import PolicyWatcher, check_policy, load_policy, normalise_year
 from netmon.errors import ConfigError
-from netmon.paths import DEFAULT_POLICY_DIR
-from netmon.policy import PolicyWatcher, check_policy, load_policy, normalise_year
 
 from .conftest import write_policy
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from netmon.reports import build_report, render_html, to_csv
+from netmon.incidents.reports import build_report, render_html, to_csv
 from netmon.store.db import make_engine
 
 from .conftest import SmtpServer, add_incident

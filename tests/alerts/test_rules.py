@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from netmon.alerts.rules import next_digest
-from netmon.policy import load_policy
+from netmon.config.policy import load_policy
 from netmon.store.alerts import Alert
 from netmon.store.db import make_engine
 from netmon.store.incidents import AuditEvent, Incident
@@ -39,7 +39,7 @@ def incident_uids(url: str) -> list[str]:
 
 
 def test_default_policy_alerts_severity_4_and_up(store_url: str, tmp_path: Path) -> None:
-    from netmon.paths import DEFAULT_POLICY_DIR
+    from netmon.config.paths import DEFAULT_POLICY_DIR
 
     policy = load_policy(DEFAULT_POLICY_DIR, env=ENV)
     with writer(store_url, policy, tmp_path) as w:
@@ -57,7 +57,7 @@ def test_default_policy_alerts_severity_4_and_up(store_url: str, tmp_path: Path)
 
 
 def test_default_policy_without_alert_to_creates_no_alerts(store_url: str, tmp_path: Path) -> None:
-    from netmon.paths import DEFAULT_POLICY_DIR
+    from netmon.config.paths import DEFAULT_POLICY_DIR
 
     policy = load_policy(DEFAULT_POLICY_DIR, env={})
     with writer(store_url, policy, tmp_path) as w:
@@ -67,7 +67,7 @@ def test_default_policy_without_alert_to_creates_no_alerts(store_url: str, tmp_p
 
 
 def test_alert_row_commits_with_its_incident_and_is_audited(store_url: str, tmp_path: Path) -> None:
-    from netmon.paths import DEFAULT_POLICY_DIR
+    from netmon.config.paths import DEFAULT_POLICY_DIR
 
     policy = load_policy(DEFAULT_POLICY_DIR, env=ENV)
     with writer(store_url, policy, tmp_path) as w:
@@ -250,7 +250,7 @@ def test_cooldown_folds_a_pupils_burst_into_one_alert(store_url: str, tmp_path: 
 
 
 def test_repeat_visits_of_one_page_are_one_alert(store_url: str, tmp_path: Path) -> None:
-    from netmon.paths import DEFAULT_POLICY_DIR
+    from netmon.config.paths import DEFAULT_POLICY_DIR
 
     policy = load_policy(DEFAULT_POLICY_DIR, env=ENV)
     with writer(store_url, policy, tmp_path) as w:

@@ -20,8 +20,8 @@ from cryptography.x509.oid import NameOID
 
 from netmon.alerts.mail import SmtpSettings
 from netmon.alerts.sender import AlertSender
-from netmon.paths import DEFAULT_POLICY_DIR
-from netmon.policy import load_policy
+from netmon.config.paths import DEFAULT_POLICY_DIR
+from netmon.config.policy import load_policy
 
 from .conftest import Handler
 from .helpers import record, result, writer

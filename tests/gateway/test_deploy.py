@@ -26,13 +26,13 @@ def _unit(name: str) -> configparser.ConfigParser:
 
 
 def _nft_vars() -> dict[str, str]:
-    from netmon.doctor import read_nft_vars
+    from netmon.ops.doctor import read_nft_vars
 
     return read_nft_vars(DEPLOY / "nftables" / "netmon-vars.nft")
 
 
 def _gateway_options() -> dict:
-    from netmon.doctor import read_options
+    from netmon.ops.doctor import read_options
 
     return read_options(GATEWAY_CONFIG)
 
@@ -78,7 +78,7 @@ def test_proxy_port_agrees_between_firewall_config_and_pac() -> None:
 
 
 def test_gateway_config_uses_only_known_options_and_never_emudhra() -> None:
-    from addons import launch
+    from netmon_proxy import launch
 
     values = launch.read_config(GATEWAY_CONFIG)
     assert not {"emudhra", "emudhra_old"} & values.keys()

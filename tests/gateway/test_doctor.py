@@ -16,8 +16,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Sink
 
-from netmon import counters, doctor
-from netmon.doctor import FAIL, OK, WARN, Settings
+from netmon.ops import counters, doctor
+from netmon.ops.doctor import FAIL, OK, WARN, Settings
 from netmon.store.db import upgrade
 
 REPO = Path(__file__).resolve().parents[2]

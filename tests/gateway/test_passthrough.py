@@ -1,4 +1,4 @@
-"""The no-decrypt list and the memory of failed handshakes (netmon.passthrough), plain core."""
+"""The no-decrypt list and the memory of failed handshakes (netmon.identity.passthrough), plain core."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from netmon.config.paths import DEFAULT_POLICY_DIR
 from netmon.errors import ConfigError
-from netmon.passthrough import NoDecryptList, PassthroughMemory
-from netmon.paths import DEFAULT_POLICY_DIR
+from netmon.identity.passthrough import NoDecryptList, PassthroughMemory
 
 
 @pytest.mark.parametrize(

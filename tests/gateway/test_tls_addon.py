@@ -11,13 +11,13 @@ import pytest
 from mitmproxy import connection, exceptions, tls
 from mitmproxy.proxy import context as proxy_context
 from mitmproxy.test import taddons
+from netmon_proxy.settings import Settings
+from netmon_proxy.tls import TlsPolicy
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from addons.settings import Settings
-from addons.tls import TlsPolicy
-from netmon import counters
-from netmon.findings import Hit, ScanResult
+from netmon.ops import counters
+from netmon.scan.findings import Hit, ScanResult
 from netmon.store.db import make_engine, upgrade
 from netmon.store.incidents import AuditEvent
 
@@ -204,7 +204,7 @@ def test_passthrough_visits_recorded_once_as_audit_events(tmp_path: Path) -> Non
 
 
 def test_with_the_portal_on_unsigned_devices_get_no_refused_before_passthrough() -> None:
-    from addons.identity import PortalGate
+    from netmon_proxy.identity import PortalGate
 
     signed_in: set[str] = set()
     policy = TlsPolicy(identify=lambda ip: {"user": "pupil1"} if ip in signed_in else None)

@@ -14,9 +14,9 @@ import os
 import threading
 
 from mitmproxy import http
+from netmon_proxy.blocking import Filtering
 
-from addons.blocking import Filtering
-from netmon.findings import ScanResult
+from netmon.scan.findings import ScanResult
 
 _lock = threading.Lock()
 

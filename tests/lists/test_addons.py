@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from mitmproxy import http
 from mitmproxy.test import taddons, tflow
+from netmon_proxy.blocking import Filtering
+from netmon_proxy.urllists import HITS_KEY
 
-from addons.blocking import Filtering
-from addons.urllists import HITS_KEY
-from netmon import counters
-from netmon.findings import ScanResult
-from netmon.imagehashing import hash_image
+from netmon.lists.imagehashing import hash_image
+from netmon.ops import counters
+from netmon.scan.findings import ScanResult
 from tests.lists.images import bomb_png, encode, picture, resized_copy
 
 URLS = """type,value,category,severity,source
@@ -340,8 +340,9 @@ async def test_hooks_never_block_the_event_loop(
 async def test_ut1_auto_uses_the_proxy_state_dir_and_an_import_while_running(files: dict[str, Path]) -> None:
     import time
 
-    from addons.settings import Settings
-    from netmon.ut1 import import_ut1
+    from netmon_proxy.settings import Settings
+
+    from netmon.lists.ut1 import import_ut1
 
     src = files["dir"] / "blacklists" / "gambling"
     src.mkdir(parents=True)
@@ -375,8 +376,7 @@ async def test_ut1_auto_uses_the_proxy_state_dir_and_an_import_while_running(fil
 
 async def test_policy_dir_without_filtering_yaml_falls_back_to_monitor_only(tmp_path: Path) -> None:
     from mitmproxy import exceptions
-
-    from addons.settings import Settings
+    from netmon_proxy.settings import Settings
 
     policy_dir = tmp_path / "policy"
     policy_dir.mkdir()
@@ -393,7 +393,8 @@ async def test_running_proxy_records_allow_list_in_the_audit_trail(
 ) -> None:
     import time
 
-    from addons.settings import Settings
+    from netmon_proxy.settings import Settings
+
     from tests.lists.test_filtering import _audit_rows
 
     addon = Filtering(Collect())

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from netmon.config.paths import DEFAULT_POLICY_DIR
 from netmon.errors import ConfigError
-from netmon.filtering import (
+from netmon.lists.filtering import (
     EVERYONE,
     build_lists,
     load_filtering,
@@ -13,7 +14,6 @@ from netmon.filtering import (
     render_block_page,
     safe_search,
 )
-from netmon.paths import DEFAULT_POLICY_DIR
 
 URLS = """type,value,category,severity,source
 domain,casino.example,gambling,2,local
@@ -230,7 +230,7 @@ def _audit_rows(url: str) -> list[tuple[str, str | None, str | None, dict]]:
 
 
 def test_allow_list_changes_are_audited(tmp_path: Path, store_url: str) -> None:
-    from netmon.filtering import record_allow_changes
+    from netmon.lists.filtering import record_allow_changes
 
     state = tmp_path / "state"
     first = parse_filtering(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from netmon.hashindex import MIH_MIN_SIZE, HashIndex
-from netmon.hashlists import Column as ListColumn
-from netmon.hashlists import HashColumns
+from netmon.lists.hashindex import MIH_MIN_SIZE, HashIndex
+from netmon.lists.hashlists import Column as ListColumn
+from netmon.lists.hashlists import HashColumns
 
 
 def _index(values: np.ndarray, threshold: int) -> HashIndex:

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from netmon.cli import main
 from netmon.errors import ConfigError
-from netmon.hashlists import check_hash_list, load_hash_list
+from netmon.lists.hashlists import check_hash_list, load_hash_list
 
 GOOD = """type,hash,category,severity,source
 # IWF sample (made up)
@@ -111,8 +111,8 @@ def test_cli_hash_prints_list_lines_that_load(tmp_path: Path) -> None:
 
 
 def test_columns_exact_lookup_edge_digests_and_quoted_fields(tmp_path: Path) -> None:
-    from netmon.hashindex import HashIndex
-    from netmon.hashlists import load_hash_columns
+    from netmon.lists.hashindex import HashIndex
+    from netmon.lists.hashlists import load_hash_columns
 
     zeros_end = "ab" + "00" * 15
     zeros_start = "00" * 15 + "ab"
@@ -137,8 +137,8 @@ def test_columns_exact_lookup_edge_digests_and_quoted_fields(tmp_path: Path) -> 
 
 
 def test_first_list_wins_for_a_hash_in_two_lists(tmp_path: Path) -> None:
-    from netmon.hashindex import HashIndex
-    from netmon.hashlists import load_hash_columns
+    from netmon.lists.hashindex import HashIndex
+    from netmon.lists.hashlists import load_hash_columns
 
     one, two = tmp_path / "one.csv", tmp_path / "two.csv"
     one.write_text(f"type,hash,category,severity,source\nsha1,{'1' * 40},csam,5,IWF\n")
@@ -169,8 +169,8 @@ def test_a_large_list_loads_compactly(tmp_path: Path) -> None:
 
     import numpy as np
 
-    from netmon.hashindex import HashIndex
-    from netmon.hashlists import load_hash_columns
+    from netmon.lists.hashindex import HashIndex
+    from netmon.lists.hashlists import load_hash_columns
 
     rng = np.random.default_rng(5)
     path = tmp_path / "big.csv"

@@ -3,9 +3,16 @@ from __future__ import annotations
 import imagehash
 import pytest
 
-from netmon.hashindex import HashIndex
-from netmon.hashlists import HashEntry
-from netmon.imagehashing import ImageHashes, ImageLimits, ImageSkip, hash_image, looks_like_image, sniff_image
+from netmon.lists.hashindex import HashIndex
+from netmon.lists.hashlists import HashEntry
+from netmon.lists.imagehashing import (
+    ImageHashes,
+    ImageLimits,
+    ImageSkip,
+    hash_image,
+    looks_like_image,
+    sniff_image,
+)
 from tests.lists.images import bomb_png, encode, picture, resized_copy
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from netmon.imagehashing import ImageHashes, hash_image
+from netmon.lists.imagehashing import ImageHashes, hash_image
 from tests.lists.images import bomb_png, encode, picture, resized_copy
 from tests.lists.test_ut1 import SAMPLES, _first_line, needs_samples
 
@@ -115,7 +115,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object
     ut1_file = ""
     ut1_host = ""
     if (SAMPLES / "gambling" / "domains").is_file():
-        from netmon.ut1 import import_ut1
+        from netmon.lists.ut1 import import_ut1
 
         import_ut1(SAMPLES, tmp / "ut1.sqlite", categories=["gambling", "adult"])
         ut1_file = str(tmp / "ut1.sqlite")

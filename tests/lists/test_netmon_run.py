@@ -1,6 +1,6 @@
 """Through `netmon run` (the product as a school runs it): --hash-list / --url-list, block page, export.
 
-Skipped until addons/entry.py adds the list addons (addons.blocking.Filtering) to its chain.
+Skipped until addons/entry.py adds the list addons (netmon_proxy.blocking.Filtering) to its chain.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from netmon.imagehashing import ImageHashes, hash_image
+from netmon.lists.imagehashing import ImageHashes, hash_image
 from tests.e2e.conftest import REPO, Proxy, start_proxy
 from tests.e2e.upstream import Page, Upstream, start_upstream
 from tests.lists.images import encode, picture, resized_copy
@@ -19,7 +19,7 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(
         "Filtering" not in (REPO / "addons" / "entry.py").read_text(),
-        reason="addons/entry.py does not load the list addons (addons.blocking.Filtering) yet",
+        reason="addons/entry.py does not load the list addons (netmon_proxy.blocking.Filtering) yet",
     ),
 ]
 

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from netmon.cli import main
-from netmon.urllists import UrlIndex, check_url_list, load_url_list, url_key
+from netmon.lists.urllists import UrlIndex, check_url_list, load_url_list, url_key
 
 LIST = """type,value,category,severity,source
 url,http://bad.example/attack/video.html,terrorism,5,CTIRU

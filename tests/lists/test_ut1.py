@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from netmon.cli import main
 from netmon.errors import ConfigError
-from netmon.ut1 import Ut1Lists, import_ut1
+from netmon.lists.ut1 import Ut1Lists, import_ut1
 
 SAMPLES = Path(os.environ.get("NETMON_UT1_SAMPLES", Path(__file__).resolve().parents[3] / "shared/data/ut1"))
 needs_samples = pytest.mark.skipif(

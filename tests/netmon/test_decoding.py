@@ -1,4 +1,4 @@
-"""netmon.decoding: content encodings (bomb-safe, never raising) and charsets (declared and sniffed)."""
+"""netmon.scan.decoding: content encodings (bomb-safe, never raising) and charsets (declared and sniffed)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netmon.decoding import (
+from netmon.scan.decoding import (
     REASONS,
     codec_for,
     decode_text,

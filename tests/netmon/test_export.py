@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from netmon.cli import main
-from netmon.export import csv_safe, parse_time
-from netmon.incidents import new_uid
+from netmon.incidents.decisions import new_uid
+from netmon.incidents.export import csv_safe, parse_time
 from netmon.store.db import make_engine
 from netmon.store.incidents import AuditEvent, Incident
 

@@ -1,4 +1,4 @@
-"""netmon.extract: the text a person sees or types, per content type."""
+"""netmon.scan.extract: the text a person sees or types, per content type."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netmon.extract import (
+from netmon.scan.extract import (
     REASONS,
     decode_body,
     extract_body,

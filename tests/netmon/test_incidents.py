@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from netmon import incidents
-from netmon.findings import FlowContext, Hit, ScanResult, TextFinding
+from netmon.incidents import decisions as incidents
+from netmon.scan.findings import FlowContext, Hit, ScanResult, TextFinding
 
 
 def hit_in(

@@ -1,4 +1,4 @@
-"""netmon.libeval and ``netmon library eval``: a small real library, real matcher, real files."""
+"""netmon.scan.libeval and ``netmon library eval``: a small real library, real matcher, real files."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from netmon import libeval
 from netmon.cli.library_eval_cmd import eval_cmd
 from netmon.errors import ConfigError
-from netmon.library import load_library
-from netmon.matching import Matcher
+from netmon.scan import libeval
+from netmon.scan.library import load_library
+from netmon.scan.matching import Matcher
 
 CATEGORIES = """\
 # id | display name | description

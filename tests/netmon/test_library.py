@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from netmon.errors import ConfigError
-from netmon.library import check_paths, load_library
+from netmon.scan.library import check_paths, load_library
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "library-mini"
 

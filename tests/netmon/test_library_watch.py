@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from netmon.library import Library, load_library
-from netmon.library_watch import LibraryWatcher
+from netmon.scan.library import Library, load_library
+from netmon.scan.library_watch import LibraryWatcher
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "library-mini"
 

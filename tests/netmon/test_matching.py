@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from netmon.findings import Hit
-from netmon.library import load_library
-from netmon.matching import Matcher, phrase_variants
+from netmon.scan.findings import Hit
+from netmon.scan.library import load_library
+from netmon.scan.matching import Matcher, phrase_variants
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "library-mini"
 

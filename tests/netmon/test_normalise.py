@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netmon.normalise import STEPS, fold_char, normalise, normalise_mapped, steps_applied
+from netmon.scan.normalise import STEPS, fold_char, normalise, normalise_mapped, steps_applied
 
 # -- every step, both ways: the phrase as a library author writes it, and traffic as a pupil types it --
 

@@ -23,9 +23,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from netmon import counters
-from netmon.findings import FlowContext, Hit, ScanResult, ScanStats, TextFinding
-from netmon.recording import SPILL_NAME, IncidentWriter, result_from_json, result_to_json
+from netmon.incidents.writer import SPILL_NAME, IncidentWriter, result_from_json, result_to_json
+from netmon.ops import counters
+from netmon.scan.findings import FlowContext, Hit, ScanResult, ScanStats, TextFinding
 from netmon.store.db import make_engine
 from netmon.store.incidents import AuditEvent, Incident, audit
 

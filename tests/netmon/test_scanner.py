@@ -1,4 +1,4 @@
-"""netmon.scanner: whole scan jobs with the real matcher over a small test library."""
+"""netmon.scan.job: whole scan jobs with the real matcher over a small test library."""
 
 from __future__ import annotations
 
@@ -20,11 +20,13 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netmon import counters, decoding, extract, scanner
-from netmon.findings import SOURCES, FlowContext, ScanResult
-from netmon.library import load_library
-from netmon.matching import Matcher
-from netmon.scanner import ScanJob, count_stats, open_snapshot, sanitise_html, scan_job
+from netmon.ops import counters
+from netmon.scan import decoding, extract
+from netmon.scan import job as scanner
+from netmon.scan.findings import SOURCES, FlowContext, ScanResult
+from netmon.scan.job import ScanJob, count_stats, open_snapshot, sanitise_html, scan_job
+from netmon.scan.library import load_library
+from netmon.scan.matching import Matcher
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 PAGES = FIXTURES / "pages"
@@ -622,7 +624,7 @@ def _soup(pieces: int) -> st.SearchStrategy[str]:
 def _active_attributes(html: str) -> list[tuple[str, str]]:
     from selectolax.lexbor import LexborHTMLParser
 
-    from netmon.scanner import _LOADING_ATTRS
+    from netmon.scan.job import _LOADING_ATTRS
 
     root = LexborHTMLParser(html).root
     return [

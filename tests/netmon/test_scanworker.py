@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from netmon.findings import FlowContext, ScanResult
-from netmon.scanner import ScanJob
-from netmon.scanworker import FrameReader, ScanWorkers, frame, frame_parts
+from netmon.scan.findings import FlowContext, ScanResult
+from netmon.scan.job import ScanJob
+from netmon.scan.workers import FrameReader, ScanWorkers, frame, frame_parts
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 CTX = FlowContext(time=0.0, client_ip="10.0.0.7", host="news.example", url="http://news.example/a")

@@ -1,4 +1,4 @@
-"""netmon.search_terms: every engine in search_engines.yaml, and the table's own validation."""
+"""netmon.scan.search_terms: every engine in search_engines.yaml, and the table's own validation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from netmon.errors import ConfigError
-from netmon.search_terms import ENGINES_FILE, engines, load_engines, search_query
+from netmon.scan.search_terms import ENGINES_FILE, engines, load_engines, search_query
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from netmon_portal.app import PortalConfig, create_app
 
-from captive_portal.app import PortalConfig, create_app
-from netmon.paths import DEFAULT_POLICY_DIR
+from netmon.config.paths import DEFAULT_POLICY_DIR
 from tests.portal import ldap_server
 
 ROSTER = """\
@@ -44,8 +44,8 @@ def portal_db(store_url: str, roster_file: Path) -> str:
     """A migrated store holding the roster's accounts."""
     from sqlalchemy.orm import Session
 
+    from netmon.identity.users import import_roster
     from netmon.store.db import make_engine
-    from netmon.users import import_roster
 
     engine = make_engine(store_url)
     with Session(engine) as session, session.begin():

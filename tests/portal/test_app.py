@@ -12,12 +12,12 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
+from netmon_portal.app import PortalConfig, create_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from captive_portal.app import PortalConfig, create_app
 from netmon.cli import main
-from netmon.identity import SETTING_LINK_KEY, get_setting, sign_link
+from netmon.identity.sessions import SETTING_LINK_KEY, get_setting, sign_link
 from netmon.store.db import make_engine
 from netmon.store.identity import AupAcceptance, DeviceSession
 from netmon.store.incidents import AuditEvent

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from netmon.aup import AupSource, load_aup
 from netmon.errors import ConfigError
+from netmon.identity.aup import AupSource, load_aup
 
 
 def test_shipped_aup_has_english_and_welsh() -> None:

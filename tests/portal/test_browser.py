@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from netmon.probes import APPLE_SUCCESS, PROBES
+from netmon.identity.probes import APPLE_SUCCESS, PROBES
 from tests.portal import browser as browser_mod
 from tests.portal.browser import Browser
 from tests.portal.ldap_server import LdapServer

@@ -12,12 +12,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from mitmproxy import http
 from mitmproxy.test import taddons, tflow
+from netmon_proxy.identity import IdentityTagger, PortalGate
+from netmon_proxy.settings import Settings
 from sqlalchemy.orm import Session
 
-from addons.identity import IdentityTagger, PortalGate
-from addons.settings import Settings
-from netmon import counters
-from netmon.identity import (
+from netmon.identity.probes import APPLE_SUCCESS, PROBES
+from netmon.identity.sessions import (
     SETTING_AUP_VERSION,
     SessionRefresher,
     ensure_link_key,
@@ -25,9 +25,9 @@ from netmon.identity import (
     set_setting,
     start_session,
 )
-from netmon.probes import APPLE_SUCCESS, PROBES
+from netmon.identity.users import Account
+from netmon.ops import counters
 from netmon.store.db import make_engine
-from netmon.users import Account
 
 PORTAL = "http://10.20.0.1:8090/"
 ALICE = Account("alice", "Alice Smith", "pupil", "Y9", ("9A", "art"), "local")
@@ -328,7 +328,7 @@ async def test_requests_to_the_portal_name_the_device(chain: Any) -> None:
 
 
 async def test_proxy_started_before_the_portal_still_signs_continue_links(store_url: str) -> None:
-    from netmon.identity import SETTING_LINK_KEY, get_setting
+    from netmon.identity.sessions import SETTING_LINK_KEY, get_setting
 
     engine = make_engine(store_url)  # a fresh store: the portal has never run
     refresher = SessionRefresher(engine, arp_path=None)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from netmon.identity import (
+from netmon.identity.sessions import (
     SETTING_AUP_VERSION,
     SessionRefresher,
     end_sessions,
@@ -19,10 +19,10 @@ from netmon.identity import (
     set_setting,
     start_session,
 )
+from netmon.identity.users import Account
 from netmon.store.base import utcnow
 from netmon.store.db import make_engine
 from netmon.store.identity import AupAcceptance, DeviceSession
-from netmon.users import Account
 
 ALICE = Account("alice", "Alice Smith", "pupil", "Y9", ("9A", "art"), "local")
 BOB = Account("bob", "Bob Jones", "staff", None, ("teachers",), "local")

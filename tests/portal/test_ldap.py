@@ -6,13 +6,13 @@ import re
 
 import pytest
 from flask.testing import FlaskClient
+from netmon_portal.app import PortalConfig, create_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from captive_portal.app import PortalConfig, create_app
+from netmon.identity.users import DirectoryConfig, DirectoryError, authenticate, directory_authenticate
 from netmon.store.db import make_engine
 from netmon.store.identity import DeviceSession, UserAccount
-from netmon.users import DirectoryConfig, DirectoryError, authenticate, directory_authenticate
 from tests.portal.ldap_server import LdapServer
 
 

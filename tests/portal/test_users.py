@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from netmon.cli import main
 from netmon.errors import ConfigError
+from netmon.identity.users import authenticate, import_roster, read_roster
 from netmon.store.db import make_engine
 from netmon.store.identity import UserAccount
-from netmon.users import authenticate, import_roster, read_roster
 
 
 def _users(url: str) -> dict[str, UserAccount]:

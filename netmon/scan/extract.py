@@ -1,7 +1,7 @@
 """Text a person sees or types, extracted from decoded HTTP bodies, per content type.
 
 ``extract_body(data, content_type)`` classifies the body (``kind_of``), decodes its charset
-(``netmon.decoding``) and returns an ``Extracted``: one string made of labelled segments joined by a
+(``netmon.scan.decoding``) and returns an ``Extracted``: one string made of labelled segments joined by a
 newline, so that a match offset still points into the text that was scanned and ``label_at(offset)``
 says which part (title, alt text, a JSON key, a form field) it came from.
 
@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, unquote_plus
 import numpy as np
 from selectolax.lexbor import LexborHTMLParser
 
-from netmon.decoding import (
+from netmon.scan.decoding import (
     DEFAULT_BODY_CAP,
     codec_for,
     decode_text,
@@ -793,7 +793,7 @@ def decode_body(
 ) -> Body:
     """Raw body bytes -> decompressed (at most ``cap`` bytes, bomb-safe) -> text in its charset.
 
-    Never raises on bad input: problems are skip reasons (``netmon.decoding.REASONS``)."""
+    Never raises on bad input: problems are skip reasons (``netmon.scan.decoding.REASONS``)."""
     decoded = decompress(body, content_encoding, cap)
     text = decode_text(
         decoded.data, content_type, document=kind_of(content_type, decoded.data) in ("html", "xml")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netmon.errors import ConfigError
+from netmon.hosts import normalise_host
 
 #: Default time a failed handshake keeps a (device, destination) in passthrough.
 DEFAULT_TTL_SECONDS = 6 * 3600
@@ -22,14 +23,6 @@ DEFAULT_TTL_SECONDS = 6 * 3600
 DEFAULT_MAX_ENTRIES = 100_000
 
 _ALLOWED = set("abcdefghijklmnopqrstuvwxyz0123456789-.")
-
-
-def normalise_host(host: str) -> str:
-    """Lower-case, without a trailing dot or a leading ``*.`` / ``.``."""
-    host = host.strip().lower().rstrip(".")
-    for prefix in ("*.", "."):
-        host = host.removeprefix(prefix)
-    return host
 
 
 def _check_domain(domain: str) -> str | None:

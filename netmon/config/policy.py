@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from netmon.config.paths import DEFAULT_LIBRARY_DIR
 from netmon.errors import ConfigError
-from netmon.paths import DEFAULT_LIBRARY_DIR
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from netmon.config.paths import state_dir
 from netmon.errors import ConfigError
-from netmon.paths import state_dir
-from netmon.urllists import UrlEntry, host_suffixes, normalise_host, url_key
+from netmon.hosts import normalise_host
+from netmon.lists.urllists import UrlEntry, host_suffixes, url_key
 
 log = logging.getLogger(__name__)
 

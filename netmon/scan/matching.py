@@ -1,6 +1,6 @@
 """The compiled matcher: one pyahocorasick automaton over the normalised library.
 
-How a phrase becomes automaton keys (all in normalised form, see netmon.normalise):
+How a phrase becomes automaton keys (all in normalised form, see netmon.scan.normalise):
 
 - whole-word phrases are stored padded with spaces (``" kill myself "``) and the text is scanned padded
   with spaces, so word boundaries need no check in Python and substring noise ("skill") never leaves C;
@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import ahocorasick
 import numpy as np
 
-from netmon.findings import Hit
-from netmon.library import Entry, Library
-from netmon.normalise import normalise, normalise_mapped, steps_applied
+from netmon.scan.findings import Hit
+from netmon.scan.library import Entry, Library
+from netmon.scan.normalise import normalise, normalise_mapped, steps_applied
 
 _RUN3 = re.compile(r"([^\W\d_])\1\1")
 _REPEATS4 = re.compile(r"(\w)\1{3,}")

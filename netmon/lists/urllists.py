@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import csv
 import io
-import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from netmon.errors import ConfigError
+from netmon.hosts import is_ip, normalise_host
 
 HEADER = ("type", "value", "category", "severity", "source")
 TYPES = ("url", "prefix", "domain")
@@ -34,19 +34,6 @@ class UrlEntry:
     line: int
 
 
-def normalise_host(host: str) -> str:
-    """Lower-case, IDNA-encoded, no trailing dot, no port, no brackets."""
-    host = host.strip().lower().rstrip(".")
-    if host.startswith("["):
-        host = host[1:].split("]", 1)[0]
-    elif host.count(":") == 1:
-        host = host.split(":", 1)[0]
-    try:
-        return host.encode("idna").decode("ascii") if not host.isascii() else host
-    except UnicodeError:
-        return host
-
-
 def url_key(url: str) -> str:
     """``host/path?query`` of a URL (scheme, port, fragment and user info dropped), the form lists use."""
     text = url.strip()
@@ -58,16 +45,6 @@ def url_key(url: str) -> str:
     return f"{host}{path}" + (f"?{parts.query}" if parts.query else "")
 
 
-def _is_ip(host: str) -> bool:
-    if ":" not in host and not host[-1:].isdigit():
-        return False  # a name: IPv4 ends in a digit, IPv6 has colons (no exception to raise and catch)
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def host_suffixes(host: str) -> Iterator[str]:
     """``a.b.example.com``, ``b.example.com``, ``example.com``, ``com`` (an IP address only itself)."""
     return _suffixes(normalise_host(host))
@@ -77,7 +54,7 @@ def _suffixes(host: str) -> Iterator[str]:
     """``host_suffixes`` of a host that is already normalised."""
     if not host:
         return
-    if _is_ip(host):
+    if is_ip(host):
         yield host
         return
     labels = host.split(".")
@@ -97,12 +74,12 @@ def parse_url_entry(row: list[str], where: str, line: int) -> UrlEntry:
         raise ConfigError(loc, "value is empty")
     if kind == "domain":
         norm = normalise_host(value.split("://", 1)[-1].split("/", 1)[0])
-        if not norm or " " in norm or "." not in norm and not _is_ip(norm):
+        if not norm or " " in norm or "." not in norm and not is_ip(norm):
             raise ConfigError(loc, f"domain must be a host name such as example.com (got {value[:80]!r})")
     else:
         norm = url_key(value)
         host = norm.split("/", 1)[0]
-        if value.split("://", 1)[-1].startswith("/") or ("." not in host and not _is_ip(host)):
+        if value.split("://", 1)[-1].startswith("/") or ("." not in host and not is_ip(host)):
             raise ConfigError(
                 loc, f"{kind} must start with a host, e.g. example.com/page (got {value[:80]!r})"
             )

@@ -20,14 +20,14 @@ from itertools import combinations
 
 import numpy as np
 
-from netmon.hashlists import (
+from netmon.lists.hashlists import (
     EXACT_TYPES,
     PERCEPTUAL_TYPES,
     HashColumns,
     HashEntry,
     columns_from_entries,
 )
-from netmon.imagehashing import ImageHashes
+from netmon.lists.imagehashing import ImageHashes
 
 #: Default largest Hamming distance (of 64 bits) that counts as the same picture. Resized and
 #: recompressed copies measure 0-4; unrelated pictures ~32 (half the bits).

@@ -3,7 +3,7 @@
 The proxy adapter copies what it needs from a flow (or one WebSocket message) into a ``ScanJob`` —
 plain, picklable data — and a worker calls ``scan_job(job, matcher)``, which returns a ``ScanResult``:
 
-* ``search``: the terms of a search URL (``netmon.search_terms``), label = engine;
+* ``search``: the terms of a search URL (``netmon.scan.search_terms``), label = engine;
 * ``form``: urlencoded and multipart text fields of the request, one finding per field (label = name);
 * ``chat``: JSON request bodies (AI-chat prompts, chat messages) and server-sent-event responses;
 * ``page``: HTML, XML, JSON and text responses (label = kind);
@@ -26,9 +26,10 @@ from typing import Protocol
 import zstandard
 from selectolax.lexbor import LexborHTMLParser
 
-from netmon import counters
-from netmon.decoding import DEFAULT_BODY_CAP, decode_text, decompress, detect_charset
-from netmon.extract import (
+from netmon.hosts import is_ip
+from netmon.ops import counters
+from netmon.scan.decoding import DEFAULT_BODY_CAP, decode_text, decompress, detect_charset
+from netmon.scan.extract import (
     Extracted,
     crude_html_text,
     extract_body,
@@ -37,8 +38,8 @@ from netmon.extract import (
     message_text,
     too_deep,
 )
-from netmon.findings import FlowContext, Hit, ScanResult, ScanStats, TextFinding, pickled_as_tuple
-from netmon.search_terms import engines, search_query
+from netmon.scan.findings import FlowContext, Hit, ScanResult, ScanStats, TextFinding, pickled_as_tuple
+from netmon.scan.search_terms import engines, search_query
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ MAX_HITS = 200
 #: Raw (still compressed) bytes looked at per body: a decoder never reads further than this.
 RAW_CAP_FACTOR = 4
 
-#: Reasons this module adds to those of netmon.decoding and netmon.extract.
+#: Reasons this module adds to those of netmon.scan.decoding and netmon.scan.extract.
 REASONS = (
     "no-body-status",  # 1xx, 204, 304 responses
     "binary-message",  # a binary WebSocket message that is not text
@@ -79,7 +80,7 @@ Headers = tuple[tuple[str, str], ...] | Mapping[str, str]
 
 
 class SupportsScan(Protocol):
-    """What scan_job needs of a matcher (``netmon.matching.Matcher``)."""
+    """What scan_job needs of a matcher (``netmon.scan.matching.Matcher``)."""
 
     def scan(self, text: str) -> tuple[Hit, ...]: ...
 
@@ -239,7 +240,7 @@ class _Scan:
         url = job.request_url or job.context.url
         if not url:
             return
-        host = job.context.host if job.context.host and not _is_ip(job.context.host) else None
+        host = job.context.host if job.context.host and not is_ip(job.context.host) else None
         found = search_query(url, host=host)
         if found is not None:
             engine, query = found
@@ -310,10 +311,6 @@ class _Scan:
             snapshot=snapshot[0] if snapshot else None,
             snapshot_type=snapshot[1] if snapshot else None,
         )
-
-
-def _is_ip(host: str) -> bool:
-    return bool(re.fullmatch(r"[\d.]+|\[?[0-9a-fA-F:]+\]?", host))
 
 
 def scan_job(job: ScanJob, matcher: SupportsScan) -> ScanResult:

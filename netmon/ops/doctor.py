@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netmon import counters, paths
+from netmon.config import paths
+from netmon.ops import counters
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 #: mitmproxy options that sign with a publicly trusted third-party key: never to be enabled.
@@ -438,7 +439,7 @@ def check_library(s: Settings) -> Check:
     from netmon.errors import ConfigError
 
     try:
-        from netmon.library import load_library
+        from netmon.scan.library import load_library
     except ImportError as exc:
         return Check("library", WARN, f"library loader not available ({exc})")
     try:
@@ -454,10 +455,10 @@ def check_library(s: Settings) -> Check:
 
 def check_policy(s: Settings) -> Check:
     from netmon.errors import ConfigError
-    from netmon.passthrough import NoDecryptList
+    from netmon.identity.passthrough import NoDecryptList
 
     try:
-        from netmon.policy import load_policy
+        from netmon.config.policy import load_policy
     except ImportError as exc:
         return Check("policy", WARN, f"policy loader not available ({exc})")
     try:

@@ -27,9 +27,9 @@ from sqlalchemy import ColumnElement, Engine, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from netmon.identity.users import Account
 from netmon.store.base import utcnow
 from netmon.store.identity import AupAcceptance, DeviceSession, PortalSetting
-from netmon.users import Account
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Scan worker processes, driven from the proxy's event loop without threads.
 
-Each worker is ``python -m netmon.scanworker LIBRARY [OVERLAY]``: it compiles the library once, then
+Each worker is ``python -m netmon.scan.workers LIBRARY [OVERLAY]``: it compiles the library once, then
 reads scan jobs from stdin and writes results to stdout, one length-prefixed pickle frame each, in order.
 
 ``ScanWorkers`` is the proxy's side. Everything it does runs on the event loop and never waits: a job is
@@ -37,7 +37,6 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">I")
-_ROOT = str(Path(__file__).resolve().parent.parent)
 #: A frame larger than this is a corrupt stream, not a message (jobs are capped far below).
 MAX_FRAME = 256 * 1024 * 1024
 #: Ask the kernel for pipes this large, so that a whole page usually goes in one write.
@@ -112,9 +111,9 @@ class FrameReader:
 
 
 def _worker_main(argv: list[str]) -> int:
-    from netmon.library import load_library
-    from netmon.matching import Matcher
-    from netmon.scanner import scan_job
+    from netmon.scan.job import scan_job
+    from netmon.scan.library import load_library
+    from netmon.scan.matching import Matcher
 
     # The worker stops when the proxy closes its stdin (or dies), never on a signal sent to the whole
     # process group (Ctrl-C in a terminal, systemd's stop): that would lose the jobs still in flight.
@@ -289,15 +288,11 @@ class ScanWorkers:
 
     # -- internals ----------------------------------------------------------------------------------
     def _spawn(self) -> _Worker:
-        argv = [sys.executable, "-m", "netmon.scanworker", str(self.library_dir)]
+        argv = [sys.executable, "-m", "netmon.scan.workers", str(self.library_dir)]
         if self.overlay is not None:
             argv.append(str(self.overlay))
-        # the worker imports netmon from where this copy of it lives, whatever the proxy's sys.path was
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")])),
-        }
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, env=env)
+        # the worker is the installed netmon, run by the proxy's own interpreter
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
         assert proc.stdin is not None and proc.stdout is not None
         stdin, stdout = proc.stdin.fileno(), proc.stdout.fileno()
         _set_pipe_size(stdin)

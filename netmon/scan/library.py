@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from netmon.errors import ConfigError
-from netmon.normalise import NORMALISER_VERSION, normalise
+from netmon.scan.normalise import NORMALISER_VERSION, normalise
 
 CATEGORIES_FILE = "categories.txt"
 OVERLAY_PREFIX = "overlay:"

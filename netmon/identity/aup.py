@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from netmon.config.paths import DEFAULT_POLICY_DIR
 from netmon.errors import ConfigError
-from netmon.paths import DEFAULT_POLICY_DIR
 
 DEFAULT_AUP_DIR = DEFAULT_POLICY_DIR / "aup"
 LANGUAGE_NAMES = {"en": "English", "cy": "Cymraeg"}

@@ -25,11 +25,12 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from netmon.errors import ConfigError
-from netmon.hashindex import DEFAULT_THRESHOLD, HashIndex
-from netmon.hashlists import load_hash_columns
-from netmon.urllists import UrlEntry, UrlIndex, load_url_list, normalise_host, parse_url_entry
-from netmon.ut1 import Ut1Lists
-from netmon.ut1 import default_path as ut1_default_path
+from netmon.hosts import normalise_host
+from netmon.lists.hashindex import DEFAULT_THRESHOLD, HashIndex
+from netmon.lists.hashlists import load_hash_columns
+from netmon.lists.urllists import UrlEntry, UrlIndex, load_url_list, parse_url_entry
+from netmon.lists.ut1 import Ut1Lists
+from netmon.lists.ut1 import default_path as ut1_default_path
 
 FILE_NAME = "filtering.yaml"
 EVERYONE = "everyone"

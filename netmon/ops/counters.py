@@ -36,8 +36,12 @@ def reset() -> None:
 
 def write_status(path: Path, extra: dict[str, object] | None = None) -> None:
     """Atomically write the counters (and ``extra``) as JSON to ``path``."""
-    data: dict[str, object] = {"pid": os.getpid(), "started": _started, "updated": time.time(),
-                               "counters": snapshot()}
+    data: dict[str, object] = {
+        "pid": os.getpid(),
+        "started": _started,
+        "updated": time.time(),
+        "counters": snapshot(),
+    }
     if extra:
         data.update(extra)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from netmon.errors import NetmonError
-from netmon.library import CATEGORIES_FILE, Library, load_library
+from netmon.scan.library import CATEGORIES_FILE, Library, load_library
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Incident decisions: from a :class:`~netmon.findings.ScanResult` to the values of one incident row.
+"""Incident decisions: from a :class:`~netmon.scan.findings.ScanResult` to the values of one incident row.
 
 One flow (or WebSocket message) with any number of hits becomes ONE incident at the highest severity:
 
@@ -8,7 +8,7 @@ One flow (or WebSocket message) with any number of hits becomes ONE incident at 
   ``[[ ]]``; several matches are joined with `` … ``;
 - ``explanation`` says why each hit fired: phrase, library file and line, normalisation steps, rules weighed;
 - ``dedup_key`` = sha256(user or client address | URL | top phrase): repeats within the de-duplication
-  window raise the count of the existing incident (see :mod:`netmon.recording`).
+  window raise the count of the existing incident (see :mod:`netmon.incidents.writer`).
 
 Everything here is pure: no database, no I/O.
 """
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from netmon.findings import FlowContext, Hit, ScanResult, TextFinding
+from netmon.scan.findings import FlowContext, Hit, ScanResult, TextFinding
 
 #: Characters of original text shown on each side of a match in the excerpt.
 EXCERPT_CONTEXT = 80

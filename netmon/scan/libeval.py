@@ -1,7 +1,7 @@
 """Measuring the phrase library: recall on labelled messages, false alarms on benign pages.
 
-The evaluation runs the real matcher (``netmon.matching.Matcher`` over ``netmon.library.load_library``)
-over a corpus made of:
+The evaluation runs the real matcher (``netmon.scan.matching.Matcher`` over
+``netmon.scan.library.load_library``) over a corpus made of:
 
 - labelled JSONL files, one object a line: ``{"text": ..., "expect": category or null, "min_severity": n}``
   (optional ``id``, ``form``, ``lang``). A message expecting category C is *caught* when the matcher
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from netmon.errors import ConfigError
-from netmon.findings import Hit
-from netmon.matching import Matcher
+from netmon.scan.findings import Hit
+from netmon.scan.matching import Matcher
 
 #: Severity at and above which a message counts towards the headline recall target.
 HIGH_SEVERITY = 4

@@ -3,7 +3,7 @@
 ``IncidentWriter.submit(result)`` is called from the proxy's event loop: it never blocks (a ``put_nowait``
 on a bounded queue). One writer THREAD drains the queue in batches, one transaction per batch:
 
-- each result becomes an incident draft (:func:`netmon.incidents.build`, after ``hit_filter``);
+- each result becomes an incident draft (:func:`netmon.incidents.decisions.build`, after ``hit_filter``);
 - de-duplication against the store: the same ``dedup_key`` whose ``last_seen`` is within ``dedup_window``
   of the result's time raises ``count`` and ``last_seen`` instead of adding a row (also within a batch);
 - ``after_batch`` callables ``(session, incidents)`` run inside the same transaction before the commit, so
@@ -17,7 +17,7 @@ every ``retry_interval`` seconds and replays the spill file once the store is ba
 Replay progress is recorded after each committed batch, so a crash during replay does not count twice.
 ``close(timeout)`` flushes everything (to the store, or to the spill file when the store is down).
 
-Counters (``netmon.counters``): ``recording.submitted``, ``.overflow``, ``.batches``, ``.new``,
+Counters (``netmon.ops.counters``): ``recording.submitted``, ``.overflow``, ``.batches``, ``.new``,
 ``.merged``, ``.filtered``, ``.spilled``, ``.replayed``, ``.db-errors``, ``.rejected``, ``.filter-errors``,
 ``.spill-errors``, ``.spill-corrupt``, ``.writer-errors``.
 """
@@ -45,11 +45,12 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
 
-from netmon import counters, incidents
+from netmon.config.paths import state_dir
 from netmon.errors import StoreError
-from netmon.findings import FlowContext, Hit, ScanResult, ScanStats, TextFinding
-from netmon.incidents import HitFilter, IncidentDraft
-from netmon.paths import state_dir
+from netmon.incidents import decisions as incidents
+from netmon.incidents.decisions import HitFilter, IncidentDraft
+from netmon.ops import counters
+from netmon.scan.findings import FlowContext, Hit, ScanResult, ScanStats, TextFinding
 from netmon.store.db import make_engine, upgrade
 from netmon.store.incidents import Incident
 
@@ -208,7 +209,8 @@ class IncidentWriter:
         while len(batch) < self.batch_size:
             remaining = deadline - time.monotonic()
             try:
-                batch.append(self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait())
+                get = self._queue.get
+                batch.append(get(timeout=remaining) if remaining > 0 else self._queue.get_nowait())
             except queue.Empty:
                 break
         return batch
