@@ -2,9 +2,10 @@
 
     ./dev bench            (or: .venv/bin/python bench/bench_proxy.py [--seconds 10] [--connections 32])
 
-Upstream is nginx on loopback serving a 50 KB benign HTML article page (shaped like a real one, 26% of
-it visible text), the same page with library matches, and a 50 KB page that is nearly all text (the
-scanner's worst case); the load
+Upstream is nginx on loopback serving, by default, the mix (136 distinct real pages of every size,
+3-160 KB, requested in turn so no two bodies in a row are the same) and one large real page (130 KB);
+also on request a 50 KB page with no match, the same with library matches, and a 50 KB page that is
+nearly all text (the scanner's worst case); the load
 is wrk (Debian packages `wrk`, `nginx-light`). For each of HTTP (explicit proxy, keep-alive) and HTTPS
 (keep-alive; mitmproxy in reverse mode so that wrk can speak TLS to it) it prints requests/s and p50/p99
 latency for bare mitmdump and for netmon, and the netmon/bare ratio. After the netmon runs it reads
@@ -84,10 +85,11 @@ def dense_page(size: int = 50_000) -> bytes:
     return (head + body + "</body></html>").encode()
 
 
-def benign_page(size: int = 50_000, text: int = 10_000) -> bytes:
+def benign_page(size: int = 50_000, text: int = 10_000, paragraphs: list[str] | None = None) -> bytes:
     """A 50 KB news article page shaped like real ones: meta tags, inline CSS, an inline JSON state
     script, navigation, ~10 KB of real article text (20% of the page: the median of 130 real news
-    pages in mozilla/readability's test set is 13%), a related-stories sidebar and a footer."""
+    pages in mozilla/readability's test set is 13%), a related-stories sidebar and a footer.
+    ``paragraphs`` gives the article text instead (then ``text`` is unused)."""
     meta = "".join(
         f'<meta property="og:{k}" content="{k} of the article, for sharing">'
         for k in ("title", "description", "site_name", "type", "url", "image", "locale")
@@ -116,7 +118,8 @@ def benign_page(size: int = 50_000, text: int = 10_000) -> bytes:
         for i in range(40)
     )
     article = "".join(
-        f'<p class="article__para c{i % 110}">{p}</p>\n' for i, p in enumerate(_paragraphs(text))
+        f'<p class="article__para c{i % 110}">{p}</p>\n'
+        for i, p in enumerate(paragraphs if paragraphs is not None else _paragraphs(text))
     )
     related = "".join(
         f'<li class="related__item"><a href="/news/{1000 + i}/story"><img src="/img/{i}.jpg" alt="Picture '
@@ -137,6 +140,42 @@ def benign_page(size: int = 50_000, text: int = 10_000) -> bytes:
     pad = max(0, size - len(page.encode()) - len("</body></html>") - 40)
     page += f'<script>window.__PAD__="{"x" * pad}";</script></body></html>'
     return page.encode()
+
+
+def _html_paragraphs(text: str) -> list[str]:
+    chunks = re.findall(r".{1,400}(?:\s|$)", text, flags=re.S)
+    return [c.replace("&", "&amp;").replace("<", "&lt;") for c in chunks if c.strip()]
+
+
+def mix_pages(count: int = 136) -> list[bytes]:
+    """Distinct real pages of every size (about 3 KB to 160 KB): each wraps different real text from
+    ../shared/data/benign-dev (all of it, sensitive topics and library matches included, as real traffic
+    has them) in a page shell whose markup share varies as real pages' does (text 12-60% of the page)."""
+    texts = (
+        [p.read_text(errors="replace") for p in sorted(BENIGN_DIR.glob("*.txt"))]
+        if BENIGN_DIR.is_dir()
+        else []
+    )
+    if not texts:
+        sys.exit(f"bench_proxy needs the real pages in {BENIGN_DIR}")
+    pages = []
+    for i in range(count):
+        # sizes spread evenly on a log scale; text taken from the i-th text onwards, so every page differs
+        size = int(3_000 * (160_000 / 3_000) ** (i / max(1, count - 1)))
+        share = 0.12 + 0.48 * ((i * 7919) % 100) / 100
+        want, words, j = int(size * share), [], i
+        while sum(map(len, words)) < want:
+            words.append(texts[j % len(texts)][: want - sum(map(len, words))])
+            j += 1
+        pages.append(benign_page(size=size, paragraphs=_html_paragraphs(" ".join(words))))
+    return pages
+
+
+def large_page() -> bytes:
+    """One large real page (~130 KB, 30% visible text), like the 113 KB news page measured from outside."""
+    texts = [p.read_text(errors="replace") for p in sorted(BENIGN_DIR.glob("readability__*.txt"))]
+    body = " ".join(texts)[:40_000] if texts else ""
+    return benign_page(size=130_000, paragraphs=_html_paragraphs(body))
 
 
 def matches_page(benign: bytes) -> bytes:
@@ -181,6 +220,10 @@ def start_nginx(directory: Path, http_port: int, https_port: int) -> subprocess.
     (www / "benign.html").write_bytes(benign)
     (www / "matches.html").write_bytes(matches_page(benign))
     (www / "dense.html").write_bytes(dense_page())
+    (www / "large.html").write_bytes(large_page())
+    (www / "mix").mkdir()
+    for i, page in enumerate(mix_pages()):
+        (www / "mix" / f"{i:03d}.html").write_bytes(page)
     key, cert = make_cert(directory)
     conf = directory / "nginx.conf"
     conf.write_text(f"""
@@ -203,14 +246,28 @@ http {{
     return proc
 
 
-LUA_PROXY = """
+LUA_ONE = """
 wrk.path = "{url}"
+"""
+#: The mix: every request asks for the next page in turn, so no two bodies in a row are the same.
+LUA_MIX = """
+local paths = {{{paths}}}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format(nil, paths[(i % #paths) + 1])
+end
 """
 
 
 def run_wrk(target: str, path_or_url: str, seconds: int, connections: int, work: Path) -> dict[str, float]:
     script = work / "proxy.lua"
-    script.write_text(LUA_PROXY.format(url=path_or_url))
+    if path_or_url.endswith("/mix"):
+        count = len(list((work / "www" / "mix").glob("*.html")))
+        paths = ", ".join(f'"{path_or_url}/{i:03d}.html"' for i in range(count))
+        script.write_text(LUA_MIX.format(paths=paths))
+    else:
+        script.write_text(LUA_ONE.format(url=path_or_url))
     out = subprocess.run(
         [
             "wrk",
@@ -373,7 +430,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=7, help="bare/netmon pairs per page, alternating")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--pages", nargs="+", default=["benign.html", "matches.html", "dense.html"])
+    parser.add_argument(
+        "--pages",
+        nargs="+",
+        default=["mix", "large.html"],
+        help="mix (136 distinct real pages in turn), large.html, benign.html, matches.html, dense.html",
+    )
     parser.add_argument("--schemes", nargs="+", default=["http", "https"])
     parser.add_argument(
         "--set",
@@ -420,9 +482,10 @@ def main() -> None:
             f"  scanned {c.get('scan.done', 0)}, skipped {skipped}, matched {c.get('scan.matched', 0)}"
         )
     print(
-        "target: netmon/bare >= 0.85 on benign pages; no page skipped by the scanner\n"
-        "pages: benign = a 50 KB article page, 26% visible text (real news pages: median 13%);\n"
-        "       matches = the same with a paragraph of severe phrases; dense = 50 KB of text (worst case)"
+        "targets: netmon/bare >= 0.85 on the mix, >= 0.8 on the large page; no page skipped by the scanner\n"
+        "pages: mix = 136 distinct real pages of 3-160 KB in turn (text from shared/data/benign-dev,\n"
+        "       matches included); large = a 130 KB real article page; benign = a 50 KB page with no match;\n"
+        "       matches = benign with a paragraph of severe phrases; dense = 50 KB of text (worst case)"
     )
     scanner_bench = REPO / "bench" / "bench_scanner.py"
     if scanner_bench.exists():
