@@ -180,7 +180,9 @@ def _commands_section() -> Iterator[str]:
         yield ""
         yield _cell(_first_paragraph(command.help))
         yield ""
-        params = [p for p in command.get_params(ctx) if "--help" not in p.opts and not getattr(p, "hidden", False)]
+        params = [
+            p for p in command.get_params(ctx) if "--help" not in p.opts and not getattr(p, "hidden", 0)
+        ]
         arguments = [p for p in params if isinstance(p, click.Argument)]
         options = [p for p in params if isinstance(p, click.Option)]
         if arguments:
