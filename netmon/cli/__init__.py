@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "lists": "netmon.cli.lists_cmd:lists",
     "doctor": "netmon.cli.doctor_cmd:doctor",
     "status": "netmon.cli.status_cmd:status",
+    "purge": "netmon.cli.purge_cmd:purge",
 }
 
 
