@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import io
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from netmon.config.paths import default_db_url
 from netmon.errors import NetmonError
+from netmon.safe_text import neutralise
 
 DB_HELP = "Database URL (default: $NETMON_DB or the SQLite file in the state directory)."
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _safe_url(url: str) -> str:
@@ -206,8 +205,8 @@ def export(
 
 
 def clean(value: object, width: int | None = None) -> str:
-    """Safe for a terminal: control and bidi characters shown as '?', one line, cut to ``width``."""
-    text = _CONTROL.sub("?", " ".join(str(value if value is not None else "").split()))
+    """Safe for a terminal: escapes, control and bidi characters shown inert, one line, cut to ``width``."""
+    text = neutralise(" ".join(str(value if value is not None else "").split()), keep_newlines=False)
     if width is not None and len(text) > width:
         text = text[: max(0, width - 1)] + "…"
     return text

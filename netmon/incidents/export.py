@@ -5,6 +5,8 @@
 - JSONL: one object a line (UTF-8), times ISO 8601 in UTC with a ``Z``.
 - CSV: UTF-8 with a BOM so Excel opens it right; any text cell starting with ``= + - @`` (or a tab or
   carriage return) gets a leading ``'`` so a spreadsheet never runs it as a formula.
+- Both: terminal escapes, control and bidi characters in the captured text are shown inert
+  (:func:`netmon.safe_text.neutralise`), so a captured page cannot rewrite a terminal or a cell.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, TextIO
 from sqlalchemy import Engine, Select, select
 from sqlalchemy.orm import Session, defer
 
+from netmon.safe_text import neutralise
 from netmon.store.incidents import Incident
 
 FORMATS = ("csv", "jsonl")
@@ -122,19 +125,31 @@ def records(engine: Engine, filters: ExportFilter, batch: int = 500) -> Iterator
             session.expunge(incident)
 
 
+def inert(value: Any) -> Any:
+    """``value`` with every string in it neutralised (lists and dicts walked)."""
+    if isinstance(value, str):
+        return neutralise(value)
+    if isinstance(value, list):
+        return [inert(v) for v in value]
+    if isinstance(value, dict):
+        return {k: inert(v) for k, v in value.items()}
+    return value
+
+
 def write_jsonl(rows: Iterator[dict[str, Any]], out: TextIO) -> int:
     n = 0
     for row in rows:
-        out.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+        out.write(json.dumps(inert(row), ensure_ascii=False, separators=(",", ":")) + "\n")
         n += 1
     return n
 
 
 def csv_safe(value: Any) -> Any:
-    """Neutralise spreadsheet formulas in text cells (numbers pass unchanged)."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
+    """Neutralise spreadsheet formulas and control characters in text cells (numbers pass unchanged)."""
+    if not isinstance(value, str):
+        return value
+    value = neutralise(value)
+    return "'" + value if value.startswith(FORMULA_START) else value
 
 
 def why(explanation: list[dict[str, Any]]) -> str:

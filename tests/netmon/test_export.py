@@ -191,10 +191,24 @@ def test_csv_to_stdout_has_the_bom_too(store_url: str) -> None:
     assert len(result.stdout_bytes.decode("utf-8-sig").splitlines()) == 3
 
 
-@pytest.mark.parametrize("value", ["=1+1", "+44 7700", "-1", "@SUM(A1)", "\tx", "\rx"])
+@pytest.mark.parametrize("value", ["=1+1", "+44 7700", "-1", "@SUM(A1)", "\tx"])
 def test_csv_safe(value: str) -> None:
     assert csv_safe(value) == "'" + value
     assert csv_safe("plain") == "plain" and csv_safe(-1) == -1
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("\rx", "\\u000dx"),
+        ("a\x1b[2Jb", "a\\u001b[2Jb"),
+        ("evil\u202egnp.exe", "evil\\u202egnp.exe"),
+        ("bell\x07", "bell\\u0007"),
+        ("=cmd\x00", "'=cmd\\u0000"),
+    ],
+)
+def test_csv_cells_show_control_and_bidi_characters_inert(value: str, shown: str) -> None:
+    assert csv_safe(value) == shown
 
 
 def test_bad_since_is_one_clear_line(store_url: str) -> None:
@@ -269,7 +283,7 @@ def test_incidents_table_and_show(store_url: str) -> None:
     code, out, err = run("incidents", "--db", store_url, "--show", shoot.uid[:10])
     assert code == 0, err
     assert shoot.uid in out and "en/violence.txt line 7" in out and "leetspeak" in out
-    assert "\x1b" not in out and "?[31mred" in out  # terminal escapes from a page are made harmless
+    assert "\x1b" not in out and "\\u001b[31mred" in out  # terminal escapes from a page are shown inert
     assert "SECRET" not in out and "19 characters of text" in out
     code, _, err = run("incidents", "--db", store_url, "--show", "zzzz")
     assert code != 0 and "no incident" in err
