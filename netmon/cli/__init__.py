@@ -30,6 +30,8 @@ COMMANDS: dict[str, str] = {
     "lists": "netmon.cli.lists_cmd:lists",
     "doctor": "netmon.cli.doctor_cmd:doctor",
     "status": "netmon.cli.status_cmd:status",
+    "staff": "netmon.cli.staff_cmd:staff",
+    "audit": "netmon.cli.audit_cmd:audit",
     "purge": "netmon.cli.purge_cmd:purge",
 }
 

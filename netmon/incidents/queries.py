@@ -1,0 +1,313 @@
+"""The incidents read model: the triage queue, counts per status, one incident with its review and history,
+a pupil's timeline and filtered export rows. The one place these queries live (the console uses it).
+
+The queue is ordered most severe, newest first, and paged by keyset (``Cursor``: severity, time, id of
+the last row shown), so page 2,000 costs what page 1 costs; migration 0013 adds the indexes it walks.
+A pastoral lead's ``scope`` (year groups or groups) is applied in SQL for lists and by :func:`in_scope`
+for single incidents: both name the same rule.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from sqlalchemy import ColumnElement, Select, String, cast, false, func, literal, or_, select, tuple_
+from sqlalchemy.orm import Session, defer
+
+from netmon.incidents.export import FIELDS, FORMULA_START, csv_row, record
+from netmon.store.base import UTCDateTime
+from netmon.store.console import CLOSED, IN_REVIEW, NEW, STATUSES, IncidentChange, IncidentReview
+from netmon.store.incidents import Incident
+
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFilter:
+    """Which incidents a view shows; every field is optional. ``scope`` None means no scope limit."""
+
+    statuses: tuple[str, ...] = ()
+    min_severity: int | None = None
+    category: str | None = None
+    pupil: str | None = None
+    group: str | None = None
+    year_group: str | None = None
+    since: datetime | None = None  # first seen, inclusive
+    until: datetime | None = None  # first seen, exclusive
+    assignee: str | None = None
+    scope: tuple[str, ...] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The filters as plain data for the audit trail."""
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if value in (None, ()):
+                continue
+            out[name] = value.isoformat() if isinstance(value, datetime) else value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """The position after the last row shown: (severity, time, id), in queue order."""
+
+    severity: int
+    time: datetime
+    id: int
+
+    def encode(self) -> str:
+        micros = int(self.time.timestamp() * 1_000_000)
+        return f"{self.severity}.{micros}.{self.id}"
+
+    @classmethod
+    def decode(cls, text: str | None) -> Cursor | None:
+        """A cursor from its text, or None for anything malformed (a bad link shows page one)."""
+        try:
+            severity, micros, ident = (int(part) for part in (text or "").split("."))
+            return cls(severity, datetime.fromtimestamp(micros / 1_000_000, UTC), ident)
+        except (ValueError, OverflowError, OSError):
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    id: int
+    uid: str
+    time: datetime
+    severity: int
+    category: str
+    phrase: str
+    source: str
+    host: str
+    user: str | None
+    client_ip: str
+    year_group: str | None
+    groups: tuple[str, ...]
+    count: int
+    status: str
+    outcome: str | None
+    assignee: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    rows: tuple[QueueRow, ...]
+    next: Cursor | None = None  # None: this was the last page
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewState:
+    status: str = NEW
+    outcome: str | None = None
+    assignee: str | None = None
+    first_reviewed_at: datetime | None = None
+    history: tuple[IncidentChange, ...] = field(default_factory=tuple)
+
+
+def in_scope(scope: Sequence[str] | None, year_group: str | None, groups: Sequence[str] | None) -> bool:
+    """True when an incident of a pupil in ``year_group`` / ``groups`` is inside ``scope``."""
+    if scope is None:
+        return True
+    wanted = set(scope)
+    return (year_group is not None and year_group in wanted) or bool(wanted & set(groups or ()))
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _has_group(group: str) -> ColumnElement[bool]:
+    """``incidents.groups`` (a JSON list) holds ``group``: the JSON text holds it as a quoted string."""
+    pattern = "%" + _like_escape(json.dumps(group)) + "%"
+    return cast(Incident.groups, String).like(pattern, escape="\\")
+
+
+def _scope_clause(scope: tuple[str, ...]) -> ColumnElement[bool]:
+    if not scope:
+        return false()
+    return or_(Incident.year_group.in_(scope), *(_has_group(g) for g in scope))
+
+
+def _incident_conditions(f: QueueFilter) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if f.min_severity is not None:
+        where.append(Incident.severity >= f.min_severity)
+    if f.category:
+        where.append(Incident.category == f.category)
+    if f.pupil:
+        where.append(Incident.user == f.pupil)
+    if f.year_group:
+        where.append(Incident.year_group == f.year_group)
+    if f.group:
+        where.append(_has_group(f.group))
+    if f.since is not None:
+        where.append(Incident.time >= f.since)
+    if f.until is not None:
+        where.append(Incident.time < f.until)
+    if f.scope is not None:
+        where.append(_scope_clause(f.scope))
+    return where
+
+
+def _review_conditions(f: QueueFilter) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if f.statuses:
+        wanted = [s for s in f.statuses if s in STATUSES]
+        clause = IncidentReview.status.in_(wanted)
+        where.append(or_(IncidentReview.status.is_(None), clause) if NEW in wanted else clause)
+    if f.assignee:
+        where.append(IncidentReview.assignee == f.assignee)
+    return where
+
+
+def _queue_select(f: QueueFilter) -> Select[Any]:
+    stmt = (
+        select(
+            Incident.id,
+            Incident.uid,
+            Incident.time,
+            Incident.severity,
+            Incident.category,
+            Incident.phrase,
+            Incident.source,
+            Incident.host,
+            Incident.user,
+            Incident.client_ip,
+            Incident.year_group,
+            Incident.groups,
+            Incident.count,
+            IncidentReview.status,
+            IncidentReview.outcome,
+            IncidentReview.assignee,
+        )  # fmt: skip
+        .select_from(Incident)
+        .outerjoin(IncidentReview, IncidentReview.incident_id == Incident.id)
+    )
+    return stmt.where(*_incident_conditions(f), *_review_conditions(f))
+
+
+def _row(r: Any) -> QueueRow:
+    return QueueRow(
+        id=r.id, uid=r.uid, time=r.time, severity=r.severity, category=r.category, phrase=r.phrase,
+        source=r.source, host=r.host, user=r.user, client_ip=r.client_ip, year_group=r.year_group,
+        groups=tuple(r.groups or ()), count=r.count, status=r.status or NEW, outcome=r.outcome,
+        assignee=r.assignee,
+    )  # fmt: skip
+
+
+def queue(session: Session, f: QueueFilter, after: Cursor | None = None, limit: int = PAGE_SIZE) -> Page:
+    """One page of the triage queue: most severe first, then newest, after ``after``."""
+    stmt = _queue_select(f)
+    if after is not None:
+        stmt = stmt.where(
+            tuple_(Incident.severity, Incident.time, Incident.id)
+            < tuple_(literal(after.severity), literal(after.time, UTCDateTime()), literal(after.id))
+        )
+    stmt = stmt.order_by(Incident.severity.desc(), Incident.time.desc(), Incident.id.desc()).limit(limit + 1)
+    rows = [_row(r) for r in session.execute(stmt)]
+    rows = [r for r in rows if in_scope(f.scope, r.year_group, r.groups)]  # the SQL scope, checked again
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if more and rows else None
+    return Page(tuple(rows), Cursor(last.severity, last.time, last.id) if last else None)
+
+
+def status_counts(session: Session, f: QueueFilter) -> dict[str, int]:
+    """How many incidents of the view (its status filter aside) are new, in review and closed."""
+    base = replace(f, statuses=())
+    incident_where = _incident_conditions(base)
+    total = session.scalar(select(func.count(Incident.id)).where(*incident_where)) or 0
+    reviewed = select(IncidentReview.status, func.count()).join(
+        Incident, Incident.id == IncidentReview.incident_id
+    )
+    reviewed = reviewed.where(*incident_where, *_review_conditions(base)).group_by(IncidentReview.status)
+    counts = {NEW: 0, IN_REVIEW: 0, CLOSED: 0}
+    for status, n in session.execute(reviewed):
+        counts[status] = counts.get(status, 0) + n
+    if base.assignee:  # an unreviewed incident has no assignee
+        return counts
+    counts[NEW] += total - sum(counts.values())
+    return counts
+
+
+def incident_by_uid(session: Session, uid: str) -> Incident | None:
+    return session.scalars(select(Incident).where(Incident.uid == uid)).one_or_none()
+
+
+def review_state(session: Session, incident_id: int) -> ReviewState:
+    review = session.get(IncidentReview, incident_id)
+    history = tuple(
+        session.scalars(
+            select(IncidentChange)
+            .where(IncidentChange.incident_id == incident_id)
+            .order_by(IncidentChange.time, IncidentChange.id)
+        )
+    )
+    if review is None:
+        return ReviewState(history=history)
+    return ReviewState(review.status, review.outcome, review.assignee, review.first_reviewed_at, history)
+
+
+def pupil_timeline(session: Session, incident: Incident, limit: int = 20) -> tuple[QueueRow, ...]:
+    """The same pupil's other incidents, newest first (empty when the pupil is unknown)."""
+    if not incident.user:
+        return ()
+    stmt = _queue_select(QueueFilter(pupil=incident.user)).where(Incident.id != incident.id)
+    stmt = stmt.order_by(Incident.time.desc(), Incident.id.desc()).limit(limit)
+    return tuple(_row(r) for r in session.execute(stmt))
+
+
+def export_records(session: Session, f: QueueFilter, batch: int = 500) -> Iterator[dict[str, Any]]:
+    """Every incident of the view as plain data (``netmon.incidents.export.record`` plus the review), in
+    queue order. No capture text or snapshot."""
+    stmt = (
+        select(Incident, IncidentReview)
+        .outerjoin(IncidentReview, IncidentReview.incident_id == Incident.id)
+        .options(defer(Incident.capture_text), defer(Incident.snapshot))
+        .where(*_incident_conditions(f), *_review_conditions(f))
+        .order_by(Incident.severity.desc(), Incident.time.desc(), Incident.id.desc())
+        .execution_options(yield_per=batch)
+    )
+    for incident, review in session.execute(stmt):
+        if not in_scope(f.scope, incident.year_group, incident.groups):
+            continue
+        row = record(incident)
+        row["status"] = review.status if review else NEW
+        row["outcome"] = review.outcome if review else None
+        row["assignee"] = review.assignee if review else None
+        yield row
+
+
+#: CSV columns of an exported view: the incident export's fields, then the review.
+CSV_FIELDS = (*FIELDS, "status", "outcome", "assignee")
+_CONTROL = dict.fromkeys([*range(0, 9), 11, 12, *range(14, 32), 127], "\ufffd")
+
+
+def spreadsheet_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: control characters replaced, formulas neutralised (also
+    behind leading spaces), numbers unchanged."""
+    if not isinstance(value, str):
+        return "" if value is None else value
+    text = value.translate(_CONTROL)
+    if text.lstrip(" \t\r\n").startswith(FORMULA_START) or text.startswith(FORMULA_START):
+        return "'" + text
+    return text
+
+
+def write_csv(rows: Iterator[dict[str, Any]], out: TextIO) -> int:
+    """The view as CSV (open ``out`` with ``encoding="utf-8-sig", newline=""`` for Excel)."""
+    writer = csv.writer(out)
+    writer.writerow(CSV_FIELDS)
+    n = 0
+    for row in rows:
+        flat = dict(zip(FIELDS, csv_row(row), strict=True))
+        flat.update(status=row["status"], outcome=row["outcome"], assignee=row["assignee"])
+        writer.writerow([spreadsheet_cell(flat[name]) for name in CSV_FIELDS])
+        n += 1
+    return n
