@@ -18,28 +18,20 @@ raises: it becomes a skip reason; only a programming error can escape (the proxy
 from __future__ import annotations
 
 import logging
-import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 import zstandard
-from selectolax.lexbor import LexborHTMLParser
 
 from netmon.hosts import is_ip
 from netmon.ops import counters
-from netmon.scan.decoding import DEFAULT_BODY_CAP, decode_text, decompress, detect_charset
-from netmon.scan.extract import (
-    Extracted,
-    crude_html_text,
-    extract_body,
-    kind_of,
-    media_type,
-    message_text,
-    too_deep,
-)
+from netmon.scan.decoding import DEFAULT_BODY_CAP, decode_text, decompress
+from netmon.scan.extract import UNREAD, Body, Extracted, extract, kind_of, media_type, message_text, read_body
 from netmon.scan.findings import FlowContext, Hit, ScanResult, ScanStats, TextFinding, pickled_as_tuple
 from netmon.scan.search_terms import engines, search_query
+from netmon.scan.snapshot import DEFAULT_SNAPSHOT_CAP, make_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +39,13 @@ log = logging.getLogger(__name__)
 #: encyclopaedia page), which the captured text already explains.
 SNAPSHOT_MIN_SEVERITY = 2
 
-#: Largest sanitised snapshot kept, before compression (``netmon_snapshot_max_bytes``).
-DEFAULT_SNAPSHOT_CAP = 1024 * 1024
 #: Most hits kept per piece of text (the most severe); the rest are counted as "hit-cap".
 MAX_HITS = 200
+#: CPU seconds one job may use before the parts it has not begun are skipped (``cpu-budget``). The
+#: riskiest parts go first (search terms, then the request body, then the response), so a body that
+#: is slow to read never hides a search. A single text is matched whole: with the per-phrase cap in
+#: the matcher, 2 MB of text costs well under a second however dense its hits.
+DEFAULT_CPU_BUDGET = 2.0
 #: Raw (still compressed) bytes looked at per body: a decoder never reads further than this.
 RAW_CAP_FACTOR = 4
 
@@ -60,6 +55,7 @@ REASONS = (
     "binary-message",  # a binary WebSocket message that is not text
     "extract-error",  # a parser failed on this body (logged with the host, never content)
     "hit-cap",  # more than MAX_HITS hits in one text: the most severe were kept
+    "cpu-budget",  # the job used its CPU time (``ScanJob.cpu_budget``): the rest of it was not scanned
 )
 
 # Compile the search-engine table now, at start-up (and before a worker pool forks), never in a scan.
@@ -80,9 +76,11 @@ Headers = tuple[tuple[str, str], ...] | Mapping[str, str]
 
 
 class SupportsScan(Protocol):
-    """What scan_job needs of a matcher (``netmon.scan.matching.Matcher``)."""
+    """What scan_job needs of a matcher (``netmon.scan.matching.Matcher``): ``limit`` keeps at most that
+    many hits of any one phrase (the earliest), so that a text dense with hits costs its size, not its
+    number of hits."""
 
-    def scan(self, text: str) -> tuple[Hit, ...]: ...
+    def scan(self, text: str, limit: int | None = None) -> tuple[Hit, ...]: ...
 
 
 @pickled_as_tuple(out_of_band=("request_body", "response_body", "ws_message"))
@@ -107,6 +105,7 @@ class ScanJob:
     body_cap: int = DEFAULT_BODY_CAP
     snapshot_cap: int = DEFAULT_SNAPSHOT_CAP
     snapshot: bool = True  # attach a sanitised snapshot of the response when there are hits
+    cpu_budget: float = DEFAULT_CPU_BUDGET  # CPU seconds; parts not begun by then are skipped
 
     @classmethod
     def for_http(
@@ -175,6 +174,7 @@ class _Scan:
         self.findings: list[TextFinding] = []
         self.skipped: list[str] = []
         self.scanned = 0
+        self.deadline = time.process_time() + job.cpu_budget
 
     def skip(self, reasons: tuple[str, ...] | list[str]) -> None:
         for reason in reasons:
@@ -184,10 +184,20 @@ class _Scan:
             level = logging.INFO if reason in _NOTEWORTHY else logging.DEBUG
             log.log(level, "scan skip %s (host %s)", reason, self.job.context.host)
 
+    def over_budget(self) -> bool:
+        """True (and counted once) when this job has used its CPU time: the rest of it is not scanned."""
+        if time.process_time() < self.deadline:
+            return False
+        if "cpu-budget" not in self.skipped:
+            self.skip(("cpu-budget",))
+        return True
+
     def match(self, source: str, text: str, label: str = "") -> None:
-        if not text:
+        if not text or self.over_budget():
             return
-        hits = self.matcher.scan(text)
+        # At most MAX_HITS + 1 hits of any one phrase come back (the earliest): enough to keep exactly
+        # the MAX_HITS most severe below, and to know whether the cap was reached.
+        hits = self.matcher.scan(text, limit=MAX_HITS + 1)
         if len(hits) > MAX_HITS:
             # A page repeating a phrase thousands of times is one incident, not thousands of rows:
             # keep the most severe hits (earliest first among equals), in text order.
@@ -201,32 +211,41 @@ class _Scan:
         for label, text in extracted.segments():
             self.match(source, text, label)
 
-    def body(self, data: bytes, headers: Headers) -> tuple[bytes, str | None, str] | None:
-        """Decompress and classify one body; None (with skips counted) when there is nothing to read."""
+    def body(self, data: bytes, headers: Headers, json_text: bool = False) -> Body | None:
+        """Decompress, classify and find the charset of one body, once; None (with skips counted) when
+        there is nothing to read. ``json_text``: a text body that starts like JSON is JSON (fetch()
+        sends a string body as text/plain)."""
         content_type = header(headers, "content-type")
-        kind = kind_of(content_type, data[:1024] if not header(headers, "content-encoding") else b"")
-        if kind in ("binary", "code", "unsupported"):
+        encoding = header(headers, "content-encoding")
+        kind = kind_of(content_type, data[:1024] if not encoding else b"")
+        if kind in UNREAD:
             self.skip((f"{kind}-type",))
             return None
         raw_cap = self.job.body_cap * RAW_CAP_FACTOR
         if len(data) > raw_cap:
             self.skip(("body-cap",))
             data = data[:raw_cap]
-        decoded = decompress(data, header(headers, "content-encoding"), self.job.body_cap)
+        decoded = decompress(data, encoding, self.job.body_cap)
         self.skip(decoded.skipped)
         self.scanned += len(decoded.data)
         if not decoded.data:
             return None
-        return decoded.data, content_type, kind
+        known = kind if not encoding and not decoded.layers else None  # same bytes: already classified
+        if json_text and (known or kind_of(content_type, decoded.data)) == "text":
+            if decoded.data.lstrip()[:1] in (b"{", b"["):
+                return read_body(decoded.data, "application/json", kind="json")
+        return read_body(decoded.data, content_type, kind=known)
 
-    def extract(self, data: bytes, content_type: str | None) -> Extracted | None:
+    def extract(self, body: Body) -> Extracted | None:
+        if self.over_budget():
+            return None
         try:
-            extracted = extract_body(data, content_type)
+            extracted = extract(body)
         except (ValueError, UnicodeError, LookupError, RecursionError, MemoryError) as exc:
             log.warning(
                 "scan: cannot extract text (host %s, type %s): %s",
                 self.job.context.host,
-                media_type(content_type),
+                media_type(body.content_type),
                 type(exc).__name__,
             )
             self.skip(("extract-error",))
@@ -234,7 +253,7 @@ class _Scan:
         self.skip(extracted.skipped)
         return extracted
 
-    # -- parts of a flow --------------------------------------------------------------------------
+    # -- parts of a flow, the riskiest first --------------------------------------------------------
     def search(self) -> None:
         job = self.job
         url = job.request_url or job.context.url
@@ -251,13 +270,10 @@ class _Scan:
         job = self.job
         if not job.request_body:
             return
-        got = self.body(job.request_body, job.request_headers)
-        if got is None:
+        body = self.body(job.request_body, job.request_headers, json_text=True)
+        if body is None:
             return
-        data, content_type, kind = got
-        if kind == "text" and data.lstrip()[:1] in (b"{", b"["):
-            content_type = "application/json"  # fetch() sends a string body as text/plain
-        extracted = self.extract(data, content_type)
+        extracted = self.extract(body)
         if extracted is None:
             return
         if extracted.kind in ("form", "multipart"):
@@ -267,7 +283,7 @@ class _Scan:
         else:
             self.match("form", extracted.text, "body")
 
-    def response(self) -> tuple[bytes, str | None, str] | None:
+    def response(self) -> Body | None:
         job = self.job
         if job.response_body is None or not job.response_body:
             return None
@@ -275,15 +291,14 @@ class _Scan:
         if status < 200 or status in _NO_BODY or job.request_method.upper() == "HEAD":
             self.skip(("no-body-status",))
             return None
-        got = self.body(job.response_body, job.response_headers)
-        if got is None:
+        body = self.body(job.response_body, job.response_headers)
+        if body is None:
             return None
-        data, content_type, _ = got
-        extracted = self.extract(data, content_type)
+        extracted = self.extract(body)
         if extracted is None:
             return None
         self.match("chat" if extracted.kind == "sse" else "page", extracted.text, extracted.kind)
-        return data, content_type, extracted.kind
+        return body
 
     def websocket(self) -> None:
         job = self.job
@@ -325,9 +340,8 @@ def scan_job(job: ScanJob, matcher: SupportsScan) -> ScanResult:
     snapshot = None
     worth_keeping = any(h.severity >= SNAPSHOT_MIN_SEVERITY for f in scan.findings for h in f.hits)
     if worth_keeping and response is not None and job.snapshot:
-        data, content_type, kind = response
         try:
-            snapshot = make_snapshot(data, content_type, kind, job.snapshot_cap)
+            snapshot = make_snapshot(response, job.snapshot_cap)
         except (ValueError, UnicodeError, zstandard.ZstdError) as exc:
             log.warning("scan: no snapshot (host %s): %s", job.context.host, type(exc).__name__)
     return scan.result(snapshot)
@@ -343,175 +357,3 @@ def count_stats(result: ScanResult) -> None:
         counters.incr(f"scan.skipped.{reason}")
     if result.findings:
         counters.incr("scan.hits", len(result.hits))
-
-
-# ---------------------------------------------------------------------------------------------------
-# Snapshot: what the pupil received, made safe to show to a DSL
-
-#: Elements removed with their content: active content, frames, external loads, metadata.
-REMOVED_TAGS = [
-    "use",
-    "image",
-    "script",
-    "noscript",
-    "iframe",
-    "frame",
-    "frameset",
-    "object",
-    "embed",
-    "applet",
-    "base",
-    "link",
-    "meta",
-    "portal",
-    "audio",
-    "video",
-    "source",
-    "track",
-    "template",
-]
-#: Attributes that load something or navigate by themselves.
-_LOADING_ATTRS = {
-    "src",
-    "srcset",
-    "data-src",
-    "data-srcset",
-    "poster",
-    "background",
-    "lowsrc",
-    "dynsrc",
-    "action",
-    "formaction",
-    "ping",
-    "manifest",
-    "xlink:href",
-    "codebase",
-    "archive",
-    "longdesc",
-    "usemap",
-    "http-equiv",
-    "integrity",
-    "imagesrcset",
-    "srcdoc",
-}
-_DANGEROUS_CSS = re.compile(
-    r"url\s*\(|@import|expression\s*\(|image-set\s*\(|-moz-binding|behavior\s*:", re.I
-)
-#: Lower-cased words that every dangerous CSS construct contains: CSS without any of them is safe as it
-#: is, found with str's fast substring search instead of a case-insensitive regex over every character.
-_CSS_WORDS = ("url", "@import", "expression", "image-set", "-moz-binding", "behavior")
-
-
-def _dangerous_css(css: str) -> bool:
-    low = css.lower()
-    return any(word in low for word in _CSS_WORDS) and _DANGEROUS_CSS.search(low) is not None
-
-
-# The patterns below run on lexbor's serialisation, which is canonical: every attribute is written
-# ` name="value"`, name lower-cased, '"' inside a value escaped. (Text that merely looks like an
-# attribute may lose a few characters; nothing is ever added.)
-# Each pattern starts with a literal space (lexbor writes exactly one before every attribute), which
-# lets the regex engine skip ahead by fast search: ~3x quicker than a leading \s.
-# The lookahead lets the engine give up at once on the many spaces in text (a third quicker).
-_BAD_ATTR = re.compile(
-    r" (?=[o"
-    + "".join(sorted({n[0] for n in _LOADING_ATTRS}))
-    + r'])(?:on[^\s"=/>]*|'
-    + "|".join(sorted(map(re.escape, _LOADING_ATTRS)))
-    + r')="[^"]*"'
-)
-# lexbor writes attribute names in lower case: a case-sensitive ' style="' lets the engine skip ahead.
-_BAD_STYLE_ATTR = re.compile(r' style="[^"]*?(?i:' + _DANGEROUS_CSS.pattern + r')[^"]*"')
-#: Links kept only when plainly web or relative: any other scheme (javascript:, data:, "jav&#9;ascript:")
-#: is dropped.
-_NOT_WEB = r'="(?!\s*(?:https?:|mailto:|/|#|\?))[^":]*:[^"]*"'
-_BAD_LINK_ATTRS = [re.compile(f" {name}{_NOT_WEB}") for name in ("href", "xlink:href")]
-#: SVG animation can set an attribute to a javascript: URL; only checked when such elements exist.
-_BAD_ANIMATION_ATTR = re.compile(r" (?:to|from|values)" + _NOT_WEB)
-#: Put first in <head>: even if something slipped through, a browser loads nothing.
-SNAPSHOT_HEAD = (
-    '<meta charset="utf-8">'
-    '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-    "style-src 'unsafe-inline'; img-src data:; form-action 'none'; base-uri 'none'\">"
-    '<meta name="referrer" content="no-referrer">'
-)
-
-
-#: Passes before confusing markup is given up on (a snapshot is then kept as plain text).
-_MAX_PASSES = 5
-
-
-class Unsanitisable(ValueError):
-    """Markup that does not settle into a safe form: keep its text instead."""
-
-
-def _clean_once(html: str | bytes) -> tuple[str, str]:
-    """(lexbor's serialisation with active elements removed, the same with bad attributes removed)."""
-    tree = LexborHTMLParser(html)
-    tree.strip_tags(REMOVED_TAGS)
-    for style in tree.css("style"):
-        if _dangerous_css(style.text()):
-            style.decompose()
-    serialised = out = tree.html or ""
-    out = _BAD_ATTR.sub("", out)
-    if ' style="' in out:
-        out = _BAD_STYLE_ATTR.sub("", out)
-    for pattern in _BAD_LINK_ATTRS:
-        out = pattern.sub("", out)
-    if "<animate" in out or "<set" in out:
-        out = _BAD_ANIMATION_ATTR.sub("", out)
-    return serialised, out
-
-
-def sanitise_html(html: str | bytes) -> str:
-    """HTML without scripts, event handlers, frames, objects or anything that loads by itself.
-
-    Elements are removed by the parser (lexbor); attributes by patterns over its serialisation. Hostile
-    markup can make that serialisation ambiguous (attribute names holding quotes), so the result is
-    parsed and cleaned again until a pass changes nothing: the HTML returned is exactly lexbor's own
-    serialisation of what it parses from it, with nothing left for the patterns to remove, so what a
-    browser builds from it is what was checked. Raises ``Unsanitisable`` if that takes too many passes.
-    """
-    out = html
-    for _ in range(_MAX_PASSES):
-        serialised, cleaned = _clean_once(out)
-        if serialised == cleaned == out:
-            return cleaned.replace("<head>", "<head>" + SNAPSHOT_HEAD, 1)
-        out = cleaned
-    raise Unsanitisable("markup does not settle")
-
-
-def _cap_utf8(text: str, cap: int) -> bytes:
-    data = text.encode("utf-8")
-    if len(data) <= cap:
-        return data
-    return data[:cap].decode("utf-8", "ignore").encode("utf-8")
-
-
-def make_snapshot(data: bytes, content_type: str | None, kind: str, cap: int) -> tuple[bytes, str] | None:
-    """(zstd-compressed bytes, media type before compression) of a decoded response, or None when it
-    is not text. HTML is sanitised; other text is kept as UTF-8 text/plain."""
-    if kind in ("binary", "code", "unsupported", "multipart", "form"):
-        return None
-    html: str | bytes
-    if kind == "html":
-        charset, bom, _ = detect_charset(data, content_type)
-        html = (
-            data[bom:] if charset == "utf-8" else data[bom:].decode(charset, "replace")
-        )  # lexbor reads UTF-8
-        if too_deep(html):
-            body, media = _cap_utf8(crude_html_text(html).text, cap), "text/plain"  # never parse it as a tree
-        else:
-            try:
-                body, media = _cap_utf8(sanitise_html(html), cap), "text/html"
-            except Unsanitisable:  # keep what it says, as text
-                body, media = _cap_utf8(crude_html_text(html).text, cap), "text/plain"
-    else:
-        text = decode_text(data, content_type, document=kind == "xml").text
-        body, media = _cap_utf8(text, cap), "text/plain"
-    return zstandard.ZstdCompressor(level=3).compress(body), media
-
-
-def open_snapshot(snapshot: bytes, max_size: int = 64 * 1024 * 1024) -> bytes:
-    """Decompress a stored snapshot (for viewers and exports)."""
-    return zstandard.ZstdDecompressor().decompress(snapshot, max_output_size=max_size)

@@ -201,8 +201,10 @@ class Matcher:
         return (Matcher.compile, (self.library,))
 
     # -- scanning ---------------------------------------------------------------------------------
-    def scan(self, text: str) -> tuple[Hit, ...]:
-        """All library hits in ``text`` that survive their rules, with offsets in ``text``."""
+    def scan(self, text: str, limit: int | None = None) -> tuple[Hit, ...]:
+        """All library hits in ``text`` that survive their rules, with offsets in ``text``. ``limit``:
+        at most that many candidates of any one phrase are weighed (the earliest; later ones are
+        dropped as they are found), so that a text dense with hits costs its size, not its hits."""
         if not text or not self._keys:
             return ()
         # long texts: numpy's masks are logged as they are made, so the way back costs nothing extra;
@@ -214,14 +216,14 @@ class Matcher:
         found: dict[tuple[int, int, int], tuple[str, ...]] = {}  # (entry, norm start, norm end) -> rules
         padded = f" {norm} "
         cache: dict[str, list[int]] = {}
-        candidates, exceptions = self._candidates(padded, 0)
+        candidates, exceptions = self._candidates(padded, 0, limit)
         for i, start, end in candidates:
             rules = self._weigh(i, start, end, exceptions, padded, cache)
             if rules is not None:
                 found.setdefault((i, start, end), rules)
         runs = _letter_runs(norm) if mapped is None else mapped.letter_runs
         if runs:
-            self._elongated(norm, runs, found)
+            self._elongated(norm, runs, found, limit)
         if not found:
             return ()
         if mapped is None:
@@ -258,17 +260,22 @@ class Matcher:
         return tuple(hits)
 
     def _candidates(
-        self, padded: str, offset: int
+        self, padded: str, offset: int, limit: int | None = None
     ) -> tuple[dict[tuple[int, int, int], None], list[tuple[int, int, int]]]:
         """Phrase matches (entry, start, end) and exception matches (term, start, end) in ``padded``
         (text with a space at each end); spans in the text, plus ``offset``."""
         out: dict[tuple[int, int, int], None] = {}
         exceptions: list[tuple[int, int, int]] = []
         keys = self._keys
+        seen = [0] * len(self.entries) if limit is not None else None
         for end, v in self._automaton.iter(padded):
             k = keys[v]
             start, stop = end - k.back_start + offset, end - k.back_end + offset
             for i in k.phrases:
+                if seen is not None:  # the hit cap, applied while matching
+                    if seen[i] >= limit:  # type: ignore[operator]
+                        continue
+                    seen[i] += 1
                 out[(i, start, stop)] = None
             for t in k.unless:
                 exceptions.append((t, start, stop))
@@ -289,7 +296,11 @@ class Matcher:
         return False
 
     def _elongated(
-        self, norm: str, runs: list[tuple[int, int]], found: dict[tuple[int, int, int], tuple[str, ...]]
+        self,
+        norm: str,
+        runs: list[tuple[int, int]],
+        found: dict[tuple[int, int, int], tuple[str, ...]],
+        limit: int | None = None,
     ) -> None:
         """Runs of three letters also match a letter written once or twice in a phrase ("kiiill" is
         "kill", "shooot" is "shoot"): scan the text around each run with the run written once and twice."""
@@ -312,7 +323,7 @@ class Matcher:
                 else:
                     windows.append((a, b))
             for a, b in windows:
-                candidates, exceptions = self._candidates(f" {variant[a:b]} ", a)
+                candidates, exceptions = self._candidates(f" {variant[a:b]} ", a, limit)
                 for i, start, end in candidates:
                     if not any(start < pos + k and pos < end for pos in squeezed.where):
                         continue  # no run inside: the plain scan already decided this one

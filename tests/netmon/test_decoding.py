@@ -23,6 +23,7 @@ from netmon.scan.decoding import (
     decompress,
     detect_charset,
     parse_encodings,
+    utf16_without_bom,
 )
 
 PAGES = Path(__file__).resolve().parent.parent / "fixtures" / "pages"
@@ -308,3 +309,43 @@ def test_any_bytes_decode_without_raising(body: bytes, label: str) -> None:
 )
 def test_sniffing_undeclared_text(text: str, codec: str, expected: str) -> None:
     assert decode_text(text.encode(codec)).charset == expected
+
+
+# ---------------------------------------------------------------------------------------------------
+# UTF-16 without a byte-order mark: told by its NUL bytes, read (not skipped as binary)
+
+_UTF16_PAGE = "<html><body><p>I want to kill myself, caf\u00e9</p></body></html>"
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_bom_is_detected(codec: str) -> None:
+    data = _UTF16_PAGE.encode(codec)
+    assert utf16_without_bom(data) == codec
+    assert detect_charset(data, "text/html") == (codec, 0, "sniffed")
+    assert decode_text(data, "text/html").text == _UTF16_PAGE
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("content_type", ["text/html", None, "application/json", "text/plain"])
+def test_utf16_without_bom_is_read_not_skipped(codec: str, content_type: str | None) -> None:
+    from netmon.scan.extract import extract_body, kind_of
+
+    text = '{"msg": "I want to kill myself"}' if content_type == "application/json" else _UTF16_PAGE
+    data = text.encode(codec)
+    assert kind_of(content_type, data) != "binary"
+    extracted = extract_body(data, content_type)
+    assert "kill myself" in extracted.text and not extracted.skipped
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4,
+        b"\x00" * 1024,
+        "\u043f\u0440\u0438\u0432\u0435\u0442".encode("utf-16-le"),  # no NUL bytes at all: not told
+        b"plain ascii text with no NUL bytes",
+        b"a\x00",
+    ],
+)
+def test_utf16_detection_needs_the_pattern(data: bytes) -> None:
+    assert utf16_without_bom(data) is None

@@ -24,9 +24,10 @@ from netmon.ops import counters
 from netmon.scan import decoding, extract
 from netmon.scan import job as scanner
 from netmon.scan.findings import SOURCES, FlowContext, ScanResult
-from netmon.scan.job import ScanJob, count_stats, open_snapshot, sanitise_html, scan_job
+from netmon.scan.job import ScanJob, count_stats, scan_job
 from netmon.scan.library import load_library
 from netmon.scan.matching import Matcher
+from netmon.scan.snapshot import open_snapshot, sanitise_html
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 PAGES = FIXTURES / "pages"
@@ -576,9 +577,9 @@ def test_form_and_multipart_with_absurdly_many_fields(matcher: Matcher) -> None:
 
 
 def test_every_skip_reason_is_documented() -> None:
-    doc = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "proxy.md").read_text()
     missing = [reason for reason in sorted(ALL_REASONS) if f"`{reason}`" not in doc]
-    assert not missing, f"README.md: document these skip reasons: {missing}"
+    assert not missing, f"docs/proxy.md: document these skip reasons: {missing}"
 
 
 def test_sanitiser_svg_animation_cannot_set_a_script_url() -> None:
@@ -586,7 +587,47 @@ def test_sanitiser_svg_animation_cannot_set_a_script_url() -> None:
         '<svg><a><animate attributeName="href" to="javascript:alert(1)"/>'
         '<set attributeName="href" values="javascript:alert(2)"/><text>t</text></a></svg>'
     )
-    assert "javascript" not in out and "<text>t</text>" in out
+    assert "javascript" not in out and "<svg" not in out and "<animate" not in out  # SVG is not kept
+
+
+_HOSTILE = [
+    "<script>alert(1)</script>",
+    "<scr<script>ipt>alert(1)</script>",
+    '<img src="https://x.example/a.png" srcset="https://x.example/b.png 2x" onerror="alert(1)" alt="pic">',
+    '<a href="https://x.example/">link</a>',
+    '<a href="javascript:alert(1)">js</a>',
+    '<p style="background:url(https://x.example/t)">styled</p>',
+    "<style>@import url(https://x.example/s.css)</style>",
+    '<iframe src="https://x.example/"></iframe>',
+    '<object data="https://x.example/o"></object><embed src="https://x.example/e">',
+    '<form action="https://x.example/"><input name="q" value="v"><button formaction="https://x.example/">b</button></form>',
+    '<link rel="stylesheet" href="https://x.example/s.css"><base href="https://x.example/">',
+    '<meta http-equiv="refresh" content="0;url=https://x.example/">',
+    '<svg onload="alert(1)"><image href="https://x.example/i"/></svg>',
+    "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
+    '<noscript><p title="</noscript><img src=x onerror=alert(1)>">',
+    '<div onmouseover="alert(1)" data-src="https://x.example/d">div</div>',
+    '<video poster="https://x.example/p"><source src="https://x.example/v"></video>',
+    "<!--<img src=x onerror=alert(1)>-->",
+    '<table background="https://x.example/t"><tr><td>cell</td></tr></table>',
+]
+
+
+@pytest.mark.parametrize("evil", _HOSTILE)
+def test_snapshot_keeps_only_inert_markup(evil: str) -> None:
+    out = sanitise_html(f"<html><head><title>t</title></head><body>{evil}<p>kept</p></body></html>")
+    body = out.split("</head>", 1)[1].lower()
+    assert "<p>kept</p>" in body or "<math" in evil  # an unclosed <math> swallows the rest: fine
+    for bad in ("<script", "<style", "<iframe", "<object", "<embed", "<form", "<svg", "<math", "<link"):
+        assert bad not in body, (evil, body)
+    for bad in ("x.example", " on", "src=", "href=", "style=", "background=", "javascript:"):
+        assert bad not in body, (evil, body)
+    assert _active_attributes(out) == []
+
+
+def test_snapshot_keeps_text_and_alt() -> None:
+    out = sanitise_html('<p>Hello <b>there</b> <img src="https://x.example/a" alt="a photo"></p>')
+    assert "<p>Hello <b>there</b>" in out and 'alt="a photo"' in out and "x.example" not in out
 
 
 def test_hit_dense_text_keeps_the_most_severe_hits(matcher: Matcher) -> None:
@@ -624,7 +665,7 @@ def _soup(pieces: int) -> st.SearchStrategy[str]:
 def _active_attributes(html: str) -> list[tuple[str, str]]:
     from selectolax.lexbor import LexborHTMLParser
 
-    from netmon.scan.job import _LOADING_ATTRS
+    from netmon.scan.snapshot import LOADING_ATTRS as _LOADING_ATTRS
 
     root = LexborHTMLParser(html).root
     return [
