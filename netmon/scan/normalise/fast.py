@@ -1,0 +1,261 @@
+"""The fast path, run on all traffic: ``normalise(text)`` (decode entities and percent-codes, fold,
+leetspeak, whitespace, spaced letters, repeats). With a ``log`` the same code records, cheaply, how to map
+the result back to the text (``netmon.scan.normalise.mapped``)."""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from urllib.parse import unquote_to_bytes
+
+import numpy as np
+
+from netmon.scan.normalise.fold import _GONE, _LEET, _TABLE, _local
+
+#: Bumped whenever the output of ``normalise`` changes; part of the library fingerprint.
+NORMALISER_VERSION = "1"
+
+_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});?")
+_PERCENT = re.compile(r"%[0-9A-Fa-f]{2}(?:%[0-9A-Fa-f]{2})*")
+#: one pass decodes both (so "&#37;41" gives "%41", not "A": nothing is decoded twice)
+_CODED = re.compile(f"{_ENTITY.pattern}|{_PERCENT.pattern}")
+_BANG = re.compile(r"!+")
+_SPACES = re.compile(r"  +")
+_SPACED = re.compile(r" ([^\W\d_](?: [^\W\d_]){2,})(?= )")
+_REPEATS = re.compile(r"(\w)\1{3,}")
+_RUN3 = re.compile(r"([^\W\d_])\1\1")
+
+
+def _entity(m: re.Match[str]) -> str:
+    return html.unescape(m.group())
+
+
+def _percent(m: re.Match[str]) -> str:
+    return unquote_to_bytes(m.group()).decode("utf-8", "replace")
+
+
+def _coded(m: re.Match[str]) -> str:
+    return _entity(m) if m.group().startswith("&") else _percent(m)
+
+
+def _bang(m: re.Match[str]) -> str:
+    s, start, end = m.string, m.start(), m.end()
+    inside = 0 < start and end < len(s) and s[start - 1].isalnum() and s[end].isalnum()
+    return ("i" if inside else " ") * (end - start)
+
+
+def _spaced(m: re.Match[str]) -> str:
+    return " " + m.group(1).replace(" ", "")
+
+
+def _repeats(m: re.Match[str]) -> str:
+    return m.group(1) * 3
+
+
+def _has_codes(text: str) -> bool:
+    """Whether ``text`` holds an entity or a percent-code: a few ``find`` calls where the regular
+    expression would read every character ("&" and "%" are common in text, codes are not)."""
+    for mark in ("&", "%"):
+        i, seen = text.find(mark), 0
+        while i != -1:
+            if _CODED.match(text, i) is not None or seen == 64:  # many marks: let the regex decide
+                return True
+            i, seen = text.find(mark, i + 1), seen + 1
+    return False
+
+
+def _decode(text: str, log: list[tuple[object, ...]] | None) -> str:
+    if ("&" in text or "%" in text) and _has_codes(text):
+        decoded = _CODED.sub(_coded, text)
+        if log is not None and decoded != text:
+            log.append(("decode", text))
+        return decoded
+    return text
+
+
+def _run(text: str, log: list[tuple[object, ...]] | None) -> str:
+    """The whole normalisation. With ``log``, records (cheaply: references and masks) how to map
+    normalised positions back to ``text``; ``_map_back`` replays it backwards."""
+    text = _decode(text, log)
+    if log is not None:
+        _local.expanded = False
+    data = text.encode("ascii", "netmon-fold").translate(_TABLE)
+    if log is not None and _local.expanded:
+        log.append(("fold", text))  # some character became several: map through per-character counts
+    if b"!" in data:
+        if _bang_inside(data):
+            data = _BANG.sub(_bang, data.decode("utf-8")).encode("utf-8")  # one character for one
+        else:
+            data = data.replace(b"!", b" ")
+    data = _leet(data)  # one character for one
+    if not data:
+        return ""
+    if log is None and len(data) <= _SMALL:
+        return _tail_small(data.decode("utf-8"))
+    if data.isascii():
+        return _tail(np.frombuffer(data, dtype=np.uint8), log).tobytes().decode("ascii")
+    wide = np.frombuffer(data.decode("utf-8").encode("utf-32-le"), dtype=np.uint32)
+    return _tail(wide, log).tobytes().decode("utf-32-le")
+
+
+_SMALL = 512  # bytes: below this the fast path uses str methods and regular expressions, not numpy
+_FOUR = re.compile(r"(.)\1\1\1")
+
+
+def _tail_small(s: str) -> str:
+    """Steps 4-6 for short texts (search terms, form fields, chat lines): the same result as ``_tail``
+    (property-tested), without numpy's fixed cost per call."""
+    if _GONE in s:
+        s = s.replace(_GONE, "")
+    s = " ".join(s.split())  # only ' ' is left as whitespace after folding
+    if s.count(" ") >= 2 and _SPACED.search(f" {s} "):
+        s = _SPACED.sub(_spaced, f" {s} ").strip(" ")
+    if _FOUR.search(s):
+        s = _REPEATS.sub(_repeats, s)
+    return s
+
+
+def normalise(text: str) -> str:
+    """Normalise ``text`` for matching (fast path). ``normalise(phrase)`` is how phrases are stored."""
+    return _run(text, None)
+
+
+def _byte_table(mapping: dict[int, int], default: int | None = None) -> bytes:
+    return bytes(mapping.get(i, i if default is None else default) for i in range(256))
+
+
+_LEET_BYTES = b"013457@$"
+#: letters (and UTF-8 bytes of folded non-ASCII letters) -> 'a', leetspeak candidates -> '1', rest -> ' '
+_CLASS = _byte_table(
+    {**{i: 97 for i in range(97, 123)}, **{i: 97 for i in range(128, 256)}, **{i: 49 for i in _LEET_BYTES}},
+    default=32,
+)
+_LEET_TABLE = _byte_table({ord(k): ord(v) for k, v in _LEET.items()})
+_SYMBOLS_TO_SPACE = _byte_table({ord("@"): 32, ord("$"): 32})
+
+
+def _leet(data: bytes) -> bytes:
+    """Step 3b: a run of leetspeak digits/symbols next to a letter folds to letters ("k1ll", "5u1c1d3",
+    "@ss", "sh00t"); numbers stay numbers ("2000", "a21"), and any other '@' or '$' is a space."""
+    cls = data.translate(_CLASS)
+    if b"1" not in cls:
+        return data
+    if b"a1" not in cls and b"1a" not in cls:
+        return data.translate(_SYMBOLS_TO_SPACE) if b"@" in data or b"$" in data else data
+    out = bytearray(data)
+    n = len(cls)
+    i = cls.find(b"a1")
+    while i != -1:  # runs with a letter before them
+        a = b = i + 1
+        while b < n and cls[b] == 49:
+            b += 1
+        out[a:b] = data[a:b].translate(_LEET_TABLE)
+        i = cls.find(b"a1", b)
+    i = cls.find(b"1a")
+    while i != -1:  # runs with a letter after them
+        a = b = i + 1
+        while a > 0 and cls[a - 1] == 49:
+            a -= 1
+        out[a:b] = data[a:b].translate(_LEET_TABLE)
+        i = cls.find(b"1a", b)
+    return bytes(out).translate(_SYMBOLS_TO_SPACE)
+
+
+_ALNUM_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789") | frozenset(range(128, 256))
+
+
+def _bang_inside(data: bytes) -> bool:
+    """Whether some run of '!' in folded UTF-8 ``data`` sits between two letters or digits."""
+    i = data.find(b"!")
+    while i != -1:
+        j = i + 1
+        while j < len(data) and data[j] == 33:
+            j += 1
+        if i > 0 and j < len(data) and data[i - 1] in _ALNUM_BYTES and data[j] in _ALNUM_BYTES:
+            return True
+        i = data.find(b"!", j)
+    return False
+
+
+def _is_letter(arr: np.ndarray) -> np.ndarray:
+    """``[^\\W\\d_]`` of the regular expressions, on folded code points."""
+    letter = (arr >= 97) & (arr <= 122)
+    wide = arr >= 128
+    if np.count_nonzero(wide):
+        points = np.unique(arr[wide])
+        decimal = [int(p) for p in points if unicodedata.category(chr(p)) == "Nd"]
+        letter |= wide & ~np.isin(arr, np.array(decimal, dtype=arr.dtype))
+    return letter
+
+
+def _tail(arr: np.ndarray, log: list[tuple[object, ...]] | None) -> np.ndarray:
+    """Steps 4-6 on folded code points with numpy masks: the same result as the regular expressions
+    ``  +`` -> `` ``, ``_SPACED`` and ``_REPEATS`` (property-tested against them)."""
+    keep = arr != 39
+    if np.count_nonzero(keep) < len(keep):  # deleted characters go
+        arr = arr[keep]
+        if log is not None:
+            log.append(("keep", keep, "deleted"))
+        if not len(arr):
+            return arr
+    # whitespace: a space after a space goes, then at most one space at each end
+    space = arr == 32
+    double = space[1:] & space[:-1]
+    if np.count_nonzero(double):
+        keep = np.empty(len(arr), dtype=bool)
+        keep[0] = True
+        np.logical_not(double, out=keep[1:])
+        arr = arr[keep]
+        space = arr == 32
+        if log is not None:
+            log.append(("keep", keep, "whitespace"))
+    if len(arr) and (space[0] or space[-1]):
+        a, b = (1 if space[0] else 0), (len(arr) - 1 if space[-1] else len(arr))
+        arr, space = arr[a:b], space[a:b]
+        if log is not None:
+            log.append(("slice", a))
+    n = len(arr)
+    if n >= 5:
+        # spaced letters: a lone letter between spaces, three or more in a row, loses the spaces between
+        edge = np.empty(n + 2, dtype=bool)
+        edge[0] = edge[-1] = True
+        edge[1:-1] = space
+        single = edge[:-2] & edge[2:]
+        single &= ~space
+        triple = single[:-4] & single[2:-2]
+        triple &= single[4:]
+        if np.count_nonzero(triple):
+            single &= _is_letter(arr)
+            triple = single[:-4] & single[2:-2] & single[4:]
+            if np.count_nonzero(triple):
+                chain = np.zeros(n, dtype=bool)
+                chain[:-4] |= triple
+                chain[2:-2] |= triple
+                chain[4:] |= triple
+                drop = np.zeros(n, dtype=bool)
+                drop[1:-1] = chain[:-2] & chain[2:]
+                arr = arr[~drop]
+                if log is not None:
+                    log.append(("keep", ~drop, "spaced-letters"))
+    if len(arr) >= 3:
+        # repeats: the fourth and later characters of a run are dropped
+        same = arr[1:] == arr[:-1]
+        three = same[:-1] & same[1:]
+        if np.count_nonzero(three):
+            letter_runs = log is not None and np.count_nonzero(three & _is_letter(arr[:-2]))
+            run = three[:-1] & same[2:]
+            if np.count_nonzero(run):
+                drop = np.zeros(len(arr), dtype=bool)
+                drop[3:] = run
+                arr = arr[~drop]
+                if log is not None:
+                    log.append(("keep", ~drop, "repeats"))
+                same = arr[1:] == arr[:-1]
+                three = same[:-1] & same[1:]
+            if letter_runs and log is not None:
+                # where the (now at most three long) letter runs start: the matcher also tries them as
+                # single and double letters
+                starts = np.flatnonzero(three & _is_letter(arr[:-2]))
+                log.append(("runs", tuple(starts.tolist())))
+    return arr
