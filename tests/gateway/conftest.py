@@ -135,6 +135,7 @@ def lab(netns_available: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
     try:
         lab.create()
         lab.configure_gateway(PROXY_PORT)
+        lab.start_resolver({name: (netns.SERVER_V4, netns.SERVER_V6) for name in SITE_NAMES})
         yield lab
     finally:
         lab.destroy()

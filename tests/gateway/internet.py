@@ -1,6 +1,6 @@
 """The "internet" of the namespace tests: HTTP on 80, HTTPS on 443 (certificate from a private CA the
-test makes), UDP echo on 443 and 4433. Every request is logged as one JSON line (peer, host, path, sha256 of
-the body) so the test can check what the server saw.
+test makes), UDP echo and plain TCP services on the ports in UDP_PORTS / TCP_PORTS. Every request is
+logged as one JSON line (peer, host, path, sha256 of the body) so the test can check what the server saw.
 
 Run: python -m tests.gateway.internet CERT KEY LOGFILE   (inside the "internet" namespace)
 """
@@ -23,6 +23,10 @@ PHRASE_HTML = (
     b"<p>Some days I think I want to kill myself.</p></body></html>"
 )
 BENIGN_HTML = b"<!doctype html><html><body><p>Opening times of the library.</p></body></html>"
+
+#: Other services of the "internet" (the firewall tests try each from the pupil device).
+UDP_PORTS = (53, 443, 500, 853, 1194, 4433, 4500, 5000, 51820)
+TCP_PORTS = (53, 853, 1194, 5000, 8443)
 
 _lock = threading.Lock()
 
@@ -102,6 +106,19 @@ def udp_echo(port: int) -> None:
         sock.sendto(b"echo:" + data, peer)
 
 
+def tcp_echo(port: int) -> None:
+    """A plain TCP service (what a VPN endpoint or another server looks like to the firewall)."""
+    server = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("::", port))
+    server.listen(16)
+    while True:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(b"hello:%d\n" % port)
+
+
 def main(cert: str, key: str, log_file: str) -> None:
     Handler.log_path = Path(log_file)
     plain = DualStackServer(("::", 80), Handler)
@@ -116,8 +133,10 @@ def main(cert: str, key: str, log_file: str) -> None:
     secure.socket = context.wrap_socket(secure.socket, server_side=True, do_handshake_on_connect=False)
     for target in (plain.serve_forever, secure.serve_forever):
         threading.Thread(target=target, daemon=True).start()
-    for port in (443, 4433):
+    for port in UDP_PORTS:
         threading.Thread(target=udp_echo, args=(port,), daemon=True).start()
+    for port in TCP_PORTS:
+        threading.Thread(target=tcp_echo, args=(port,), daemon=True).start()
     print("ready", flush=True)
     threading.Event().wait()
 

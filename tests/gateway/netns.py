@@ -3,6 +3,10 @@
     device (eth0 10.77.0.10, fd77::10) ── pupil0 [gateway 10.77.0.1, fd77::1] uplink0 ── eth0 (192.0.2.80,
     fd78::80) internet                                   (192.0.2.1, fd78::1)
 
+The internet namespace also answers on a second address (192.0.2.81, fd78::81): "any other server". The
+gateway runs dnsmasq with deploy/dnsmasq/netmon.conf (made to fit the lab) as the school's resolver, and
+its own resolv.conf names it (``/etc/netns/<gateway>/resolv.conf``, which ``ip netns exec`` mounts).
+
 Names carry a unique prefix per run (``nmgw<pid>x<n>-``) so parallel runs never collide, and a run that
 died without cleaning up is swept by the next one (its pid is gone). Teardown kills every process started
 in the namespaces and deletes them, which removes their interfaces and nftables rules with them.
@@ -30,6 +34,8 @@ _counter = 0
 DEVICE_V4, GATEWAY_PUPIL_V4 = "10.77.0.10", "10.77.0.1"
 GATEWAY_UPLINK_V4, SERVER_V4 = "192.0.2.1", "192.0.2.80"
 DEVICE_V6, GATEWAY_PUPIL_V6, GATEWAY_UPLINK_V6, SERVER_V6 = "fd77::10", "fd77::1", "fd78::1", "fd78::80"
+OTHER_V4, OTHER_V6 = "192.0.2.81", "fd78::81"  # another server in the internet namespace
+DNSMASQ_CONF = REPO / "deploy" / "dnsmasq" / "netmon.conf"
 PUPIL_IF = "pupil0"
 APPLY_SYSCTL = """
 import sys
@@ -79,6 +85,7 @@ def sweep_stale() -> None:
         if match and not _pid_alive(int(match.group(1))):
             _kill_namespace_processes(name)
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
+            shutil.rmtree(Path("/etc/netns") / name, ignore_errors=True)
 
 
 def _kill_namespace_processes(ns: str) -> None:
@@ -163,9 +170,60 @@ class Lab:
         ):
             sh("ip", "-n", ns, "route", "add", "default", "via", v4)
             sh("ip", "-n", ns, "-6", "route", "add", "default", "via", v6)
+        sh("ip", "-n", self.internet, "addr", "add", f"{OTHER_V4}/24", "dev", "eth0")
+        # deprecated (preferred_lft 0): never picked as the source of the UDP echo server's replies
+        sh(
+            "ip", "-n", self.internet, "addr", "add", f"{OTHER_V6}/64", "dev", "eth0", "nodad",
+            "preferred_lft", "0",
+        )  # fmt: skip
+        self.netns_etc.mkdir(parents=True, exist_ok=True)
+        (self.netns_etc / "resolv.conf").write_text("nameserver 127.0.0.1\n")
+
+    @property
+    def netns_etc(self) -> Path:
+        """Files ``ip netns exec`` mounts over /etc in the gateway namespace (its resolv.conf)."""
+        return Path("/etc/netns") / self.gateway
+
+    def start_resolver(self, names: dict[str, tuple[str, ...]]) -> Path:
+        """dnsmasq in the gateway with the shipped config fitted to the lab, answering ``names``."""
+        text = DNSMASQ_CONF.read_text()
+        for shipped, here in (
+            ("interface=wlan0", f"interface={PUPIL_IF}"),
+            ("dhcp-range=10.10.0.50,10.10.3.250,255.255.252.0,8h", "dhcp-range=10.77.0.50,10.77.0.99,12h"),
+            ("10.10.0.1", GATEWAY_PUPIL_V4),
+            ("server=192.0.2.53", ""),
+        ):
+            assert shipped in text, f"{DNSMASQ_CONF} no longer has {shipped!r}"
+            text = text.replace(shipped, here)
+        for name, addresses in names.items():
+            text += "".join(f"\naddress=/{name}/{address}" for address in addresses)
+        conf = self.workdir / "dnsmasq.conf"
+        conf.write_text(text + f"\ndhcp-leasefile={self.workdir / 'dnsmasq.leases'}\n")
+        log = self.workdir / "dnsmasq.log"
+        proc = self.spawn(
+            self.gateway,
+            "dnsmasq",
+            "-k",
+            "--user=root",
+            "--log-facility=-",
+            f"--conf-file={conf}",
+            f"--pid-file={self.workdir / 'dnsmasq.pid'}",
+            log=log,
+        )
+        deadline = time.monotonic() + 10
+        while "53" not in self.exec(self.gateway, "ss", "-Hlun", "sport = :53", check=False).stdout:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"dnsmasq did not start: {log.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.1)
+        return conf
 
     def configure_gateway(
-        self, proxy_port: int, exempt_v4: str = "127.0.0.1", exempt_v6: str = "::1"
+        self,
+        proxy_port: int,
+        exempt_v4: str = "127.0.0.1",
+        exempt_v6: str = "::1",
+        school_tcp: str = "5000",
+        school_udp: str = "5000",
     ) -> None:
         """The deploy/ sysctl settings and nftables ruleset, with this lab's interface and port."""
         if shutil.which("sysctl"):
@@ -176,7 +234,9 @@ class Lab:
         vars_dir.mkdir(exist_ok=True)
         (vars_dir / "netmon-vars.nft").write_text(
             f'define PUPIL_IF = "{PUPIL_IF}"\ndefine PROXY_PORT = {proxy_port}\n'
+            f"define EXPLICIT_PROXY_PORT = 3128\ndefine PORTAL_PORT = 8090\n"
             f"define PORTAL_V4 = {{ {exempt_v4} }}\ndefine PORTAL_V6 = {{ {exempt_v6} }}\n"
+            f"define SCHOOL_TCP_PORTS = {{ {school_tcp} }}\ndefine SCHOOL_UDP_PORTS = {{ {school_udp} }}\n"
         )
         self.exec(self.gateway, "nft", "-I", str(vars_dir), "-f", str(NFT_RULES))
 
@@ -246,3 +306,4 @@ class Lab:
             if ns in list_namespaces():
                 _kill_namespace_processes(ns)
                 subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        shutil.rmtree(self.netns_etc, ignore_errors=True)

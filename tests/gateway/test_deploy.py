@@ -16,6 +16,7 @@ from tests.gateway import netns
 
 DEPLOY = netns.REPO / "deploy"
 GATEWAY_CONFIG = DEPLOY / "netmon" / "mitm_config.yaml"
+NFT = netns.NFT_RULES
 
 
 def _unit(name: str) -> configparser.ConfigParser:
@@ -55,6 +56,47 @@ def test_nftables_ruleset_loads_with_the_shipped_values(tmp_path: Path) -> None:
     assert "redirect to :8080" in listed
     assert "udp dport 443" in listed and "reject" in listed  # QUIC: reject, never drop
     assert " drop" not in listed
+
+
+def test_shipped_ruleset_passes_nft_check() -> None:
+    """`nft -c` (parse and check against the kernel, change nothing) on the files exactly as shipped."""
+    reason = netns.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    ns = f"{netns.PREFIX}{os.getpid()}x0-nftc"
+    netns.sh("ip", "netns", "add", ns)
+    try:
+        check = subprocess.run(
+            ["ip", "netns", "exec", ns, "nft", "-c", "-I", str(DEPLOY / "nftables"), "-f", str(NFT)],
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    assert check.returncode == 0, check.stderr
+
+
+def test_ruleset_refuses_by_default_and_names_every_bypass() -> None:
+    text = netns.NFT_RULES.read_text()
+    for needle in (
+        "udp dport 443",
+        "tcp dport 853",
+        "udp dport 51820",
+        "udp dport 1194",
+        "udp dport { 500, 4500 }",
+        "tcp dport 53",
+        "@doh_v4",
+        "@doh_v6",
+        "@school_tcp",
+        "@signed_v6",
+    ):
+        assert needle in text, needle
+    # both pupil chains end in a reject: default deny, never a silent drop of a refused service
+    for chain in ("pupil_input", "pupil_forward"):
+        body = text.split(f"chain {chain} {{", 1)[1].split("\n    }", 1)[0].strip().splitlines()
+        assert "reject" in body[-1] and "reject" in body[-2], chain
+    canary = (DEPLOY / "dnsmasq" / "netmon.conf").read_text()
+    assert re.search(r"^local=/use-application-dns\.net/$", canary, re.M)
 
 
 def test_ruleset_covers_ipv6_in_one_inet_table() -> None:
