@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from netmon.config.alert_rules import next_digest
 from netmon.store.alerts import PENDING, SENT, SUPPRESSED, Alert
 from netmon.store.base import utcnow
 from netmon.store.incidents import Incident, audit
 
 if TYPE_CHECKING:
-    from netmon.alerts.rules import Rule
+    from netmon.config.alert_rules import Rule
     from netmon.config.policy import Policy
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,6 @@ def add_alert(
     now: datetime | None = None,
 ) -> Alert:
     """Write one alert row (or a suppressed row under ``parent``) and its audit event; never commits."""
-    from netmon.alerts.rules import next_digest
-
     now = now or utcnow()
     alert = Alert(
         uid=uuid.uuid4().hex,
