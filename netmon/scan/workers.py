@@ -1,18 +1,31 @@
 """Scan worker processes, driven from the proxy's event loop without threads.
 
-Each worker is ``python -m netmon.scan.workers LIBRARY [OVERLAY]``: it compiles the library once, then
-reads scan jobs from stdin and writes results to stdout, one length-prefixed pickle frame each, in order.
+Each worker is ``python -m netmon.scan.worker LIBRARY [OVERLAY]`` (``netmon.scan.worker``): it compiles
+the library once, then reads scan jobs from stdin and writes results to stdout, one frame each
+(``netmon.scan.framing``), in order.
 
 ``ScanWorkers`` is the proxy's side. Everything it does runs on the event loop and never waits: a job is
-pickled and written to a non-blocking pipe (what the pipe cannot take yet is buffered and written when
-it drains), and results are read when the loop says the pipe is readable. There is no thread, and so no
-hand-over of the GIL per page: an earlier design on ``ProcessPoolExecutor`` spent about a millisecond of
-the proxy's CPU per page in its feeder and manager threads, a quarter of what mitmproxy itself spends.
+pickled and queued; it is written to a non-blocking pipe (what the pipe cannot take yet is buffered and
+written when it drains) once a worker has fewer than ``DEPTH`` jobs in hand, and results are read when
+the loop says the pipe is readable. There is no thread, and so no hand-over of the GIL per page: an
+earlier design on ``ProcessPoolExecutor`` spent about a millisecond of the proxy's CPU per page in its
+feeder and manager threads, a quarter of what mitmproxy itself spends.
+
+A pupil cannot flood it: jobs wait in a ``FairQueue`` (``netmon.scan.fairqueue``), what a pupil types
+(searches, chat prompts, form posts, WebSocket messages) before page bodies, and devices served in turn,
+so a device's flood delays only its own jobs. A job's own cost is bounded by its size, not by its number
+of hits (the hit cap is applied while matching) and by a CPU budget (``ScanJob.cpu_budget``); so another
+device's search waits at most for the ``DEPTH`` jobs already in a worker's hands plus one job of each
+busy device. Measured (tests/netmon/test_scan_flood.py, shared 2-core machine, shipped library): a 2 KB
+gzip form post inflating to 2 MB of one phrase costs a worker ~0.2 s CPU (7.85 s and ~850 MB before the
+cap was applied while matching); a second device's search submitted behind 20 of them is answered in
+~0.4 s (the test's bound: 3 s); a worker's peak RSS stays at ~85 MB, under ``WORKER_RSS_CEILING``
+(200 MB).
 
 Fail open, never silently: a full queue is a refused job (the caller counts the skip); a worker that dies
 has its in-flight jobs counted as lost and is replaced; a broken job is an error frame, counted. On a
 library reload new workers start and take new jobs; the old ones finish theirs and exit. ``close``
-drains every in-flight job before returning, so a clean stop records everything that was seen.
+drains every queued and in-flight job before returning, so a clean stop records everything that was seen.
 """
 
 from __future__ import annotations
@@ -21,131 +34,35 @@ import asyncio
 import fcntl
 import logging
 import os
-import pickle
 import select
-import signal
-import struct
 import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netmon.scan.fairqueue import FairQueue, job_device, job_priority
+from netmon.scan.framing import FrameReader, frame, frame_parts
+
+__all__ = ["DEPTH", "WORKER_RSS_CEILING", "FrameReader", "ScanWorkers", "frame", "frame_parts"]
+
 log = logging.getLogger(__name__)
 
-_HEADER = struct.Struct(">I")
-#: A frame larger than this is a corrupt stream, not a message (jobs are capped far below).
-MAX_FRAME = 256 * 1024 * 1024
 #: Ask the kernel for pipes this large, so that a whole page usually goes in one write.
 PIPE_SIZE = 1024 * 1024
 #: Most respawns of crashed workers in ``RESPAWN_WINDOW`` seconds before netmon stops respawning.
 MAX_RESPAWNS = 5
 RESPAWN_WINDOW = 60.0
+#: Jobs handed to one worker at a time (one being scanned, one waiting in its pipe so it never idles);
+#: the rest wait in the fair queue, where a more urgent job or another device's can overtake them.
+DEPTH = 2
+#: Resident memory a scan worker stays under, whatever one job holds (see the module documentation).
+WORKER_RSS_CEILING = 200 * 1024 * 1024
 
-
-_COUNT = struct.Struct(">H")
-
-
-def frame_parts(message: object) -> tuple[list[bytes | memoryview], int]:
-    """One message as the pieces of a frame, and its length, for ``os.writev`` (no joined copy):
-    4-byte big-endian length of the rest, 2-byte count of out-of-band buffers (page bodies: see
-    ``findings.pickled_as_tuple``), 4-byte length of each, the pickle, then the buffers as they are."""
-    buffers: list[pickle.PickleBuffer] = []
-    data = pickle.dumps(message, protocol=5, buffer_callback=buffers.append)
-    raws = [b.raw() for b in buffers]
-    head = _COUNT.pack(len(raws)) + b"".join(_HEADER.pack(r.nbytes) for r in raws)
-    size = len(head) + len(data) + sum(r.nbytes for r in raws)
-    return [_HEADER.pack(size) + head, data, *raws], _HEADER.size + size
-
-
-def frame(message: object) -> bytes:
-    """One message as one frame (see ``frame_parts``)."""
-    return b"".join(frame_parts(message)[0])
-
-
-def _unframe(payload: memoryview) -> object:
-    (count,) = _COUNT.unpack_from(payload, 0)
-    pos = _COUNT.size + count * _HEADER.size
-    if pos > len(payload):
-        raise ValueError("scan worker stream corrupt (buffer table)")
-    sizes = [_HEADER.unpack_from(payload, _COUNT.size + i * _HEADER.size)[0] for i in range(count)]
-    end = len(payload) - sum(sizes)
-    if end < pos:
-        raise ValueError("scan worker stream corrupt (buffer sizes)")
-    buffers, at = [], end
-    for n in sizes:
-        buffers.append(bytes(payload[at : at + n]))
-        at += n
-    return pickle.loads(payload[pos:end], buffers=buffers)  # noqa: S301 - our own workers, private pipes
-
-
-class FrameReader:
-    """Splits a byte stream into messages. ``feed`` returns the messages completed by ``data``."""
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-
-    def feed(self, data: bytes) -> Iterator[object]:
-        self._buf += data
-        buf = self._buf
-        pos = 0
-        while len(buf) - pos >= _HEADER.size:
-            (size,) = _HEADER.unpack_from(buf, pos)
-            if size > MAX_FRAME or size < _COUNT.size:
-                raise ValueError(f"scan worker stream corrupt (frame of {size} bytes)")
-            if len(buf) - pos - _HEADER.size < size:
-                break
-            start = pos + _HEADER.size
-            pos = start + size
-            with memoryview(buf) as view:
-                message = _unframe(view[start:pos])
-            yield message
-        del buf[:pos]
-
-
-# ---------------------------------------------------------------------------------------------------
-# The worker process
-
-
-def _worker_main(argv: list[str]) -> int:
-    from netmon.scan.job import scan_job
-    from netmon.scan.library import load_library
-    from netmon.scan.matching import Matcher
-
-    # The worker stops when the proxy closes its stdin (or dies), never on a signal sent to the whole
-    # process group (Ctrl-C in a terminal, systemd's stop): that would lose the jobs still in flight.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # a stray print (Python's or a library's) must never corrupt the result stream
-    sys.stdout = sys.stderr
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s scan worker %(levelname)s %(message)s")
-    library_dir, overlay = Path(argv[0]), (Path(argv[1]) if len(argv) > 1 and argv[1] else None)
-    matcher = Matcher.compile(load_library(library_dir, overlay))
-    out.write(frame(("ready", matcher.fingerprint)))
-    out.flush()
-    reader = FrameReader()
-    stdin = sys.stdin.buffer.fileno()
-    while True:
-        data = os.read(stdin, PIPE_SIZE)
-        if not data:
-            return 0  # the proxy closed the pipe: every job has been answered
-        replies = []
-        for job in reader.feed(data):
-            try:
-                replies.append(frame(("result", scan_job(job, matcher))))  # type: ignore[arg-type]
-            except Exception as exc:  # noqa: BLE001 - one bad job must not stop the worker
-                log.error("scan job failed: %s", type(exc).__name__)  # never the content
-                replies.append(frame(("error", type(exc).__name__)))
-        if replies:
-            try:
-                out.write(b"".join(replies))
-                out.flush()
-            except BrokenPipeError:
-                return 0  # the proxy is gone; it counts what was in flight as lost
+_Queued = tuple[list[bytes | memoryview], int, object]  # frame pieces, frame size, tag
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -201,7 +118,8 @@ class ScanWorkers:
         self.current: list[_Worker] = []
         self.retired: list[_Worker] = []
         self._respawns: list[float] = []
-        self._next = 0
+        self._queue: FairQueue[_Queued] = FairQueue()
+        self._queued_bytes = 0
 
     # -- lifecycle (all on the loop's thread) ---------------------------------------------------------
     def start(self) -> None:
@@ -221,31 +139,46 @@ class ScanWorkers:
         for worker in old:
             self._retire(worker)
         log.info("scan workers restarted with the reloaded library")
+        self._dispatch()
 
     @property
     def inflight(self) -> int:
-        return sum(len(w.sizes) for w in (*self.current, *self.retired))
+        """Jobs submitted and not answered yet (queued, or in a worker's hands)."""
+        return len(self._queue) + sum(len(w.sizes) for w in (*self.current, *self.retired))
 
     @property
     def inflight_bytes(self) -> int:
-        return sum(w.inflight_bytes for w in (*self.current, *self.retired))
+        return self._queued_bytes + sum(w.inflight_bytes for w in (*self.current, *self.retired))
 
-    def submit(self, job: object, tag: object = None) -> bool:
-        """Queue ``job`` on the least busy worker; its answer reaches ``on_result(result, tag)``. False
-        (nothing queued) when none is running or the queue is full: the caller counts the skip. Never
-        blocks."""
-        live = [w for w in self.current if not w.gone]
-        if not live:
+    def submit(self, job: object, tag: object = None, *, device: str | None = None) -> bool:
+        """Queue ``job``; its answer reaches ``on_result(result, tag)``. ``device``: whose job it is, for
+        fair queueing (default: the job's client address or MAC). False (nothing queued) when no worker
+        is running or the queue is full: the caller counts the skip. Never blocks."""
+        if not any(not w.gone for w in self.current):
             return False
         parts, size = frame_parts(job)
         if self.inflight >= self.max_jobs or self.inflight_bytes + size > self.max_bytes:
             return False
-        worker = min(live, key=lambda w: len(w.sizes))
-        worker.inflight_bytes += size
-        worker.sizes.append(size)
-        worker.tags.append(tag)
-        self._write(worker, parts, size)
+        self._queue.put((parts, size, tag), job_device(job) if device is None else device, job_priority(job))
+        self._queued_bytes += size
+        self._dispatch()
         return True
+
+    def _dispatch(self, depth: int = DEPTH) -> None:
+        """Hand queued jobs to the least busy live workers, while one has fewer than ``depth``."""
+        live = [w for w in self.current if not w.gone]
+        while self._queue and live:
+            worker = min(live, key=lambda w: len(w.sizes))
+            if len(worker.sizes) >= depth:
+                return
+            item = self._queue.take()
+            assert item is not None
+            parts, size, tag = item
+            self._queued_bytes -= size
+            worker.inflight_bytes += size
+            worker.sizes.append(size)
+            worker.tags.append(tag)
+            self._write(worker, parts, size)
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop taking jobs and wait (at most ``timeout`` seconds, blocking) until every in-flight job
@@ -253,6 +186,8 @@ class ScanWorkers:
 
         Writing the jobs still buffered and reading the answers go on together (``select``): a worker
         blocked on writing answers must never wait for a proxy blocked on writing jobs."""
+        self._dispatch(depth=sys.maxsize)  # everything still queued goes to a worker now
+        self._lose_queued()
         workers = [w for w in (*self.current, *self.retired) if not w.gone]
         self.current, self.retired = [], []
         for worker in workers:
@@ -288,7 +223,7 @@ class ScanWorkers:
 
     # -- internals ----------------------------------------------------------------------------------
     def _spawn(self) -> _Worker:
-        argv = [sys.executable, "-m", "netmon.scan.workers", str(self.library_dir)]
+        argv = [sys.executable, "-m", "netmon.scan.worker", str(self.library_dir)]
         if self.overlay is not None:
             argv.append(str(self.overlay))
         # the worker is the installed netmon, run by the proxy's own interpreter
@@ -393,6 +328,7 @@ class ScanWorkers:
             self._call(self.on_result, message[1], tag)  # type: ignore[index]
         else:
             self._call(self.on_error, "job")
+        self._dispatch()
 
     @staticmethod
     def _call(callback: Callable[..., None], *args: object) -> None:
@@ -432,9 +368,21 @@ class ScanWorkers:
         self._respawns = [t for t in self._respawns if now - t < RESPAWN_WINDOW]
         if len(self._respawns) >= MAX_RESPAWNS:
             log.error("scan workers keep dying: not restarting; pages are skipped (counted)")
+            if not any(not w.gone for w in self.current):
+                self._lose_queued()
             return
         self._respawns.append(now)
         self.current.append(self._spawn())
+        self._dispatch()
+
+    def _lose_queued(self) -> None:
+        """No worker will take the queued jobs: count each as lost."""
+        if any(not w.gone for w in self.current):
+            return
+        lost = self._queue.drain()
+        self._queued_bytes = 0
+        for _ in lost:
+            self._call(self.on_error, "lost")
 
     def _unwatch(self, worker: _Worker) -> None:
         if self.loop is None or self.loop.is_closed():
@@ -456,5 +404,7 @@ class ScanWorkers:
                 pass
 
 
-if __name__ == "__main__":
-    sys.exit(_worker_main(sys.argv[1:]))
+if __name__ == "__main__":  # the worker's old name, kept for a running proxy that spawns it so
+    from netmon.scan.worker import main
+
+    sys.exit(main(sys.argv[1:]))
