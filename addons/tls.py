@@ -1,13 +1,18 @@
 """TlsPolicy: decide per TLS connection whether to intercept it or pass it through untouched.
 
-- A destination on the no-decrypt list (banking, health, government) is never intercepted.
+- A destination on the no-decrypt list (banking, health, government) is never intercepted, but only
+  when it is that destination: the device names the site in its handshake (SNI) and could name a bank
+  while connecting anywhere. A no-decrypt name passes through only when the address the device connects
+  to is one the school's resolver gives for that name (looked up off the event loop, cached briefly);
+  otherwise the connection is intercepted and scanned like any other (``tls.no-decrypt.mismatch``).
 - When a device fails the TLS handshake with the school's certificate for a destination (it has no CA
   installed, or the app pins its certificates), later connections from that device to that destination
   pass through without interception, so the pupil's app keeps working. With the captive portal on, only
   signed-in devices get this passthrough (the portal gate fails closed).
 - A passed-through visit is still monitored at hostname level: the SNI is checked against the URL lists
   (a hit is an incident with source "sni") and the visit is recorded once per device, host and reason as an
-  audit event ``tls.passthrough`` (host and reason, never content).
+  audit event ``tls.passthrough`` (host, address and reason, never content) by the core's
+  ``netmon.identity.visits.VisitLog``.
 
 Fails open: a fault here never breaks a connection (it is then intercepted as usual, and counted).
 Counters: ``tls.decrypted``, ``tls.refused`` (a device refused the school's certificate),
@@ -17,10 +22,8 @@ Counters: ``tls.decrypted``, ``tls.refused`` (a device refused the school's cert
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +31,9 @@ from mitmproxy import connection, ctx, exceptions, tls
 
 from netmon.config import paths
 from netmon.errors import ConfigError
-from netmon.identity.passthrough import NoDecryptList, PassthroughMemory
+from netmon.identity.passthrough import NoDecryptList, PassthroughMemory, ResolvedNames, normalise_address
 from netmon.identity.probes import TRUST_CHECK_HOST
+from netmon.identity.visits import Visit, VisitLog
 from netmon.ops import counters
 from netmon.scan.findings import FlowContext, Hit, ScanResult, TextFinding
 
@@ -53,71 +57,14 @@ def _destination(conn: connection.Client, server: connection.Server) -> str:
     """The name the device asked for (SNI), else the original destination address."""
     if conn.sni:
         return conn.sni.lower()
+    return _address(server)
+
+
+def _address(server: connection.Server) -> str:
+    """Where the connection really goes: the original destination (transparent mode) or the CONNECT host
+    (explicit proxy, which the proxy resolves itself through the school's resolver)."""
     address = server.address
-    return str(address[0]) if address else ""
-
-
-class VisitLog:
-    """Records passthrough visits as audit events in a background thread (never blocks the loop)."""
-
-    def __init__(self, db_url: str, maxsize: int = 1000) -> None:
-        self.db_url = db_url
-        self._queue: queue.Queue[tuple[str, str, str, str | None] | None] = queue.Queue(maxsize)
-        self._thread = threading.Thread(target=self._run, name="netmon-tls-visits", daemon=True)
-        self._thread.start()
-
-    def add(self, client_ip: str, host: str, reason: str, user: str | None) -> None:
-        try:
-            self._queue.put_nowait((client_ip, host, reason, user))
-        except queue.Full:
-            counters.incr("tls.visit-log.dropped")
-
-    def close(self, timeout: float = 10.0) -> None:
-        try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
-            return
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        from sqlalchemy.exc import SQLAlchemyError
-        from sqlalchemy.orm import Session
-
-        from netmon.store.db import make_engine
-        from netmon.store.incidents import audit
-
-        engine = make_engine(self.db_url)
-        try:
-            while True:
-                item = self._queue.get()
-                batch = [item]
-                while item is not None and len(batch) < 200:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    batch.append(item)
-                rows = [entry for entry in batch if entry is not None]
-                if rows:
-                    try:
-                        with Session(engine) as session, session.begin():
-                            for client_ip, host, reason, user in rows:
-                                audit(
-                                    session,
-                                    "tls.passthrough",
-                                    actor=user or client_ip,
-                                    subject=host,
-                                    client_ip=client_ip,
-                                    reason=reason,
-                                )
-                        counters.incr("tls.visit-log.written", len(rows))
-                    except SQLAlchemyError as exc:
-                        counters.incr("tls.visit-log.failed", len(rows))
-                        log.warning("passthrough visits not recorded: %s", exc.__class__.__name__)
-                if None in batch:
-                    return
-        finally:
-            engine.dispose()
+    return str(address[0]).removeprefix("::ffff:") if address else ""
 
 
 def identify_with(tagger: Any) -> Identify:
@@ -143,10 +90,12 @@ class TlsPolicy:
         submit: Callable[[ScanResult], None] | None = None,
         host_hits: HostHits | None = None,
         identify: Identify | None = None,
+        resolved: ResolvedNames | None = None,
     ) -> None:
         self.submit = submit
         self.host_hits = host_hits
         self.identify = identify
+        self.resolved = resolved if resolved is not None else ResolvedNames()
         self.no_decrypt = NoDecryptList()
         self.memory = PassthroughMemory()
         self.visits: VisitLog | None = None
@@ -212,30 +161,72 @@ class TlsPolicy:
             self.visits = None
 
     # -- hooks -----------------------------------------------------------------------------------
-    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+    def tls_clienthello(self, data: tls.ClientHelloData) -> Awaitable[None] | None:
+        """Plain call, except for a no-decrypt name whose address the cache cannot vouch for: then a
+        coroutine that looks the name up (mitmproxy awaits it; the handshake waits, the loop does not)."""
         if data.ignore_connection:
-            return  # another addon already decided
+            return None  # another addon already decided
         context = data.context
         client_ip = _client_ip(context.client)
         sni = data.client_hello.sni
         destination = sni.lower() if sni else _destination(context.client, context.server)
-        reason: str | None = None
+        address = _address(context.server)
         if self.no_decrypt.match(sni):
-            reason = REASON_NO_DECRYPT
-        elif destination and self.memory.contains(client_ip, destination):
+            verdict = self._genuine(sni or "", address)
+            if verdict is None:
+                return self._check_then_pass(data, client_ip, destination, address)
+            if verdict:
+                self._pass(data, client_ip, destination, address, REASON_NO_DECRYPT)
+            else:
+                self._mismatch(destination, address)
+            return None
+        if destination and self.memory.contains(client_ip, destination):
             if self._gate_applies(client_ip):
                 # the captive portal fails closed: a device that has not signed in gets no passthrough
                 # (it is intercepted and answered by the portal gate); it will once it has signed in
                 counters.incr("tls.passthrough.withheld-unsigned")
-                return
-            reason = REASON_REFUSED
-        if reason is None:
-            return
+                return None
+            self._pass(data, client_ip, destination, address, REASON_REFUSED)
+        return None
+
+    def _genuine(self, sni: str, address: str) -> bool | None:
+        """Whether the connection really goes to the no-decrypt site; None when a lookup must tell."""
+        if normalise_address(address) is None:
+            # explicit proxy: the proxy itself resolves the CONNECT name, so it is genuine when that name
+            # is on the list too (CONNECT evil.example with a bank's SNI is not)
+            return bool(address) and self.no_decrypt.match(address) is not None
+        return self.resolved.cached(sni, address)
+
+    async def _check_then_pass(
+        self, data: tls.ClientHelloData, client_ip: str, destination: str, address: str
+    ) -> None:
+        try:
+            genuine = await self.resolved.maps_to(destination, address)
+        except Exception:  # noqa: BLE001 - a failed lookup proves nothing: decrypt (never pass a forgery)
+            counters.incr("tls.error.resolve")
+            log.exception("looking up a no-decrypt name failed; the connection is intercepted")
+            genuine = False
+        if genuine:
+            self._pass(data, client_ip, destination, address, REASON_NO_DECRYPT)
+        else:
+            self._mismatch(destination, address)
+
+    def _mismatch(self, destination: str, address: str) -> None:
+        counters.incr("tls.no-decrypt.mismatch")
+        log.warning(
+            "no-decrypt name %s sent to %s, which the school's resolver does not give for it: intercepted",
+            destination,
+            address,
+        )
+
+    def _pass(
+        self, data: tls.ClientHelloData, client_ip: str, destination: str, address: str, reason: str
+    ) -> None:
         data.ignore_connection = True
         counters.incr("tls.passthrough")
         counters.incr(f"tls.passthrough.{reason}")
         try:
-            self._monitor(client_ip, destination, reason)
+            self._monitor(client_ip, destination, reason, address)
         except Exception:  # noqa: BLE001 - fail open: the connection passes through regardless
             counters.incr("tls.error.monitor")
             log.exception("hostname monitoring of a passthrough connection failed")
@@ -266,7 +257,7 @@ class TlsPolicy:
         return self.identify(client_ip) is None
 
     # -- hostname-level monitoring ---------------------------------------------------------------
-    def _monitor(self, client_ip: str, host: str, reason: str) -> None:
+    def _monitor(self, client_ip: str, host: str, reason: str, address: str = "") -> None:
         user = self.identify(client_ip) if self.identify is not None else None
         if self.host_hits is not None and self.submit is not None and host:
             hits = tuple(self.host_hits(host))
@@ -275,12 +266,12 @@ class TlsPolicy:
                 counters.incr("tls.passthrough.url-list-hit")
         if self.visits is not None and host:
             now = time.monotonic()
-            key = (client_ip, host, reason)
+            key = (client_ip, f"{host} {address}", reason)
             if self._recorded.get(key, 0.0) <= now:
                 if len(self._recorded) > 50_000:
                     self._recorded = {k: v for k, v in self._recorded.items() if v > now}
                 self._recorded[key] = now + max(self.memory.ttl, 3600.0)
-                self.visits.add(client_ip, host, reason, (user or {}).get("user"))
+                self.visits.add(Visit(client_ip, host, address, reason, (user or {}).get("user")))
 
     @staticmethod
     def _result(

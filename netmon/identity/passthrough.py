@@ -4,13 +4,20 @@ Plain data and functions (no mitmproxy): the ``TlsPolicy`` addon asks :class:`No
 hostname is never intercepted (banking, health, government) and :class:`PassthroughMemory` whether this
 device already refused the school's certificate for this destination (no CA installed, or an app that pins
 its certificates), in which case later connections pass through and only the hostname is monitored.
+
+The name in a TLS handshake (SNI) and the Host header are whatever the device says. :class:`ResolvedNames`
+answers the question the device cannot forge: is this destination address one the school's resolver gives
+for that name? A no-decrypt name passes through only when it is.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import socket
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,3 +157,107 @@ class PassthroughMemory:
             del self._entries[key]
             return False
         return True
+
+
+Resolve = Callable[[str], Awaitable[Iterable[str]]]
+
+#: How long a name's addresses are believed (getaddrinfo gives no TTL; CDNs rotate within minutes).
+DEFAULT_RESOLVE_TTL = 120.0
+#: Bound on cached names; the least recently used are forgotten first.
+DEFAULT_RESOLVE_ENTRIES = 4096
+
+
+def normalise_address(address: str) -> str | None:
+    """The canonical text of an IP address (IPv4-mapped IPv6 as IPv4, no zone), or None if not one."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0].strip("[]"))
+    except ValueError:
+        return None
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ip)
+
+
+async def system_resolve(name: str) -> list[str]:
+    """The addresses the system resolver (the school's dnsmasq) gives for ``name``, off the event loop
+    (asyncio's getaddrinfo runs in the default executor); empty when the name does not resolve."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, OSError):
+        return []
+    return [str(info[4][0]) for info in infos]
+
+
+class ResolvedNames:
+    """Addresses the school's resolver gives for names, cached for ``ttl`` seconds (bounded, LRU).
+
+    ``maps_to(name, address)`` is true when ``address`` is among them. On a miss it asks the resolver once
+    more (at most once per ``retry_gap`` seconds per name) and keeps the union of the answers still within
+    their ``ttl``, so a CDN that rotates its addresses is not mistaken for a forged destination. Used from
+    one event loop; lookups of the same name are shared.
+    """
+
+    def __init__(
+        self,
+        resolve: Resolve | None = None,
+        *,
+        ttl: float = DEFAULT_RESOLVE_TTL,
+        max_entries: int = DEFAULT_RESOLVE_ENTRIES,
+        retry_gap: float = 5.0,
+    ) -> None:
+        self.resolve: Resolve = resolve or system_resolve
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.retry_gap = retry_gap
+        # name -> (time of the last lookup, {address: expiry})
+        self._entries: OrderedDict[str, tuple[float, dict[str, float]]] = OrderedDict()
+        self._pending: dict[str, asyncio.Future[None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def cached(self, name: str, address: str, now: float | None = None) -> bool | None:
+        """True/False when the cache knows, None when only a lookup can tell (no await needed for True)."""
+        now = time.monotonic() if now is None else now
+        key = normalise_host(name)
+        entry = self._entries.get(key)
+        address = normalise_address(address) or ""
+        if entry is None:
+            return None
+        looked_up, addresses = entry
+        if addresses.get(address, 0.0) > now:
+            self._entries.move_to_end(key)
+            return True
+        return False if now - looked_up < self.retry_gap else None
+
+    async def maps_to(self, name: str, address: str) -> bool:
+        """Whether the resolver gives ``address`` for ``name`` (a lookup when the cache cannot say)."""
+        known = self.cached(name, address)
+        if known is not None:
+            return known
+        await self._lookup(normalise_host(name))
+        return bool(self.cached(name, address))
+
+    async def _lookup(self, key: str) -> None:
+        pending = self._pending.get(key)
+        if pending is not None:
+            await pending
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            answers = await self.resolve(key) if key else []
+            now = time.monotonic()
+            _, previous = self._entries.pop(key, (0.0, {}))
+            addresses = {a: t for a, t in previous.items() if t > now}
+            for answer in answers:
+                canonical = normalise_address(answer)
+                if canonical:
+                    addresses[canonical] = now + self.ttl
+            self._entries[key] = (now, addresses)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        finally:
+            del self._pending[key]
+            future.set_result(None)

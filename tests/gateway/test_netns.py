@@ -152,6 +152,42 @@ def test_no_decrypt_sites_are_never_intercepted(gateway: Gateway) -> None:
     assert expected in _passthrough_events(gateway, expected)
 
 
+def test_forged_no_decrypt_name_to_another_server_is_decrypted_and_scanned(gateway: Gateway) -> None:
+    """The school's resolver gives www.bank.example as SERVER_V4; a device that names the bank in its
+    handshake while connecting to another server (curl --resolve) gets no passthrough."""
+    forged = gateway.device(
+        "curl",
+        "-sS",
+        "--max-time",
+        "15",
+        "--cacert",
+        str(gateway.school_ca),  # succeeds only if the proxy presented the school's certificate
+        "--resolve",
+        f"www.bank.example:443:{netns.OTHER_V4}",
+        "https://www.bank.example/phrase.html",
+    )
+    assert forged.returncode == 0, forged.stderr
+    assert "kill myself" in forged.stdout
+    rows = gateway.incidents(lambda rows: any(r["url"].endswith("/phrase.html") for r in rows))
+    assert any(
+        r["url"] == "https://www.bank.example/phrase.html" and r["client_ip"] == netns.DEVICE_V4 for r in rows
+    ), rows
+    log = gateway.log()
+    assert f"no-decrypt name www.bank.example sent to {netns.OTHER_V4}" in log
+    assert gateway.status(want="tls.no-decrypt.mismatch")["counters"]["tls.no-decrypt.mismatch"] >= 1
+    # the genuine address still passes through untouched, and the record names the address
+    seen = _json(gateway.curl("https://www.bank.example/echo", trust="internet"))
+    assert seen["sni"] == "www.bank.example"
+    engine = make_engine(gateway.db_url)
+    try:
+        with Session(engine) as session:
+            rows = session.scalars(select(AuditEvent).where(AuditEvent.action == "tls.passthrough")).all()
+            addresses = {(r.subject, r.detail.get("address")) for r in rows}
+    finally:
+        engine.dispose()
+    assert ("www.bank.example", netns.SERVER_V4) in addresses
+
+
 def test_status_command_shows_the_counters(gateway: Gateway) -> None:
     gateway.curl("https://news.example/echo")
     gateway.status(want="tls.decrypted")

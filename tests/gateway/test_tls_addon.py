@@ -3,6 +3,7 @@ hostname-level monitoring of passed-through visits (URL-list hits as "sni" incid
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import time
 from pathlib import Path
@@ -11,11 +12,12 @@ import pytest
 from mitmproxy import connection, exceptions, tls
 from mitmproxy.proxy import context as proxy_context
 from mitmproxy.test import taddons
+from netmon_proxy import tls as tls_addon
 from netmon_proxy.settings import Settings
-from netmon_proxy.tls import TlsPolicy
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from netmon.identity.passthrough import ResolvedNames
 from netmon.ops import counters
 from netmon.scan.findings import Hit, ScanResult
 from netmon.store.db import make_engine, upgrade
@@ -42,6 +44,27 @@ def hello_data(
     return tls.ClientHelloData(ctx, client_hello(sni))
 
 
+SERVER = "192.0.2.80"
+
+
+async def school_resolver(name: str) -> list[str]:
+    """The school's resolver in these tests: every name is at SERVER, except unknown.example."""
+    return [] if name.startswith("unknown.") else [SERVER, "fd78::80"]
+
+
+def TlsPolicy(*args: object, **kwargs: object) -> tls_addon.TlsPolicy:  # noqa: N802 - stands in for the class
+    kwargs.setdefault("resolved", ResolvedNames(school_resolver))
+    return tls_addon.TlsPolicy(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def hello(policy: tls_addon.TlsPolicy, data: tls.ClientHelloData) -> tls.ClientHelloData:
+    """Call the hook as mitmproxy does: await what it returns, if anything."""
+    result = policy.tls_clienthello(data)
+    if result is not None:
+        asyncio.run(result)  # type: ignore[arg-type]
+    return data
+
+
 def tls_data(hello: tls.ClientHelloData) -> tls.TlsData:
     return tls.TlsData(hello.context.client, hello.context)
 
@@ -56,19 +79,19 @@ def test_refused_handshake_then_passthrough_for_that_device_only(tmp_path: Path)
     with taddons.context(policy) as tctx:
         tctx.configure(policy, netmon_no_decrypt_file="")
         first = hello_data(tctx, "app.example")
-        policy.tls_clienthello(first)
+        hello(policy, first)
         assert not first.ignore_connection  # first contact: intercepted
         policy.tls_failed_client(tls_data(first))  # the device refused the school's certificate
 
         again = hello_data(tctx, "app.example")
-        policy.tls_clienthello(again)
+        hello(policy, again)
         assert again.ignore_connection
 
         other_device = hello_data(tctx, "app.example", client="10.77.0.11")
-        policy.tls_clienthello(other_device)
+        hello(policy, other_device)
         assert not other_device.ignore_connection
         other_site = hello_data(tctx, "news.example")
-        policy.tls_clienthello(other_site)
+        hello(policy, other_site)
         assert not other_site.ignore_connection
     snap = counters.snapshot()
     assert snap["tls.refused"] == 1
@@ -81,10 +104,10 @@ def test_without_sni_the_destination_address_is_remembered() -> None:
     with taddons.context(policy) as tctx:
         tctx.configure(policy, netmon_no_decrypt_file="")
         first = hello_data(tctx, None, dest="192.0.2.99")
-        policy.tls_clienthello(first)
+        hello(policy, first)
         policy.tls_failed_client(tls_data(first))
         again = hello_data(tctx, None, dest="192.0.2.99")
-        policy.tls_clienthello(again)
+        hello(policy, again)
         assert again.ignore_connection
 
 
@@ -97,7 +120,7 @@ def test_passthrough_memory_expires(monkeypatch: pytest.MonkeyPatch) -> None:
         later = time.monotonic() + 61
         monkeypatch.setattr(time, "monotonic", lambda: later)
         again = hello_data(tctx, "app.example")
-        policy.tls_clienthello(again)
+        hello(policy, again)
         assert not again.ignore_connection
 
 
@@ -107,10 +130,10 @@ def test_no_decrypt_list_default_file_and_extra_domains() -> None:
         tctx.configure(policy, netmon_no_decrypt=["bank.example"])
         for host in ("www.nhs.uk", "online.bank.example"):
             data = hello_data(tctx, host)
-            policy.tls_clienthello(data)
+            hello(policy, data)
             assert data.ignore_connection, host
         data = hello_data(tctx, "news.example")
-        policy.tls_clienthello(data)
+        hello(policy, data)
         assert not data.ignore_connection
     assert counters.snapshot()["tls.passthrough.no-decrypt"] == 2
 
@@ -160,7 +183,7 @@ def test_passthrough_visit_checked_against_url_lists_as_sni_incident() -> None:
     with taddons.context(policy) as tctx:
         tctx.configure(policy, netmon_no_decrypt=["bad.example", "fine.example"])
         for host in ("www.bad.example", "fine.example"):
-            policy.tls_clienthello(hello_data(tctx, host))
+            hello(policy, hello_data(tctx, host))
     assert len(submitted) == 1
     result = submitted[0]
     assert result.findings[0].source == "sni"
@@ -179,7 +202,7 @@ def test_a_broken_url_list_lookup_fails_open() -> None:
     with taddons.context(policy) as tctx:
         tctx.configure(policy, netmon_no_decrypt=["x.example"])
         data = hello_data(tctx, "x.example")
-        policy.tls_clienthello(data)
+        hello(policy, data)
         assert data.ignore_connection
     assert counters.snapshot()["tls.error.monitor"] == 1
 
@@ -192,14 +215,18 @@ def test_passthrough_visits_recorded_once_as_audit_events(tmp_path: Path) -> Non
         tctx.configure(policy, netmon_db=url, netmon_no_decrypt_file="", netmon_no_decrypt=["bank.example"])
         policy.running()
         for _ in range(3):
-            policy.tls_clienthello(hello_data(tctx, "www.bank.example"))
+            hello(policy, hello_data(tctx, "www.bank.example"))
         policy.done()
     engine = make_engine(url)
     with Session(engine) as session:
         events = session.scalars(select(AuditEvent).where(AuditEvent.action == "tls.passthrough")).all()
     engine.dispose()
     assert [(e.actor, e.subject, e.detail) for e in events] == [
-        ("10.77.0.10", "www.bank.example", {"client_ip": "10.77.0.10", "reason": "no-decrypt"})
+        (
+            "10.77.0.10",
+            "www.bank.example",
+            {"client_ip": "10.77.0.10", "address": SERVER, "reason": "no-decrypt"},
+        )
     ]
 
 
@@ -214,14 +241,14 @@ def test_with_the_portal_on_unsigned_devices_get_no_refused_before_passthrough()
         first = hello_data(tctx, "pinned.example")
         policy.tls_failed_client(tls_data(first))
         unsigned = hello_data(tctx, "pinned.example")
-        policy.tls_clienthello(unsigned)
+        hello(policy, unsigned)
         assert not unsigned.ignore_connection  # fails closed: the gate answers it
         bank = hello_data(tctx, "www.bank.example")
-        policy.tls_clienthello(bank)
+        hello(policy, bank)
         assert bank.ignore_connection  # never decrypted, signed in or not
         signed_in.add("10.77.0.10")
         after = hello_data(tctx, "pinned.example")
-        policy.tls_clienthello(after)
+        hello(policy, after)
         assert after.ignore_connection
     assert counters.snapshot()["tls.passthrough.withheld-unsigned"] == 1
 
@@ -233,8 +260,55 @@ def test_the_portal_trust_check_host_is_never_passed_through() -> None:
     with taddons.context(policy) as tctx:
         tctx.configure(policy, netmon_no_decrypt_file="")
         first = hello_data(tctx, "mitm.it")
-        policy.tls_clienthello(first)
+        hello(policy, first)
         policy.tls_failed_client(tls_data(first))
         again = hello_data(tctx, "mitm.it")
-        policy.tls_clienthello(again)
+        hello(policy, again)
         assert not again.ignore_connection
+
+
+@pytest.mark.parametrize(
+    ("sni", "dest", "passes"),
+    [
+        ("www.bank.example", SERVER, True),  # the resolver gives this address for the name
+        ("www.bank.example", "::ffff:192.0.2.80", True),
+        ("www.bank.example", "fd78::80", True),
+        ("www.bank.example", "198.51.100.7", False),  # a forged SNI: any other server
+        ("unknown.bank.example", SERVER, False),  # the name does not resolve at all
+    ],
+)
+def test_no_decrypt_passes_through_only_to_an_address_the_resolver_gives(
+    sni: str, dest: str, passes: bool
+) -> None:
+    policy = TlsPolicy()
+    with taddons.context(policy) as tctx:
+        tctx.configure(policy, netmon_no_decrypt_file="", netmon_no_decrypt=["bank.example"])
+        data = hello(policy, hello_data(tctx, sni, dest=dest))
+        assert data.ignore_connection is passes
+        # the second time the cache answers: a plain call, no coroutine, same decision
+        again = hello_data(tctx, sni, dest=dest)
+        assert policy.tls_clienthello(again) is None
+        assert again.ignore_connection is passes
+    snapshot = counters.snapshot()
+    assert snapshot.get("tls.no-decrypt.mismatch", 0) == (0 if passes else 2)
+
+
+def test_explicit_proxy_connect_name_must_itself_be_on_the_list() -> None:
+    policy = TlsPolicy()
+    with taddons.context(policy) as tctx:
+        tctx.configure(policy, netmon_no_decrypt_file="", netmon_no_decrypt=["bank.example"])
+        genuine = hello(policy, hello_data(tctx, "www.bank.example", dest="www.bank.example"))
+        forged = hello(policy, hello_data(tctx, "www.bank.example", dest="evil.example"))
+    assert genuine.ignore_connection and not forged.ignore_connection
+
+
+def test_a_failing_resolver_means_decrypt_never_passthrough() -> None:
+    async def broken(name: str) -> list[str]:
+        raise RuntimeError("resolver down")
+
+    policy = TlsPolicy(resolved=ResolvedNames(broken))
+    with taddons.context(policy) as tctx:
+        tctx.configure(policy, netmon_no_decrypt_file="", netmon_no_decrypt=["bank.example"])
+        data = hello(policy, hello_data(tctx, "www.bank.example"))
+    assert not data.ignore_connection
+    assert counters.snapshot()["tls.error.resolve"] == 1
