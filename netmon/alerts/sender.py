@@ -19,7 +19,8 @@ import aiosmtplib
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from netmon.alerts.mail import LONDON, SmtpSettings, build_message, message_id, render
+from netmon.alerts.mail import LONDON, build_message, message_id, render
+from netmon.config.settings import SmtpSettings
 from netmon.alerts.outbox import (
     Job,
     claim_due,

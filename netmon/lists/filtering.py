@@ -11,10 +11,16 @@
 
 :func:`load_filtering` validates the file and raises :class:`ConfigError` located by file and key.
 :func:`build_lists` compiles the named lists into an immutable :class:`Lists` snapshot.
+
+Why one module: the filtering policy, its compiled snapshot, the safe-search rewrite, the block page and
+the allow-list's audit trail are one decision (monitor, block or rewrite, and why) that a school reads
+and changes together; each part is small and they share the policy's types. (To split next: safe search
+and the block page into their own modules.)
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 import time
@@ -24,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from netmon.config.yamlfile import load_yaml
 from netmon.errors import ConfigError
 from netmon.hosts import normalise_host
 from netmon.lists.hashindex import DEFAULT_THRESHOLD, HashIndex
@@ -120,30 +127,6 @@ class FilterPolicy:
         return any("block" in g.actions.values() for g in self.groups.values())
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    where = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(where, "file not found (copy policy/filtering.yaml from netmon)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(where, f"cannot read: {exc}") from exc
-    try:
-        data = YAML(typ="safe", pure=True).load(text)
-    except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"line {mark.line + 1}: " if mark is not None else ""
-        raise ConfigError(where, f"{line}invalid YAML: {getattr(exc, 'problem', None) or exc}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(where, "must be a mapping of keys (got a list or a value)")
-    return data
-
-
 def _str_list(value: object, where: str) -> list[str]:
     if value is None:
         return []
@@ -187,7 +170,11 @@ def parse_filtering(data: Mapping[str, Any], path: str, base: Path | None = None
         actions: dict[str, str] = {}
         for cat, action in cats.items():
             if action not in ACTIONS:
-                raise ConfigError(f"{where}.categories.{cat}", f"must be block or monitor (got {action!r})")
+                close = difflib.get_close_matches(str(action), ACTIONS, n=1)
+                hint = f": did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(
+                    f"{where}.categories.{cat}", f"must be block or monitor (got {action!r}{hint})"
+                )
             actions[str(cat)] = str(action)
         safe = settings.get("safe_search", False)
         if not isinstance(safe, bool):
@@ -246,7 +233,7 @@ def parse_filtering(data: Mapping[str, Any], path: str, base: Path | None = None
 def load_filtering(path: Path | str) -> FilterPolicy:
     """Read and validate ``filtering.yaml`` (a missing file is an error: pass the default policy's)."""
     p = Path(path)
-    return parse_filtering(_read_yaml(p), str(p), p.parent)
+    return parse_filtering(load_yaml(p, missing="copy policy/filtering.yaml from netmon"), str(p), p.parent)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,11 @@
 Each check returns a :class:`Check` (``ok``, ``warn`` or ``fail``, a message and a fix). Checks read the
 system (``/proc/sys``, ``nft``, sockets, files) and netmon's own configuration; none changes anything
 (the database check writes inside a transaction that it rolls back).
+
+Why one module: every check reads the same :class:`Settings` and returns the same :class:`Check`, and
+``netmon doctor`` runs them as one list in one order; each check is a short function that changes only
+when the part of the gateway it looks at changes. (The files it reads live in
+:mod:`netmon.config.gateway`, the environment in :mod:`netmon.config.settings`.)
 """
 
 from __future__ import annotations
@@ -17,12 +22,17 @@ import ssl
 import stat
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from netmon.config import paths
+from netmon.config.gateway import read_env_file as read_env_file
+from netmon.config.gateway import read_nft_vars, read_options
+from netmon.config.settings import DEFAULT_TLS, SmtpSettings
+from netmon.config.settings import Settings as Environment
+from netmon.errors import ConfigError
 from netmon.ops import counters
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -60,63 +70,16 @@ class Settings:
     library_overlay: Path | None = None
     policy: Path = paths.DEFAULT_POLICY_DIR
     no_decrypt_file: Path | None = paths.DEFAULT_POLICY_DIR / "no-decrypt.txt"
-    smtp_host: str = ""
+    smtp_host: str = ""  # empty: NETMON_SMTP_HOST is not set
     smtp_port: int = 0
-    smtp_tls: str = "starttls"
+    smtp_tls: str = DEFAULT_TLS
+    smtp: SmtpSettings | None = None  # as the alert sender reads it (netmon.config.settings)
+    smtp_error: str = ""  # an invalid NETMON_SMTP_* variable
     sysctl_root: Path = Path("/proc/sys")
     mode: tuple[str, ...] = ("regular",)
 
 
 # -- configuration ------------------------------------------------------------------------------------
-
-
-def read_options(path: Path) -> dict[str, Any]:
-    """The mapping of a mitm_config.yaml (relative paths resolved against its folder)."""
-    from ruamel.yaml import YAML, YAMLError
-
-    try:
-        data = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, YAMLError) as exc:
-        raise ValueError(f"{path}: cannot read: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: must be a mapping of option: value")
-    base = path.resolve().parent
-    for key in (
-        "netmon_library",
-        "netmon_library_overlay",
-        "netmon_policy",
-        "netmon_state_dir",
-        "confdir",
-        "netmon_no_decrypt_file",
-    ):
-        value = data.get(key)
-        if isinstance(value, str) and value and not Path(value).is_absolute():
-            data[key] = str((base / value).resolve())
-    return data
-
-
-def read_nft_vars(path: Path) -> dict[str, str]:
-    """``define NAME = value`` lines of netmon-vars.nft (quotes removed)."""
-    out: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        match = re.match(r"\s*define\s+(\w+)\s*=\s*(.+?)\s*(#.*)?$", line)
-        if match:
-            out[match.group(1)] = match.group(2).strip().strip('"')
-    return out
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """``KEY=VALUE`` lines of a systemd EnvironmentFile (comments, blank lines and quotes handled)."""
-    out: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", ";")) or "=" not in line:
-            continue
-        key, value = (part.strip() for part in line.removeprefix("export ").split("=", 1))
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        out[key] = value
-    return out
 
 
 def settings_from(config_path: Path | None, *, nft_vars: Path | None = None, **overrides: Any) -> Settings:
@@ -150,16 +113,29 @@ def settings_from(config_path: Path | None, *, nft_vars: Path | None = None, **o
     if vars_path.exists():
         values = read_nft_vars(vars_path)
         s.interface = values.get("PUPIL_IF")
-    s.interface = os.environ.get("NETMON_PUPIL_IF") or s.interface
-    s.portal_port = int(os.environ.get("NETMON_PORTAL_PORT") or DEFAULT_PORTAL_PORT)
-    s.smtp_host = os.environ.get("NETMON_SMTP_HOST", "")
-    s.smtp_tls = os.environ.get("NETMON_SMTP_TLS", "starttls").lower()
-    default_smtp_port = {"ssl": 465, "none": 25}.get(s.smtp_tls, 587)
-    s.smtp_port = int(os.environ.get("NETMON_SMTP_PORT") or default_smtp_port)
+    _apply_environment(s, os.environ)
     for key, value in overrides.items():
         if value is not None:
             setattr(s, key, value)
     return s
+
+
+def _apply_environment(s: Settings, env: Mapping[str, str]) -> None:
+    """The ``NETMON_*`` settings, read exactly as the proxy and the alert sender read them."""
+    try:
+        smtp = SmtpSettings.from_env(env)
+    except ConfigError as exc:
+        s.smtp_error = str(exc)
+    else:
+        s.smtp = smtp
+        s.smtp_host = smtp.host if smtp.configured else ""
+        s.smtp_port, s.smtp_tls = smtp.port, smtp.tls
+    try:
+        environment = Environment.from_env({k: v for k, v in env.items() if not k.startswith("NETMON_SMTP_")})
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    s.interface = environment.pupil_if or s.interface
+    s.portal_port = environment.portal_port
 
 
 # -- checks -------------------------------------------------------------------------------------------
@@ -407,6 +383,8 @@ def check_database(s: Settings) -> Check:
 
 
 def check_smtp(s: Settings) -> Check:
+    if s.smtp_error:
+        return Check("smtp", FAIL, s.smtp_error, "fix that variable in /etc/netmon/netmon.env")
     if not s.smtp_host:
         return Check(
             "smtp",
@@ -414,14 +392,15 @@ def check_smtp(s: Settings) -> Check:
             "NETMON_SMTP_HOST is not set: alerts stay in the outbox, unmailed",
             "set NETMON_SMTP_HOST (and port, user, password) in /etc/netmon/netmon.env",
         )
+    context = (s.smtp.tls_context() if s.smtp else None) or ssl.create_default_context()
     try:
         if s.smtp_tls == "ssl":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(
-                s.smtp_host, s.smtp_port, timeout=5, context=ssl.create_default_context()
-            )
+            client: smtplib.SMTP = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=5, context=context)
         else:
             client = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=5)
         with client:
+            if s.smtp_tls == "starttls":
+                client.starttls(context=context)
             code, _ = client.noop()
     except (OSError, smtplib.SMTPException) as exc:
         return Check(

@@ -305,3 +305,41 @@ def test_env_file_supplies_smtp_settings(tmp_path: Path, smtp_server: Controller
     )
     checks = {c["name"]: c for c in json.loads(result.stdout)}
     assert checks["smtp"]["status"] == OK, checks["smtp"]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"NETMON_SMTP_HOST": "mail.school.example"},
+        {"NETMON_SMTP_HOST": "mail.school.example", "NETMON_SMTP_TLS": "starttls"},
+        {"NETMON_SMTP_HOST": "mail.school.example", "NETMON_SMTP_TLS": "ssl"},
+        {"NETMON_SMTP_HOST": "mail.school.example", "NETMON_SMTP_TLS": "none", "NETMON_SMTP_PORT": "2525"},
+        {"NETMON_SMTP_HOST": "mail.school.example", "NETMON_SMTP_TLS": "STARTTLS", "NETMON_SMTP_PORT": "26"},
+    ],
+)
+def test_sender_and_doctor_agree_on_smtp(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from netmon.alerts.mail import SmtpSettings
+
+    for name in [n for n in os.environ if n.startswith("NETMON_SMTP_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    sender = SmtpSettings.from_env(os.environ).client_kwargs()
+    s = doctor.settings_from(None, nft_vars=Path("/nonexistent"))
+    assert (s.smtp_host, s.smtp_port) == (sender["hostname"], sender["port"])
+    assert s.smtp_tls == ("ssl" if sender["use_tls"] else "starttls" if sender["start_tls"] else "none")
+
+
+def test_documented_smtp_defaults() -> None:
+    from netmon.config.settings import SETTINGS, SmtpSettings
+
+    assert SmtpSettings.from_env({"NETMON_SMTP_HOST": "m"}).port == 25  # TLS none unless set
+    assert {s.name for s in SETTINGS} >= {"NETMON_SMTP_HOST", "NETMON_SMTP_PORT", "NETMON_SMTP_TLS"}
+    assert all(s.description and "\n" not in s.description for s in SETTINGS)
+
+
+def test_doctor_names_a_bad_smtp_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NETMON_SMTP_HOST", "m")
+    monkeypatch.setenv("NETMON_SMTP_PORT", "70000")
+    check = doctor.check_smtp(doctor.settings_from(None, nft_vars=Path("/nonexistent")))
+    assert check.status == FAIL and check.message.startswith("NETMON_SMTP_PORT: must be 1-65535")
