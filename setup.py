@@ -6,6 +6,7 @@ generic lands in site-packages:
 - ``netmon/``          -> ``netmon``         the core (and its sub-packages)
 - ``addons/``          -> ``netmon_proxy``   the mitmproxy adapters
 - ``captive_portal/``  -> ``netmon_portal``  the pupils' portal
+- ``console/``         -> ``netmon_console`` the staff console
 
 A built wheel (or ``pip install .``) also carries the default data under ``netmon/_shipped/``:
 ``library/``, ``policy/``, ``deploy/`` and ``mitm_config.yaml``. ``netmon.config.paths`` finds them there,
@@ -19,7 +20,7 @@ from setuptools import find_namespace_packages, setup
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
-FACES = {"netmon_proxy": "addons", "netmon_portal": "captive_portal"}
+FACES = {"netmon_proxy": "addons", "netmon_portal": "captive_portal", "netmon_console": "console"}
 DATA = ("library", "policy", "deploy", "mitm_config.yaml")
 
 

@@ -300,10 +300,11 @@ def spreadsheet_cell(value: Any) -> Any:
     return text
 
 
-def write_csv(rows: Iterator[dict[str, Any]], out: TextIO) -> int:
+def write_csv(rows: Iterator[dict[str, Any]], out: TextIO, header: bool = True) -> int:
     """The view as CSV (open ``out`` with ``encoding="utf-8-sig", newline=""`` for Excel)."""
     writer = csv.writer(out)
-    writer.writerow(CSV_FIELDS)
+    if header:
+        writer.writerow(CSV_FIELDS)
     n = 0
     for row in rows:
         flat = dict(zip(FIELDS, csv_row(row), strict=True))

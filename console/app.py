@@ -1,0 +1,101 @@
+"""The console's Flask app: configuration, the request guard (CSRF, session, sign-in required) and errors."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, abort, g, redirect, render_template, request, session, url_for
+from netmon_console import auditlog, auth, views
+from netmon_console.guard import RateLimiter, SessionInterface, csrf_ok, csrf_token, security_headers
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from netmon.store.db import make_engine
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+PUBLIC = {"auth.signin", "auth.totp", "static", "healthz"}
+
+
+@dataclass
+class ConsoleConfig:
+    """Everything the console needs; ``netmon console`` fills it from its options and the environment."""
+
+    db_url: str
+    secret_key: str = ""  # cookie signing key: NETMON_CONSOLE_SECRET, else random per start
+    trust_proxy: bool = False  # behind the school's own TLS reverse proxy: honour one X-Forwarded-* hop
+    secure_cookies: bool | None = None  # None: Secure except plain HTTP on loopback
+    idle: timedelta = timedelta(minutes=15)
+    max_length: timedelta = timedelta(hours=10)
+    lock_after: int = 5  # failed sign-ins (password or code) before the account locks
+    lock_for: timedelta = timedelta(minutes=15)
+    ip_limit: tuple[int, float] = (20, 60.0)  # sign-in attempts per address per seconds
+    public_url: str = ""  # how staff reach the console, for links in alerts (informational)
+    engine_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ConsoleState:
+    config: ConsoleConfig
+    engine: Any
+    ip_limiter: RateLimiter
+
+
+def create_app(config: ConsoleConfig) -> Flask:
+    app = Flask(__name__, template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"))
+    app.config.update(
+        SECRET_KEY=config.secret_key or secrets.token_hex(32),
+        SESSION_COOKIE_NAME="netmon_console",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        MAX_CONTENT_LENGTH=256 * 1024,
+        PROPAGATE_EXCEPTIONS=False,
+        NETMON_SECURE_COOKIES=config.secure_cookies,
+    )
+    app.session_interface = SessionInterface()
+    if config.trust_proxy:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    app.extensions["netmon_console"] = ConsoleState(
+        config, make_engine(config.db_url, **config.engine_options), RateLimiter(*config.ip_limit)
+    )
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(views.bp)
+    app.register_blueprint(auditlog.bp)
+
+    @app.before_request
+    def _guard() -> Any:
+        if request.method not in ("GET", "HEAD") and not csrf_ok(session, request.form.get("csrf")):
+            abort(400, "The form expired or did not come from the console: reload the page and retry.")
+        response = auth.check_session()
+        if response is not None:
+            return response
+        if g.staff is None and request.endpoint not in PUBLIC:
+            return redirect(url_for("auth.signin"))
+        return None
+
+    app.after_request(security_headers)
+
+    @app.context_processor
+    def _context() -> dict[str, Any]:
+        return {"csrf": csrf_token(session), "staff": g.get("staff")}
+
+    @app.route("/healthz")
+    def healthz() -> Any:
+        return {"ok": True}
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        return render_template("error.html", code=exc.code, name=exc.name, text=exc.description), exc.code
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Any:
+        log.exception("console: unexpected error on %s", request.endpoint)
+        return render_template("error.html", code=500, name="Error", text="Something went wrong."), 500
+
+    return app

@@ -1,0 +1,64 @@
+"""``netmon console``: run the staff console under waitress (a production WSGI server)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+
+import click
+
+from netmon.config.paths import default_db_url
+from netmon.errors import NetmonError
+
+
+@click.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Keep it off the pupils' network (staff VLAN, or behind a TLS proxy).",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=8070, show_default=True, help="Port.")
+@click.option("--db", "db_url", default=None, help="Database URL (default: SQLite in ./var).")
+@click.option("--threads", type=click.IntRange(1, 64), default=4, show_default=True, help="Worker threads.")
+@click.option(
+    "--idle-minutes", type=click.IntRange(1), default=15, show_default=True, help="Sign out after idling."
+)
+@click.option("--trust-proxy", is_flag=True, help="Behind your own TLS reverse proxy: honour X-Forwarded-*.")
+def console(
+    host: str, port: int, db_url: str | None, threads: int, idle_minutes: int, trust_proxy: bool
+) -> None:
+    """Run the staff console (triage, incidents, outcomes, audit).
+
+    NETMON_CONSOLE_SECRET (environment) keys the session cookies; without it sessions end on restart.
+    Add staff with `netmon staff add`.
+    """
+    from netmon_console.app import ConsoleConfig, create_app
+    from waitress import create_server
+
+    from netmon.store.db import upgrade
+
+    url = db_url or default_db_url()
+    config = ConsoleConfig(
+        db_url=url,
+        secret_key=os.environ.get("NETMON_CONSOLE_SECRET", ""),
+        trust_proxy=trust_proxy,
+        idle=timedelta(minutes=idle_minutes),
+    )
+    try:
+        upgrade(url)
+        app = create_app(config)
+        server = create_server(app, host=host, port=port, threads=threads, ident="netmon")
+    except NetmonError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    logging.getLogger("waitress").setLevel(logging.WARNING)
+    click.echo(f"netmon console on http://{host}:{port}/", err=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
