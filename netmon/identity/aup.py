@@ -96,21 +96,13 @@ def _parse_text(path: Path, language: str) -> AupText:
 
 def load_aup(directory: Path | None = None) -> Aup:
     """Load and validate the AUP in ``directory`` (default: the shipped ``policy/aup``)."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    from netmon.config.yamlfile import load_yaml
 
     directory = Path(directory or DEFAULT_AUP_DIR)
     meta_path = directory / "aup.yaml"
-    try:
-        meta = YAML(typ="safe").load(meta_path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as exc:
-        raise ConfigError(
-            str(meta_path), "missing: create it with `version:` and `default_language:`"
-        ) from exc
-    except (OSError, YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(meta_path), f"cannot read: {exc}") from exc
-    if not isinstance(meta, dict):
-        raise ConfigError(str(meta_path), "must be a mapping with `version:` and `default_language:`")
+    if not meta_path.exists():
+        raise ConfigError(str(meta_path), "missing: create it with `version:` and `default_language:`")
+    meta = load_yaml(meta_path, what="a mapping with `version:` and `default_language:`")
     unknown = set(meta) - {"version", "default_language", "names"}
     if unknown:
         raise ConfigError(

@@ -59,13 +59,13 @@ def _path_regex(path: str) -> re.Pattern[str]:
 
 def load_engines(path: Path = ENGINES_FILE) -> tuple[Engine, ...]:
     """Read and compile the engines table (raises ConfigError naming the file and key)."""
-    from ruamel.yaml import YAML, YAMLError
+    from netmon.config.yamlfile import load_yaml
 
     try:
-        doc = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
-    except (OSError, YAMLError) as exc:
-        raise ConfigError(str(path), f"cannot read the search engines table: {exc}") from exc
-    engines = doc.get("engines") if isinstance(doc, dict) else None
+        doc = load_yaml(path)
+    except ConfigError as exc:
+        raise ConfigError(exc.where, f"cannot read the search engines table: {exc.message}") from None
+    engines = doc.get("engines")
     if not isinstance(engines, dict) or not engines:
         raise ConfigError(str(path), "engines: must be a mapping of engine name -> hosts and paths")
     out = []
