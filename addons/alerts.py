@@ -3,7 +3,8 @@ e-mail sender as a task in mitmdump's event loop.
 
 - ``hit_filter(context, hit)`` and ``after_batch(session, incidents)`` are registered on the
   :class:`~netmon_proxy.recorder.IncidentRecorder` given to the constructor; they run in the recorder's writer
-  thread, on the current policy snapshot (reloaded by a :class:`~netmon.config.policy.PolicyWatcher` thread).
+  thread, on the current snapshot of the process's one policy (:class:`~netmon_proxy.settings.SharedPolicy`,
+  shared with the filtering group lookup and reloaded by one watcher).
 - The :class:`~netmon.alerts.sender.AlertSender` task does every database step in a thread
   (``asyncio.to_thread``) and SMTP natively; ``done`` stops it. Alerts already in the outbox survive a
   stop and are sent by the next start.
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mitmproxy import ctx, exceptions
+from netmon_proxy.settings import SharedPolicy
 
 from netmon.errors import ConfigError
 
@@ -28,8 +30,9 @@ log = logging.getLogger(__name__)
 
 
 class AlertDelivery:
-    def __init__(self, recorder: Any = None) -> None:
-        self.watcher: Any = None
+    def __init__(self, recorder: Any = None, policy: SharedPolicy | None = None) -> None:
+        self.policy = policy if policy is not None else SharedPolicy()
+        self.watcher: Any = None  # the PolicySource in use (read .current)
         self.sender: Any = None
         self._task: asyncio.Task[None] | None = None
         self._rules: Any = None
@@ -46,18 +49,13 @@ class AlertDelivery:
         )
 
     def configure(self, updated: set[str]) -> None:
-        from netmon.alerts.mail import SmtpSettings
-        from netmon.config.policy import PolicyWatcher
+        from netmon.config.settings import SmtpSettings
 
         if "netmon_policy" in updated:
             try:
-                watcher = PolicyWatcher(Path(ctx.options.netmon_policy))
+                self.watcher = self.policy.use(Path(ctx.options.netmon_policy))
             except ConfigError as exc:
                 raise exceptions.OptionsError(str(exc)) from exc
-            if self.watcher is not None:
-                self.watcher.stop()
-                watcher.start()
-            self.watcher = watcher
         if "netmon_alerts" in updated and ctx.options.netmon_alerts:
             try:
                 SmtpSettings.from_env(os.environ)
@@ -83,8 +81,8 @@ class AlertDelivery:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def running(self) -> None:
-        from netmon.alerts.mail import SmtpSettings
         from netmon.alerts.sender import AlertSender
+        from netmon.config.settings import SmtpSettings
 
         if self.watcher is not None:
             self.watcher.start()

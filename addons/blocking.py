@@ -8,7 +8,8 @@ still an incident: ``UrlListChecker`` records it with ``blocked: true`` and the 
 ``kp=1``) and adds ``YouTube-Restrict: Strict`` for groups with ``safe_search: true``.
 Both fail open: a fault is logged and counted and the request goes on unchanged.
 
-``Filtering(submit)`` bundles the list addons in their order for ``addons/entry.py``.
+``Filtering(submit, policy)`` bundles the list addons in their order for ``addons/entry.py``; ``policy`` is
+the process's one :class:`~netmon_proxy.settings.SharedPolicy` (groups of the school policy).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from mitmproxy import http
 from netmon_proxy.context import flow_host, flow_url
 from netmon_proxy.images import ImageScanner
+from netmon_proxy.settings import SharedPolicy
 from netmon_proxy.urllists import BLOCKED_KEY, HITS_KEY, FilterLists, Submit, UrlListChecker, user_of
 
 from netmon.lists.filtering import block_reference, render_block_page, safe_search
@@ -105,8 +107,8 @@ class Filtering:
     ``host_hits`` is for ``TlsPolicy(host_hits=...)`` (SNI of passed-through connections).
     """
 
-    def __init__(self, submit: Submit) -> None:
-        self.state = FilterLists()
+    def __init__(self, submit: Submit, policy: SharedPolicy | None = None) -> None:
+        self.state = FilterLists(policy)
         self.urls = UrlListChecker(self.state, submit)
         self.images = ImageScanner(self.state, submit)
         self.addons: list[Any] = [

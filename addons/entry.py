@@ -16,7 +16,7 @@ from netmon_proxy.identity import IdentityTagger, PortalGate
 from netmon_proxy.phrase_scanner import PhraseScanner
 from netmon_proxy.recorder import IncidentRecorder
 from netmon_proxy.runtime import FreezeStartup
-from netmon_proxy.settings import Settings
+from netmon_proxy.settings import Settings, SharedPolicy
 from netmon_proxy.status import StatusWriter
 from netmon_proxy.tls import TlsPolicy, identify_with
 
@@ -25,7 +25,8 @@ def build() -> list[object]:
     recorder = IncidentRecorder()
     submit = recorder.submit
     identity = IdentityTagger()
-    filtering = Filtering(submit)  # lists, safe search, URL lists, blocker, image scanner
+    policy = SharedPolicy()  # the school policy: loaded once, reloaded for every part that reads it
+    filtering = Filtering(submit, policy)  # lists, safe search, URL lists, blocker, image scanner
     chain: list[object] = [
         Settings(),
         identity,
@@ -34,7 +35,7 @@ def build() -> list[object]:
         filtering,
         PhraseScanner(submit),
         recorder,
-        AlertDelivery(recorder),
+        AlertDelivery(recorder, policy),
         StatusWriter(),  # its final status.json counts what the others did while stopping
         FreezeStartup(),  # last: once every part has loaded its state
     ]

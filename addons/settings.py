@@ -1,14 +1,20 @@
-"""Options shared by every netmon addon, declared once, validated at start-up."""
+"""Options shared by every netmon addon, declared once, validated at start-up; and the one school
+policy of the proxy process (:class:`SharedPolicy`)."""
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 from mitmproxy import ctx, exceptions
 
 from netmon.config import paths
+from netmon.config.policy import Policy, PolicySource
+
+log = logging.getLogger(__name__)
 
 
 def _default_db() -> str:
@@ -99,3 +105,41 @@ def check(opts: Any, updated: set[str] | None = None) -> None:
             raise exceptions.OptionsError(
                 f"netmon_library_overlay: no such directory: {opts.netmon_library_overlay}"
             )
+
+
+class SharedPolicy:
+    """The school policy (``policy/school.yaml`` + ``alerts.yaml``) loaded once per proxy process.
+
+    The composition root makes one and hands it to every part that uses the policy (the alert delivery
+    and the filtering group lookup): :meth:`use` loads the directory once (a second caller with the same
+    directory shares the same :class:`~netmon.config.policy.PolicySource`), and the source's one watcher
+    reloads it for all of them. Raises :class:`~netmon.errors.ConfigError` when the policy is invalid.
+    """
+
+    def __init__(self, interval: float = 2.0) -> None:
+        self.interval = interval
+        self.source: PolicySource | None = None
+        self._lock = threading.Lock()
+
+    def use(self, directory: str | Path) -> PolicySource:
+        path = Path(directory).resolve()
+        with self._lock:
+            if self.source is None or self.source.directory.resolve() != path:
+                new = PolicySource(path, interval=self.interval)
+                old, self.source = self.source, new
+                if old is not None and old.running:
+                    old.stop()
+                    new.start()
+            return self.source
+
+    @property
+    def current(self) -> Policy | None:
+        return self.source.current if self.source is not None else None
+
+    def start(self) -> None:
+        if self.source is not None:
+            self.source.start()
+
+    def stop(self) -> None:
+        if self.source is not None:
+            self.source.stop()

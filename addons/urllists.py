@@ -21,6 +21,7 @@ from typing import Any
 
 from mitmproxy import ctx, exceptions, http
 from netmon_proxy.context import USER_KEY, flow_context, flow_url
+from netmon_proxy.settings import SharedPolicy
 
 from netmon.config import paths
 from netmon.errors import ConfigError
@@ -69,8 +70,9 @@ def _entry_dict(entry: UrlEntry) -> dict[str, Any]:
 class FilterLists:
     """Holds the current :class:`Lists` snapshot; the other list addons read ``self.lists``."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy: SharedPolicy | None = None) -> None:
         self.lists: Lists | None = None
+        self.policy = policy if policy is not None else SharedPolicy()
         self._groups_for: Callable[..., frozenset[str]] | None = None
         self._mtimes: tuple[tuple[str, float], ...] = ()
         self._stop = threading.Event()
@@ -155,7 +157,7 @@ class FilterLists:
         except ConfigError as exc:
             raise exceptions.OptionsError(str(exc)) from exc
         self._swap(lists)
-        self._groups_for = _policy_groups(getattr(ctx.options, "netmon_policy", ""))
+        self._groups_for = _policy_groups(self.policy, getattr(ctx.options, "netmon_policy", ""))
 
     def _swap(self, lists: Lists) -> None:
         old = self.lists
@@ -175,6 +177,8 @@ class FilterLists:
         interval = ctx.options.netmon_lists_reload
         opts = ctx.options
         self._audit_to = (getattr(opts, "netmon_db", ""), getattr(opts, "netmon_state_dir", ""))
+        if self._groups_for is not None:
+            self.policy.start()  # idempotent: the alert delivery may have started it already
         if self._thread is None:  # records allow-list changes at start, then watches (interval > 0)
             self._stop.clear()
             self._thread = threading.Thread(
@@ -183,6 +187,7 @@ class FilterLists:
             self._thread.start()
 
     def done(self) -> None:
+        self.policy.stop()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -244,14 +249,14 @@ class FilterLists:
         return self.lists.policy.names_for(user, extra)
 
 
-def _policy_groups(directory: str) -> Callable[..., frozenset[str]] | None:
-    """``groups_for`` of the school policy (policy/school.yaml), when it loads; else None (logged)."""
+def _policy_groups(shared: SharedPolicy, directory: str) -> Callable[..., frozenset[str]] | None:
+    """``groups_for`` of the process's one school policy (policy/school.yaml): it asks the current
+    snapshot at every call, so an edit of school.yaml reaches the filtering at once. None when the
+    policy does not load (logged)."""
     if not directory or not (Path(directory) / "school.yaml").is_file():
         return None
     try:
-        from netmon.config.policy import load_policy
-
-        return load_policy(Path(directory)).groups_for  # type: ignore[no-any-return]
+        return shared.use(Path(directory)).groups_for
     except Exception as exc:  # noqa: BLE001 - filtering still works on the identity's own groups
         log.warning("filtering: school policy groups unavailable (%s); using identity groups only", exc)
         return None

@@ -237,6 +237,10 @@ class PolicySource:
         was installed."""
         return self._watcher.check()
 
+    @property
+    def running(self) -> bool:
+        return self._watcher.running
+
     def start(self) -> PolicySource:
         self._watcher.start()
         return self

@@ -106,3 +106,42 @@ def test_bad_smtp_setting_fails_start_up(monkeypatch: pytest.MonkeyPatch) -> Non
     with taddons.context(Settings(), delivery) as tctx:
         with pytest.raises(exceptions.OptionsError, match=r"NETMON_SMTP_TLS: must be none, starttls or ssl"):
             tctx.configure(delivery, netmon_alerts=True)
+
+
+def test_one_policy_per_proxy_and_an_edit_reaches_the_filtering_group_lookup(tmp_path: Path) -> None:
+    """The composition root shares one SharedPolicy: AlertDelivery and the filtering group lookup read the
+    same snapshot, and an edit of school.yaml changes both (no restart)."""
+    import shutil
+
+    from netmon_proxy.blocking import Filtering
+    from netmon_proxy.settings import SharedPolicy
+
+    policy_dir = tmp_path / "policy"
+    shutil.copytree(DEFAULT_POLICY_DIR, policy_dir)
+    (policy_dir / "school.yaml").write_text("groups:\n  staff-room: {users: [alice]}\n")
+    shared = SharedPolicy(interval=0.05)
+    delivery = AlertDelivery(IncidentRecorder(), shared)
+    filtering = Filtering(lambda result: None, shared)
+    with taddons.context(Settings(), filtering, delivery) as tctx:
+        tctx.configure(
+            filtering.state,
+            netmon_policy=str(policy_dir),
+            netmon_state_dir=str(tmp_path / "state"),
+            netmon_lists_reload=0,
+        )
+        tctx.configure(delivery, netmon_policy=str(policy_dir), netmon_alerts=False)
+        assert delivery.watcher is shared.source  # loaded once, for both
+        assert "staff-room" in filtering.state.names_for({"user": "alice"})
+        assert "tutors" not in filtering.state.names_for({"user": "dave"})
+        time.sleep(0.01)
+        (policy_dir / "school.yaml").write_text("groups:\n  tutors: {users: [dave]}\n")
+        shared.start()
+        try:
+            deadline = time.monotonic() + 10
+            while "tutors" not in filtering.state.names_for({"user": "dave"}) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert "tutors" in filtering.state.names_for({"user": "dave"})
+            assert "staff-room" not in filtering.state.names_for({"user": "alice"})
+            assert "tutors" in delivery.watcher.current.groups
+        finally:
+            shared.stop()
