@@ -86,8 +86,8 @@ def _incident(db: Session, uid: str) -> Incident:
     if incident is None:
         abort(404)
     if not queries.in_scope(g.staff.scope, incident.year_group, incident.groups):
-        record(db, "console.incident.refused", incident.uid, path=request.path)
-        db.commit()
+        with Session(state().engine) as audit_db, audit_db.begin():  # kept although this request fails
+            record(audit_db, "console.incident.refused", incident.uid, path=request.path)
         abort(403)
     return incident
 
@@ -189,8 +189,7 @@ def review(uid: str) -> Any:
         )
         try:
             entry = change_review(db, found, g.staff.username, change)
-        except ReviewError as exc:
-            db.rollback()
+        except ReviewError as exc:  # raised before anything is written
             return redirect(url_for("console.incident", uid=found.uid, error=str(exc)) + "#review")
         if entry is not None:
             record(db, "console.incident.change", found.uid, changes=entry.changes, note=bool(entry.note))
@@ -205,13 +204,13 @@ def export() -> Response:
     with Session(state().engine) as db, db.begin():
         record(db, "console.export", None, filters=f.describe(), format="csv")
 
+    engine = state().engine
+
     def stream() -> Iterator[str]:
         buffer = io.StringIO()
         buffer.write("\ufeff")
-        with Session(state().engine) as db:
-            rows = queries.export_records(db, f)
-            writer_rows = _chunks(rows, buffer)
-            yield from writer_rows
+        with Session(engine) as db:
+            yield from _chunks(queries.export_records(db, f), buffer)
 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
     response = Response(stream(), mimetype="text/csv")
