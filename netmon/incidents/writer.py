@@ -18,13 +18,19 @@ Replay progress is recorded after each committed batch, so a crash during replay
 ``close(timeout)`` flushes everything (to the store, or to the spill file when the store is down).
 
 Counters (``netmon.ops.counters``): ``recording.submitted``, ``.overflow``, ``.batches``, ``.new``,
-``.merged``, ``.filtered``, ``.spilled``, ``.replayed``, ``.db-errors``, ``.rejected``, ``.filter-errors``,
-``.spill-errors``, ``.spill-corrupt``, ``.writer-errors``.
+``.merged``, ``.filtered``, ``.spilled``, ``.replayed``, ``.db-errors``, ``.store-gone``, ``.rejected``,
+``.filter-errors``, ``.spill-errors``, ``.spill-corrupt``, ``.writer-errors``.
+
+A store that disappears is caught too: the SQLite file deleted or replaced under the running writer
+(checked before each batch, ``netmon.incidents.store_health.SqliteWatch``: an open connection would go
+on writing into the deleted file without an error), locked past the busy timeout, or failing (disk
+full, I/O error). Each is a down store: results spill, ``recording.db-errors`` (and
+``recording.store-gone``) count it, and the spill file is replayed once the file is back.
+The spill file itself is ``netmon.incidents.spill``.
 """
 
 from __future__ import annotations
 
-import base64
 import collections
 import fcntl
 import json
@@ -33,38 +39,31 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import Engine, event, select
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.orm import Session
 
 from netmon.config.paths import state_dir
-from netmon.errors import StoreError
 from netmon.incidents import decisions as incidents
-from netmon.incidents.decisions import HitFilter, IncidentDraft
+from netmon.incidents import spill
+from netmon.incidents.batches import AfterBatch, BatchWriter
+from netmon.incidents.decisions import HitFilter
+from netmon.incidents.spill import SPILL_NAME, result_from_json, result_to_json
+from netmon.incidents.store_health import (
+    STORE_DOWN,
+    SqliteWatch,
+    StoreGone,
+    safe_url,
+    store_down,
+    writer_engine,
+)
 from netmon.ops import counters
-from netmon.scan.findings import FlowContext, Hit, ScanResult, ScanStats, TextFinding
-from netmon.store.db import make_engine, upgrade
-from netmon.store.incidents import Incident
+from netmon.scan.findings import ScanResult
+from netmon.store.db import upgrade
 
 log = logging.getLogger(__name__)
 
-AfterBatch = Callable[[Session, list[Incident]], None]
-SPILL_NAME = "incident-spill.jsonl"
-#: Errors that mean "the store cannot be written now" (down, unreachable, locked): spill, retry later.
-STORE_DOWN = (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError, StoreError)
-
-
-def store_down(exc: BaseException) -> bool:
-    """True when ``exc`` says the store is unavailable (as opposed to a bug or a bad row)."""
-    return isinstance(exc, STORE_DOWN) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+__all__ = ["SPILL_NAME", "STORE_DOWN", "IncidentWriter", "result_from_json", "result_to_json", "store_down"]
 
 
 class IncidentWriter:
@@ -111,7 +110,11 @@ class IncidentWriter:
         self._closed = False
         self._submit_lock = threading.Lock()
         self._last_spill_error = 0.0
-        self.engine = self._make_engine(url, busy_timeout)
+        self.engine = writer_engine(url, busy_timeout)
+        self._watch = SqliteWatch(url)
+        self._batches = BatchWriter(
+            self.engine, dedup_window, hit_filter, self.after_batch, capture_cap, snapshot_cap
+        )
         self.spill_path.parent.mkdir(parents=True, exist_ok=True)
         self._thread = threading.Thread(target=self._run, name="netmon-incident-writer", daemon=True)
         self._thread.start()
@@ -241,7 +244,14 @@ class IncidentWriter:
             self._idle.notify_all()
 
     def _recover(self) -> None:
-        """(Re)connect: migrate when asked, then replay the spill file. Marks the store down on failure."""
+        """(Re)connect: migrate when asked, then replay the spill file. Marks the store down on failure.
+
+        A SQLite file that vanished under the writer is not created again here (that would hide the loss
+        of everything in it, or write to a disk that is not mounted): results spill until it is back."""
+        self.engine.dispose()  # never reuse a connection to a file that was deleted or replaced
+        if self._watch.missing():
+            self._mark_down(StoreGone(f"{self._watch.path}: the database file is gone"))
+            return
         if self.migrate:
             try:
                 upgrade(self.url)
@@ -249,21 +259,24 @@ class IncidentWriter:
                 self._mark_down(exc)
                 return
         was_down = self._down
+        self._watch.settle()
         if self._replay():
             self._down = False
             if was_down:
-                log.warning("incident store %s is writable again", _safe(self.url))
+                log.warning("incident store %s is writable again", safe_url(self.url))
 
     def _mark_down(self, exc: BaseException) -> None:
         if not self._down:
             log.warning(
                 "incident store %s cannot be written (%s); spilling to %s and retrying every %.0fs",
-                _safe(self.url),
+                safe_url(self.url),
                 exc.__class__.__name__,
                 self.spill_path,
                 self.retry_interval,
             )
         counters.incr("recording.db-errors")
+        if isinstance(exc, StoreGone):
+            counters.incr("recording.store-gone")
         self._down = True
         self._next_retry = time.monotonic() + self.retry_interval
 
@@ -292,101 +305,13 @@ class IncidentWriter:
         return True
 
     def _write(self, batch: Sequence[ScanResult]) -> None:
-        drafts = [d for d in (self._build(r) for r in batch) if d is not None]
-        counters.incr("recording.filtered", len(batch) - len(drafts))
-        if not drafts:
-            return
-        window = self.dedup_window
-        with Session(self.engine, expire_on_commit=False, autoflush=False) as session, session.begin():
-            touched: dict[int, Incident] = {}
-            local = self._recent(session, drafts)
-            for draft in drafts:
-                t = draft.time
-                candidates = [
-                    i
-                    for i in local.get(draft.dedup_key, ())
-                    if i.last_seen >= t - window and i.time <= t + window
-                ]
-                if not candidates:
-                    incident = self._new(session, draft)
-                    local.setdefault(draft.dedup_key, []).append(incident)
-                else:
-                    incident = max(candidates, key=lambda i: i.last_seen)
-                    incident.count += 1
-                    incident.last_seen = max(incident.last_seen, t)
-                    incident.time = min(incident.time, t)
-                    incident.batch_repeats += 1
-                    counters.incr("recording.merged")
-                touched[id(incident)] = incident
-            session.flush()
-            for callback in self.after_batch:
-                callback(session, list(touched.values()))
-        counters.incr("recording.batches")
-        for incident in touched.values():
-            if incident.batch_new:
-                counters.incr("recording.new")
-                log.info(
-                    "incident %s recorded: %s severity %d (%s)",
-                    incident.uid,
-                    incident.category,
-                    incident.severity,
-                    incident.source,
-                )
-
-    def _recent(self, session: Session, drafts: Sequence[IncidentDraft]) -> dict[str, list[Incident]]:
-        """Stored incidents that drafts of this batch may merge into, by dedup key (one query a chunk)."""
-        window = self.dedup_window
-        low = min(d.time for d in drafts) - window
-        high = max(d.time for d in drafts) + window
-        keys = sorted({d.dedup_key for d in drafts})
-        found: dict[str, list[Incident]] = {}
-        for start in range(0, len(keys), 500):
-            stmt = select(Incident).where(
-                Incident.dedup_key.in_(keys[start : start + 500]),
-                Incident.last_seen >= low,
-                Incident.time <= high,
-            )
-            for incident in session.scalars(stmt):
-                incident.batch_new, incident.batch_repeats = False, 0
-                found.setdefault(incident.dedup_key, []).append(incident)
-        return found
-
-    def _new(self, session: Session, draft: IncidentDraft) -> Incident:
-        incident = Incident(**draft.row())
-        incident.batch_new, incident.batch_repeats = True, 0
-        session.add(incident)
-        return incident
-
-    def _build(self, result: ScanResult) -> IncidentDraft | None:
-        return incidents.build(
-            result,
-            hit_filter=self._filter if self.hit_filter else None,
-            capture_cap=self.capture_cap,
-            snapshot_cap=self.snapshot_cap,
-        )
-
-    def _filter(self, context: FlowContext, hit: Hit) -> bool:
-        assert self.hit_filter is not None
-        try:
-            return bool(self.hit_filter(context, hit))
-        except Exception:  # noqa: BLE001 - a policy fault records the hit rather than losing it
-            counters.incr("recording.filter-errors")
-            log.exception("hit filter failed for a %s hit; recording it", hit.category)
-            return True
+        self._watch.check()  # an open connection would write into a deleted file without an error
+        self._batches.write(batch)
 
     # ---- the spill file --------------------------------------------------------------------------
 
     def _rejected_path(self) -> Path:
-        return self.spill_path.with_name("incident-rejected.jsonl")
-
-    @contextmanager
-    def _spill_lock(self) -> Iterator[None]:
-        with open(self.spill_path.with_name(SPILL_NAME + ".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        return self.spill_path.with_name(spill.REJECTED_NAME)
 
     def _spill(self, results: Sequence[ScanResult]) -> None:
         try:
@@ -411,33 +336,18 @@ class IncidentWriter:
         counters.incr("recording.spilled", len(results))
 
     def _append(self, path: Path, results: Sequence[ScanResult]) -> None:
-        lines = "".join(
-            json.dumps(result_to_json(r), separators=(",", ":"), default=str) + "\n" for r in results
-        )
-        with self._spill_lock():
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, lines.encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-    def _replay_files(self) -> list[Path]:
-        return sorted(self.spill_path.parent.glob(SPILL_NAME + ".replay-*[0-9]"))
+        spill.append(path, results, self.spill_path)
 
     def _spill_pending(self) -> bool:
-        return self.spill_path.exists() or bool(self._replay_files())
+        return spill.pending(self.spill_path)
 
     def _replay(self) -> bool:
         """Claim the spill file and write it to the store in batches (dedup applies as usual).
 
         True when everything pending was written; False when the store failed (the rest stays on disk).
         """
-        with self._spill_lock():
-            if self.spill_path.exists():
-                claimed = self.spill_path.with_name(f"{SPILL_NAME}.replay-{os.getpid()}-{time.time_ns()}")
-                os.replace(self.spill_path, claimed)
-        return all(self._replay_file(path) for path in self._replay_files())
+        spill.claim(self.spill_path)
+        return all(self._replay_file(path) for path in spill.replay_files(self.spill_path))
 
     def _replay_file(self, path: Path) -> bool:
         progress = path.with_name(path.name + ".done")
@@ -454,7 +364,7 @@ class IncidentWriter:
                 if lineno <= done:
                     continue
                 try:
-                    batch.append(result_from_json(json.loads(raw)))
+                    batch.append(spill.result_from_json(json.loads(raw)))
                 except (ValueError, KeyError, TypeError):
                     log.warning("%s:%d: unreadable spilled result skipped", path, lineno)
                     counters.incr("recording.spill-corrupt")
@@ -499,78 +409,3 @@ class IncidentWriter:
                 counters.incr("recording.rejected")
                 self._append(self._rejected_path(), [result])
         return True
-
-    @staticmethod
-    def _make_engine(url: str, busy_timeout: float | None) -> Engine:
-        kwargs: dict[str, Any] = {}
-        backend = make_url(url).get_backend_name()
-        if backend == "postgresql":
-            kwargs["connect_args"] = {"connect_timeout": 10}
-        engine = make_engine(url, **kwargs)
-        if backend == "sqlite" and busy_timeout is not None:
-            ms = int(busy_timeout * 1000)
-
-            def _busy(dbapi_connection: Any, record: Any) -> None:
-                dbapi_connection.execute(f"PRAGMA busy_timeout={ms}")
-
-            event.listen(engine, "connect", _busy)
-        return engine
-
-
-def _safe(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except SQLAlchemyError:
-        return "<invalid url>"
-
-
-# ---- (de)serialising results for the spill file --------------------------------------------------
-
-
-def result_to_json(result: ScanResult) -> dict[str, Any]:
-    """Plain JSON-able form of a scan result (snapshot as base64)."""
-    ctx = result.context
-    return {
-        "v": 1,
-        "context": {**{k: getattr(ctx, k) for k in FlowContext.__slots__}, "groups": list(ctx.groups)},
-        "findings": [
-            {
-                "source": f.source,
-                "text": f.text,
-                "label": f.label,
-                "hits": [{k: getattr(h, k) for k in Hit.__slots__} for h in f.hits],
-            }
-            for f in result.findings
-        ],
-        "stats": {"bytes_scanned": result.stats.bytes_scanned, "skipped": list(result.stats.skipped)},
-        "snapshot": base64.b64encode(result.snapshot).decode() if result.snapshot is not None else None,
-        "snapshot_type": result.snapshot_type,
-        "evidence": result.evidence,
-    }
-
-
-def result_from_json(data: dict[str, Any]) -> ScanResult:
-    ctx = dict(data["context"])
-    ctx["groups"] = tuple(ctx.get("groups") or ())
-    findings = tuple(
-        TextFinding(
-            source=f["source"],
-            text=f["text"],
-            label=f.get("label", ""),
-            hits=tuple(
-                Hit(**{**h, "steps": tuple(h.get("steps", ())), "rules": tuple(h.get("rules", ()))})
-                for h in f["hits"]
-            ),
-        )
-        for f in data["findings"]
-    )
-    stats = data.get("stats") or {}
-    snapshot = data.get("snapshot")
-    return ScanResult(
-        context=FlowContext(**ctx),
-        findings=findings,
-        stats=ScanStats(bytes_scanned=stats.get("bytes_scanned", 0), skipped=tuple(stats.get("skipped", ()))),
-        snapshot=base64.b64decode(snapshot) if snapshot is not None else None,
-        snapshot_type=data.get("snapshot_type"),
-        evidence=dict(data.get("evidence") or {}),
-    )

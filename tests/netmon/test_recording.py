@@ -511,3 +511,41 @@ def test_a_result_submitted_after_close_is_kept_for_the_next_start(store_url: st
     assert rows(store_url) == []
     writer_factory().close()
     assert [r.url for r in rows(store_url)] == [make_result(1).context.url]
+
+
+def test_sqlite_file_deleted_under_a_running_writer_spills_and_replays(  # type: ignore[no-untyped-def]
+    tmp_path: Path, writer_factory
+) -> None:
+    """The silent loss of issue 15: open connections write into a deleted file without an error."""
+    from netmon.ops import counters
+    from netmon.store.db import upgrade
+
+    db = tmp_path / "store" / "netmon.db"
+    db.parent.mkdir()
+    url = f"sqlite:///{db}"
+    writer = writer_factory(url, retry_interval=0.2)
+    writer.submit(make_result(0))
+    assert writer.flush(10)
+    assert len(rows(url)) == 1
+    gone_before = counters.snapshot().get("recording.store-gone", 0)
+
+    for path in db.parent.iterdir():  # the file (and its WAL) deleted by hand, the writer still running
+        path.unlink()
+    for n in range(1, 6):
+        writer.submit(make_result(n, t=T0 + n * 3600))
+    assert writer.flush(10)
+    assert writer.store_down
+    assert counters.snapshot().get("recording.store-gone", 0) > gone_before
+    assert not db.exists(), "the writer must not create an empty store behind the operator's back"
+    spilled = (tmp_path / "state" / SPILL_NAME).read_text().splitlines()
+    assert len(spilled) == 5
+
+    upgrade(url)  # the store is back (a new, empty database)
+    deadline = time.monotonic() + 15
+    while (writer.store_down or len(rows(url)) < 5) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not writer.store_down
+    assert sorted(r.url for r in rows(url)) == sorted(make_result(n).context.url for n in range(1, 6))
+    writer.submit(make_result(9, t=T0 + 9 * 3600))
+    writer.close()
+    assert len(rows(url)) == 6
