@@ -88,7 +88,10 @@ def read_config(path: Path) -> dict[str, Any]:
     try:
         data = optmanager.parse(text)
     except exceptions.OptionsError as exc:
-        raise ConfigError(str(path), f"not valid YAML: {exc}") from exc
+        from netmon.config.yamlfile import parse_yaml
+
+        parse_yaml(text, str(path))  # the located one-line error (file, line, column, fix)
+        raise ConfigError(str(path), f"not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
         raise ConfigError(str(path), "must be a mapping of option: value")
     base = path.resolve().parent
@@ -119,7 +122,26 @@ def validate(opts: Options, values: Mapping[str, Any], where: str) -> None:
         opts.update(**values)
         check(opts, set(values))
     except exceptions.OptionsError as exc:
-        raise ConfigError(where, str(exc)) from exc
+        raise ConfigError(where, " ".join(str(exc).split())) from None
+    except (TypeError, ValueError) as exc:  # a value mitmproxy cannot take: one line, never a traceback
+        raise ConfigError(where, " ".join(str(exc).split())) from None
+    _check_values(opts, set(values), where)
+
+
+def _check_values(opts: Options, keys: set[str], where: str) -> None:
+    """Values mitmproxy accepts at parse time but that cannot start: ports, URLs."""
+    from urllib.parse import urlsplit
+
+    if "listen_port" in keys and opts.listen_port is not None and not 0 < opts.listen_port < 65536:
+        raise ConfigError(where, f"listen_port: must be 1-65535 (got {opts.listen_port})")
+    for key in sorted(k for k in keys if k.endswith("_url") and k.startswith("netmon_")):
+        value = getattr(opts, key, "")
+        if value and (
+            urlsplit(str(value)).scheme not in ("http", "https") or not urlsplit(str(value)).netloc
+        ):
+            raise ConfigError(
+                where, f"{key}: must be a full http:// or https:// URL (got {value!r}, e.g. https://{value})"
+            )
 
 
 def parse_sets(specs: Sequence[str], opts: Options) -> dict[str, Any]:

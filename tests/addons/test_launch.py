@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -81,3 +83,31 @@ def test_relative_paths_in_config_resolve_against_the_file(tmp_path: Path) -> No
     result = run_check(tmp_path, "--config", str(config))
     assert result.returncode != 0
     assert str((tmp_path / "nowhere").resolve()) in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("listen_port: [8080\n", "invalid YAML: "),  # bad YAML (located: line, column)
+        ("listen_port: eighty\n", "listen_port"),  # wrong type
+        ("netmon_scan_wokers: 2\n", "netmon_scan_wokers"),  # unknown key
+        ("listen_port: 80800\n", "listen_port"),  # out of range
+        ("netmon_portal_url: portal.school\n", "netmon_portal_url"),  # no scheme
+        ("netmon_policy: ./no-such-policy\n", "netmon_policy"),  # missing directory
+    ],
+)
+def test_malformed_configs_fail_with_one_located_line(tmp_path: Path, text: str, named: str) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    result = run_check(tmp_path, "--config", str(config))
+    assert result.returncode != 0, result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert str(config) in lines[0] and named in lines[0], lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_missing_config_file_is_one_line(tmp_path: Path) -> None:
+    result = run_check(tmp_path, "--config", str(tmp_path / "absent.yaml"))
+    assert result.returncode != 0
+    assert "absent.yaml" in result.stderr and "Traceback" not in result.stderr
