@@ -126,8 +126,10 @@ class PhraseScanner:
         if pool is None:
             counters.incr("scan.skipped.not-running")
             return
+        peer = flow.client_conn.peername
         try:
-            queued = pool.submit(job, flow)
+            # fair queueing per device: one device's flood delays only its own jobs
+            queued = pool.submit(job, flow, device=peer[0] if peer else "")
         except Exception:  # noqa: BLE001 - a broken pool must not break traffic
             counters.incr("scan.error.pool")
             log.exception("scan workers refused a job (traffic unaffected)")

@@ -24,6 +24,7 @@ from netmon_proxy.context import USER_KEY, flow_context, flow_url
 from netmon_proxy.settings import SharedPolicy
 
 from netmon.config import paths
+from netmon.config.watch import FileWatcher, stamps
 from netmon.errors import ConfigError
 from netmon.lists.filtering import FILE_NAME, Lists, build_lists, load_filtering, record_allow_changes
 from netmon.lists.urllists import UrlEntry
@@ -74,9 +75,8 @@ class FilterLists:
         self.lists: Lists | None = None
         self.policy = policy if policy is not None else SharedPolicy()
         self._groups_for: Callable[..., frozenset[str]] | None = None
-        self._mtimes: tuple[tuple[str, float], ...] = ()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._watcher: FileWatcher[Lists] | None = None
+        self._auditor: threading.Thread | None = None
         self._audit_to: tuple[str, str] = ("", "")
 
     def load(self, loader: Any) -> None:
@@ -137,17 +137,30 @@ class FilterLists:
         # an import made without --state-dir lands in the default place ($NETMON_STATE_DIR or ./var)
         return mine if mine.is_file() or not ut1_default_path().is_file() else ut1_default_path()
 
-    def _files(self, lists: Lists) -> tuple[tuple[str, float], ...]:
+    def _stamp(self) -> object:
+        lists = self.lists
+        if lists is None:
+            return ()
         files = [str(self.policy_file()), *lists.sources]
         if lists.policy.ut1 == "auto" and not ctx.options.netmon_ut1:
             files.append(str(self._ut1_auto()))  # an import while running is picked up
-        out = []
-        for f in files:
-            try:
-                out.append((f, Path(f).stat().st_mtime))
-            except OSError:
-                out.append((f, 0.0))
-        return tuple(out)
+        return stamps(files)
+
+    def _reload(self) -> Lists:
+        try:
+            return self._build()
+        except ConfigError:
+            counters.incr("lists.reload-failed")
+            raise
+        except Exception as exc:  # noqa: BLE001 - a reload fault must never stop the proxy
+            counters.incr("lists.reload-failed")
+            raise ConfigError("lists", f"not reloaded: {exc.__class__.__name__}: {exc}") from exc
+
+    def _reloaded(self, new: Lists) -> None:
+        self._swap(new)
+        counters.incr("lists.reloaded")
+        log.warning("filtering policy and lists reloaded")
+        self._audit()
 
     def configure(self, updated: set[str]) -> None:
         if not (_LIST_OPTIONS & updated) and self.lists is not None:
@@ -162,7 +175,6 @@ class FilterLists:
     def _swap(self, lists: Lists) -> None:
         old = self.lists
         self.lists = lists
-        self._mtimes = self._files(lists)
         if old is not None and old.ut1 is not None and old.ut1 is not lists.ut1:
             old.ut1.close()
         log.info(
@@ -174,24 +186,30 @@ class FilterLists:
         )
 
     def running(self) -> None:
-        interval = ctx.options.netmon_lists_reload
         opts = ctx.options
         self._audit_to = (getattr(opts, "netmon_db", ""), getattr(opts, "netmon_state_dir", ""))
         if self._groups_for is not None:
             self.policy.start()  # idempotent: the alert delivery may have started it already
-        if self._thread is None:  # records allow-list changes at start, then watches (interval > 0)
-            self._stop.clear()
-            self._thread = threading.Thread(
-                target=self._watch, args=(float(interval),), name="netmon-lists-reload", daemon=True
-            )
-            self._thread.start()
+        if self._auditor is None:  # allow-list changes since the last start, off the event loop
+            self._auditor = threading.Thread(target=self._audit, name="netmon-lists-audit", daemon=True)
+            self._auditor.start()
+        if self._watcher is None:
+            self._watcher = FileWatcher(
+                self._stamp,
+                self._reload,
+                on_change=self._reloaded,
+                interval=float(opts.netmon_lists_reload),
+                name="netmon-lists-reload",
+            ).start()
 
     def done(self) -> None:
         self.policy.stop()
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
+        if self._auditor is not None:
+            self._auditor.join(timeout=5)
+            self._auditor = None
 
     def _audit(self) -> None:
         """Audit events for allow-list entries added/removed since last recorded (never raises)."""
@@ -207,30 +225,6 @@ class FilterLists:
             return
         if added or removed:
             log.info("allow-list audit: %d entries added, %d removed", added, removed)
-
-    def _watch(self, interval: float) -> None:
-        self._audit()
-        if interval <= 0:
-            return
-        while not self._stop.wait(interval):
-            lists = self.lists
-            if lists is None or self._files(lists) == self._mtimes:
-                continue
-            try:
-                new = self._build()
-            except ConfigError as exc:
-                self._mtimes = self._files(lists)  # do not retry until the next edit
-                counters.incr("lists.reload-failed")
-                log.error("lists not reloaded, keeping the previous ones: %s", exc)
-                continue
-            except Exception:  # noqa: BLE001 - a reload fault must never stop the proxy
-                counters.incr("lists.reload-failed")
-                log.exception("lists not reloaded, keeping the previous ones")
-                continue
-            self._swap(new)
-            counters.incr("lists.reloaded")
-            log.warning("filtering policy and lists reloaded")
-            self._audit()
 
     def names_for(self, user: dict[str, Any] | None) -> frozenset[str]:
         """Group names of a person: filtering's own (everyone, groups, year, role) + the school policy's."""
