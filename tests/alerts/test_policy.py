@@ -335,3 +335,12 @@ def test_bad_alert_to_names_the_variable() -> None:
         ConfigError, match=r"recipients.dsl: 'dsl' \(from \$\{NETMON_ALERT_TO\}\) is not an e-mail"
     ):
         load_policy(DEFAULT_POLICY_DIR, env={"NETMON_ALERT_TO": "dsl"})
+
+
+def test_policy_check_rejects_a_misspelt_filtering_action(policy_dir: Path) -> None:
+    (policy_dir / "filtering.yaml").write_text("groups:\n  everyone:\n    categories:\n      adult: blok\n")
+    bad = cli(str(policy_dir))
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
+    assert errors and "filtering.yaml" in errors[0] and "adult" in errors[0], bad.stderr
+    assert "Traceback" not in bad.stderr
