@@ -23,7 +23,8 @@ from netmon_proxy.images import ImageScanner
 from netmon_proxy.settings import SharedPolicy
 from netmon_proxy.urllists import BLOCKED_KEY, HITS_KEY, FilterLists, Submit, UrlListChecker, user_of
 
-from netmon.lists.filtering import block_reference, render_block_page, safe_search
+from netmon.lists.blockpage import block_reference, render_block_page
+from netmon.lists.safesearch import safe_search
 from netmon.ops import counters
 from netmon.scan.findings import Hit
 

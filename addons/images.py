@@ -27,7 +27,7 @@ from mitmproxy import ctx, exceptions, http
 from netmon_proxy.context import flow_context, flow_url
 from netmon_proxy.urllists import BLOCKED_KEY, Submit, user_of
 
-from netmon.lists.filtering import block_reference
+from netmon.lists.blockpage import block_reference
 from netmon.lists.hashindex import HashIndex, HashMatch
 from netmon.lists.imagehashing import (
     DEFAULT_MAX_BYTES,

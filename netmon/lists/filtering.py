@@ -12,27 +12,19 @@
 :func:`load_filtering` validates the file and raises :class:`ConfigError` located by file and key.
 :func:`build_lists` compiles the named lists into an immutable :class:`Lists` snapshot.
 
-Why one module: the filtering policy, its compiled snapshot, the safe-search rewrite, the block page and
-the allow-list's audit trail are one decision (monitor, block or rewrite, and why) that a school reads
-and changes together; each part is small and they share the policy's types. (To split next: safe search
-and the block page into their own modules.)
+Safe search lives in :mod:`netmon.lists.safesearch`, the block page in :mod:`netmon.lists.blockpage`.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
-import re
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 from netmon.config.yamlfile import load_yaml
 from netmon.errors import ConfigError
-from netmon.hosts import normalise_host
 from netmon.lists.hashindex import DEFAULT_THRESHOLD, HashIndex
 from netmon.lists.hashlists import load_hash_columns
 from netmon.lists.urllists import UrlEntry, UrlIndex, load_url_list, parse_url_entry
@@ -306,106 +298,6 @@ def build_lists(
     sources = (*hash_files, *url_files, *((str(ut1.path),) if ut1 else ()))
     return Lists(
         policy, UrlIndex(url_entries), HashIndex.from_lists(hash_data, policy.hash_threshold), ut1, sources
-    )
-
-
-# --- safe search -------------------------------------------------------------------------------------
-
-YOUTUBE_HOSTS = frozenset(
-    {
-        "youtube.com",
-        "www.youtube.com",
-        "m.youtube.com",
-        "youtubei.googleapis.com",
-        "youtube.googleapis.com",
-        "www.youtube-nocookie.com",
-        "music.youtube.com",
-    }
-)
-_GOOGLE = re.compile(r"^(www\.)?google\.(com|[a-z]{2}|co\.[a-z]{2}|com\.[a-z]{2})$")
-_SEARCH_PATHS = ("/search", "/images", "/videos", "/webhp", "/complete/search", "/s")
-
-
-@dataclass(frozen=True, slots=True)
-class SafeSearchChange:
-    """How to rewrite one request: new query items (None: unchanged) and headers to set."""
-
-    engine: str
-    query: tuple[tuple[str, str], ...] | None = None
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-def _is_google(host: str) -> bool:
-    """www.google.com, google.co.uk, www.google.com.au ... (a Google search country domain)."""
-    return _GOOGLE.match(host) is not None
-
-
-def safe_search(host: str, path: str, query: Iterable[tuple[str, str]]) -> SafeSearchChange | None:
-    """The safe-search rewrite for a request, or None when the site needs none.
-
-    Google ``safe=active``, Bing ``adlt=strict``, DuckDuckGo ``kp=1`` on search paths; YouTube (and its
-    API hosts) the ``YouTube-Restrict: Strict`` header. Google's ``forcesafesearch`` DNS answer is a
-    gateway DNS setting for traffic netmon cannot rewrite (see the README).
-    """
-    host = normalise_host(host)
-    items = list(query)
-    if host in YOUTUBE_HOSTS:
-        return SafeSearchChange("youtube", None, (("YouTube-Restrict", "Strict"),))
-    if _is_google(host) and (path == "/" or path.startswith(_SEARCH_PATHS)):
-        return _force("google", items, "safe", "active")
-    if (host == "bing.com" or host.endswith(".bing.com")) and "search" in path:
-        return _force("bing", items, "adlt", "strict")
-    if host in ("duckduckgo.com", "html.duckduckgo.com", "lite.duckduckgo.com"):
-        return _force("duckduckgo", items, "kp", "1")
-    return None
-
-
-def _force(engine: str, items: list[tuple[str, str]], key: str, value: str) -> SafeSearchChange | None:
-    if [v for k, v in items if k == key] == [value]:
-        return None
-    kept = [(k, v) for k, v in items if k != key]
-    return SafeSearchChange(engine, (*kept, (key, value)))
-
-
-def rewrite_query(query: str, change: SafeSearchChange) -> str:
-    """The query string with a change applied (helper for callers holding a raw query string)."""
-    if change.query is None:
-        return query
-    return urlencode(list(change.query))
-
-
-def parse_query(query: str) -> list[tuple[str, str]]:
-    return parse_qsl(query, keep_blank_values=True)
-
-
-# --- block page --------------------------------------------------------------------------------------
-
-
-def block_reference(url: str, when: float | None = None) -> str:
-    """A short reference a pupil can quote when asking for a review (also stored on the incident)."""
-    stamp = f"{when if when is not None else time.time():.6f}|{url}".encode()
-    return hashlib.sha256(stamp).hexdigest()[:10].upper()
-
-
-def render_block_page(
-    *, host: str, url: str, categories: Iterable[str], lists: Iterable[str], review: str, reference: str
-) -> str:
-    """The block page (jinja2, autoescaped): what was blocked, why, and how to ask for a review."""
-    from jinja2 import Environment, FileSystemLoader, select_autoescape
-
-    env = Environment(
-        loader=FileSystemLoader(Path(__file__).parent / "templates"),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-    )
-    template = env.get_template("blockpage.html")
-    shown_url = url if len(url) <= 200 else url[:200] + "…"
-    return template.render(
-        host=host,
-        url=shown_url,
-        categories=list(dict.fromkeys(categories)),
-        lists=list(dict.fromkeys(lists)),
-        review=review,
-        reference=reference,
     )
 
 

@@ -6,14 +6,9 @@ import pytest
 
 from netmon.config.paths import DEFAULT_POLICY_DIR
 from netmon.errors import ConfigError
-from netmon.lists.filtering import (
-    EVERYONE,
-    build_lists,
-    load_filtering,
-    parse_filtering,
-    render_block_page,
-    safe_search,
-)
+from netmon.lists.blockpage import render_block_page
+from netmon.lists.filtering import EVERYONE, build_lists, load_filtering, parse_filtering
+from netmon.lists.safesearch import safe_search
 
 URLS = """type,value,category,severity,source
 domain,casino.example,gambling,2,local
