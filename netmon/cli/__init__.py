@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "staff": "netmon.cli.staff_cmd:staff",
     "audit": "netmon.cli.audit_cmd:audit",
     "purge": "netmon.cli.purge_cmd:purge",
+    "devices": "netmon.cli.devices_cmd:devices",
 }
 
 

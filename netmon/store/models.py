@@ -6,6 +6,7 @@ Each feature owns its own module: add one import line here when you add a table 
 from netmon.store import (
     alerts,  # noqa: F401
     console,  # noqa: F401
+    devices,  # noqa: F401
     identity,  # noqa: F401
     incidents,  # noqa: F401
 )
