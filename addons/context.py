@@ -25,6 +25,31 @@ def flow_host(flow: http.HTTPFlow) -> str:
     return (host or flow.client_conn.sni or request.host or "").lower()
 
 
+def destination(flow: http.HTTPFlow) -> tuple[str, int]:
+    """Where the request really goes: the original destination in transparent mode (the address the device
+    connected to), the CONNECT target in an explicit-proxy tunnel, else the absolute-form URL's authority
+    (which the proxy resolves itself). Never the Host header, which the device writes."""
+    address = flow.server_conn.address
+    if address:
+        return str(address[0]).removeprefix("::ffff:").lower(), int(address[1])
+    return (flow.request.host or "").lower(), int(flow.request.port)
+
+
+def host_header(flow: http.HTTPFlow) -> tuple[str, int | None]:
+    """The Host header (HTTP/2: :authority) as (name, port or None); ("", None) when absent."""
+    raw = (flow.request.host_header or "").strip().lower()
+    if not raw:
+        return "", None
+    if raw.startswith("["):
+        name, _, rest = raw[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif raw.count(":") == 1:
+        name, _, port = raw.partition(":")
+    else:
+        name, port = raw, ""
+    return name.rstrip("."), int(port) if port.isdigit() else None
+
+
 def flow_url(flow: http.HTTPFlow) -> str:
     """The URL as the pupil's browser saw it (by name, not the transparent-mode address)."""
     request = flow.request

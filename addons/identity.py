@@ -6,6 +6,13 @@ request. PortalGate (option ``netmon_portal``) sends devices without a session t
 redirected (remembering the URL in a link signed with a key shared through the store), OS captive-portal
 checks are answered "captive" before and "online" after sign-in, HTTPS is refused at once with 511. It
 fails CLOSED: no snapshot yet, or any fault, means "not signed in".
+
+Decisions rest on the real destination (``netmon_proxy.context.destination``: the original destination
+in transparent mode), never on the Host header alone: a request whose Host does not match where it really
+goes (another address than the school's resolver gives for that name, another port, another name through
+the explicit proxy) is refused with 421 before any gate or URL list looks at it (option
+``netmon_host_check``). The portal learns a device's address only from the signed ``X-Netmon-Client-IP``
+header the gate adds on requests to the portal; whatever a device sent under that name is removed.
 """
 
 from __future__ import annotations
@@ -19,16 +26,19 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from mitmproxy import ctx, exceptions, http
-from netmon_proxy.context import USER_KEY, client_ip, flow_host, flow_url
+from netmon_proxy.context import USER_KEY, client_ip, destination, flow_host, flow_url, host_header
 
+from netmon.hosts import is_ip
+from netmon.identity.passthrough import ResolvedNames, normalise_address
 from netmon.identity.probes import TRUST_CHECK_HOST, TRUST_CHECK_PATH, find_probe
-from netmon.identity.sessions import SessionInfo, SessionRefresher, SessionSnapshot, sign_link
+from netmon.identity.refresher import SessionRefresher
+from netmon.identity.sessions import SessionInfo, SessionSnapshot
+from netmon.identity.signing import CLIENT_IP_HEADER, sign_client_ip, sign_link
 from netmon.ops import counters
 
 log = logging.getLogger(__name__)
 
 ONBOARDING_HOST = "mitm.it"
-CLIENT_IP_HEADER = "X-Netmon-Client-IP"  # must match netmon_portal.app.CLIENT_IP_HEADER
 MAX_NEXT_URL = 2000
 
 
@@ -183,10 +193,11 @@ def _page(
 class PortalGate:
     """Devices without a session reach only the portal and its allow-list (fails CLOSED)."""
 
-    def __init__(self, tagger: IdentityTagger) -> None:
+    def __init__(self, tagger: IdentityTagger, resolved: ResolvedNames | None = None) -> None:
         self.tagger = tagger
         self.allowed: tuple[str, ...] = (ONBOARDING_HOST,)
         self.portal: tuple[str, int] = ("127.0.0.1", 8090)
+        self.resolved = resolved if resolved is not None else ResolvedNames()
 
     def load(self, loader: Any) -> None:
         loader.add_option(
@@ -200,6 +211,12 @@ class PortalGate:
             str,
             "http://127.0.0.1:8090/",
             "The captive portal's address as devices see it (where unsigned devices are sent).",
+        )
+        loader.add_option(
+            "netmon_host_check",
+            bool,
+            True,
+            "Refuse (421) a request whose Host header does not match where it really goes.",
         )
         loader.add_option(
             "netmon_portal_allow",
@@ -263,9 +280,11 @@ class PortalGate:
             self._fail_closed(flow)
 
     def requestheaders(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        request = flow.request
+        # only the proxy names a device to the portal: drop whatever a device sent under that name
+        request.headers.pop(CLIENT_IP_HEADER, None)
         if flow.response is not None:
             return None
-        request = flow.request
         if (
             request.scheme == "https"
             and flow_host(flow) == TRUST_CHECK_HOST
@@ -282,25 +301,86 @@ class PortalGate:
                 },
             )
             return None
-        if request.port == self.portal[1] and flow_host(flow) == self.portal[0]:
-            # the portal sees the proxy's address on requests that come through it: tell it the device's
-            # (replacing whatever the device sent; the portal believes it only from a local address)
-            request.headers[CLIENT_IP_HEADER] = client_ip(flow)
+        if destination(flow) == self.portal:
+            # the portal sees the proxy's address on requests that come through it: name the device, signed
+            key = self.tagger.snapshot.link_key
+            if key:
+                request.headers[CLIENT_IP_HEADER] = sign_client_ip(key, client_ip(flow))
         if not ctx.options.netmon_portal:
-            return None
+            return self._check_host(flow)
         return self._gate_safely(flow)
 
     async def _gate_safely(self, flow: http.HTTPFlow) -> None:
         try:
             await self._gate(flow)
+            if flow.response is None:
+                pending = self._check_host(flow)
+                if pending is not None:
+                    await pending
         except Exception:  # noqa: BLE001 - the gate fails closed on any fault
             self._fail_closed(flow)
+
+    # --- the Host header against the real destination ----------------------------------------------------
+
+    def _check_host(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        """Refuse a Host that does not match the real destination; a coroutine only when a lookup is due."""
+        if not getattr(ctx.options, "netmon_host_check", True):
+            return None
+        name, port = host_header(flow)
+        if not name or name == ONBOARDING_HOST:  # mitm.it: answered by the proxy itself, never upstream
+            return None
+        dest_host, dest_port = destination(flow)
+        if port is not None and port != dest_port:
+            self._misdirected(flow, name, dest_host, dest_port)
+            return None
+        dest_ip = normalise_address(dest_host)
+        if dest_ip is None:  # explicit proxy: the proxy connects to this name itself
+            if name != dest_host.rstrip("."):
+                self._misdirected(flow, name, dest_host, dest_port)
+            return None
+        if is_ip(name):
+            if normalise_address(name) != dest_ip:
+                self._misdirected(flow, name, dest_host, dest_port)
+            return None
+        known = self.resolved.cached(name, dest_ip)
+        if known is None:
+            return self._check_host_lookup(flow, name, dest_ip, dest_port)
+        if not known:
+            self._misdirected(flow, name, dest_ip, dest_port)
+        return None
+
+    async def _check_host_lookup(self, flow: http.HTTPFlow, name: str, dest_ip: str, dest_port: int) -> None:
+        if not await self.resolved.maps_to(name, dest_ip):
+            self._misdirected(flow, name, dest_ip, dest_port)
+
+    def _misdirected(self, flow: http.HTTPFlow, name: str, dest_host: str, dest_port: int) -> None:
+        counters.incr("portal.host-mismatch")
+        log.warning(
+            "refused: Host %s from %s does not match the destination %s:%d",
+            name,
+            client_ip(flow),
+            dest_host,
+            dest_port,
+        )
+        flow.response = _page(
+            421,
+            "Wrong address",
+            "This request named one site but was sent to another, so the school's Wi-Fi refused it.",
+            ctx.options.netmon_portal_url,
+        )
 
     # --- decisions ------------------------------------------------------------------------------------------
 
     def _allowed(self, host: str, port: int) -> bool:
         """The portal itself (its host and port) and the allow-list (by name, any port)."""
         return (host, port) == self.portal or _host_allowed(host, self.allowed)
+
+    def _allowed_destination(self, flow: http.HTTPFlow, host: str) -> bool:
+        """Allowed by where the request really goes: the portal by its address and port; an allow-listed
+        name only with a Host naming it (which :meth:`_check_host` then holds to the real destination)."""
+        if destination(flow) == self.portal:
+            return True
+        return _host_allowed(host, self.allowed)
 
     async def _signed_in(self, flow: http.HTTPFlow) -> bool:
         """Whether the device has a session; a device that looks signed out gets one fresh look first."""
@@ -314,7 +394,7 @@ class PortalGate:
 
     async def _gate(self, flow: http.HTTPFlow) -> None:
         host = flow_host(flow)
-        if self._allowed(host, flow.request.port):
+        if self._allowed_destination(flow, host):
             return
         signed_in = await self._signed_in(flow)
         request = flow.request
@@ -329,7 +409,7 @@ class PortalGate:
                 )
             else:
                 counters.incr("portal.probe.captive")
-                flow.response = self._redirect(None)
+                flow.response = self._redirect(None, client_ip(flow))
             return
         if signed_in:
             return
@@ -337,7 +417,7 @@ class PortalGate:
             counters.incr("portal.redirected")
             url = flow_url(flow)
             flow.response = self._redirect(
-                url if request.method == "GET" and len(url) <= MAX_NEXT_URL else None
+                url if request.method == "GET" and len(url) <= MAX_NEXT_URL else None, client_ip(flow)
             )
         else:
             counters.incr("portal.refused")
@@ -348,14 +428,14 @@ class PortalGate:
                 ctx.options.netmon_portal_url,
             )
 
-    def _redirect(self, next_url: str | None) -> http.Response:
+    def _redirect(self, next_url: str | None, device: str) -> http.Response:
         portal = ctx.options.netmon_portal_url
         target = portal
         if next_url:
             params = {"next": next_url}
             key = self.tagger.snapshot.link_key
             if key:
-                params["sig"] = sign_link(key, next_url)
+                params["sig"] = sign_link(key, next_url, device)
             target = f"{portal}{'&' if '?' in portal else '?'}{urlencode(params)}"
         return _page(
             302,

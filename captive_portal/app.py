@@ -41,6 +41,7 @@ from netmon.identity.sessions import (
     set_setting,
     start_session,
 )
+from netmon.identity.signing import CLIENT_IP_HEADER, verified_client_ip
 from netmon.identity.users import DirectoryConfig, DirectoryError, authenticate, normalise_username
 from netmon.ops import counters
 from netmon.store.db import make_engine
@@ -49,7 +50,6 @@ from netmon.store.incidents import audit
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
-CLIENT_IP_HEADER = "X-Netmon-Client-IP"  # set by the proxy's PortalGate on requests it forwards here
 
 
 @functools.lru_cache(maxsize=256)
@@ -71,6 +71,26 @@ def is_local_address(address: str) -> bool:
 
 
 DEFAULT_PAC = DEPLOY_DIR / "pac" / "proxy.pac"
+
+
+class LoopbackProxyFix:
+    """``--trust-proxy``: honour one X-Forwarded-For/-Proto/-Host hop, but only from a reverse proxy on
+    this host (a loopback peer); from anyone else those headers are removed, never believed."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.fixed = ProxyFix(app, x_for=1, x_proto=1, x_host=1)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        try:
+            loopback = ipaddress.ip_address(environ.get("REMOTE_ADDR", "")).is_loopback
+        except ValueError:
+            loopback = False
+        if loopback:
+            return self.fixed(environ, start_response)
+        for key in ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST"):
+            environ.pop(key, None)
+        return self.app(environ, start_response)
 
 
 @dataclass
@@ -115,7 +135,7 @@ def create_app(config: PortalConfig) -> Flask:
     )
     app.session_interface = _SessionInterface()
     if config.trust_proxy:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+        app.wsgi_app = LoopbackProxyFix(app.wsgi_app)  # type: ignore[method-assign]
     engine = make_engine(config.db_url)
     aup_source = AupSource(config.aup_dir)
     state: dict[str, Any] = {"aup_version": None}
@@ -148,15 +168,25 @@ def create_app(config: PortalConfig) -> Flask:
     app.extensions["netmon"]["sync_aup"] = current_aup
 
     def client_ip() -> str:
+        cached = g.get("client_ip")
+        if cached is not None:
+            return str(cached)
         peer = normalise_ip(request.remote_addr or "")
+        address = peer
         forwarded = request.headers.get(CLIENT_IP_HEADER, "")
-        if forwarded and is_local_address(peer):
-            # the request came through netmon's proxy on this gateway, which names the device
+        if forwarded:
+            # only the proxy can sign it (a device's own header is removed by the proxy, and a device
+            # talking to the portal directly cannot make a valid signature)
+            named = verified_client_ip(link_key, forwarded)
             try:
-                return normalise_ip(str(ipaddress.ip_address(forwarded.strip())))
+                address = normalise_ip(str(ipaddress.ip_address(named))) if named else peer
             except ValueError:
-                return peer
-        return peer
+                address = peer
+            if named is None:
+                counters.incr("portal.client-ip.forged")
+                log.warning("ignored an unsigned or invalid %s from %s", CLIENT_IP_HEADER, peer)
+        g.client_ip = address
+        return address
 
     def language() -> str:
         aup = current_aup()
@@ -193,7 +223,7 @@ def create_app(config: PortalConfig) -> Flask:
 
     def signin_page(status: int = 200, error: str | None = None, username: str = "") -> tuple[str, int]:
         aup = current_aup()
-        target = continue_url(request.values.get("next"), request.values.get("sig"), link_key)
+        target = continue_url(request.values.get("next"), request.values.get("sig"), link_key, client_ip())
         return render(
             "signin.html",
             status,
@@ -217,7 +247,7 @@ def create_app(config: PortalConfig) -> Flask:
             session["lang"] = request.args["lang"]
         row = signed_in()
         if row is not None:
-            target = continue_url(request.args.get("next"), request.args.get("sig"), link_key)
+            target = continue_url(request.args.get("next"), request.args.get("sig"), link_key, client_ip())
             return render(
                 "welcome.html",
                 name=row.display_name or row.username,
@@ -284,7 +314,7 @@ def create_app(config: PortalConfig) -> Flask:
         counters.incr("portal.signin")
         log.info("signed in: %s at %s", account.username, ip)
         session["csrf"] = secrets.token_urlsafe(32)  # a fresh token after sign-in
-        target = continue_url(request.form.get("next"), request.form.get("sig"), link_key)
+        target = continue_url(request.form.get("next"), request.form.get("sig"), link_key, ip)
         if target:
             return redirect(target, 303)
         return redirect(url_for("index"), 303)
@@ -393,7 +423,7 @@ def create_app(config: PortalConfig) -> Flask:
 
     def lang_link(lang: str) -> str:
         args = {"lang": lang}
-        target = continue_url(request.args.get("next"), request.args.get("sig"), link_key)
+        target = continue_url(request.args.get("next"), request.args.get("sig"), link_key, client_ip())
         if target:
             args.update(next=target, sig=request.args.get("sig", ""))
         return f"{request.path}?{urlencode(args)}"

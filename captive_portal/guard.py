@@ -11,7 +11,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from netmon.identity.sessions import link_signature_ok
+from netmon.identity.signing import link_signature_ok
 
 
 def csrf_token(session: MutableMapping[str, Any]) -> str:
@@ -76,11 +76,14 @@ def safe_local_path(target: str) -> bool:
     )
 
 
-def continue_url(target: str | None, signature: str | None, link_key: str | None) -> str | None:
+def continue_url(
+    target: str | None, signature: str | None, link_key: str | None, device: str = ""
+) -> str | None:
     """Where to send the device after sign-in, or None.
 
-    Only a URL the gate signed (with the key it shares with the portal through the store) or a path on the
-    portal itself is accepted: anything else would make the portal an open redirect.
+    Only a URL the gate signed for this device (with the key it shares with the portal through the store:
+    the URL the device itself asked for) or a path on the portal itself is accepted: anything else would
+    make the portal an open redirect.
     """
     if not target or len(target) > 4000:
         return None
@@ -91,6 +94,6 @@ def continue_url(target: str | None, signature: str | None, link_key: str | None
         return None
     if any(ord(c) < 32 for c in target):
         return None
-    if link_signature_ok(link_key, target, signature or ""):
+    if link_signature_ok(link_key, target, signature or "", device):
         return target
     return None

@@ -152,9 +152,11 @@ def test_no_decrypt_sites_are_never_intercepted(gateway: Gateway) -> None:
     assert expected in _passthrough_events(gateway, expected)
 
 
-def test_forged_no_decrypt_name_to_another_server_is_decrypted_and_scanned(gateway: Gateway) -> None:
+def test_forged_no_decrypt_name_to_another_server_is_decrypted_and_refused(gateway: Gateway) -> None:
     """The school's resolver gives www.bank.example as SERVER_V4; a device that names the bank in its
-    handshake while connecting to another server (curl --resolve) gets no passthrough."""
+    handshake while connecting to another server (curl --resolve) gets no passthrough: it is decrypted,
+    and its request, naming the bank, is refused as misdirected (the next test shows a forged name
+    that matches its own address is scanned)."""
     forged = gateway.device(
         "curl",
         "-sS",
@@ -166,14 +168,15 @@ def test_forged_no_decrypt_name_to_another_server_is_decrypted_and_scanned(gatew
         f"www.bank.example:443:{netns.OTHER_V4}",
         "https://www.bank.example/phrase.html",
     )
-    assert forged.returncode == 0, forged.stderr
-    assert "kill myself" in forged.stdout
-    rows = gateway.incidents(lambda rows: any(r["url"].endswith("/phrase.html") for r in rows))
-    assert any(
-        r["url"] == "https://www.bank.example/phrase.html" and r["client_ip"] == netns.DEVICE_V4 for r in rows
-    ), rows
+    assert forged.returncode == 0, forged.stderr  # decrypted: the school's certificate was accepted
+    # and, decrypted, its Host (the bank) does not match where it went: refused before any upstream
+    assert "Wrong address" in forged.stdout
+    assert not [r for r in gateway.internet.requests() if r["path"] == "/phrase.html"]
     log = gateway.log()
     assert f"no-decrypt name www.bank.example sent to {netns.OTHER_V4}" in log
+    assert (
+        f"Host www.bank.example from {netns.DEVICE_V4} does not match the destination {netns.OTHER_V4}" in log
+    )
     assert gateway.status(want="tls.no-decrypt.mismatch")["counters"]["tls.no-decrypt.mismatch"] >= 1
     # the genuine address still passes through untouched, and the record names the address
     seen = _json(gateway.curl("https://www.bank.example/echo", trust="internet"))
@@ -186,6 +189,13 @@ def test_forged_no_decrypt_name_to_another_server_is_decrypted_and_scanned(gatew
     finally:
         engine.dispose()
     assert ("www.bank.example", netns.SERVER_V4) in addresses
+
+
+def test_decrypted_traffic_is_scanned_under_a_name_that_matches_its_address(gateway: Gateway) -> None:
+    result = gateway.curl("https://news.example/phrase.html")
+    assert result.returncode == 0 and "kill myself" in result.stdout
+    rows = gateway.incidents(lambda rows: any(r["url"] == "https://news.example/phrase.html" for r in rows))
+    assert any(r["url"] == "https://news.example/phrase.html" for r in rows)
 
 
 def test_status_command_shows_the_counters(gateway: Gateway) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import plistlib
 import re
+import time
 from typing import Any
 from urllib.parse import unquote
 
@@ -17,7 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from netmon.cli import main
-from netmon.identity.sessions import SETTING_LINK_KEY, get_setting, sign_link
+from netmon.identity.sessions import SETTING_LINK_KEY, get_setting
+from netmon.identity.signing import sign_client_ip, sign_link
 from netmon.store.db import make_engine
 from netmon.store.identity import AupAcceptance, DeviceSession
 from netmon.store.incidents import AuditEvent
@@ -153,7 +155,13 @@ def test_unsigned_continue_url_is_never_followed(client: FlaskClient, target: st
 
 def test_signed_continue_url_is_followed(client: FlaskClient, portal_db: str) -> None:
     target = "http://pages.test/homework?id=7&x=<y>"
-    sig = sign_link(_link_key(portal_db), target)
+    # a link signed for another device is worth nothing here
+    other = sign_link(_link_key(portal_db), target, "10.20.0.250")
+    page = client.get("/", query_string={"next": target, "sig": other}, environ_base=_env()).get_data(
+        as_text=True
+    )
+    assert "pages.test" not in page
+    sig = sign_link(_link_key(portal_db), target, PUPIL_IP)
     page = client.get("/", query_string={"next": target, "sig": sig}, environ_base=_env()).get_data(
         as_text=True
     )
@@ -320,9 +328,12 @@ def test_portal_command_reports_a_bad_aup_in_one_line(portal_db: str, aup_dir: A
     assert "aup.yaml: version" in result.output and "Traceback" not in result.output
 
 
-def test_device_address_from_the_proxy_is_believed_only_from_a_local_address(client: FlaskClient) -> None:
-    # through netmon's proxy on this host: the proxy names the device
-    via_proxy = {**_env("127.0.0.1"), "HTTP_X_NETMON_CLIENT_IP": "10.20.0.44"}
+def test_device_address_from_the_proxy_is_believed_only_when_signed(
+    client: FlaskClient, portal_db: str
+) -> None:
+    # through netmon's proxy: the proxy names the device, signed with the key shared through the store
+    signed = sign_client_ip(_link_key(portal_db), "10.20.0.44")
+    via_proxy = {**_env("127.0.0.1"), "HTTP_X_NETMON_CLIENT_IP": signed}
     token = _csrf(client, ip="127.0.0.1")
     form = {"csrf": token, "username": "alice", "password": "alice-pass-1"}
     assert client.post("/signin", data=form, environ_base=via_proxy).status_code == 303
@@ -334,3 +345,35 @@ def test_device_address_from_the_proxy_is_believed_only_from_a_local_address(cli
     assert client.post("/signin", data=form, environ_base=forged).status_code == 303
     assert client.get("/api/captive", environ_base=_env("10.20.0.46")).get_json()["captive"] is True
     assert client.get("/api/captive", environ_base=_env("10.20.0.45")).get_json()["captive"] is False
+    # even from the gateway itself (another name for it, or a loopback hop): unsigned means not believed
+    local_forged = {**_env("127.0.0.1"), "HTTP_X_NETMON_CLIENT_IP": "10.20.0.46"}
+    assert client.get("/api/captive", environ_base=local_forged).get_json()["captive"] is True
+
+
+def test_signed_in_pupil_cannot_see_or_sign_out_another_address(client: FlaskClient, portal_db: str) -> None:
+    key = _link_key(portal_db)
+    assert _sign_in(client, "alice", "alice-pass-1", ip="10.20.0.60").status_code == 303
+    assert _sign_in(client, "bob", "bob-pass-1", ip="10.20.0.61").status_code == 303
+    victim = {"REMOTE_ADDR": "10.20.0.61", "HTTP_X_NETMON_CLIENT_IP": "10.20.0.60"}  # bob claims alice's
+    page = client.get("/", environ_base=victim).get_data(as_text=True)
+    assert "Alice" not in page
+    stale = sign_client_ip(key, "10.20.0.60", now=time.time() - 3600)  # an old signed header, replayed
+    for header in ("10.20.0.60", stale, sign_client_ip(key, "10.20.0.60")[:-1] + "0", "10.20.0.60;1;x"):
+        env = {**_env("10.20.0.61"), "HTTP_X_NETMON_CLIENT_IP": header}
+        token = _csrf(client, ip="10.20.0.61")
+        client.post("/signout", data={"csrf": token}, environ_base=env)
+    assert client.get("/api/captive", environ_base=_env("10.20.0.60")).get_json()["captive"] is False
+    assert client.get("/api/captive", environ_base=_env("10.20.0.61")).get_json()["captive"] is True
+
+
+def test_trust_proxy_believes_forwarded_for_only_from_loopback(portal_db: str, aup_dir: Any) -> None:
+    from netmon_portal.app import PortalConfig, create_app
+
+    app = create_app(PortalConfig(db_url=portal_db, aup_dir=aup_dir, trust_proxy=True, arp_path=None))
+    client = app.test_client()
+    forged = {**_env("10.20.0.70"), "HTTP_X_FORWARDED_FOR": "10.20.0.71"}
+    token = _csrf(client, ip="10.20.0.70")
+    form = {"csrf": token, "username": "alice", "password": "alice-pass-1"}
+    assert client.post("/signin", data=form, environ_base=forged).status_code == 303
+    assert client.get("/api/captive", environ_base=_env("10.20.0.70")).get_json()["captive"] is False
+    assert client.get("/api/captive", environ_base=_env("10.20.0.71")).get_json()["captive"] is True

@@ -16,15 +16,16 @@ from netmon_proxy.identity import IdentityTagger, PortalGate
 from netmon_proxy.settings import Settings
 from sqlalchemy.orm import Session
 
+from netmon.identity.passthrough import ResolvedNames
 from netmon.identity.probes import APPLE_SUCCESS, PROBES
+from netmon.identity.refresher import SessionRefresher
 from netmon.identity.sessions import (
     SETTING_AUP_VERSION,
-    SessionRefresher,
     ensure_link_key,
-    link_signature_ok,
     set_setting,
     start_session,
 )
+from netmon.identity.signing import link_signature_ok, sign_client_ip, verified_client_ip
 from netmon.identity.users import Account
 from netmon.ops import counters
 from netmon.store.db import make_engine
@@ -81,6 +82,8 @@ def request_flow(url: str, method: str = "GET", ip: str = "127.0.0.1") -> http.H
     flow.request = http.Request.make(method, url)
     flow.request.headers["Host"] = flow.request.authority or flow.request.host
     flow.client_conn.sni = flow.request.host if flow.request.scheme == "https" else None
+    # as through the explicit proxy: the proxy connects where the URL says
+    flow.server_conn.address = (flow.request.host, flow.request.port)
     return flow
 
 
@@ -104,7 +107,9 @@ async def test_plain_http_is_redirected_with_a_signed_continue_link(chain: Any, 
     assert location.startswith(PORTAL + "?")
     query = parse_qs(urlsplit(location).query)
     assert query["next"] == ["http://pages.test/homework?id=7"]
-    assert link_signature_ok(tagger.snapshot.link_key, query["next"][0], query["sig"][0])
+    # signed for this device only (request_flow's default address)
+    assert link_signature_ok(tagger.snapshot.link_key, query["next"][0], query["sig"][0], "127.0.0.1")
+    assert not link_signature_ok(tagger.snapshot.link_key, query["next"][0], query["sig"][0], "10.0.0.9")
     assert "netmon.user" not in flow.metadata
     assert counters.snapshot()["portal.redirected"] == 1
 
@@ -320,11 +325,47 @@ async def test_requests_to_the_portal_name_the_device(chain: Any) -> None:
     flow.request.headers["X-Netmon-Client-IP"] = "10.20.0.99"  # whatever the device claims is replaced
     await run(tagger, gate, flow)
     assert flow.response is None
-    assert flow.request.headers["X-Netmon-Client-IP"] == "10.20.0.77"
+    key = tagger.snapshot.link_key
+    assert verified_client_ip(key, flow.request.headers["X-Netmon-Client-IP"]) == "10.20.0.77"
     other = request_flow("http://pages.test/", ip="10.20.0.77")
+    other.request.headers["X-Netmon-Client-IP"] = sign_client_ip(key or "", "10.20.0.5")  # replayed
     tctx.configure(gate, netmon_portal=False)
     await run(tagger, gate, other)
-    assert "X-Netmon-Client-IP" not in other.request.headers
+    assert "X-Netmon-Client-IP" not in other.request.headers  # removed: only the portal is told
+
+
+async def test_a_host_header_naming_the_portal_reaches_nothing_else(chain: Any) -> None:
+    """Through the explicit proxy: the real destination decides, and a Host that differs is refused."""
+    tctx, tagger, gate, _ = chain
+    sneaky = request_flow("http://10.20.0.1:5000/admin", ip="10.20.0.77")
+    sneaky.request.headers["Host"] = "10.20.0.1:8090"
+    await run(tagger, gate, sneaky)
+    assert sneaky.response is not None and sneaky.response.status_code in (302, 421, 511)
+    assert "X-Netmon-Client-IP" not in sneaky.request.headers
+    # transparent mode: the device connected to 192.0.2.99 but names an allow-listed host
+    fronted = request_flow("http://help.school.test/", ip="10.20.0.77")
+    fronted.server_conn.address = ("192.0.2.99", 80)
+    gate.resolved = ResolvedNames(_resolver({"help.school.test": ["192.0.2.10"]}))
+    await run(tagger, gate, fronted)
+    assert fronted.response is not None and fronted.response.status_code == 421
+    genuine = request_flow("http://help.school.test/", ip="10.20.0.77")
+    genuine.server_conn.address = ("192.0.2.10", 80)
+    await run(tagger, gate, genuine)
+    assert genuine.response is None  # allow-listed, and really there
+    # with the portal off the Host check still holds (URL lists decide on the checked name)
+    tctx.configure(gate, netmon_portal=False)
+    listed = request_flow("http://innocent.test/", ip="10.20.0.77")
+    listed.server_conn.address = ("192.0.2.66", 80)
+    await run(tagger, gate, listed)
+    assert listed.response is not None and listed.response.status_code == 421
+    assert counters.snapshot()["portal.host-mismatch"] >= 2
+
+
+def _resolver(table: dict[str, list[str]]) -> Any:
+    async def resolve(name: str) -> list[str]:
+        return table.get(name, [])
+
+    return resolve
 
 
 async def test_proxy_started_before_the_portal_still_signs_continue_links(store_url: str) -> None:

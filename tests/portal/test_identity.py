@@ -9,9 +9,9 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from netmon.identity.refresher import SessionRefresher
 from netmon.identity.sessions import (
     SETTING_AUP_VERSION,
-    SessionRefresher,
     end_sessions,
     load_snapshot,
     read_neighbours,
