@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, Undefined, select_autoescape
 from markupsafe import Markup, escape
 
 from netmon.config.settings import TLS_MODES, SmtpSettings
+from netmon.safe_text import neutralise
 
 __all__ = ["LONDON", "TLS_MODES", "SmtpSettings", "build_message", "message_id", "render"]
 
@@ -29,7 +30,7 @@ LONDON = ZoneInfo("Europe/London")
 
 def mark_matches(text: str | None) -> Markup:
     """Escape hostile captured text, then show the ``[[match]]`` markers as ``<mark>``."""
-    escaped = str(escape(text or ""))
+    escaped = str(escape(neutralise(text or "")))
     return Markup(_MARKED.sub(lambda m: f"<mark>{m.group(1)}</mark>", escaped))  # noqa: S704 - escaped above
 
 
@@ -37,6 +38,12 @@ def local_time(value: datetime | None, tz: ZoneInfo = LONDON) -> str:
     if value is None:
         return ""
     return value.astimezone(tz).strftime("%a %d %b %Y %H:%M:%S %Z")
+
+
+def _inert(value: Any) -> Any:
+    if isinstance(value, Markup):
+        return value  # built by a filter from text it neutralised and escaped already
+    return neutralise(value) if isinstance(value, str) else value
 
 
 @lru_cache(maxsize=1)
@@ -47,6 +54,7 @@ def environment() -> Environment:
         autoescape=select_autoescape(enabled_extensions=("html.j2", "html"), default=False),
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_inert,  # every value shown: no terminal escapes, controls or bidi tricks in mail text
     )
     env.filters["mark"] = mark_matches
     env.filters["local"] = local_time

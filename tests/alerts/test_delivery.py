@@ -137,6 +137,22 @@ async def test_hostile_html_in_a_capture_arrives_escaped(
     assert "&lt;b&gt;bob&lt;/b&gt;" in html
 
 
+async def test_terminal_escapes_and_bidi_in_a_capture_arrive_inert(
+    store_url: str, tmp_path: Path, smtp_server: SmtpServer, debug_loop: asyncio.AbstractEventLoop
+) -> None:
+    hostile = "\x1b[2J\x1b]0;owned\x07 i want to kill myself \u202etxt.exe\x00"
+    policy = load_policy(DEFAULT_POLICY_DIR, env=ENV)
+    with writer(store_url, policy, tmp_path) as w:
+        record(w, result(user="eve\x1b[31m", severity=5, phrase="kill myself", category="suicide", text=hostile))
+    sender, task = await run_sender(store_url, smtp_server)
+    await wait_for(lambda: len(smtp_server.received) == 1)
+    await stop(sender, task)
+    for part in ("plain", "html"):
+        body = smtp_server.received[0].part(part)
+        assert not any(c in body for c in "\x1b\x07\x00\u202e"), f"raw control characters in the {part} part"
+        assert "\\u001b" in body and "\\u202e" in body, f"escapes not shown inert in the {part} part"
+
+
 async def test_outage_queues_then_every_alert_arrives_exactly_once_after_restart(
     store_url: str, tmp_path: Path, smtp_server: SmtpServer, debug_loop: asyncio.AbstractEventLoop
 ) -> None:
