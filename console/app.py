@@ -36,7 +36,6 @@ class ConsoleConfig:
     lock_after: int = 5  # failed sign-ins (password or code) before the account locks
     lock_for: timedelta = timedelta(minutes=15)
     ip_limit: tuple[int, float] = (20, 60.0)  # sign-in attempts per address per seconds
-    public_url: str = ""  # how staff reach the console, for links in alerts (informational)
     engine_options: dict[str, Any] = field(default_factory=dict)
 
 
