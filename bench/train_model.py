@@ -2,10 +2,11 @@
 
     .venv/bin/pip install scikit-learn                       # training only; netmon never imports it
     apt-get install wordnet-base                             # benign short texts (WordNet 3.0 licence)
-    pip download --no-deps -d /tmp/empath empath==0.89 && tar xzf /tmp/empath/empath-0.89.tar.gz -C /tmp/empath
+    pip download --no-deps -d /tmp/empath empath==0.89
+    tar xzf /tmp/empath/empath-0.89.tar.gz -C /tmp/empath     # MIT; only data/categories.tsv is read
     .venv/bin/python bench/train_model.py --empath /tmp/empath/empath-0.89/empath/data/categories.tsv \
-        [--benign ../shared/data/benign-dev] [--wordnet /usr/share/wordnet] [--out netmon/scan/models/risk_model.npz]
-        [--eval-only]
+        [--benign ../shared/data/benign-dev] [--wordnet /usr/share/wordnet] \
+        [--out netmon/scan/models/risk_model.npz] [--eval-only]
 
 What it reads, and what it keeps apart (docs/model-card.md has sizes, licences and the figures):
 
@@ -88,7 +89,9 @@ def library_rows(library: Path) -> list[Row]:
                 rows.append(Row(parts[0], "library", category))
             for extra in parts[2:]:
                 if extra.startswith("unless:"):
-                    rows.extend(Row(u.strip(), "library-unless", None) for u in extra[7:].split(",") if u.strip())
+                    rows.extend(
+                        Row(u.strip(), "library-unless", None) for u in extra[7:].split(",") if u.strip()
+                    )
     return rows
 
 
@@ -250,7 +253,9 @@ def main() -> None:
     if args.eval_only:
         model = RiskModel.load(args.out)
     else:
-        rows = library_rows(ROOT / "library") + train_labelled + wordnet_rows(args.wordnet, args.wordnet_limit)
+        rows = (
+            library_rows(ROOT / "library") + train_labelled + wordnet_rows(args.wordnet, args.wordnet_limit)
+        )
         rows += [Row(s, "benign-dev-train", None) for p in train_pages for s in sentences(p)]
         print("training rows by source:", dict(Counter(r.source for r in rows)))
         start = time.perf_counter()
@@ -266,7 +271,8 @@ def main() -> None:
         )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         model.save(args.out)
-        print(f"trained in {time.perf_counter() - start:.0f}s; wrote {args.out} ({args.out.stat().st_size} bytes)")
+        size = args.out.stat().st_size
+        print(f"trained in {time.perf_counter() - start:.0f}s; wrote {args.out} ({size} bytes)")
         model = RiskModel.load(args.out)  # evaluate exactly what ships (float16 weights)
 
     def mapped(c: object) -> str | None:

@@ -150,7 +150,8 @@ class RiskModel:
             cat_ids = data["lex_cats"]
             cat_names = [str(c) for c in data["lex_names"]]
             lexicon = {
-                w: tuple(cat_names[j] for j in cat_ids[offsets[i] : offsets[i + 1]]) for i, w in enumerate(words)
+                w: tuple(cat_names[j] for j in cat_ids[offsets[i] : offsets[i + 1]])
+                for i, w in enumerate(words)
             }
             model = cls(categories, data["weights"], data["bias"], data["calibration"], lexicon, meta)
         if meta.get("normaliser_version") != NORMALISER_VERSION:
