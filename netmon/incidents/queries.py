@@ -189,7 +189,7 @@ def _queue_select(f: QueueFilter) -> Select[Any]:
         .select_from(Incident)
         .outerjoin(IncidentReview, IncidentReview.incident_id == Incident.id)
     )
-    return stmt.where(*_incident_conditions(f), *_review_conditions(f))
+    return stmt.where(*_incident_conditions(f), *_review_conditions(f))  # type: ignore[return-value]
 
 
 def _row(r: Any) -> QueueRow:
