@@ -34,6 +34,7 @@ from netmon.identity.sessions import (
     end_sessions,
     ensure_link_key,
     get_setting,
+    known_device,
     mark_changed,
     normalise_ip,
     read_neighbours,
@@ -142,8 +143,21 @@ def create_app(config: PortalConfig) -> Flask:
     state_lock = threading.Lock()
     with Session(engine) as db, db.begin():
         link_key = ensure_link_key(db)
-    ip_limiter = RateLimiter(*config.ip_limit)
-    user_limiter = RateLimiter(*config.user_limit)
+    ip_limiter = RateLimiter(*config.ip_limit)  # attempts per device
+    user_limiter = RateLimiter(*config.user_limit)  # failures per account, from any device
+    pair_limiter = RateLimiter(*config.user_limit)  # failures per account on this device
+
+    def _locked_out(username: str, ip: str, mac: str | None) -> bool:
+        """Too many wrong passwords for this account on this device, or (from any device) for this account
+        and this is not a device the account has signed in on before: guesses made for a pupil from other
+        devices never lock that pupil out of their own."""
+        if pair_limiter.blocked(f"{username}|{ip}"):
+            return True
+        if not user_limiter.blocked(username):
+            return False
+        with Session(engine) as db:
+            return not known_device(db, username, ip=ip, mac=mac)
+
     app.extensions["netmon"] = {
         "engine": engine,
         "config": config,
@@ -267,7 +281,8 @@ def create_app(config: PortalConfig) -> Flask:
             return render("error.html", 400, message=g.t["expired"])
         username = normalise_username(request.form.get("username", ""))[:150]
         password = request.form.get("password", "")
-        if ip_limiter.hit(ip) or (username and user_limiter.blocked(username)):
+        mac = read_neighbours(config.arp_path).get(ip) if config.arp_path else None
+        if ip_limiter.hit(ip) or (username and _locked_out(username, ip, mac)):
             counters.incr("portal.rate-limited")
             with Session(engine) as db, db.begin():
                 audit(db, "portal.signin.ratelimited", actor=ip, subject=username or None)
@@ -275,7 +290,6 @@ def create_app(config: PortalConfig) -> Flask:
             return Response(page, 429, headers={"Retry-After": "60"})
         # The sign-in button reads "Accept the AUP and sign in": submitting the form is the acceptance.
         aup = current_aup()
-        mac = read_neighbours(config.arp_path).get(ip) if config.arp_path else None
         with Session(engine) as db, db.begin():
             try:
                 account = authenticate(db, username, password, config.directory)
@@ -285,6 +299,7 @@ def create_app(config: PortalConfig) -> Flask:
                 return signin_page(503, g.t["directory_down"], username)
             if account is None:
                 user_limiter.hit(username or "-")
+                pair_limiter.hit(f"{username}|{ip}")
                 counters.incr("portal.signin.failed")
                 audit(db, "portal.signin.failed", actor=ip, subject=username or None, mac=mac)
                 log.info("sign-in failed from %s", ip)
@@ -310,7 +325,9 @@ def create_app(config: PortalConfig) -> Flask:
                 aup_version=aup.version,
                 language=g.lang,
             )
-        user_limiter.clear(username)
+        # the account-wide count is left to expire: the owner signing in on their own device must not
+        # reset it for whoever is guessing elsewhere
+        pair_limiter.clear(f"{username}|{ip}")
         counters.incr("portal.signin")
         log.info("signed in: %s at %s", account.username, ip)
         session["csrf"] = secrets.token_urlsafe(32)  # a fresh token after sign-in

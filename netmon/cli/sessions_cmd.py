@@ -43,11 +43,16 @@ def sessions(ctx: click.Context, db_url: str | None) -> None:
     if not rows:
         click.echo("no devices signed in")
         return
+    from netmon.safe_text import neutralise
+
+    def shown(value: str) -> str:  # user names come from rosters and directories: never raw to a terminal
+        return neutralise(value, keep_newlines=False)
+
     click.echo(f"{'IP':39} {'USER':20} {'ROLE':6} {'YEAR':6} {'MAC':17} {'SINCE (UTC)':16} LAST SEEN (UTC)")
     for r in rows:
         click.echo(
-            f"{r.ip:39} {r.username:20} {r.role:6} {r.year_group or '-':6} {r.mac or '-':17} "
-            f"{r.started_at:%Y-%m-%d %H:%M} {r.last_seen:%Y-%m-%d %H:%M:%S}"
+            f"{shown(r.ip):39} {shown(r.username):20} {shown(r.role):6} {shown(r.year_group or '-'):6} "
+            f"{shown(r.mac or '-'):17} {r.started_at:%Y-%m-%d %H:%M} {r.last_seen:%Y-%m-%d %H:%M:%S}"
         )
 
 

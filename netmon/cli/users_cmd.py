@@ -73,10 +73,15 @@ def list_(db_url: str | None) -> None:
         raise click.ClickException(str(exc)) from exc
     with Session(engine) as session:
         rows = list(session.scalars(select(UserAccount).order_by(UserAccount.username)))
+    from netmon.safe_text import neutralise
+
+    def shown(value: str) -> str:  # names come from rosters and directories: never raw to a terminal
+        return neutralise(value, keep_newlines=False)
+
     click.echo(f"{'USERNAME':20} {'NAME':24} {'ROLE':6} {'YEAR':6} {'SIGN-IN':9} GROUPS")
     for u in rows:
         how = "local" if u.password_hash else "directory"
         click.echo(
-            f"{u.username:20} {u.display_name[:24]:24} {u.role:6} {u.year_group or '-':6} {how:9} "
-            f"{';'.join(u.groups or []) or '-'}"
+            f"{shown(u.username):20} {shown(u.display_name)[:24]:24} {shown(u.role):6} "
+            f"{shown(u.year_group or '-'):6} {how:9} {shown(';'.join(u.groups or [])) or '-'}"
         )

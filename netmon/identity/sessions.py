@@ -160,6 +160,25 @@ def end_sessions(
     return count
 
 
+#: How long a device stays "known" for an account after the account last signed in on it.
+KNOWN_DEVICE_DAYS = 90
+
+
+def known_device(
+    session: Session, username: str, *, ip: str, mac: str | None, now: datetime | None = None
+) -> bool:
+    """Whether ``username`` signed in on this device (its MAC, else its address) within KNOWN_DEVICE_DAYS:
+    the account's own device, which an account-wide lockout must never shut out."""
+    since = (now or utcnow()) - timedelta(days=KNOWN_DEVICE_DAYS)
+    same_device = AupAcceptance.mac == mac if mac else AupAcceptance.ip == normalise_ip(ip)
+    query = (
+        select(AupAcceptance.id)
+        .where(AupAcceptance.username == username, AupAcceptance.time >= since, same_device)
+        .limit(1)
+    )
+    return session.scalar(query) is not None
+
+
 def mark_changed(session: Session) -> None:
     """Tell the proxy's refresher that sessions changed (it then reloads at once when asked to)."""
     set_setting(session, SETTING_CHANGED, secrets.token_hex(8))

@@ -198,6 +198,18 @@ def test_repeated_failures_lock_the_user_name_across_addresses(client: FlaskClie
     assert _sign_in(client, "alice", "alice-pass-1", ip="10.30.0.51").status_code == 303
 
 
+def test_guesses_from_other_devices_never_lock_the_pupil_out_of_their_own(client: FlaskClient) -> None:
+    assert _sign_in(client, "bob", "bob-pass-1", ip="10.30.1.1").status_code == 303  # bob's own phone
+    for i in range(5):  # someone else types wrong passwords for bob on other devices
+        assert _sign_in(client, "bob", "guess", ip=f"10.30.1.{10 + i}").status_code == 401
+    assert _sign_in(client, "bob", "bob-pass-1", ip="10.30.1.1").status_code == 303  # still gets in
+    assert _sign_in(client, "bob", "bob-pass-1", ip="10.30.1.99").status_code == 429  # a new device: no
+    # per device: five wrong passwords on bob's own phone do lock that phone for bob
+    for _ in range(5):
+        _sign_in(client, "bob", "guess", ip="10.30.1.1")
+    assert _sign_in(client, "bob", "bob-pass-1", ip="10.30.1.1").status_code == 429
+
+
 def test_cookies_are_httponly_samesite_and_secure_over_https(client: FlaskClient) -> None:
     cookie = client.get("/", environ_base=_env()).headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie

@@ -121,3 +121,36 @@ def test_import_rejects_non_utf8(db_url: str, tmp_path: Path) -> None:
     with Session(engine) as session, pytest.raises(ConfigError, match="UTF-8"):
         import_roster(session, roster)
     engine.dispose()
+
+
+def test_list_commands_show_control_characters_inert(db_url: str, tmp_path: Path) -> None:
+    roster = tmp_path / "roster.csv"
+    evil = "Eve\x1b]8;;http://x\x07\x1b[2J\u202egnp.exe"
+    roster.write_text(
+        f"username,display_name,role,year_group,groups,password\neve,{evil},pupil,9,y9\u200f,pw-long-enough\n",
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    assert runner.invoke(main, ["users", "import", str(roster), "--db", db_url]).exit_code == 0
+    listed = runner.invoke(main, ["users", "list", "--db", db_url])
+    assert listed.exit_code == 0, listed.output
+    assert "\x1b" not in listed.output and "\u202e" not in listed.output and "\u200f" not in listed.output
+    assert "\x07" not in listed.output
+    from netmon.identity.sessions import start_session
+    from netmon.identity.users import Account
+
+    engine = make_engine(db_url)
+    with Session(engine) as session, session.begin():
+        start_session(
+            session,
+            Account("eve\x1b[31m", evil, "pupil", "9", (), "local"),
+            ip="10.0.0.9",
+            mac=None,
+            user_agent="t",
+            aup_version="1",
+            language="en",
+        )
+    engine.dispose()
+    shown = runner.invoke(main, ["sessions", "--db", db_url])
+    assert shown.exit_code == 0, shown.output
+    assert "eve" in shown.output and "\x1b" not in shown.output
