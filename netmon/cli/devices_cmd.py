@@ -310,8 +310,9 @@ def profile(
 @devices.command(name="gateway-config")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here (0600).")
 @click.option("--apply", "apply_", is_flag=True, help="Then `wg syncconf` the running interface with it.")
+@click.option("--up", is_flag=True, help="Also give the interface the pool's first address and bring it up.")
 @click.pass_context
-def gateway_config(ctx: click.Context, output: Path | None, apply_: bool) -> None:
+def gateway_config(ctx: click.Context, output: Path | None, apply_: bool, up: bool) -> None:
     """The gateway's WireGuard interface configuration with every enrolled peer (wg setconf format)."""
     from sqlalchemy.orm import Session
 
@@ -324,13 +325,22 @@ def gateway_config(ctx: click.Context, output: Path | None, apply_: bool) -> Non
         with Session(engine) as session:
             text = gateway_text(session, settings)
         if output is None:
-            if apply_:
-                raise click.ClickException("--apply needs -o FILE (wg syncconf reads a file)")
+            if apply_ or up:
+                raise click.ClickException("--apply and --up need -o FILE (wg syncconf reads a file)")
             click.echo(text, nl=False)
             return
         write_private(output, text)
-        if apply_:
-            WgControl(settings.interface).syncconf(output)
+        if apply_ or up:
+            control = WgControl(settings.interface)
+            control.syncconf(output)
+            if up:
+                prefix_v4 = settings.pool_v4.prefixlen
+                addresses = [f"{settings.gateway_v4}/{prefix_v4}"]
+                if settings.pool_v6 is not None:
+                    addresses.append(f"{settings.gateway_v6}/{settings.pool_v6.prefixlen}")
+                control.up(addresses)
     except NetmonError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"gateway configuration written to {output}" + (" and applied" if apply_ else ""), err=True)
+    click.echo(
+        f"gateway configuration written to {output}" + (" and applied" if apply_ or up else ""), err=True
+    )

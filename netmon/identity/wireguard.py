@@ -293,6 +293,18 @@ class WgControl:
     def syncconf(self, path: Path) -> None:
         self._wg("syncconf", self.interface, str(path))
 
+    def up(self, addresses: Iterable[str]) -> None:
+        """Give the interface its addresses (``10.99.0.1/20``...) and bring it up; safe to repeat."""
+        ip = shutil.which("ip") or "ip"
+        for address in addresses:
+            self._ip(ip, "address", "replace", address, "dev", self.interface)
+        self._ip(ip, "link", "set", self.interface, "up")
+
+    def _ip(self, *args: str) -> None:
+        done = self.runner(list(args))
+        if done.returncode != 0:
+            raise WireGuardError(f"{' '.join(args[1:4])} {self.interface} failed: {done.stderr.strip()}")
+
     def latest_handshakes(self) -> dict[str, datetime]:
         """Public key -> time of its latest handshake (peers that never completed one are left out)."""
         seen: dict[str, datetime] = {}
