@@ -119,7 +119,12 @@ log = logging.getLogger(__name__)
     default=None,
     help="PAC file served as /proxy.pac and /wpad.dat (default: deploy/pac/proxy.pac).",
 )
-@click.option("--trust-proxy", is_flag=True, help="Behind your own reverse proxy: honour X-Forwarded-For.")
+@click.option(
+    "--trust-proxy",
+    is_flag=True,
+    help="Behind your own reverse proxy on this host: honour X-Forwarded-For from loopback only.",
+)
+@click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True, help="Worker threads.")
 def portal(
     port: int,
     host: str,
@@ -141,13 +146,14 @@ def portal(
     ldap_year_attribute: str,
     pac_file: Path | None,
     trust_proxy: bool,
+    threads: int,
 ) -> None:
     """Run the captive portal (AUP, sign-in, CA download, RFC 8908 API).
 
     Secrets come from the environment: NETMON_PORTAL_SECRET (cookie key) and NETMON_LDAP_BIND_PASSWORD.
     """
     from netmon_portal.app import PortalConfig, create_app
-    from werkzeug.serving import make_server
+    from waitress.server import create_server
 
     from netmon.identity.users import DirectoryConfig
     from netmon.store.db import upgrade
@@ -189,20 +195,23 @@ def portal(
     try:
         upgrade(url)
         app = create_app(config)
-        server = make_server(host, port, app, threaded=True)
+        # waitress: a production WSGI server (threads, request size limits, no debugger); the app
+        # already limits bodies to 64 KB. No access log: request lines carry URLs.
+        server = create_server(
+            app, host=host, port=port, threads=threads, ident="netmon-portal", channel_timeout=30
+        )
     except NetmonError as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no request lines (they carry URLs) at INFO
     threading.Thread(target=_sync_aup, args=(app.extensions["netmon"]["sync_aup"],), daemon=True).start()
     click.echo(f"netmon portal on http://{host}:{port}/ (store {_display(url)})", err=True)
     try:
-        server.serve_forever()
+        server.run()
     except KeyboardInterrupt:
         pass
     finally:
-        server.server_close()
+        server.close()
 
 
 def _sync_aup(sync: Callable[[], object], interval: float = 2.0) -> None:

@@ -27,13 +27,13 @@ def _unit(name: str) -> configparser.ConfigParser:
 
 
 def _nft_vars() -> dict[str, str]:
-    from netmon.ops.doctor import read_nft_vars
+    from netmon.config.gateway import read_nft_vars
 
     return read_nft_vars(DEPLOY / "nftables" / "netmon-vars.nft")
 
 
 def _gateway_options() -> dict:
-    from netmon.ops.doctor import read_options
+    from netmon.config.gateway import read_options
 
     return read_options(GATEWAY_CONFIG)
 
