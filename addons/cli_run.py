@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +99,12 @@ def _preflight(values: dict[str, Any]) -> None:
     type=click.Path(exists=True, path_type=Path),
     help="Load an extra mitmproxy script after netmon's addons (repeatable).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Proxy processes, on consecutive ports from --port (default 1; netmon_proxy_workers).",
+)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set any option (repeatable).")
 @click.option("--check", is_flag=True, help="Validate the configuration and exit without starting.")
 def run(
@@ -112,6 +122,7 @@ def run(
     hash_lists: tuple[Path, ...],
     url_lists: tuple[Path, ...],
     scripts: tuple[Path, ...],
+    workers: int | None,
     sets: tuple[str, ...],
     check: bool,
 ) -> None:
@@ -145,6 +156,8 @@ def run(
                 overrides[key] = str(path.resolve())
         if portal is not None:
             overrides["netmon_portal"] = portal
+        if workers is not None:
+            overrides["netmon_proxy_workers"] = workers
         if hash_lists:
             overrides["netmon_hash_lists"] = [
                 *values.get("netmon_hash_lists", []),
@@ -165,22 +178,61 @@ def run(
     except NetmonError as exc:
         raise click.ClickException(str(exc)) from exc
     changed = [k for k in opts.keys() if merged[k] != defaults[k]]
+    count = merged["netmon_proxy_workers"]
+    ports = f"{merged['listen_port']}" + (f"-{merged['listen_port'] + count - 1}" if count > 1 else "")
+    where = f"{merged['listen_host']}:{ports}"
     if check:
         click.echo(
-            f"configuration OK ({config}); proxy would listen on "
-            f"{merged['listen_host']}:{merged['listen_port']} in mode {', '.join(merged['mode'])}"
+            f"configuration OK ({config}); proxy would listen on {where} in mode {', '.join(merged['mode'])}"
+            + (f" ({count} workers)" if count > 1 else "")
         )
         return
     click.echo(
-        f"netmon: proxy on {merged['listen_host']}:{merged['listen_port']} "
-        f"(mode {', '.join(merged['mode'])}), store {_display_db(merged['netmon_db'])}",
+        f"netmon: proxy on {where} (mode {', '.join(merged['mode'])}"
+        + (f", {count} workers" if count > 1 else "")
+        + f"), store {_display_db(merged['netmon_db'])}",
         err=True,
     )
-    args = launch.mitmdump_args(opts, changed)
-    for script in scripts:
-        args += ["-s", str(script.resolve())]
+    extra = [a for script in scripts for a in ("-s", str(script.resolve()))]
     logging.getLogger().handlers.clear()  # mitmproxy's own log handler takes over from here
-    launch.run_mitmdump(args)
+    if count == 1:
+        launch.run_mitmdump(launch.mitmdump_args(opts, changed) + extra)
+    else:
+        mine = {"listen_port", "netmon_worker_index", "netmon_alerts"}
+        args = launch.mitmdump_args(opts, [k for k in changed if k not in mine]) + extra
+        raise SystemExit(supervise(args, merged["listen_port"], count, merged["netmon_alerts"]))
+
+
+def supervise(args: list[str], port: int, count: int, alerts: bool = True) -> int:
+    """Run ``count`` proxy workers on ports ``port``.. and wait. Worker 0 alone sends alert e-mails.
+    When one worker exits, the others are stopped and its exit code returned (systemd restarts them
+    all); SIGTERM and SIGINT are passed on, so queued incidents are written before the end."""
+    procs: list[subprocess.Popen[bytes]] = []
+    for index in range(count):
+        own = ["--set", f"listen_port={port + index}", "--set", f"netmon_worker_index={index}"]
+        own += ["--set", f"netmon_alerts={'true' if alerts and index == 0 else 'false'}"]
+        procs.append(subprocess.Popen([sys.executable, "-m", "netmon_proxy.launch", *args, *own]))
+
+    def forward(signum: int, _frame: object) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    code = 0
+    while all(proc.poll() is None for proc in procs):
+        time.sleep(0.2)
+    code = next(proc.returncode for proc in procs if proc.poll() is not None)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return code
 
 
 def _display_db(url: str) -> str:

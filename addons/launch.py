@@ -193,3 +193,9 @@ def run_mitmdump(args: list[str]) -> None:
     from mitmproxy.tools.main import mitmdump
 
     mitmdump(args)
+
+
+if __name__ == "__main__":  # a proxy worker started by `netmon run --workers N`
+    import sys
+
+    run_mitmdump(sys.argv[1:])

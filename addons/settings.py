@@ -65,6 +65,19 @@ class Settings:
             "netmon_scan_workers", int, 1, "Worker processes that scan traffic off the event loop."
         )
         loader.add_option(
+            "netmon_proxy_workers",
+            int,
+            1,
+            "mitmdump processes `netmon run` starts, on consecutive ports from listen_port; the gateway's "
+            "ruleset spreads devices over them by source address. Only the first sends alert e-mails.",
+        )
+        loader.add_option(
+            "netmon_worker_index",
+            int,
+            0,
+            "This process's place among the proxy workers (set by `netmon run`; 0 with one worker).",
+        )
+        loader.add_option(
             "netmon_scan_max_bytes",
             int,
             2_000_000,

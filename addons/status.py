@@ -1,4 +1,5 @@
-"""StatusWriter: writes the process counters to <state dir>/status.json for `netmon status`/`doctor`."""
+"""StatusWriter: writes the process counters to <state dir>/status.json (``status.<i>.json`` for proxy
+worker i > 0) for `netmon status`/`doctor`."""
 
 from __future__ import annotations
 
@@ -20,11 +21,17 @@ class StatusWriter:
         self._task: asyncio.Task[None] | None = None
 
     def _path(self) -> Path:
-        return Path(ctx.options.netmon_state_dir) / "status.json"
+        return Path(ctx.options.netmon_state_dir) / counters.status_name(ctx.options.netmon_worker_index)
 
     def _extra(self) -> dict[str, object]:
         opts = ctx.options
-        return {"mode": list(opts.mode), "listen_host": opts.listen_host, "listen_port": opts.listen_port}
+        return {
+            "mode": list(opts.mode),
+            "listen_host": opts.listen_host,
+            "listen_port": opts.listen_port,
+            "worker": opts.netmon_worker_index,
+            "workers": opts.netmon_proxy_workers,
+        }
 
     async def _loop(self) -> None:
         while True:

@@ -59,23 +59,32 @@ def status(
 ) -> None:
     """Show the proxy's counters: decrypted, passed-through and refused TLS connections, scan skips."""
     directory = state_dir or _state_dir_from_config(config_path) or paths.state_dir()
-    path = directory / "status.json"
-    data = counters.read_status(path)
-    if data is None:
+    statuses = counters.read_statuses(directory)
+    if not statuses:
         raise click.ClickException(
-            f"{path}: no status (is the proxy running with netmon_state_dir={directory}?)"
+            f"{directory / 'status.json'}: no status "
+            f"(is the proxy running with netmon_state_dir={directory}?)"
         )
     if as_json:
+        data = (
+            statuses[0]
+            if len(statuses) == 1
+            else {"workers": statuses, "counters": counters.summed(statuses)}
+        )
         click.echo(json.dumps(data, indent=1, sort_keys=True))
         return
-    c: dict[str, int] = data.get("counters") or {}  # type: ignore[assignment]
-    age = time.time() - float(data.get("updated", 0))  # type: ignore[arg-type]
-    state = "stopped" if data.get("stopped") else ("running" if age < 30 else "not updating (stopped?)")
-    modes = ", ".join(data.get("mode") or [])  # type: ignore[arg-type]
-    click.echo(
-        f"proxy: {state} (pid {data.get('pid')}, mode {modes or '?'}, "
-        f"port {data.get('listen_port')}), updated {age:.0f} s ago"
-    )
+    c = counters.summed(statuses)
+    for data in statuses:
+        age = time.time() - float(data.get("updated", 0))  # type: ignore[arg-type]
+        state = "stopped" if data.get("stopped") else ("running" if age < 30 else "not updating (stopped?)")
+        modes = ", ".join(data.get("mode") or [])  # type: ignore[arg-type]
+        name = "proxy" if len(statuses) == 1 else f"proxy worker {data.get('worker', '?')}"
+        click.echo(
+            f"{name}: {state} (pid {data.get('pid')}, mode {modes or '?'}, "
+            f"port {data.get('listen_port')}), updated {age:.0f} s ago"
+        )
+    if len(statuses) > 1:
+        click.echo(f"(counters below are summed over the {len(statuses)} workers)")
     click.echo("\nTLS connections")
     for label, key, help_text in TLS_ROWS:
         click.echo(f"  {label:<18} {c.get(key, 0):>10}   {help_text}")

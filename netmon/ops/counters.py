@@ -50,6 +50,31 @@ def write_status(path: Path, extra: dict[str, object] | None = None) -> None:
     os.replace(tmp, path)
 
 
+def status_name(worker: int = 0) -> str:
+    """The status file of proxy worker ``worker`` in the state directory."""
+    return "status.json" if worker == 0 else f"status.{worker}.json"
+
+
+def read_statuses(state_dir: Path) -> list[dict[str, object]]:
+    """Every proxy worker's status in ``state_dir``, worker 0 first (empty when none is there)."""
+    files = [state_dir / "status.json", *sorted(state_dir.glob("status.*.json"), key=_worker_of)]
+    return [data for data in map(read_status, files) if data is not None]
+
+
+def _worker_of(path: Path) -> int:
+    middle = path.name.removeprefix("status.").removesuffix(".json")
+    return int(middle) if middle.isdigit() else 1 << 30
+
+
+def summed(statuses: list[dict[str, object]]) -> dict[str, int]:
+    """The counters of several workers added up."""
+    total: dict[str, int] = {}
+    for data in statuses:
+        for key, value in (data.get("counters") or {}).items():  # type: ignore[union-attr]
+            total[key] = total.get(key, 0) + int(value)
+    return total
+
+
 def read_status(path: Path) -> dict[str, object] | None:
     try:
         return json.loads(path.read_text())
