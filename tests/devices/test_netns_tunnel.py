@@ -1,0 +1,147 @@
+"""End to end in network namespaces: real WireGuard (wireguard-go + wg) from a home to the gateway.
+
+A home brings up an enrolled device's tunnel; its web traffic reaches a server through the gateway's
+transparent proxy (a real mitmdump), which names the device and its user from the tunnel address; DNS to
+any address is answered by the school's resolver; QUIC and other ports are refused; a revoked device
+cannot complete a handshake nor reach anything, while another device goes on working.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.devices import wglab
+
+pytestmark = [pytest.mark.netns, pytest.mark.e2e]
+
+DNS_QUERY = (
+    "import socket,sys\n"
+    "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(3)\n"
+    "q=bytes.fromhex('beef01000001000000000000')+b'\\x07example\\x03com\\x00\\x00\\x01\\x00\\x01'\n"
+    "s.sendto(q,(sys.argv[1],53)); r=s.recv(512)\n"
+    "print(r[:2].hex(), socket.inet_ntoa(r[-4:]))\n"
+)
+REFUSED = (
+    "import socket,sys,time\n"
+    "kind,host,port=sys.argv[1],sys.argv[2],int(sys.argv[3]); t=time.monotonic()\n"
+    "s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM if kind=='udp' else socket.SOCK_STREAM)\n"
+    "s.settimeout(3)\n"
+    "try:\n"
+    "    s.connect((host,port))\n"
+    "    if kind=='udp':\n"
+    "        s.send(b'x'); s.recv(10)\n"
+    "    print('open')\n"
+    "except ConnectionRefusedError: print('refused', round(time.monotonic()-t,3))\n"
+    "except OSError as e: print('refused' if e.errno in (113, 13) else 'error', round(time.monotonic()-t, 3))\n"
+)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[wglab.WgLab]:
+    reason = wglab.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    lab = wglab.WgLab(tmp_path, homes=2)
+    try:
+        lab.create()
+        yield lab
+    finally:
+        lab.destroy()
+
+
+def _roster(lab: wglab.WgLab) -> None:
+    roster = lab.workdir / "roster.csv"
+    roster.write_text(
+        "username,display_name,role,year_group,groups,password\n"
+        "alice,Alice A,pupil,9,year9;form9b,\nbob,Bob B,pupil,10,year10,\n"
+    )
+    lab.netmon("users", "import", str(roster))
+
+
+def _enrol(lab: wglab.WgLab, name: str, user: str) -> str:
+    out = lab.netmon("devices", "enrol", name, "--user", user, "--aup-accepted", "--no-qr").stdout
+    return out[out.index("[Interface]") :]
+
+
+def _identity(response: str) -> dict | None:
+    match = re.search(r"^x-netmon-device: (.*)$", response, re.M | re.I)
+    assert match, response
+    return json.loads(match.group(1).strip())
+
+
+def test_tunnel_to_the_proxy_names_the_device_and_revoke_cuts_it_off(lab: wglab.WgLab) -> None:
+    _roster(lab)
+    alice_conf = _enrol(lab, "lt-001", "alice")
+    bob_conf = _enrol(lab, "lt-002", "bob")
+    lab.start_server()
+    lab.start_gateway()
+    lab.start_client(1, alice_conf)
+    lab.start_client(2, bob_conf)
+
+    # web through the tunnel: redirected into the proxy, which names the device, the user and off-site
+    page = lab.curl(1, f"http://{wglab.SERVER_V4}/news?id=1")
+    assert page.returncode == 0, page.stderr
+    assert f"server saw {wglab.GATEWAY_LAN_V4} ask for /news?id=1" in page.stdout
+    identity = _identity(page.stdout)
+    assert identity == {
+        "user": "alice", "role": "pupil", "year_group": "9", "groups": ["year9", "form9b"], "mac": None,
+        "device": "lt-001", "site": "", "off_site": True,
+    }  # fmt: skip
+    assert (_identity(lab.curl(2, f"http://{wglab.SERVER_V4}/").stdout) or {})["user"] == "bob"
+
+    # DNS to any address goes to the school's resolver (which answers every name with the server)
+    dns = lab.exec(lab.home_ns[0], sys.executable, "-c", DNS_QUERY, "8.8.8.8")
+    assert dns.stdout.split() == ["beef", wglab.SERVER_V4]
+
+    # QUIC and any other port are refused at once (reject: port or admin unreachable, never a silent drop)
+    for kind, port in (("udp", 443), ("tcp", 22), ("udp", 5000)):
+        out = lab.exec(lab.home_ns[0], sys.executable, "-c", REFUSED, kind, wglab.SERVER_V4, str(port)).stdout
+        assert out.startswith("refused"), (kind, port, out)
+        assert float(out.split()[1]) < 1.0
+
+    # the gateway's last handshakes reach `netmon devices list`
+    listed = lab.netmon("devices", "list").stdout
+    assert re.search(r"^lt-001 .* 20\d\d-\d\d-\d\d \d\d:\d\d\s+active", listed, re.M), listed
+
+    # revoke: applied to the running interface at once
+    revoked = lab.netmon("devices", "revoke", "lt-001", "--reason", "lost")
+    assert "applied to the running interface" in revoked.stderr
+    peers = lab.exec(lab.gateway, "wg", "show", lab.gw_if, "peers").stdout
+    alice_key = _public_key(lab, alice_conf)
+    assert alice_key not in peers
+    assert lab.curl(1, f"http://{wglab.SERVER_V4}/", timeout=3).returncode != 0
+    # a fresh start of the revoked device never completes a handshake
+    lab.start_client(1, alice_conf)
+    time.sleep(6)  # wireguard-go retries a handshake every 5 s
+    assert set(lab.latest_handshake(lab.home_ns[0], lab.client_if[0]).values()) == {0}
+    assert lab.curl(1, f"http://{wglab.SERVER_V4}/", timeout=3).returncode != 0
+    # the other device is unaffected
+    assert (_identity(lab.curl(2, f"http://{wglab.SERVER_V4}/").stdout) or {})["device"] == "lt-002"
+    # the gateway's file no longer lists it either (rewritten after the revoke)
+    assert alice_key not in (lab.workdir / "wg-gateway.conf").read_text()
+
+
+def test_tunnel_down_means_no_route(lab: wglab.WgLab) -> None:
+    """A device whose tunnel is down cannot reach the web through the tunnel's route (fails closed here)."""
+    _roster(lab)
+    conf = _enrol(lab, "lt-003", "alice")
+    lab.start_server()
+    lab.start_gateway()
+    lab.start_client(1, conf)
+    assert lab.curl(1, f"http://{wglab.SERVER_V4}/").returncode == 0
+    lab.exec(lab.home_ns[0], "ip", "link", "set", lab.client_if[0], "down")
+    failed = lab.curl(1, f"http://{wglab.SERVER_V4}/", timeout=3)
+    assert failed.returncode != 0
+
+
+def _public_key(lab: wglab.WgLab, config: str) -> str:
+    private = re.search(r"^PrivateKey = (\S+)$", config, re.M)
+    assert private
+    return lab.exec(lab.gateway, "wg", "pubkey", input=private.group(1)).stdout.strip()
