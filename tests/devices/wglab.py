@@ -277,6 +277,12 @@ class WgLab:
             timeout=timeout + 5,
         )
 
+    def curl_async(self, n: int, *urls: str, timeout: float = 60) -> subprocess.Popen[str]:
+        cmd = ["ip", "netns", "exec", self.home_ns[n - 1], "curl", "-sS", "--max-time", str(timeout), *urls]
+        return subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env
+        )
+
     # -- teardown -----------------------------------------------------------------------------------------
     def destroy(self) -> None:
         for proc in self.procs:
