@@ -31,6 +31,7 @@ from netmon.scan.decoding import DEFAULT_BODY_CAP, decode_text, decompress
 from netmon.scan.extract import UNREAD, Body, Extracted, extract, kind_of, media_type, message_text, read_body
 from netmon.scan.findings import FlowContext, Hit, ScanResult, ScanStats, TextFinding, pickled_as_tuple
 from netmon.scan.search_terms import engines, search_query
+from netmon.scan.signal import Scores, weigh
 from netmon.scan.snapshot import DEFAULT_SNAPSHOT_CAP, make_snapshot
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,8 @@ class _Scan:
         self.job = job
         self.matcher = matcher
         self.findings: list[TextFinding] = []
+        self.typed: list[tuple[str, str, str]] = []  # (source, label, text) the pupil typed: for the model
+        self.pupil_side = True
         self.skipped: list[str] = []
         self.scanned = 0
         self.deadline = time.process_time() + job.cpu_budget
@@ -195,6 +198,8 @@ class _Scan:
     def match(self, source: str, text: str, label: str = "") -> None:
         if not text or self.over_budget():
             return
+        if self.pupil_side:
+            self.typed.append((source, label, text))
         # At most MAX_HITS + 1 hits of any one phrase come back (the earliest): enough to keep exactly
         # the MAX_HITS most severe below, and to know whether the cap was reached.
         hits = self.matcher.scan(text, limit=MAX_HITS + 1)
@@ -285,6 +290,7 @@ class _Scan:
 
     def response(self) -> Body | None:
         job = self.job
+        self.pupil_side = False  # what a site sent: the library's alone
         if job.response_body is None or not job.response_body:
             return None
         status = job.response_status or 200
@@ -315,6 +321,7 @@ class _Scan:
             self.skip(("body-cap",))
             message = message[: job.body_cap]
         if message:
+            self.pupil_side = bool(job.ws_from_client)
             self.scanned += len(message.encode("utf-8", "replace"))
             self.match("websocket", message_text(message).text, _WS_LABEL[job.ws_from_client])
 
@@ -328,14 +335,19 @@ class _Scan:
         )
 
 
-def scan_job(job: ScanJob, matcher: SupportsScan) -> ScanResult:
-    """Scan one flow or WebSocket message: findings (with hits only), stats, and a snapshot if hits."""
+def scan_job(job: ScanJob, matcher: SupportsScan, model: Scores | None = None) -> ScanResult:
+    """Scan one flow or WebSocket message: findings (with hits only), stats, and a snapshot if hits.
+    ``model``: the learned second signal for what the pupil typed (:mod:`netmon.scan.signal`)."""
     scan = _Scan(job, matcher)
     if job.ws_message is not None:
         scan.websocket()
+        if model is not None:
+            scan.findings = weigh(model, scan.typed, scan.findings)
         return scan.result()
     scan.search()
     scan.request()
+    if model is not None:
+        scan.findings = weigh(model, scan.typed, scan.findings)
     response = scan.response()
     snapshot = None
     worth_keeping = any(h.severity >= SNAPSHOT_MIN_SEVERITY for f in scan.findings for h in f.hits)

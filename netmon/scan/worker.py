@@ -20,6 +20,19 @@ log = logging.getLogger(__name__)
 PIPE_SIZE = 1024 * 1024
 
 
+def _risk_model() -> object | None:
+    """The shipped risk model, or None (scanning goes on with the library alone) if it cannot load."""
+    if os.environ.get("NETMON_RISK_MODEL", "on").lower() in ("off", "0", "no", "false"):
+        return None
+    from netmon.scan.model import RiskModel
+
+    try:
+        return RiskModel.load()
+    except (OSError, ValueError, KeyError) as exc:
+        log.error("risk model not loaded (%s): scanning with the library alone", type(exc).__name__)
+        return None
+
+
 def main(argv: list[str]) -> int:
     from netmon.scan.job import scan_job
     from netmon.scan.library import load_library
@@ -35,6 +48,7 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s scan worker %(levelname)s %(message)s")
     library_dir, overlay = Path(argv[0]), (Path(argv[1]) if len(argv) > 1 and argv[1] else None)
     matcher = Matcher.compile(load_library(library_dir, overlay))
+    model = _risk_model()
     out.write(frame(("ready", matcher.fingerprint)))
     out.flush()
     reader = FrameReader()
@@ -46,7 +60,7 @@ def main(argv: list[str]) -> int:
         replies = []
         for job in reader.feed(data):
             try:
-                replies.append(frame(("result", scan_job(job, matcher))))  # type: ignore[arg-type]
+                replies.append(frame(("result", scan_job(job, matcher, model))))  # type: ignore[arg-type]
             except Exception as exc:  # noqa: BLE001 - one bad job must not stop the worker
                 log.error("scan job failed: %s", type(exc).__name__)  # never the content
                 replies.append(frame(("error", type(exc).__name__)))
