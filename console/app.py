@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -37,6 +38,8 @@ class ConsoleConfig:
     lock_for: timedelta = timedelta(minutes=15)
     ip_limit: tuple[int, float] = (20, 60.0)  # sign-in attempts per address per seconds
     engine_options: dict[str, Any] = field(default_factory=dict)
+    # the school's record system: review outcomes are queued for the signed webhook (empty: none)
+    webhook_url: str = field(default_factory=lambda: os.environ.get("NETMON_WEBHOOK_URL", "").strip())
 
 
 @dataclass

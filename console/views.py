@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from netmon.incidents import queries
-from netmon.incidents.outcomes import ReviewChange, ReviewError, change_review
-from netmon.store.console import CONTENT_ROLES, OUTCOMES, STATUSES, StaffAccount
+from netmon.incidents.outcomes import ReviewChange, ReviewError, change_review, queue_outcome_webhook
+from netmon.store.console import CONTENT_ROLES, IN_REVIEW, NEW, OUTCOMES, STATUSES, StaffAccount
 from netmon.store.incidents import Incident
 
 bp = Blueprint("console", __name__)
@@ -193,6 +193,31 @@ def review(uid: str) -> Any:
             return redirect(url_for("console.incident", uid=found.uid, error=str(exc)) + "#review")
         if entry is not None:
             record(db, "console.incident.change", found.uid, changes=entry.changes, note=bool(entry.note))
+            _to_record_system(db, found, entry)
+        uid = found.uid
+    return redirect(url_for("console.incident", uid=uid) + "#review")
+
+
+def _to_record_system(db: Session, found: Incident, entry: Any) -> None:
+    """A change of status or outcome goes to the school's record system (the signed webhook), if set."""
+    url = state().config.webhook_url
+    if url and {"status", "outcome"} & set(entry.changes):
+        queue_outcome_webhook(db, found, entry, url)
+
+
+@bp.route("/incidents/<uid>/acknowledge", methods=["POST"])
+@require("outcome")
+def acknowledge(uid: str) -> Any:
+    """Take the incident up: ``new`` becomes ``in_review`` (this stops escalation to the next contact)."""
+    with Session(state().engine) as db, db.begin():
+        found = _incident(db, uid)
+        entry = None
+        if queries.review_state(db, found.id).status == NEW:
+            change = ReviewChange(status=IN_REVIEW, note="acknowledged")
+            entry = change_review(db, found, g.staff.username, change)
+        record(db, "console.incident.acknowledge", found.uid, changed=entry is not None)
+        if entry is not None:
+            _to_record_system(db, found, entry)
         uid = found.uid
     return redirect(url_for("console.incident", uid=uid) + "#review")
 

@@ -73,6 +73,11 @@ class Job:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def channel(self) -> str:
+        """``mail`` or ``webhook`` (``netmon.alerts.channels``)."""
+        return str(self.extra.get("channel") or "mail")
+
+    @property
     def key(self) -> str:
         if self.urgency == "immediate" and len(self.alert_uids) == 1:
             return self.alert_uids[0]
@@ -96,6 +101,7 @@ def add_alert(
     policy: Policy,
     parent: Alert | None = None,
     now: datetime | None = None,
+    detail: dict[str, Any] | None = None,
 ) -> Alert:
     """Write one alert row (or a suppressed row under ``parent``) and its audit event; never commits."""
     now = now or utcnow()
@@ -110,7 +116,7 @@ def add_alert(
         recipients=list(recipients),
         reason=reason,
         attempts=0,
-        detail={},
+        detail=dict(detail or {}),
     )
     if parent is not None:
         alert.state = SUPPRESSED
@@ -271,6 +277,7 @@ def claim_due(engine: Engine, token: str, *, now: datetime | None = None, limit:
                     incidents=(_incident_dict(incidents.get(alert.incident_uid), alert.incident_uid),),
                     folded=tuple(folded.get(alert.id, ())),
                     attempts=alert.attempts,
+                    extra=dict(alert.detail or {}),
                 )
             )
         for (rule, recipients), group in digests.items():
@@ -288,6 +295,7 @@ def claim_due(engine: Engine, token: str, *, now: datetime | None = None, limit:
                     ),
                     folded=tuple(f for a in group for f in folded.get(a.id, ())),
                     attempts=max(a.attempts for a in group),
+                    extra={"minimal": any((a.detail or {}).get("minimal") for a in group)},
                 )
             )
         return jobs

@@ -7,6 +7,7 @@ and live in :mod:`netmon.config.alert_rules`; they are re-exported here for call
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from netmon.alerts import escalation
+from netmon.alerts.channels import add_webhook, check_url
 from netmon.alerts.outbox import add_alert
 from netmon.config.alert_rules import (
     AlertsConfig,
@@ -59,8 +62,10 @@ class RuleEngine:
     after_batch=(RuleEngine(lambda: watcher.current),))``. It never commits.
     """
 
-    def __init__(self, policy: Policy | Callable[[], Policy]) -> None:
+    def __init__(self, policy: Policy | Callable[[], Policy], webhook_url: str | None = None) -> None:
         self._policy = policy if callable(policy) else (lambda: policy)
+        url = os.environ.get("NETMON_WEBHOOK_URL", "") if webhook_url is None else webhook_url
+        self.webhook_url = check_url(url.strip()) if url.strip() else ""
 
     def __call__(self, session: Any, incidents: Sequence[Incident]) -> list[Alert]:
         policy = self._policy()
@@ -101,6 +106,11 @@ class RuleEngine:
                 repeat_count = self._repeat_count(session, rule, incident, groups, policy, pupil)
                 if repeat_count < rule.repeat.count:
                     continue
+            if rule.webhook and self.webhook_url:
+                add_webhook(
+                    session, kind="incident", incident_uid=incident.uid, url=self.webhook_url,
+                    pupil=pupil, site=incident.site or "",
+                )  # fmt: skip
             recipients = rule.recipients_for(groups, incident.site)
             if not recipients:
                 log.debug("rule %s fired for incident %s but has no recipients", rule.name, incident.uid)
@@ -119,6 +129,10 @@ class RuleEngine:
                     .limit(1)
                 )
             reason = "; ".join(rule.reasons(incident, groups, repeat_count))
+            detail: dict[str, Any] = {"minimal": True} if rule.minimal else {}
+            steps = escalation.plan(rule, rule.severity_of(incident) or 0) if parent is None else None
+            if steps is not None:
+                detail["escalate"] = steps
             alert = add_alert(
                 session,
                 rule=rule,
@@ -129,6 +143,7 @@ class RuleEngine:
                 policy=policy,
                 parent=parent,
                 now=now,
+                detail=detail,
             )
             created.append(alert)
         return created

@@ -4,6 +4,12 @@
 database step runs in a thread (``asyncio.to_thread``); SMTP is native asyncio. Each alert is sent once:
 it is marked ``sent`` as soon as the server accepts it, and a retry of an unmarked alert carries the same
 Message-ID.
+
+Jobs whose outbox row names another channel (``detail["channel"]``: the signed webhook of
+:mod:`netmon.alerts.channels`) go to that channel instead, with the same marking and back-off. Every
+``escalate_every`` seconds the sender also writes due escalation steps (:mod:`netmon.alerts.escalation`).
+E-mails link to the incident in the staff console when ``NETMON_CONSOLE_URL`` is set; a rule's
+``minimal`` e-mail carries only the severity and that link.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ import aiosmtplib
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from netmon.alerts.channels import WEBHOOK, Channel, WebhookChannel
+from netmon.alerts.escalation import escalate_due
 from netmon.alerts.mail import LONDON, build_message, message_id, render
-from netmon.config.settings import SmtpSettings
 from netmon.alerts.outbox import (
     Job,
     claim_due,
@@ -31,6 +38,8 @@ from netmon.alerts.outbox import (
     retry_now,
     waiting_for_server,
 )
+from netmon.config.settings import SmtpSettings
+from netmon.errors import DeliveryError
 from netmon.ops import counters
 from netmon.store.db import make_engine
 
@@ -38,18 +47,32 @@ log = logging.getLogger(__name__)
 
 
 def subject_for(job: Job) -> str:
-    """Only category and severity: the subject shows on lock screens and in mail logs."""
+    """Only category and severity (a minimal alert: only severity): the subject shows on lock screens."""
     real = [i for i in job.incidents if not i.get("missing")]
-    if job.urgency == "immediate" and len(real) == 1:
-        return f"[netmon] Safeguarding alert: {real[0]['category']}, severity {real[0]['severity']}"
     top = max((int(i["severity"]) for i in real), default=0)
+    again = "Escalated: " if job.extra.get("escalation_step") else ""
+    if job.extra.get("minimal"):
+        if len(job.incidents) == 1:
+            return f"[netmon] {again}A severity {top} incident needs review"
+        return f"[netmon] {len(job.incidents)} incidents need review, highest severity {top}"
+    if job.urgency == "immediate" and len(real) == 1:
+        return f"[netmon] {again}Safeguarding alert: {real[0]['category']}, severity {real[0]['severity']}"
     categories = ", ".join(sorted({str(i["category"]) for i in real}))
     return f"[netmon] Safeguarding digest: {len(job.incidents)} alerts ({categories}), highest severity {top}"
 
 
-def compose(job: Job, settings: SmtpSettings, tz: ZoneInfo = LONDON) -> EmailMessage:
+def incident_link(console_url: str, uid: str) -> str:
+    """``{NETMON_CONSOLE_URL}/incidents/{uid}`` (empty without a console URL)."""
+    return f"{console_url.rstrip('/')}/incidents/{uid}" if console_url else ""
+
+
+def compose(job: Job, settings: SmtpSettings, tz: ZoneInfo = LONDON, console_url: str = "") -> EmailMessage:
     subject = subject_for(job)
+    minimal = bool(job.extra.get("minimal"))
+    template = "alert_minimal" if minimal else "alert"
     context = {
+        "links": [incident_link(console_url, str(i["uid"])) for i in job.incidents],
+        "escalation": job.extra if job.extra.get("escalation_step") else None,
         "subject": subject,
         "rule": job.rule,
         "urgency": job.urgency,
@@ -63,8 +86,8 @@ def compose(job: Job, settings: SmtpSettings, tz: ZoneInfo = LONDON) -> EmailMes
         subject=subject,
         sender=settings.mail_from,
         recipients=job.recipients,
-        text=render("alert.txt.j2", **context),
-        html=render("alert.html.j2", **context),
+        text=render(f"{template}.txt.j2", **context),
+        html=render(f"{template}.html.j2", **context),
         msg_id=message_id(job.key, settings.domain),
     )
 
@@ -91,6 +114,9 @@ class AlertSender:
         poll: float = 1.0,
         retry_cap: float | None = None,
         tz: ZoneInfo | None = None,
+        console_url: str | None = None,
+        channels: Mapping[str, Channel] | None = None,
+        escalate_every: float = 15.0,
     ) -> None:
         self.engine = make_engine(db) if isinstance(db, str) else db
         self._own_engine = isinstance(db, str)
@@ -99,6 +125,12 @@ class AlertSender:
         self.retry_cap = retry_cap if retry_cap is not None else retry_cap_from_env(os.environ)
         self.tz = tz or LONDON
         self.token = new_token()
+        env = os.environ
+        self.console_url = (env.get("NETMON_CONSOLE_URL", "") if console_url is None else console_url).strip()
+        self.channels: dict[str, Channel] = dict(channels or {})
+        self.channels.setdefault(WEBHOOK, WebhookChannel(env.get("NETMON_WEBHOOK_SECRET", "")))
+        self.escalate_every = escalate_every
+        self._escalated_at = 0.0
         self._stop = asyncio.Event()
         self.sent = 0
         self.failed = 0
@@ -122,6 +154,7 @@ class AlertSender:
                     if not released:
                         await asyncio.to_thread(release_stale_claims, self.engine, self.token)
                         released = True
+                    await self._escalate()
                     await self.run_once()
                     if await asyncio.to_thread(waiting_for_server, self.engine) and await self._reachable():
                         count = await asyncio.to_thread(retry_now, self.engine)
@@ -141,6 +174,14 @@ class AlertSender:
             if self._own_engine:
                 self.engine.dispose()
             log.info("alert sender stopped")
+
+    async def _escalate(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._escalated_at < self.escalate_every:
+            return
+        self._escalated_at = loop.time()
+        if count := await asyncio.to_thread(escalate_due, self.engine):
+            counters.incr("alerts.escalated", count)
 
     async def _reachable(self) -> bool:
         """A cheap TCP probe, so that delivery resumes within a poll of the server coming back."""
@@ -164,6 +205,13 @@ class AlertSender:
         if not jobs:
             return 0
         sent = 0
+        mail = [job for job in jobs if job.channel == "mail"]
+        for job in jobs:
+            if job.channel != "mail":
+                sent += await self._deliver(job)
+        if not mail:
+            return sent
+        jobs = mail
         client = aiosmtplib.SMTP(**self.settings.client_kwargs())
         try:
             await client.connect()
@@ -175,7 +223,7 @@ class AlertSender:
         try:
             for index, job in enumerate(jobs):
                 try:
-                    msg = await asyncio.to_thread(compose, job, self.settings, self.tz)  # CPU: off the loop
+                    msg = await asyncio.to_thread(compose, job, self.settings, self.tz, self.console_url)
                 except Exception as exc:  # noqa: BLE001 - one unrenderable alert must not block the rest
                     log.exception("alert %s could not be rendered", job.key)
                     await self._failed(job, f"cannot render the e-mail: {_why(exc)}")
@@ -207,6 +255,22 @@ class AlertSender:
             except (aiosmtplib.SMTPException, OSError, TimeoutError):
                 client.close()
         return sent
+
+    async def _deliver(self, job: Job) -> int:
+        """A job for another channel (the webhook): delivered, marked, or failed with back-off."""
+        channel = self.channels.get(job.channel)
+        if channel is None:
+            await self._failed(job, f"no delivery channel {job.channel!r} in this sender")
+            return 0
+        try:
+            delivery_id = await channel.deliver(job)
+        except DeliveryError as exc:
+            await self._failed(job, str(exc))
+            return 0
+        await asyncio.to_thread(mark_sent, self.engine, job, self.token, delivery_id)
+        counters.incr(f"alerts.sent-{job.channel}", len(job.alert_ids))
+        self.sent += len(job.alert_ids)
+        return 1
 
     async def _failed(self, job: Job, reason: str) -> None:
         counters.incr("alerts.failed", len(job.alert_ids))

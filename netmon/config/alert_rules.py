@@ -9,6 +9,13 @@ same pupil under the same rule into the alert already sent.
 
 :func:`parse_alerts` validates the file into an :class:`AlertsConfig`; the engine that turns incidents into
 outbox rows is :class:`netmon.alerts.rules.RuleEngine` (config never imports alerts).
+
+``minimal: true`` (top level, or per rule) sends e-mails without the pupil, excerpt or URL; a rule's
+``escalate_after`` and ordered ``escalation`` contacts say who hears of a severity-5 alert nobody has
+acknowledged in the console; ``webhook: true`` also posts the incident to ``NETMON_WEBHOOK_URL``.
+
+Why one module: it is the schema of one file (``alerts.yaml``): every key, its aliases and its checks sit
+together so that a new key is added, validated and documented in one place.
 """
 
 from __future__ import annotations
@@ -55,6 +62,10 @@ _RULE_KEYS = {
     "to_sites",
     "urgency",
     "cooldown",
+    "minimal",
+    "escalate_after",
+    "escalation",
+    "webhook",
 }
 #: Other spellings accepted in rules (canonical names are documented and used in messages).
 RULE_ALIASES = {
@@ -94,7 +105,7 @@ URGENCY_ALIASES = {
     "daily": "digest",
     "batched": "digest",
 }
-_TOP_KEYS = {"recipients", "digest", "reports", "rules"}
+_TOP_KEYS = {"recipients", "digest", "reports", "rules", "minimal"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +131,10 @@ class Rule:
     to_sites: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     urgency: str = "immediate"
     cooldown: timedelta = timedelta(0)
+    minimal: bool = False  # e-mail without pupil, excerpt or URL: only the severity and the console link
+    escalate_after: timedelta | None = None  # severity 5 not acknowledged this long: the next contact
+    escalation: tuple[tuple[str, ...], ...] = ()  # ordered contacts (each an address or a named list)
+    webhook: bool = False  # also post the incident to NETMON_WEBHOOK_URL
 
     def severity_of(self, incident: Incident) -> int | None:
         """The incident's severity as this rule sees it (its hits in the rule's categories), or None."""
@@ -216,6 +231,7 @@ def _parse_rule(
     env: Mapping[str, str],
     named: Mapping[str, tuple[str, ...]],
     categories: frozenset[str] | None,
+    minimal_default: bool = False,
 ) -> Rule | None:
     spec = canonical(spec, RULE_ALIASES)
     if isinstance(spec.get("repeat"), dict):
@@ -272,6 +288,12 @@ def _parse_rule(
             continue
         for sub_name, addrs in raw.items():
             target[str(sub_name)] = addresses(addrs, f"{where}.{key}.{sub_name}", problems, env, named)
+    flags = {}
+    for key, default in (("minimal", minimal_default), ("webhook", False)):
+        flags[key] = spec.get(key, default)
+        if not isinstance(flags[key], bool):
+            problems.error(f"{where}.{key}", f"must be true or false (got {flags[key]!r})")
+    escalate_after, escalation = _parse_escalation(spec, where, problems, env, named)
     rule = Rule(
         name=name,
         description=str(spec.get("description", "")),
@@ -288,10 +310,45 @@ def _parse_rule(
         to_sites=to_sites,
         urgency=urgency,
         cooldown=cooldown,
+        minimal=flags["minimal"] is True,
+        escalate_after=escalate_after,
+        escalation=escalation,
+        webhook=flags["webhook"] is True,
     )
     if rule.enabled and not rule.to and not any(to_groups.values()) and not any(to_sites.values()):
         problems.warn(where, "no recipients: this rule will not send anything")
     return rule
+
+
+def _parse_escalation(
+    spec: Mapping[str, Any],
+    where: str,
+    problems: Problems,
+    env: Mapping[str, str],
+    named: Mapping[str, tuple[str, ...]],
+) -> tuple[timedelta | None, tuple[tuple[str, ...], ...]]:
+    """``escalate_after: 15m`` and ``escalation: [deputy, head@school.example]`` (one contact a step)."""
+    raw_steps = spec.get("escalation")
+    if raw_steps is None:
+        if spec.get("escalate_after") is not None:
+            problems.error(f"{where}.escalation", "escalate_after needs an escalation list of contacts")
+        return None, ()
+    if isinstance(raw_steps, str):
+        raw_steps = [raw_steps]
+    if not isinstance(raw_steps, list) or not raw_steps:
+        problems.error(f"{where}.escalation", "must be an ordered list of contacts (addresses or lists)")
+        return None, ()
+    steps = tuple(
+        addresses([step], f"{where}.escalation[{n}]", problems, env, named)
+        for n, step in enumerate(raw_steps)
+    )
+    after = parse_duration(spec.get("escalate_after", "15m"))
+    if after is None or after.total_seconds() <= 0:
+        problems.error(
+            f"{where}.escalate_after", f"must be a duration like 15m (got {spec.get('escalate_after')!r})"
+        )
+        return None, ()
+    return after, tuple(s for s in steps if s)
 
 
 def parse_alerts(
@@ -332,6 +389,9 @@ def parse_alerts(
         problems.error(f"{file}: reports", "must be a mapping like {to: [dsl]}")
         reports = {}
     report_to = addresses(reports.get("to", list(named) or []), f"{file}: reports.to", problems, env, named)
+    minimal = data.get("minimal", False)
+    if not isinstance(minimal, bool):
+        problems.error(f"{file}: minimal", f"must be true or false (got {minimal!r})")
     rules: list[Rule] = []
     raw_rules = data.get("rules") or []
     if not isinstance(raw_rules, list):
@@ -351,7 +411,7 @@ def parse_alerts(
         elif name in seen:
             problems.error(f"{where}.name", "duplicate rule name")
         seen.add(name)
-        rule = _parse_rule(spec, where, problems, env, named, categories)
+        rule = _parse_rule(spec, where, problems, env, named, categories, minimal is True)
         if rule is not None and rule.groups:
             for group in sorted(rule.groups - groups):
                 problems.warn(

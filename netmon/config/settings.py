@@ -101,6 +101,24 @@ SETTINGS: tuple[Setting, ...] = (
         "30",
         "Longest wait, in seconds, between delivery attempts while the mail server is down.",
     ),
+    Setting(
+        "NETMON_CONSOLE_URL",
+        "",
+        "Address of the staff console as staff reach it (e.g. https://console.school.example); alert "
+        "e-mails link to <URL>/incidents/<id> (empty: no link).",
+    ),
+    Setting(
+        "NETMON_WEBHOOK_URL",
+        "",
+        "Endpoint of the school's safeguarding record system (CPOMS/MyConcern style) that receives "
+        "incidents and outcomes as signed JSON (empty: no webhook).",
+    ),
+    Setting(
+        "NETMON_WEBHOOK_SECRET",
+        "",
+        "Key of the webhook's X-Netmon-Signature (HMAC-SHA256 of the body); secret: keep it in the "
+        "environment file.",
+    ),
 )
 
 

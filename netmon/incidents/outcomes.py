@@ -3,6 +3,8 @@
 :func:`change_review` is the one write path: it validates the change (a known status and outcome; closing
 needs an outcome), updates the incident's ``incident_reviews`` row and appends one ``incident_changes``
 row naming who changed what. The caller commits and writes the audit event (it knows the address).
+:func:`queue_outcome_webhook` queues the change for the school's record system (the signed webhook of
+:mod:`netmon.alerts.channels`) in the same transaction, so it is posted exactly once.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from netmon.alerts.channels import add_webhook
 from netmon.errors import NetmonError
 from netmon.store.base import utcnow
 from netmon.store.console import CLOSED, NEW, OUTCOMES, STATUSES, IncidentChange, IncidentReview
@@ -70,3 +73,20 @@ def change_review(
     entry = IncidentChange(incident_id=incident.id, time=now, actor=actor, changes=changes, note=note)
     session.add(entry)
     return entry
+
+
+def queue_outcome_webhook(session: Session, incident: Incident, entry: IncidentChange, url: str) -> bool:
+    """Queue one webhook post of the review change ``entry`` (flushed first for its id); never commits."""
+    session.flush()
+    review = session.get(IncidentReview, incident.id)
+    data = {
+        "change_id": entry.id, "time": entry.time, "actor": entry.actor, "changes": entry.changes,
+        "note": entry.note, "status": review.status if review else NEW,
+        "outcome": review.outcome if review else None, "assignee": review.assignee if review else None,
+        "category": incident.category, "severity": incident.severity, "user": incident.user,
+    }  # fmt: skip
+    row = add_webhook(
+        session, kind="outcome", incident_uid=incident.uid, url=url, key=str(entry.id),
+        pupil=incident.user or incident.client_ip, site=incident.site or "", data=data,
+    )  # fmt: skip
+    return row is not None

@@ -143,7 +143,9 @@ async def test_terminal_escapes_and_bidi_in_a_capture_arrive_inert(
     hostile = "\x1b[2J\x1b]0;owned\x07 i want to kill myself \u202etxt.exe\x00"
     policy = load_policy(DEFAULT_POLICY_DIR, env=ENV)
     with writer(store_url, policy, tmp_path) as w:
-        record(w, result(user="eve\x1b[31m", severity=5, phrase="kill myself", category="suicide", text=hostile))
+        record(
+            w, result(user="eve\x1b[31m", severity=5, phrase="kill myself", category="suicide", text=hostile)
+        )
     sender, task = await run_sender(store_url, smtp_server)
     await wait_for(lambda: len(smtp_server.received) == 1)
     await stop(sender, task)
