@@ -148,13 +148,14 @@ def incident(uid: str) -> Any:
         review = queries.review_state(db, found.id)
         timeline = queries.pupil_timeline(db, found) if g.staff.can("content") else ()
         timeline = tuple(r for r in timeline if queries.in_scope(g.staff.scope, r.year_group, r.groups))
+        flags = queries.pupil_flags(db, found) if g.staff.can("content") else ()
         assignees = _assignees(db, found)
         record(db, "console.incident.view", found.uid)
         image = found.source == "image" or bool((found.evidence or {}).get("sha256"))
         return render_template(
             "incident.html", i=found, review=review, reasons=reasons(found.explanation), timeline=timeline,
             content=g.staff.can("content"), can_change=g.staff.can("outcome"), statuses=STATUSES,
-            outcomes=OUTCOMES, assignees=assignees, image=image, error=request.args.get("error"),
+            outcomes=OUTCOMES, assignees=assignees, image=image, error=request.args.get("error"), flags=flags,
             has_capture=found.snapshot is not None or bool(found.capture_text),
         )  # fmt: skip
 

@@ -13,7 +13,7 @@ import csv
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from sqlalchemy import ColumnElement, Select, String, cast, false, func, literal, or_, select, tuple_
@@ -312,3 +312,49 @@ def write_csv(rows: Iterator[dict[str, Any]], out: TextIO, header: bool = True) 
         writer.writerow([spreadsheet_cell(flat[name]) for name in CSV_FIELDS])
         n += 1
     return n
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """A pattern in the pupil's timeline worth the reviewer's attention (``kind``: repetition, escalation)."""
+
+    kind: str
+    text: str
+
+
+REPEAT_COUNT = 3
+REPEAT_WINDOW = timedelta(days=7)
+RISING_WINDOW = timedelta(days=30)
+
+
+def pupil_flags(session: Session, incident: Incident) -> tuple[Flag, ...]:
+    """Repetition (the pupil's 3rd or later incident of this category within 7 days, up to this one) and
+    escalation (severity rising over the pupil's last three incidents within 30 days, ending at this one)."""
+    if not incident.user:
+        return ()
+    since = incident.time - max(REPEAT_WINDOW, RISING_WINDOW)
+    rows = session.execute(
+        select(Incident.id, Incident.time, Incident.category, Incident.severity)
+        .where(Incident.user == incident.user, Incident.time >= since, Incident.time <= incident.time)
+        .order_by(Incident.time, Incident.id)
+        .limit(500)
+    ).all()
+    rows = [r for r in rows if r.id != incident.id] + [incident]  # this incident last
+    flags: list[Flag] = []
+    same = [r for r in rows if r.category == incident.category and r.time >= incident.time - REPEAT_WINDOW]
+    if len(same) >= REPEAT_COUNT:
+        flags.append(
+            Flag("repetition", f"{_ordinal(len(same))} {incident.category} incident for this pupil in 7 days")
+        )
+    recent = [r for r in rows if r.time >= incident.time - RISING_WINDOW][-3:]
+    levels = [int(r.severity) for r in recent]
+    if len(levels) == 3 and levels == sorted(levels) and levels[-1] > levels[0]:
+        flags.append(
+            Flag("escalation", "severity rising: " + " → ".join(map(str, levels)) + " (last 30 days)")
+        )
+    return tuple(flags)
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
