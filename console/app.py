@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, abort, g, redirect, render_template, request, session, url_for
-from netmon_console import auditlog, auth, views
+from netmon_console import auditlog, auth, dashboard, views
 from netmon_console.guard import RateLimiter, SessionInterface, csrf_ok, csrf_token, security_headers
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -69,6 +69,7 @@ def create_app(config: ConsoleConfig) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)
     app.register_blueprint(auditlog.bp)
+    app.register_blueprint(dashboard.bp)
 
     @app.before_request
     def _guard() -> Any:

@@ -155,6 +155,11 @@ def _incident_conditions(f: QueueFilter) -> list[ColumnElement[bool]]:
     return where
 
 
+def incident_conditions(f: QueueFilter) -> list[ColumnElement[bool]]:
+    """The SQL conditions of ``f``'s incident filters and scope (not its review status or assignee)."""
+    return _incident_conditions(f)
+
+
 def _review_conditions(f: QueueFilter) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if f.statuses:
