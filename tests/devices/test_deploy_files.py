@@ -60,3 +60,12 @@ def test_unit_verifies() -> None:
     text = UNIT.read_text()
     assert "wireguard-go --foreground wg-netmon" in text
     assert "netmon devices gateway-config -o /etc/wireguard/wg-netmon.conf --apply --up" in text
+
+
+def test_namespace_tests_skip_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert "needs root" in (wglab.unavailable_reason() or "")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "wireguard-go" else real_which(name))
+    assert "needs 'wireguard-go'" in (wglab.unavailable_reason() or "")
