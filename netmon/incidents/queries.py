@@ -338,13 +338,13 @@ def pupil_flags(session: Session, incident: Incident) -> tuple[Flag, ...]:
     if not incident.user:
         return ()
     since = incident.time - max(REPEAT_WINDOW, RISING_WINDOW)
-    rows = session.execute(
+    found = session.execute(
         select(Incident.id, Incident.time, Incident.category, Incident.severity)
         .where(Incident.user == incident.user, Incident.time >= since, Incident.time <= incident.time)
         .order_by(Incident.time, Incident.id)
         .limit(500)
     ).all()
-    rows = [r for r in rows if r.id != incident.id] + [incident]  # this incident last
+    rows: list[Any] = [r for r in found if r.id != incident.id] + [incident]  # this incident last
     flags: list[Flag] = []
     same = [r for r in rows if r.category == incident.category and r.time >= incident.time - REPEAT_WINDOW]
     if len(same) >= REPEAT_COUNT:
