@@ -39,7 +39,8 @@ REFUSED = (
     "        s.send(b'x'); s.recv(10)\n"
     "    print('open')\n"
     "except ConnectionRefusedError: print('refused', round(time.monotonic()-t,3))\n"
-    "except OSError as e: print('refused' if e.errno in (113, 13) else 'error', round(time.monotonic()-t, 3))\n"
+    "except OSError as e:\n"
+    "    print('refused' if e.errno in (113, 13) else 'error', round(time.monotonic()-t, 3))\n"
 )
 
 
