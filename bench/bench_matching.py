@@ -27,7 +27,7 @@ import ahocorasick
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from netmon import paths  # noqa: E402
+from netmon.config import paths  # noqa: E402
 from netmon.scan.library import Library, check_paths, load_library  # noqa: E402
 from netmon.scan.matching import Matcher  # noqa: E402
 from netmon.scan.normalise import normalise  # noqa: E402

@@ -29,6 +29,7 @@ import ahocorasick
 import numpy as np
 
 from netmon.scan.findings import Hit
+from netmon.scan.grammar_match import CompiledGrammar, grammar_hits
 from netmon.scan.library import Entry, Library
 from netmon.scan.normalise import normalise, normalise_mapped, steps_applied
 
@@ -125,6 +126,7 @@ class _Key:
     back_end: int
     phrases: tuple[int, ...]  # entry indexes
     unless: tuple[int, ...]  # exception term ids
+    anchors: tuple[int, ...] = ()  # grammar anchor class ids (netmon.scan.grammar_match)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +174,10 @@ class Matcher:
             for variant in _term_variants(term):
                 keys.setdefault(f" {variant}", ([], []))[1].append(tid)
                 longest = max(longest, len(variant) + 1)
+        self._grammar = CompiledGrammar(library.grammar)
+        anchor_keys = self._grammar.anchor_keys()
+        for key in anchor_keys:  # grammar anchor words share the one automaton with the phrases
+            keys.setdefault(key, ([], []))
         self._rules = tuple(rules)
         self._longest = longest
         self._words = frozenset(w for key in keys for w in key.split())  # words of every key
@@ -186,7 +192,13 @@ class Matcher:
             # padded text index p is normalised index p - 1; a key ending at p spans p-len+1 .. p
             automaton.add_word(key, len(self._keys))
             self._keys.append(
-                _Key(len(key) - lead, trail, tuple(dict.fromkeys(phrases)), tuple(dict.fromkeys(unless)))
+                _Key(
+                    len(key) - lead,
+                    trail,
+                    tuple(dict.fromkeys(phrases)),
+                    tuple(dict.fromkeys(unless)),
+                    anchor_keys.get(key, ()),
+                )
             )
         if self._keys:
             automaton.make_automaton()
@@ -216,7 +228,8 @@ class Matcher:
         found: dict[tuple[int, int, int], tuple[str, ...]] = {}  # (entry, norm start, norm end) -> rules
         padded = f" {norm} "
         cache: dict[str, list[int]] = {}
-        candidates, exceptions = self._candidates(padded, 0, limit)
+        anchors: list[tuple[tuple[int, ...], int, int]] = []
+        candidates, exceptions = self._candidates(padded, 0, limit, anchors)
         for i, start, end in candidates:
             rules = self._weigh(i, start, end, exceptions, padded, cache)
             if rules is not None:
@@ -224,7 +237,8 @@ class Matcher:
         runs = _letter_runs(norm) if mapped is None else mapped.letter_runs
         if runs:
             self._elongated(norm, runs, found, limit)
-        if not found:
+        grammar = self._grammar.matches(norm, anchors, limit) if anchors else []
+        if not found and not grammar:
             return ()
         if mapped is None:
             mapped = normalise_mapped(text)
@@ -256,14 +270,21 @@ class Matcher:
                     rules=found[key],
                 )
             )
+        if grammar:
+            hits += grammar_hits(text, mapped, grammar)
         hits.sort(key=lambda h: (h.start, -h.severity, h.end, h.phrase))
         return tuple(hits)
 
     def _candidates(
-        self, padded: str, offset: int, limit: int | None = None
+        self,
+        padded: str,
+        offset: int,
+        limit: int | None = None,
+        anchors: list[tuple[tuple[int, ...], int, int]] | None = None,
     ) -> tuple[dict[tuple[int, int, int], None], list[tuple[int, int, int]]]:
         """Phrase matches (entry, start, end) and exception matches (term, start, end) in ``padded``
-        (text with a space at each end); spans in the text, plus ``offset``."""
+        (text with a space at each end); spans in the text, plus ``offset``. Grammar anchor words
+        (class ids, start, end) are added to ``anchors`` when given."""
         out: dict[tuple[int, int, int], None] = {}
         exceptions: list[tuple[int, int, int]] = []
         keys = self._keys
@@ -279,6 +300,8 @@ class Matcher:
                 out[(i, start, stop)] = None
             for t in k.unless:
                 exceptions.append((t, start, stop))
+            if k.anchors and anchors is not None:
+                anchors.append((k.anchors, start, stop))
         return out, exceptions
 
     def _may_matter(self, norm: str, run: tuple[int, int]) -> bool:
