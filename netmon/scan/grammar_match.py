@@ -27,8 +27,10 @@ from netmon.scan.normalise.mapped import Mapped
 
 #: Characters of normalised text either side of an anchor word that a rule may reach into.
 REACH = 120
-#: At most this many stretches of one text are evaluated (flood safety: a text made of anchor words).
-MAX_STRETCHES = 2000
+#: Flood safety (a text made of anchor words costs its size, not its words): at most this many anchor
+#: words of one text are weighed (the earliest), and a stretch split into words is at most STRETCH long.
+MAX_ANCHORS = 4000
+STRETCH = 2000
 _WORD = re.compile(r"\S+")
 
 
@@ -122,6 +124,7 @@ class CompiledGrammar:
         if not anchors or not self.rules:
             return []
         anchors.sort(key=lambda a: a[1])
+        del anchors[MAX_ANCHORS:]
         # each anchor word, with the anchor classes found within REACH of it, names the rules that can
         # match there (every required anchor class present); only those windows are split into words
         stretches: list[tuple[int, int, set[int]]] = []
@@ -138,10 +141,8 @@ class CompiledGrammar:
             if not rules:
                 continue
             lo, hi = max(0, start - REACH), end + REACH
-            if stretches and lo <= stretches[-1][1]:
+            if stretches and lo <= stretches[-1][1] and hi - stretches[-1][0] <= STRETCH:
                 stretches[-1] = (stretches[-1][0], max(hi, stretches[-1][1]), stretches[-1][2] | rules)
-            elif len(stretches) >= MAX_STRETCHES:
-                break
             else:
                 stretches.append((lo, hi, rules))
         out: list[GrammarMatch] = []
@@ -190,6 +191,12 @@ class CompiledGrammar:
         found: list[tuple[tuple[int, int, int], ...]] = []
         acc: list[tuple[int, int, int]] = []
         gap = rule.gap
+        starts: dict[int, dict[int, list[int]]] = {}  # class id -> word index -> ends of its phrases there
+        for cid in slot_ids:
+            if cid not in starts:
+                at = starts[cid] = {}
+                for a, b in occ.get(cid, ()):
+                    at.setdefault(a, []).append(b)
 
         def walk(k: int, prev: int | None) -> None:
             if len(found) >= 64:
@@ -198,12 +205,12 @@ class CompiledGrammar:
                 if acc:
                     found.append(tuple(acc))
                 return
-            for a, b in occ.get(slot_ids[k], ()):
-                if prev is not None and not prev <= a <= prev + gap:
-                    continue
-                acc.append((k, a, b))
-                walk(k + 1, b)
-                acc.pop()
+            at = starts[slot_ids[k]]
+            for a in at if prev is None else range(prev, prev + gap + 1):
+                for b in at.get(a, ()):
+                    acc.append((k, a, b))
+                    walk(k + 1, b)
+                    acc.pop()
             if rule.slots[k].optional:
                 walk(k + 1, prev)
 
