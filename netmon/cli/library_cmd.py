@@ -1,4 +1,5 @@
-"""``netmon library``: validate the phrase library (``check``); ``eval`` lives in library_eval_cmd."""
+"""``netmon library``: validate the phrase library (``check``), try a text on it (``test``); ``eval`` lives
+in library_eval_cmd."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from netmon.config.paths import DEFAULT_LIBRARY_DIR
 
 @click.group()
 def library() -> None:
-    """Check and evaluate the phrase library."""
+    """Check, try and evaluate the phrase library."""
 
 
 @library.command()
@@ -66,6 +67,65 @@ def _print_counts(counts: tuple[tuple[str, str, int], ...], categories: tuple[st
         row = table[category]
         cells = "  ".join(f"{row.get(lang, 0):>5}" for lang in languages)
         click.echo(f"{category:<{width}}  {cells}  {sum(row.values()):>5}")
+
+
+@library.command("test")
+@click.argument("text", required=False)
+@click.option(
+    "--library",
+    "library_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=DEFAULT_LIBRARY_DIR,
+    show_default="the default library",
+    help="Library directory (holds categories.txt).",
+)
+@click.option(
+    "--overlay",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="The school's overlay directory, applied on top of the library.",
+)
+def test_cmd(text: str | None, library_dir: Path, overlay: Path | None) -> None:
+    """Show what TEXT (or each line of standard input) would raise: every phrase and grammar rule that
+    fires, its category and severity, where it is written, and why (the words that filled each slot of a
+    rule, the exceptions weighed). Exit status 0; nothing is recorded."""
+    from netmon.errors import ConfigError
+    from netmon.scan.library import load_library
+    from netmon.scan.matching import Matcher
+
+    try:
+        matcher = Matcher.compile(load_library(library_dir, overlay))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    texts = [text] if text is not None else [line.rstrip("\n") for line in click.get_text_stream("stdin")]
+    for n, item in enumerate(t for t in texts if t.strip()):
+        if n:
+            click.echo("")
+        hits = matcher.scan(item)
+        click.echo(f"text: {item!r}")
+        if not hits:
+            click.echo("  nothing fires")
+            continue
+        top = max(hits, key=lambda h: h.severity)
+        click.echo(f"  highest: {top.category} severity {top.severity}")
+        for h in sorted(hits, key=lambda h: (-h.severity, h.start)):
+            kind = "rule" if h.phrase.startswith("rule ") else "phrase"
+            name = h.phrase[5:] if kind == "rule" else repr(h.phrase)
+            where = f"{h.library_file}:{h.line}"
+            click.echo(f"  {h.category} {h.severity}  {kind} {name} ({where}) saw {h.matched_text!r}")
+            for why in h.rules:
+                click.echo(f"      {_short(why)}")
+            if h.steps:
+                click.echo(f"      normalised: {', '.join(h.steps)}")
+
+
+def _short(why: str, terms: int = 6) -> str:
+    """A long list of exception phrases cut to its first few."""
+    head, sep, tail = why.partition(": ")
+    parts = tail.split(", ")
+    if not sep or len(parts) <= terms:
+        return why
+    return f"{head}: {', '.join(parts[:terms])} and {len(parts) - terms} more"
 
 
 def _add_eval() -> None:

@@ -217,7 +217,8 @@ class CompiledGrammar:
         walk(0, None)
         kept: list[GrammarMatch] = []
         taken_to = -1
-        for fill in sorted(found, key=lambda f: (f[0][1], f[-1][2] - f[0][1])):
+        # earliest, then shortest, then the fewest words in gaps ("want to" rather than "want" + "to")
+        for fill in sorted(found, key=lambda f: (f[0][1], f[-1][2] - f[0][1], -sum(b - a for _, a, b in f))):
             start, stop = fill[0][1], fill[-1][2]
             if start < taken_to:
                 continue

@@ -96,3 +96,27 @@ def test_eval_is_part_of_the_group() -> None:
     from netmon.cli.library_cmd import library
 
     assert {"check", "eval"} <= set(library.commands)
+
+
+def test_library_test_explains_rules_and_phrases() -> None:
+    result = CliRunner().invoke(main, ["library", "test", "i want to kill myself tonight"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "highest: suicide severity 5" in out
+    assert "rule suicide.soon (en/intent.grammar:" in out
+    assert "FIRST 'i' + INTENT 'want to' + SUICIDE_ACT 'kill myself' + TIME 'tonight'" in out
+    assert "phrase 'kill myself' (en/suicide.txt:" in out
+
+
+def test_library_test_reads_stdin_and_says_when_nothing_fires() -> None:
+    result = CliRunner().invoke(main, ["library", "test"], input="what time is lunch\ni want to die\n")
+    assert result.exit_code == 0, result.output
+    assert "text: 'what time is lunch'\n  nothing fires" in result.stdout
+    assert "text: 'i want to die'" in result.stdout and "suicide 4" in result.stdout
+
+
+def test_library_test_bad_library_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "categories.txt").write_text("bad line\n")
+    result = CliRunner().invoke(main, ["library", "test", "--library", str(tmp_path), "x"])
+    assert result.exit_code == 1
+    assert "categories.txt:1" in result.output and "Traceback" not in result.output

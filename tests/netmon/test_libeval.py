@@ -129,7 +129,7 @@ def test_report_lists_every_miss_and_false_alarm_with_the_phrase(
     assert "misses (1):" in text and "s3 [suicide >= 4] 'i feel so low' -> nothing fired" in text
     assert "false alarms (1):" in text
     assert "noisy.txt" in text and "'how to kill myself' (en/suicide.txt:7)" in text
-    assert "targets (issue 3)" in text
+    assert "targets (issue 14)" in text
     data = libeval.report_json(report)
     assert data["recall_high"] == pytest.approx(0.75)
     assert data["misses"][0]["id"] == "s3"  # type: ignore[index]
