@@ -29,10 +29,16 @@ def destination(flow: http.HTTPFlow) -> tuple[str, int]:
     """Where the request really goes: the original destination in transparent mode (the address the device
     connected to), the CONNECT target in an explicit-proxy tunnel, else the absolute-form URL's authority
     (which the proxy resolves itself). Never the Host header, which the device writes."""
+    request = flow.request
+    mode = getattr(flow.client_conn.proxy_mode, "type_name", "")
+    if mode in ("regular", "upstream") and request.scheme == "http" and request.authority:
+        # an absolute-form request to the explicit proxy: the proxy connects where the URL says (the
+        # connection's server may still be the previous request's on a kept-alive connection)
+        return (request.host or "").lower(), int(request.port)
     address = flow.server_conn.address
     if address:
         return str(address[0]).removeprefix("::ffff:").lower(), int(address[1])
-    return (flow.request.host or "").lower(), int(flow.request.port)
+    return (request.host or "").lower(), int(request.port)
 
 
 def host_header(flow: http.HTTPFlow) -> tuple[str, int | None]:

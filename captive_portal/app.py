@@ -74,6 +74,22 @@ def is_local_address(address: str) -> bool:
 DEFAULT_PAC = DEPLOY_DIR / "pac" / "proxy.pac"
 
 
+def device_os(user_agent: str) -> str:
+    """Which install steps to open first: ios | android | windows | macos | chromeos ("" if unknown)."""
+    ua = user_agent.lower()
+    for needle, name in (
+        ("iphone", "ios"),
+        ("ipad", "ios"),
+        ("android", "android"),
+        ("cros", "chromeos"),
+        ("windows", "windows"),
+        ("macintosh", "macos"),
+    ):
+        if needle in ua:
+            return name
+    return ""
+
+
 class LoopbackProxyFix:
     """``--trust-proxy``: honour one X-Forwarded-For/-Proto/-Host hop, but only from a reverse proxy on
     this host (a loopback peer); from anyone else those headers are removed, never believed."""
@@ -229,6 +245,7 @@ def create_app(config: PortalConfig) -> Flask:
         return response
 
     def render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
+        context.setdefault("device_os", device_os(request.headers.get("User-Agent", "")))
         aup = current_aup()
         other = [lang for lang in aup.languages if lang != g.lang]
         return render_template(
@@ -348,7 +365,9 @@ def create_app(config: PortalConfig) -> Flask:
 
     @app.get("/ca")
     def ca_page() -> Any:
-        return render("ca.html", ca=CaCertificate.load(config.ca_cert), trust_url=TRUST_CHECK_URL)
+        return render(
+            "ca.html", ca=CaCertificate.load(config.ca_cert), trust_url=TRUST_CHECK_URL, device_os="all"
+        )
 
     def _ca_or_404() -> CaCertificate:
         ca = CaCertificate.load(config.ca_cert)

@@ -7,6 +7,9 @@
     el.textContent = ok ? el.getAttribute("data-yes") : el.getAttribute("data-no");
     el.className = "trust " + (ok ? "trusted" : "untrusted");
     el.setAttribute("data-trusted", ok ? "yes" : "no");
+    // on the welcome page the certificate step is for devices that still need it
+    var step = document.getElementById("certificate-step");
+    if (step && ok) { step.hidden = true; }
   };
   var timer = setTimeout(function () { done(false); }, 8000);
   // CORS mode and a header only netmon's proxy sends: a real site of that name can never say "trusted".

