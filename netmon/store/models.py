@@ -9,4 +9,5 @@ from netmon.store import (
     devices,  # noqa: F401
     identity,  # noqa: F401
     incidents,  # noqa: F401
+    suggestions,  # noqa: F401
 )
