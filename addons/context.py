@@ -11,6 +11,20 @@ from netmon.scan.findings import FlowContext
 
 USER_KEY = "netmon.user"
 
+#: The CONNECT target of each explicit-proxy tunnel still open (client connection id -> host, port):
+#: the proxy itself resolves that name, so it is where the tunnel's requests really go, whatever any
+#: later step does to the server connection. Filled by :func:`remember_tunnel`, emptied on disconnect.
+_TUNNELS: dict[str, tuple[str, int]] = {}
+
+
+def remember_tunnel(flow: http.HTTPFlow) -> None:
+    """Record a CONNECT request's target for the requests inside its tunnel."""
+    _TUNNELS[flow.client_conn.id] = ((flow.request.host or "").lower(), int(flow.request.port))
+
+
+def forget_tunnel(client_id: str) -> None:
+    _TUNNELS.pop(client_id, None)
+
 
 def flow_host(flow: http.HTTPFlow) -> str:
     """The hostname the pupil asked for: Host header / authority, else SNI, else the address."""
@@ -35,6 +49,9 @@ def destination(flow: http.HTTPFlow) -> tuple[str, int]:
         # an absolute-form request to the explicit proxy: the proxy connects where the URL says (the
         # connection's server may still be the previous request's on a kept-alive connection)
         return (request.host or "").lower(), int(request.port)
+    tunnel = _TUNNELS.get(flow.client_conn.id) if mode in ("regular", "upstream") else None
+    if tunnel is not None:
+        return tunnel
     address = flow.server_conn.address
     if address:
         return str(address[0]).removeprefix("::ffff:").lower(), int(address[1])

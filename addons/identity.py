@@ -25,8 +25,17 @@ from collections.abc import Awaitable, Sequence
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from mitmproxy import ctx, exceptions, http
-from netmon_proxy.context import USER_KEY, client_ip, destination, flow_host, flow_url, host_header
+from mitmproxy import connection, ctx, exceptions, http
+from netmon_proxy.context import (
+    USER_KEY,
+    client_ip,
+    destination,
+    flow_host,
+    flow_url,
+    forget_tunnel,
+    host_header,
+    remember_tunnel,
+)
 
 from netmon.hosts import is_ip
 from netmon.identity.passthrough import ResolvedNames, normalise_address
@@ -255,7 +264,11 @@ class PortalGate:
     # the portal off (or for the portal's own traffic) a request costs no coroutine. mitmproxy awaits
     # what a hook returns.
 
+    def client_disconnected(self, client: connection.Client) -> None:
+        forget_tunnel(client.id)
+
     def http_connect(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        remember_tunnel(flow)
         host = (flow.request.host or "").lower()
         if host == TRUST_CHECK_HOST and flow.request.port == 443:
             # answered here (see requestheaders): no upstream connection is needed

@@ -361,6 +361,27 @@ async def test_a_host_header_naming_the_portal_reaches_nothing_else(chain: Any) 
     assert counters.snapshot()["portal.host-mismatch"] >= 2
 
 
+async def test_inside_a_tunnel_the_connect_target_is_the_destination(chain: Any) -> None:
+    """Explicit proxy, HTTPS: the proxy resolves the CONNECT name itself, so the tunnel's requests must
+    name that host, whatever later happens to the server connection (e.g. an upstream re-route)."""
+    tctx, tagger, gate, _ = chain
+    tctx.configure(gate, netmon_portal=False)
+    connect = request_flow("https://bank.test/", method="CONNECT", ip="10.20.0.77")
+    connect.request.host, connect.request.port = "bank.test", 443
+    gate.http_connect(connect)
+    for host, refused in (("bank.test", False), ("evil.test", True)):
+        inner = request_flow(f"https://{host}/", ip="10.20.0.77")
+        inner.client_conn = connect.client_conn
+        inner.server_conn.address = ("127.0.0.1", 9999)  # re-routed after the CONNECT
+        await run(tagger, gate, inner)
+        status = inner.response.status_code if inner.response is not None else None
+        assert (status == 421) is refused, f"Host {host}: {status}"
+    gate.client_disconnected(connect.client_conn)
+    from netmon_proxy.context import _TUNNELS
+
+    assert connect.client_conn.id not in _TUNNELS
+
+
 def _resolver(table: dict[str, list[str]]) -> Any:
     async def resolve(name: str) -> list[str]:
         return table.get(name, [])
