@@ -48,8 +48,8 @@ def _hits(result) -> list:  # type: ignore[no-untyped-def]
 
 
 def test_a_topic_hit_in_a_pupils_words_is_raised_and_explained(library: Matcher, model: RiskModel) -> None:
-    plain = _hits(scan_job(_search("i think about suicide every single day"), library))
-    weighed = _hits(scan_job(_search("i think about suicide every single day"), library, model))
+    plain = _hits(scan_job(_search("nobody would care about my suicide"), library))
+    weighed = _hits(scan_job(_search("nobody would care about my suicide"), library, model))
     assert plain and weighed and plain[0].category == weighed[0].category == "suicide"
     assert weighed[0].severity > plain[0].severity
     assert any(r.startswith("model: suicide/self-harm risk") for r in weighed[0].rules)
@@ -63,7 +63,7 @@ def test_negation_is_never_raised_on_the_models_word(library: Matcher, model: Ri
 
 
 def test_pages_are_never_scored(library: Matcher, model: RiskModel) -> None:
-    text = "i think about suicide every single day"
+    text = "nobody would care about my suicide"
     plain = _hits(scan_job(_page(text), library))
     weighed = _hits(scan_job(_page(text), library, model))
     assert weighed == plain and not any("model:" in r for h in weighed for r in h.rules)
