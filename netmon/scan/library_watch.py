@@ -34,7 +34,7 @@ def signature(root: Path, overlay: Path | None) -> Signature:
         try:
             for sub in sorted(base.iterdir()):
                 if sub.is_dir():
-                    candidates.extend(sorted(sub.glob("*.txt")))
+                    candidates.extend(sorted(f for f in sub.iterdir() if f.suffix in (".txt", ".grammar")))
         except OSError:
             pass
         for path in candidates:

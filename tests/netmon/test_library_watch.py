@@ -130,3 +130,10 @@ def test_a_failing_callback_does_not_stop_the_watcher(lib: Path) -> None:
         assert len(calls) == 2
     finally:
         watcher.stop()
+
+
+def test_a_grammar_file_edit_is_a_change(lib: Path) -> None:
+    rec = Recorder()
+    watcher = LibraryWatcher(lib, None, rec.on_change, rec.on_error)
+    touch_later(lib / "en" / "intent.grammar", "this is not grammar\n")
+    assert watcher.check_now() is True, "a new or edited .grammar file must be noticed"
