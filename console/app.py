@@ -11,17 +11,23 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, abort, g, redirect, render_template, request, session, url_for
-from netmon_console import auditlog, auth, dashboard, views
+from netmon_console import auditlog, auth, dashboard, library, views
 from netmon_console.guard import RateLimiter, SessionInterface, csrf_ok, csrf_token, security_headers
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from netmon.config.paths import DEFAULT_LIBRARY_DIR
 from netmon.store.db import make_engine
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 PUBLIC = {"auth.signin", "auth.totp", "static", "healthz"}
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name, "").strip()
+    return Path(value) if value else None
 
 
 @dataclass
@@ -40,6 +46,9 @@ class ConsoleConfig:
     engine_options: dict[str, Any] = field(default_factory=dict)
     # the school's record system: review outcomes are queued for the signed webhook (empty: none)
     webhook_url: str = field(default_factory=lambda: os.environ.get("NETMON_WEBHOOK_URL", "").strip())
+    # the phrase library and the school's overlay, where approved suggestions are written (console/library.py)
+    library_root: Path = DEFAULT_LIBRARY_DIR
+    overlay: Path | None = field(default_factory=lambda: _env_path("NETMON_LIBRARY_OVERLAY"))
 
 
 @dataclass
@@ -70,6 +79,7 @@ def create_app(config: ConsoleConfig) -> Flask:
     app.register_blueprint(views.bp)
     app.register_blueprint(auditlog.bp)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(library.bp)
 
     @app.before_request
     def _guard() -> Any:

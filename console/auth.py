@@ -3,7 +3,8 @@ repeated failures, rate limits per address, idle and absolute session timeouts, 
 
 Roles (netmon.store.console.ROLES) map to permissions: ``incidents`` (the queue and incident pages),
 ``content`` (what the pupil sent or saw: excerpts, matched text, URLs, the capture), ``outcome``
-(change a review), ``export`` (CSV of a view) and ``audit`` (the audit log). A pastoral lead's scope
+(change a review), ``export`` (CSV of a view), ``audit`` (the audit log) and ``library`` (approve or
+reject suggested library changes). A pastoral lead's scope
 limits every incident they can reach.
 """
 
@@ -28,10 +29,10 @@ from netmon.store.console import CONTENT_ROLES, StaffAccount
 from netmon.store.incidents import audit
 
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "dsl": frozenset({"incidents", "content", "outcome", "export", "audit"}),
+    "dsl": frozenset({"incidents", "content", "outcome", "export", "audit", "library"}),
     "deputy_dsl": frozenset({"incidents", "content", "outcome", "export"}),
     "pastoral": frozenset({"incidents", "content", "outcome", "export"}),
-    "network_admin": frozenset({"incidents"}),
+    "network_admin": frozenset({"incidents", "library"}),
     "auditor": frozenset({"audit"}),
 }
 PENDING_SECONDS = 300  # between a right password and its TOTP code

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import os
 from datetime import timedelta
+from pathlib import Path
 
 import click
 
-from netmon.config.paths import default_db_url
+from netmon.config.paths import DEFAULT_LIBRARY_DIR, default_db_url
 from netmon.errors import NetmonError
 
 
@@ -26,8 +27,31 @@ from netmon.errors import NetmonError
     "--idle-minutes", type=click.IntRange(1), default=15, show_default=True, help="Sign out after idling."
 )
 @click.option("--trust-proxy", is_flag=True, help="Behind your own TLS reverse proxy: honour X-Forwarded-*.")
+@click.option(
+    "--library",
+    "library_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=DEFAULT_LIBRARY_DIR,
+    show_default="the shipped library",
+    help="The phrase library the proxy uses (its netmon_library).",
+)
+@click.option(
+    "--overlay",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    envvar="NETMON_LIBRARY_OVERLAY",
+    default=None,
+    help="The school's overlay directory (the proxy's netmon_library_overlay): approved library "
+    "suggestions are written here. Default: NETMON_LIBRARY_OVERLAY.",
+)
 def console(
-    host: str, port: int, db_url: str | None, threads: int, idle_minutes: int, trust_proxy: bool
+    host: str,
+    port: int,
+    db_url: str | None,
+    threads: int,
+    idle_minutes: int,
+    trust_proxy: bool,
+    library_dir: Path,
+    overlay: Path | None,
 ) -> None:
     """Run the staff console (triage, incidents, outcomes, audit).
 
@@ -45,6 +69,8 @@ def console(
         secret_key=os.environ.get("NETMON_CONSOLE_SECRET", ""),
         trust_proxy=trust_proxy,
         idle=timedelta(minutes=idle_minutes),
+        library_root=library_dir,
+        overlay=overlay,
     )
     try:
         upgrade(url)

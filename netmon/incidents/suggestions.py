@@ -240,6 +240,12 @@ def apply_change(root: Path, overlay: Path | None, change: Change) -> Path:
                 f"{change.phrase!r} is no longer a phrase of {change.category} (changed or removed since)"
             )
         path = console_file(overlay, entry.language, entry.category)
+        own = "overlay:" + path.relative_to(overlay).as_posix()
+        if entry.file.startswith("overlay:") and entry.file != own:
+            raise SuggestionError(
+                f"refused: {entry.phrase!r} is also defined in the school's {entry.file}:{entry.line}; "
+                "change that line by hand (the console only writes its own file)"
+            )
         blocks = _blocks(path)
         comment = [f"# {change.comment}"] if change.comment else []
         if change.kind == "exception":
