@@ -104,6 +104,12 @@ def sh(*cmd: str, check: bool = True, timeout: float = 30) -> subprocess.Complet
     return result
 
 
+def worker_buckets(port: int, workers: int) -> str:
+    """The 16 address-hash buckets shared among ``workers`` ports, as netmon-vars.nft writes them."""
+    edges = [16 * i // workers for i in range(workers + 1)]
+    return ", ".join(f"{edges[i]}-{edges[i + 1] - 1} : {port + i}" for i in range(workers))
+
+
 @dataclass
 class Lab:
     workdir: Path
@@ -224,6 +230,7 @@ class Lab:
         exempt_v6: str = "::1",
         school_tcp: str = "5000",
         school_udp: str = "5000",
+        workers: int = 1,
     ) -> None:
         """The deploy/ sysctl settings and nftables ruleset, with this lab's interface and port."""
         if shutil.which("sysctl"):
@@ -234,6 +241,8 @@ class Lab:
         vars_dir.mkdir(exist_ok=True)
         (vars_dir / "netmon-vars.nft").write_text(
             f'define PUPIL_IF = "{PUPIL_IF}"\ndefine PROXY_PORT = {proxy_port}\n'
+            f"define PROXY_WORKER_BUCKETS = {{ {worker_buckets(proxy_port, workers)} }}\n"
+            f"define PROXY_PORTS = {{ {', '.join(str(proxy_port + i) for i in range(workers))} }}\n"
             f"define EXPLICIT_PROXY_PORT = 3128\ndefine PORTAL_PORT = 8090\n"
             f"define PORTAL_V4 = {{ {exempt_v4} }}\ndefine PORTAL_V6 = {{ {exempt_v6} }}\n"
             f"define SCHOOL_TCP_PORTS = {{ {school_tcp} }}\ndefine SCHOOL_UDP_PORTS = {{ {school_udp} }}\n"

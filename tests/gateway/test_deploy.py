@@ -53,7 +53,7 @@ def test_nftables_ruleset_loads_with_the_shipped_values(tmp_path: Path) -> None:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
     assert listed.count("table inet netmon") == 1
     assert 'iifname != "wlan0"' in listed
-    assert "redirect to :8080" in listed
+    assert "map @proxy_workers" in listed and "0-15 : 8080" in listed
     assert "udp dport 443" in listed and "reject" in listed  # QUIC: reject, never drop
     assert " drop" not in listed
 

@@ -343,3 +343,28 @@ def test_doctor_names_a_bad_smtp_variable(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("NETMON_SMTP_PORT", "70000")
     check = doctor.check_smtp(doctor.settings_from(None, nft_vars=Path("/nonexistent")))
     assert check.status == FAIL and check.message.startswith("NETMON_SMTP_PORT: must be 1-65535")
+
+
+WORKER_RULES = """table inet netmon {
+	map proxy_workers {
+		typeof numgen inc mod 16 : tcp dport
+		flags interval
+		elements = { 0-7 : 8080, 8-15 : 8081 }
+	}
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		iifname != "pupil0" return
+		meta nfproto ipv4 tcp dport { 80, 443 } counter packets 4 bytes 240 REDIRECT
+	}
+	chain forward {
+		udp dport 443 counter packets 0 bytes 0 reject
+	}
+}
+""".replace("REDIRECT", "redirect to :jhash ip saddr mod 16 map @proxy_workers")
+
+
+@pytest.mark.parametrize(("port", "status"), [(8080, OK), (8081, OK), (9000, FAIL)])
+def test_rules_with_proxy_workers(tmp_path: Path, port: int, status: str) -> None:
+    s = Settings(interface="pupil0", proxy_port=port, sysctl_root=tmp_path)
+    check = doctor.check_rules(s, ruleset=lambda: (WORKER_RULES, ""))
+    assert check.status == status, check

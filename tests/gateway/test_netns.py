@@ -34,7 +34,7 @@ def test_rules_from_deploy_are_loaded_for_the_pupil_interface(gateway: Gateway) 
     listed = json.loads(lab.exec(lab.gateway, "nft", "-j", "list", "table", "inet", "netmon").stdout)
     text = lab.exec(lab.gateway, "nft", "list", "table", "inet", "netmon").stdout
     assert f'iifname != "{netns.PUPIL_IF}"' in text
-    assert f"redirect to :{PROXY_PORT}" in text
+    assert "map @proxy_workers" in text and f"0-15 : {PROXY_PORT}" in text
     assert "udp dport 443" in text and "reject" in text
     chains = {item["chain"]["name"] for item in listed["nftables"] if "chain" in item}
     assert {"prerouting", "forward", "input"} <= chains

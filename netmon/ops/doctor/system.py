@@ -79,6 +79,17 @@ def nft_ruleset(table: str = "netmon") -> tuple[str | None, str]:
     return result.stdout, ""
 
 
+def _redirect_ports(text: str) -> set[int]:
+    """The proxy ports TCP 80/443 is redirected to: one port, or the proxy workers' map."""
+    single = re.findall(r"tcp dport \{ 80, 443 \}.*redirect to :(\d+)", text)
+    if single:
+        return {int(port) for port in single}
+    if not re.search(r"tcp dport \{ 80, 443 \}.*redirect to :\s*jhash .*map @proxy_workers", text):
+        return set()
+    workers = re.search(r"map proxy_workers \{.*?elements = \{([^}]*)\}", text, flags=re.S)
+    return {int(port) for port in re.findall(r":\s*(\d+)", workers.group(1))} if workers else set()
+
+
 def check_rules(s: Settings, ruleset: Callable[[], tuple[str | None, str]] = nft_ruleset) -> Check:
     fix_load = "systemctl enable --now netmon-firewall (loads /etc/netmon/netmon.nft; see deploy/README.md)"
     text, error = ruleset()
@@ -103,13 +114,12 @@ def check_rules(s: Settings, ruleset: Callable[[], tuple[str | None, str]] = nft
             "the pupils' interface is unknown (set PUPIL_IF in /etc/netmon/netmon-vars.nft or "
             "NETMON_PUPIL_IF)"
         )
-    redirect = re.search(r"tcp dport \{ 80, 443 \}.*redirect to :(\d+)", text)
-    if redirect is None:
+    ports = _redirect_ports(text)
+    if not ports:
         problems.append("no redirect of TCP 80/443 to the proxy")
-    elif int(redirect.group(1)) != s.proxy_port:
-        problems.append(
-            f"web traffic is redirected to port {redirect.group(1)} but the proxy listens on {s.proxy_port}"
-        )
+    elif s.proxy_port not in ports:
+        shown = ", ".join(str(p) for p in sorted(ports))
+        problems.append(f"web traffic is redirected to port {shown} but the proxy listens on {s.proxy_port}")
     if not re.search(r"udp dport 443 .*reject", text):
         problems.append("UDP 443 (QUIC) is not rejected: browsers could use HTTP/3 and bypass inspection")
     if problems:
