@@ -102,9 +102,18 @@ def flow_context(flow: http.HTTPFlow) -> FlowContext:
         role=user.get("role"),
         year_group=user.get("year_group"),
         groups=tuple(user.get("groups") or ()),
-        site=ctx.options.netmon_site if hasattr(ctx.options, "netmon_site") else "",
-        device=device_family(agent),
+        site=user.get("site") or (ctx.options.netmon_site if hasattr(ctx.options, "netmon_site") else ""),
+        device=_device(user, agent),
     )
+
+
+def _device(user: dict[str, Any], agent: str) -> str | None:
+    """An enrolled school device by its name (marked off-site when it came through the tunnel), else a
+    coarse family from the User-Agent."""
+    name = user.get("device")
+    if name:
+        return f"{name} (off-site)" if user.get("off_site") else str(name)
+    return device_family(agent)
 
 
 def device_family(user_agent: str) -> str | None:

@@ -38,6 +38,7 @@ from netmon_proxy.context import (
 )
 
 from netmon.hosts import is_ip
+from netmon.identity.devices import DeviceDirectory
 from netmon.identity.passthrough import ResolvedNames, normalise_address
 from netmon.identity.probes import TRUST_CHECK_HOST, TRUST_CHECK_PATH, find_probe
 from netmon.identity.refresher import SessionRefresher
@@ -59,6 +60,7 @@ class IdentityTagger:
         self._own_refresher = refresher is None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: list[tuple[float, asyncio.Future[None]]] = []
+        self.devices: DeviceDirectory | None = None
 
     def load(self, loader: Any) -> None:
         loader.add_option(
@@ -74,6 +76,13 @@ class IdentityTagger:
             raise exceptions.OptionsError(f"netmon_sessions_refresh_ms: must be 100-300000 (got {value})")
 
     def running(self) -> None:
+        if self.devices is None:
+            from netmon.identity.devices import DeviceDirectory
+            from netmon.store.db import make_engine
+
+            # school-owned devices on the WireGuard tunnel: known by their tunnel address, no portal
+            self.devices = DeviceDirectory(make_engine(ctx.options.netmon_db))
+            self.devices.start()
         if self.refresher is None:
             from netmon.store.db import make_engine
 
@@ -89,6 +98,9 @@ class IdentityTagger:
                 )
 
     def done(self) -> None:
+        if self.devices is not None:
+            self.devices.stop()
+            self.devices = None
         if self.refresher is not None and self._own_refresher:
             self.refresher.stop()
             self.refresher = None
@@ -149,9 +161,13 @@ class IdentityTagger:
     def tag(self, flow: http.HTTPFlow) -> SessionInfo | None:
         ip = client_ip(flow)
         info = self.session_for(ip)
+        device = self.devices.snapshot.lookup(ip) if info is None and self.devices is not None else None
         if info is not None:
             flow.metadata[USER_KEY] = info.as_metadata(self.snapshot.mac_of(ip))
             counters.incr("identity.tagged")
+        elif device is not None:
+            flow.metadata[USER_KEY] = device.as_metadata()  # AUP accepted at enrolment: no portal
+            counters.incr("identity.tagged-device")
         else:
             flow.metadata.pop(USER_KEY, None)
             mac = self.snapshot.mac_of(ip)

@@ -146,3 +146,30 @@ def _public_key(lab: wglab.WgLab, config: str) -> str:
     private = re.search(r"^PrivateKey = (\S+)$", config, re.M)
     assert private
     return lab.exec(lab.gateway, "wg", "pubkey", input=private.group(1)).stdout.strip()
+
+
+def test_an_incident_through_the_tunnel_names_the_pupil_and_device_off_site(lab: wglab.WgLab) -> None:
+    """The real `netmon run` on the gateway: no portal, no AUP prompt; the tunnel address is the pupil."""
+    _roster(lab)
+    alice_conf = _enrol(lab, "lt-001", "alice")
+    lab.start_server()
+    lab.start_gateway(proxy="netmon")
+    lab.start_client(1, alice_conf)
+    sent = lab.exec(
+        lab.home_ns[0], "curl", "-sS", "--max-time", "10", "-d", "message=i want to kill myself tonight",
+        f"http://{wglab.SERVER_V4}/chat", check=False, timeout=20,
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    deadline, shown = time.monotonic() + 30, ""
+    while time.monotonic() < deadline:
+        listing = lab.netmon("incidents", check=False).stdout
+        uid = re.search(r"^\S+ \S+\s+(\w{8})\s+\d\s+suicide", listing, re.M)
+        if uid:
+            shown = lab.netmon("incidents", "--show", uid.group(1)).stdout
+            break
+        time.sleep(0.5)
+    assert shown, (
+        lab.netmon("incidents", check=False).stdout + (lab.workdir / "mitmdump.log").read_text()[-2000:]
+    )
+    assert re.search(r"user\s+alice\b", shown), shown
+    assert "lt-001 (off-site)" in shown, shown

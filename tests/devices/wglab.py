@@ -200,20 +200,30 @@ class WgLab:
             time.sleep(0.05)
         raise RuntimeError(f"{name} did not come up in {ns}")
 
-    def start_gateway(self) -> None:
-        """The gateway's interface (wireguard-go + gateway-config --up), its firewall, the proxy."""
+    def start_gateway(self, proxy: str = "tagger") -> None:
+        """The gateway's interface (wireguard-go + gateway-config --up), its firewall, the proxy: a bare
+        mitmdump with the tagging script (``tagger``), or the real ``netmon run`` (``netmon``)."""
         self.spawn(self.gateway, "wireguard-go", "--foreground", self.gw_if, log="wg-gateway.log")
         self.wait_interface(self.gateway, self.gw_if)
         self.netmon("devices", "gateway-config", "-o", str(self.workdir / "wg-gateway.conf"), "--up")
         self.load_firewall()
-        self.spawn(
-            self.gateway,
-            str(VENV_BIN / "mitmdump"),
-            "--mode", "transparent", "--listen-port", str(PROXY_PORT),
-            "--set", f"confdir={self.workdir / 'mitm'}", "-s", str(TAGGER), "-q",
-            log="mitmdump.log",
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
+        if proxy == "netmon":
+            self.spawn(
+                self.gateway,
+                sys.executable, "-m", "netmon", "run", "--mode", "transparent", "--listen-host", "0.0.0.0",  # noqa: S104 - the lab namespace
+                "--port", str(PROXY_PORT), "--state-dir", str(self.workdir / "state"),
+                "--confdir", str(self.workdir / "mitm"),
+                log="mitmdump.log",
+            )  # fmt: skip
+        else:
+            self.spawn(
+                self.gateway,
+                str(VENV_BIN / "mitmdump"),
+                "--mode", "transparent", "--listen-port", str(PROXY_PORT),
+                "--set", f"confdir={self.workdir / 'mitm'}", "-s", str(TAGGER), "-q",
+                log="mitmdump.log",
+            )  # fmt: skip
+        deadline = time.monotonic() + 60
         probe = f"import socket; socket.create_connection(('{GATEWAY_LAN_V4}', {PROXY_PORT}), 1)"
         while self.exec(self.gateway, sys.executable, "-c", probe, check=False).returncode != 0:
             if time.monotonic() > deadline:
