@@ -52,8 +52,13 @@ class AlertDelivery:
         from netmon.config.settings import SmtpSettings
 
         if "netmon_policy" in updated:
+            from netmon.alerts.rules import RuleEngine
+
             try:
                 self.watcher = self.policy.use(Path(ctx.options.netmon_policy))
+                watcher = self.watcher
+                # made here, not in the writer's thread: a bad NETMON_WEBHOOK_URL stops start-up with one line
+                self._rules = RuleEngine(lambda: watcher.current)
             except ConfigError as exc:
                 raise exceptions.OptionsError(str(exc)) from exc
         if "netmon_alerts" in updated and ctx.options.netmon_alerts:
@@ -71,12 +76,8 @@ class AlertDelivery:
         return bool(policy.records(groups, hit.category, hit.severity))
 
     def after_batch(self, session: Any, incidents: list[Any]) -> None:
-        from netmon.alerts.rules import RuleEngine
-
-        if self.watcher is None:
+        if self.watcher is None or self._rules is None:
             return
-        if self._rules is None:
-            self._rules = RuleEngine(lambda: self.watcher.current)
         self._rules(session, incidents)
 
     # -- lifecycle -------------------------------------------------------------------------------

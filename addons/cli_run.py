@@ -29,9 +29,10 @@ def _preflight(values: dict[str, Any]) -> None:
     overlay = values.get("netmon_library_overlay") or None
     load_library(Path(values["netmon_library"]), Path(overlay) if overlay else None)
     from netmon.alerts.mail import SmtpSettings
+    from netmon.alerts.rules import RuleEngine
     from netmon.config.policy import load_policy
 
-    load_policy(Path(values["netmon_policy"]))
+    RuleEngine(load_policy(Path(values["netmon_policy"])))  # the webhook URL is checked here too
     if values.get("netmon_alerts", True):
         SmtpSettings.from_env(os.environ)
     from netmon.lists.filtering import build_lists, load_filtering

@@ -39,6 +39,25 @@ class Setting:
     description: str
 
 
+#: The WireGuard tunnel for school-owned devices off site (netmon.identity.wireguard reads them).
+TUNNEL_SETTINGS: dict[str, tuple[str, str]] = {
+    "NETMON_WG_INTERFACE": ("wg-netmon", "Name of the gateway's WireGuard interface."),
+    "NETMON_WG_POOL_V4": ("10.99.0.0/20", "IPv4 pool of tunnel addresses; the first is the gateway's."),
+    "NETMON_WG_POOL_V6": ("", "IPv6 pool of tunnel addresses (empty: IPv4 only; IPv6 is then refused)."),
+    "NETMON_WG_ENDPOINT": ("", "host:port devices connect to (the gateway's public name); needed to enrol."),
+    "NETMON_WG_PORT": ("51820", "UDP port the gateway's interface listens on."),
+    "NETMON_WG_DNS": (
+        "",
+        "DNS server(s) given to devices, comma-separated (empty: the gateway's tunnel address).",
+    ),
+    "NETMON_WG_KEY_FILE": (
+        "",
+        "The gateway's private key file (empty: wireguard/gateway.key in the state directory).",
+    ),
+    "NETMON_WG_CONFIG": ("", "Gateway config file rewritten after every change (empty: not written)."),
+    "NETMON_WG_KEEPALIVE": ("25", "Seconds between the devices' keepalives (0: none)."),
+}
+
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "NETMON_CONFIG",
@@ -119,6 +138,19 @@ SETTINGS: tuple[Setting, ...] = (
         "Key of the webhook's X-Netmon-Signature (HMAC-SHA256 of the body); secret: keep it in the "
         "environment file.",
     ),
+    Setting(
+        "NETMON_CONSOLE_SECRET",
+        "",
+        "Key that signs the staff console's session cookies (empty: a random key at each start, so "
+        "sessions end on restart); secret: keep it in the environment file.",
+    ),
+    Setting(
+        "NETMON_RISK_MODEL",
+        "on",
+        "The learned risk model for what pupils type (docs/model-card.md): on, or off for the "
+        "phrase library and grammar alone.",
+    ),
+    *(Setting(name, default, text) for name, (default, text) in TUNNEL_SETTINGS.items()),
 )
 
 

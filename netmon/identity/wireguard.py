@@ -26,26 +26,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from netmon.config.paths import state_dir
+from netmon.config.settings import TUNNEL_SETTINGS as TUNNEL_SETTINGS  # name -> (default, description)
 from netmon.errors import ConfigError, NetmonError
-
-#: The environment variables of the tunnel: name -> (default, description). docs/offsite.md explains them.
-TUNNEL_SETTINGS: dict[str, tuple[str, str]] = {
-    "NETMON_WG_INTERFACE": ("wg-netmon", "Name of the gateway's WireGuard interface."),
-    "NETMON_WG_POOL_V4": ("10.99.0.0/20", "IPv4 pool of tunnel addresses; the first is the gateway's."),
-    "NETMON_WG_POOL_V6": ("", "IPv6 pool of tunnel addresses (empty: IPv4 only; IPv6 is then refused)."),
-    "NETMON_WG_ENDPOINT": ("", "host:port devices connect to (the gateway's public name); needed to enrol."),
-    "NETMON_WG_PORT": ("51820", "UDP port the gateway's interface listens on."),
-    "NETMON_WG_DNS": (
-        "",
-        "DNS server(s) given to devices, comma-separated (empty: the gateway's tunnel address).",
-    ),
-    "NETMON_WG_KEY_FILE": (
-        "",
-        "The gateway's private key file (empty: wireguard/gateway.key in the state directory).",
-    ),
-    "NETMON_WG_CONFIG": ("", "Gateway config file rewritten after every change (empty: not written)."),
-    "NETMON_WG_KEEPALIVE": ("25", "Seconds between the devices' keepalives (0: none)."),
-}
 
 
 class WireGuardError(NetmonError):

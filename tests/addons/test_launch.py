@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,14 @@ def test_missing_config_file_is_one_line(tmp_path: Path) -> None:
     result = run_check(tmp_path, "--config", str(tmp_path / "absent.yaml"))
     assert result.returncode != 0
     assert "absent.yaml" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_bad_webhook_url_fails_the_check(tmp_path: Path) -> None:
+    env = {**os.environ, "NETMON_WEBHOOK_URL": "ftp://records.school.example/in"}
+    env.pop("NETMON_CONFIG", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "netmon", "run", "--check", "--state-dir", str(tmp_path / "var")],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "NETMON_WEBHOOK_URL" in done.stderr and "Traceback" not in done.stderr
