@@ -368,3 +368,22 @@ def test_rules_with_proxy_workers(tmp_path: Path, port: int, status: str) -> Non
     s = Settings(interface="pupil0", proxy_port=port, sysctl_root=tmp_path)
     check = doctor.check_rules(s, ruleset=lambda: (WORKER_RULES, ""))
     assert check.status == status, check
+
+
+def test_a_portal_listening_only_on_the_pupil_side_address_is_fine(tmp_path: Path) -> None:
+    """The portal often listens on the gateway's pupil-side address, not on loopback."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.2", 0))  # stands in for the pupil-side address: not 127.0.0.1
+    sock.listen()
+    port = sock.getsockname()[1]
+    with sock:
+        alone = doctor.check_portal(Settings(portal_port=port, state_dir=tmp_path))
+        assert alone.status == FAIL  # loopback only: nothing there
+        config = tmp_path / "mitm.yaml"
+        config.write_text(f"netmon_portal_url: http://127.0.0.2:{port}/\n")
+        s = doctor.settings_from(config, nft_vars=tmp_path / "none.nft")
+        s.portal_port = port
+        check = doctor.check_portal(s)
+        assert check.status == OK and "127.0.0.2" in check.message, check

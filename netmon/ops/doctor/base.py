@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from netmon.config import paths
 from netmon.config.gateway import read_env_file as read_env_file
@@ -44,6 +45,7 @@ class Settings:
     proxy_host: str = "127.0.0.1"
     portal_port: int = DEFAULT_PORTAL_PORT
     portal_host: str = "127.0.0.1"
+    portal_url_host: str = ""  # the host of netmon_portal_url: a portal may listen there (pupil side) only
     db_url: str = ""
     state_dir: Path = field(default_factory=paths.state_dir)
     confdir: Path = field(default_factory=lambda: Path("~/.mitmproxy").expanduser())
@@ -90,11 +92,17 @@ def settings_from(config_path: Path | None, *, nft_vars: Path | None = None, **o
         s.policy = Path(o["netmon_policy"])
     if "netmon_no_decrypt_file" in o:
         s.no_decrypt_file = Path(o["netmon_no_decrypt_file"]) if o["netmon_no_decrypt_file"] else None
+    if o.get("netmon_portal_url"):
+        s.portal_url_host = urlsplit(str(o["netmon_portal_url"])).hostname or ""
     vars_path = nft_vars or DEFAULT_NFT_VARS
+    nft_portal_port = None
     if vars_path.exists():
         values = read_nft_vars(vars_path)
         s.interface = values.get("PUPIL_IF")
+        nft_portal_port = values.get("PORTAL_PORT")
     _apply_environment(s, os.environ)
+    if nft_portal_port and str(nft_portal_port).isdigit() and not os.environ.get("NETMON_PORTAL_PORT"):
+        s.portal_port = int(nft_portal_port)  # the port the ruleset opens to pupils is the portal's
     for key, value in overrides.items():
         if value is not None:
             setattr(s, key, value)

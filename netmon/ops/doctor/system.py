@@ -180,12 +180,18 @@ def check_proxy(s: Settings) -> Check:
 
 
 def check_portal(s: Settings) -> Check:
-    error = _listening(s.portal_host, s.portal_port)
-    if error:
-        return Check(
-            "portal",
-            FAIL,
-            f"the captive portal does not answer on {s.portal_host}:{s.portal_port} ({error})",
-            "systemctl status netmon-portal; journalctl -u netmon-portal -e",
-        )
-    return Check("portal", OK, f"listening on {s.portal_port}")
+    """The portal answers on loopback or on the address devices use (netmon_portal_url's host): a
+    portal that listens only on the pupil-side address is fine."""
+    hosts = list(dict.fromkeys(h for h in (s.portal_host, s.portal_url_host) if h))
+    errors = []
+    for host in hosts:
+        error = _listening(host, s.portal_port)
+        if error is None:
+            return Check("portal", OK, f"listening on {host}:{s.portal_port}")
+        errors.append(f"{host}:{s.portal_port} ({error})")
+    return Check(
+        "portal",
+        FAIL,
+        "the captive portal does not answer on " + " or ".join(errors),
+        "systemctl status netmon-portal; journalctl -u netmon-portal -e",
+    )
