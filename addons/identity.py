@@ -200,13 +200,49 @@ def _host_allowed(host: str, patterns: Sequence[str]) -> bool:
     return False
 
 
+#: The proxy's own pages, in English and Welsh (the portal's words live in captive_portal/i18n.py).
+WORDS: dict[str, tuple[str, str]] = {
+    "Sign in to the Wi-Fi": ("Sign in to the Wi-Fi", "Mewngofnodi i'r Wi-Fi"),
+    "Wrong address": ("Wrong address", "Cyfeiriad anghywir"),
+    "Sign in at the school's Wi-Fi page first.": (
+        "Sign in at the school's Wi-Fi page first.",
+        "Mewngofnodwch ar dudalen Wi-Fi yr ysgol yn gyntaf.",
+    ),
+    "This request named one site but was sent to another, so the school's Wi-Fi refused it.": (
+        "This request named one site but was sent to another, so the school's Wi-Fi refused it.",
+        "Roedd y cais hwn yn enwi un wefan ond cafodd ei anfon i un arall, "
+        "felly gwrthododd Wi-Fi yr ysgol ef.",
+    ),
+    "Please sign in to use the school Wi-Fi.": (
+        "Please sign in to use the school Wi-Fi.",
+        "Mewngofnodwch i ddefnyddio Wi-Fi yr ysgol.",
+    ),
+    "The Wi-Fi sign-in check failed; please try again.": (
+        "The Wi-Fi sign-in check failed; please try again.",
+        "Methodd y gwiriad mewngofnodi i'r Wi-Fi; rhowch gynnig arall arni.",
+    ),
+}
+_STYLE = (
+    "body{font:1.1rem/1.5 system-ui,sans-serif;margin:0 auto;max-width:36rem;padding:1rem}"
+    "h1{font-size:1.4rem}.cy{border-top:1px solid #ccc;margin-top:1.5rem;padding-top:.5rem}"
+    "a{display:inline-block;padding:.6rem 0;font-weight:bold}"
+)
+
+
 def _page(
     status: int, title: str, message: str, link: str, headers: dict[str, str] | None = None
 ) -> http.Response:
+    """A small page a phone can read, in English and Welsh, with the way on (the portal)."""
+    en_title, cy_title = WORDS.get(title, (title, title))
+    en_text, cy_text = WORDS.get(message, (message, message))
+    e, href = html.escape, html.escape(link, quote=True)
     body = (
-        f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
-        f"<body><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>"
-        f'<p><a href="{html.escape(link, quote=True)}">{html.escape(link)}</a></p></body></html>'
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{e(en_title)} / {e(cy_title)}</title><style>{_STYLE}</style></head><body>"
+        f'<section><h1>{e(en_title)}</h1><p>{e(en_text)}</p><p><a href="{href}">{e(link)}</a></p></section>'
+        f'<section class="cy" lang="cy"><h1>{e(cy_title)}</h1><p>{e(cy_text)}</p>'
+        f'<p><a href="{href}">{e(link)}</a></p></section></body></html>'
     )
     return http.Response.make(
         status,

@@ -283,6 +283,15 @@ def test_ca_downloads_and_ios_profile(client: FlaskClient, portal_config: Portal
     assert plist["PayloadOrganization"] == "Test School"
 
 
+def test_certificate_steps_in_welsh(client: FlaskClient) -> None:
+    page = client.get("/ca?lang=cy", environ_base=_env()).get_data(as_text=True)
+    for section in ("ios", "android", "windows", "macos", "chromeos"):
+        assert f'id="{section}"' in page
+    assert "Lawrlwythwch y dystysgrif" in page and "Download the certificate" not in page
+    english = client.get("/ca", environ_base=_env()).get_data(as_text=True)
+    assert "Download the certificate" in english and "Lawrlwythwch" not in english
+
+
 def test_ca_missing_is_explained(portal_db: str, tmp_path: Any) -> None:
     app = create_app(PortalConfig(db_url=portal_db, ca_cert=tmp_path / "none.pem", arp_path=None))
     client = app.test_client()

@@ -127,6 +127,9 @@ async def test_https_is_refused_at_once_for_unsigned_devices(chain: Any) -> None
     assert flow.response is not None and flow.response.status_code == 511
     assert PORTAL in flow.response.get_text()
     assert counters.snapshot()["portal.refused"] == 2
+    page = flow.response.get_text()
+    assert "Sign in to the Wi-Fi" in page and "Mewngofnodwch ar dudalen Wi-Fi" in page, "English and Welsh"
+    assert 'name="viewport"' in page, "readable on a phone"
 
 
 async def test_allow_list_and_portal_pass_without_sign_in(chain: Any) -> None:
