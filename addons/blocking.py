@@ -18,10 +18,10 @@ import logging
 from typing import Any
 
 from mitmproxy import http
-from netmon_proxy.context import flow_host, flow_url
+from netmon_proxy.context import BLOCKED_KEY, HITS_KEY, Submit, flow_host, flow_url, user_of
 from netmon_proxy.images import ImageScanner
 from netmon_proxy.settings import SharedPolicy
-from netmon_proxy.urllists import BLOCKED_KEY, HITS_KEY, FilterLists, Submit, UrlListChecker, user_of
+from netmon_proxy.urllists import FilterLists, UrlListChecker
 
 from netmon.lists.blockpage import block_reference, render_block_page
 from netmon.lists.safesearch import safe_search

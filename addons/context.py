@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from mitmproxy import ctx, http
 
-from netmon.scan.findings import FlowContext
+from netmon.scan.findings import FlowContext, ScanResult
 
-USER_KEY = "netmon.user"
+# The flow.metadata keys netmon's addons share, all here so that no adapter imports another for them.
+USER_KEY = "netmon.user"  # dict: user, role, year_group, groups, mac (+ device, site, off_site)
+HITS_KEY = "netmon.list_hits"  # URL/host list hits of a request, for the Blocker
+BLOCKED_KEY = "netmon.blocked"  # the response is netmon's block page, not what the site sent
+SKIP_KEY = "netmon.skip"  # not to be scanned (netmon's own pages, the portal)
+
+#: Hands a scan result to the incident recorder.
+Submit = Callable[[ScanResult], None]
 
 #: The CONNECT target of each explicit-proxy tunnel still open (client connection id -> host, port):
 #: the proxy itself resolves that name, so it is where the tunnel's requests really go, whatever any
@@ -71,6 +79,11 @@ def host_header(flow: http.HTTPFlow) -> tuple[str, int | None]:
     else:
         name, port = raw, ""
     return name.rstrip("."), int(port) if port.isdigit() else None
+
+
+def user_of(flow: http.HTTPFlow) -> dict[str, Any] | None:
+    user = flow.metadata.get(USER_KEY)
+    return user if isinstance(user, dict) else None
 
 
 def flow_url(flow: http.HTTPFlow) -> str:

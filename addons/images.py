@@ -24,8 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from mitmproxy import ctx, exceptions, http
-from netmon_proxy.context import flow_context, flow_url
-from netmon_proxy.urllists import BLOCKED_KEY, Submit, user_of
+from netmon_proxy.context import BLOCKED_KEY, Submit, flow_context, flow_url, user_of
 
 from netmon.lists.blockpage import block_reference
 from netmon.lists.hashindex import HashIndex, HashMatch

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mitmproxy import ctx, http
-from netmon_proxy.blocking import BLOCKED_KEY
-from netmon_proxy.context import flow_context, flow_host, flow_url
+from netmon_proxy.context import BLOCKED_KEY, SKIP_KEY, flow_context, flow_host, flow_url
 
 from netmon.ops import counters
 from netmon.scan.findings import FlowContext, ScanResult
@@ -99,7 +98,7 @@ class PhraseScanner:
 
     # -- internals -------------------------------------------------------------------------------
     def _scan_flow(self, flow: http.HTTPFlow) -> None:
-        if flow.metadata.get("netmon.skip"):
+        if flow.metadata.get(SKIP_KEY):
             return
         try:
             request = flow.request

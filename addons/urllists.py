@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from mitmproxy import ctx, exceptions, http
-from netmon_proxy.context import USER_KEY, flow_context, flow_url
+from netmon_proxy.context import (
+    BLOCKED_KEY,
+    HITS_KEY,
+    SKIP_KEY,
+    Submit,
+    flow_context,
+    flow_url,
+)
 from netmon_proxy.settings import SharedPolicy
 
 from netmon.config import paths
@@ -34,9 +41,6 @@ from netmon.scan.findings import Hit, ScanResult, TextFinding
 
 log = logging.getLogger(__name__)
 
-HITS_KEY = "netmon.list_hits"
-BLOCKED_KEY = "netmon.blocked"
-Submit = Callable[[ScanResult], None]
 _LIST_OPTIONS = {"netmon_filtering", "netmon_hash_lists", "netmon_url_lists", "netmon_ut1", "netmon_policy"}
 
 
@@ -281,7 +285,7 @@ class UrlListChecker:
             lists is None
             or not lists.lists_urls  # nothing listed: no URL to work out (runs on every request)
             or flow.response is not None
-            or flow.metadata.get("netmon.skip")
+            or flow.metadata.get(SKIP_KEY)
         ):
             return
         try:
@@ -341,8 +345,3 @@ class UrlListChecker:
             return
         self.submit(result)
         log.info("url-list hit: %s (%s) on %s", top["category"], label, result.context.host)
-
-
-def user_of(flow: http.HTTPFlow) -> dict[str, Any] | None:
-    user = flow.metadata.get(USER_KEY)
-    return user if isinstance(user, dict) else None

@@ -12,7 +12,7 @@ import pytest
 from mitmproxy import http
 from mitmproxy.test import taddons, tflow
 from netmon_proxy.blocking import Filtering
-from netmon_proxy.urllists import HITS_KEY
+from netmon_proxy.context import HITS_KEY
 
 from netmon.lists.imagehashing import hash_image
 from netmon.ops import counters
