@@ -21,101 +21,42 @@ sent to worker processes; workers may equally call ``load_library`` + ``Matcher.
 
 from __future__ import annotations
 
-import re
-from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import product
 
 import ahocorasick
-import numpy as np
 
 from netmon.scan.findings import Hit
 from netmon.scan.grammar_match import CompiledGrammar, grammar_hits
 from netmon.scan.library import Entry, Library
 from netmon.scan.normalise import normalise, normalise_mapped, steps_applied
+from netmon.scan.normalise.variants import (
+    _letter_runs,
+    _Squeezed,
+    _term_variants,
+    checked_variants,
+    phrase_variants,
+    with_variants,
+)
 
-_RUN3 = re.compile(r"([^\W\d_])\1\1")
-_REPEATS4 = re.compile(r"(\w)\1{3,}")
-
-
-def _collapse(s: str) -> str:
-    return _REPEATS4.sub(lambda m: m.group(1) * 3, s)
-
-
-def _l_to_i(s: str) -> str | None:
-    return _collapse(s.replace("l", "i")) if "l" in s else None
-
-
-def phrase_variants(normalised: str) -> tuple[str, ...]:
-    """Every normalised spelling under which a phrase is indexed (see the module docstring)."""
-    words = normalised.split(" ")
-    with_l = [i for i, w in enumerate(words) if "l" in w]
-    variants = [normalised]
-    if with_l:
-        if len(with_l) <= 3:  # each word with an "l" read with "1" for it or not: "ki11 myself"
-            for mask in range(1, 1 << len(with_l)):
-                changed = list(words)
-                for bit, i in enumerate(with_l):
-                    if mask >> bit & 1:
-                        changed[i] = _collapse(words[i].replace("l", "i"))
-                variants.append(" ".join(changed))
-        else:
-            variants.append(_collapse(normalised.replace("l", "i")))
-    if len(words) > 1:
-        variants.append(normalised.replace(" ", ""))
-    return tuple(dict.fromkeys(variants))
+__all__ = ["Matcher", "checked_variants", "phrase_variants"]
 
 
-def _term_variants(normalised: str) -> tuple[str, ...]:
-    leet = _l_to_i(normalised)
-    return (normalised, leet) if leet and leet != normalised else (normalised,)
-
-
-def _letter_runs(norm: str) -> list[tuple[int, int]]:
-    """Spans of runs of three of the same letter in normalised text (the text keeps at most three)."""
-    if len(norm) < 512:
-        return [m.span() for m in _RUN3.finditer(norm)]
-    if norm.isascii():
-        arr = np.frombuffer(norm.encode("ascii"), dtype=np.uint8)
-        if len(arr) < 3:
-            return []
-        same = arr[1:] == arr[:-1]
-        start = same[:-1] & same[1:] & (arr[:-2] >= 97) & (arr[:-2] <= 122)
-        if not np.count_nonzero(start):
-            return []
-        return [(int(i), int(i) + 3) for i in np.flatnonzero(start)]
-    return [m.span() for m in _RUN3.finditer(norm)]
-
-
-class _Squeezed:
-    """``norm`` with each run of three letters written ``k`` times, and the way back to ``norm``."""
-
-    def __init__(self, norm: str, runs: list[tuple[int, int]], k: int) -> None:
-        pieces: list[str] = []
-        self.runs = runs
-        self.k = k
-        self.where: list[int] = []  # variant position of each squeezed run
-        last = 0
-        for j, (a, b) in enumerate(runs):
-            pieces += (norm[last:a], norm[a] * k)
-            self.where.append(a - j * (3 - k))
-            last = b
-        pieces.append(norm[last:])
-        self.text = "".join(pieces)
-
-    def to_norm(self, start: int, end: int) -> tuple[int, int]:
-        """The normalised span of the variant span ``[start, end)``."""
-        shrink = 3 - self.k
-        j = bisect_right(self.where, start) - 1
-        if j >= 0 and start < self.where[j] + self.k:
-            a = self.runs[j][0]
-        else:
-            a = start + (j + 1) * shrink
-        j = bisect_right(self.where, end - 1) - 1
-        if j >= 0 and end - 1 < self.where[j] + self.k:
-            b = self.runs[j][1]
-        else:
-            b = end + (j + 1) * shrink
-        return a, b
+def _found(
+    found: dict[tuple[int, int, int], tuple[str, ...]],
+    needs: dict[tuple[int, int, int], str],
+    key: tuple[int, int, int],
+    rules: tuple[str, ...],
+    need: str,
+) -> None:
+    """Record a hit; ``needs[key]`` is the step its text must show, kept only while every spelling that
+    found it needed one."""
+    if key not in found:
+        found[key] = rules
+        if need:
+            needs[key] = need
+    elif not need:
+        needs.pop(key, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +68,7 @@ class _Key:
     phrases: tuple[int, ...]  # entry indexes
     unless: tuple[int, ...]  # exception term ids
     anchors: tuple[int, ...] = ()  # grammar anchor class ids (netmon.scan.grammar_match)
+    checked: tuple[tuple[int, str], ...] = ()  # (entry, step the matched text must show): checked_variants
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +87,7 @@ class _Rules:
     def build(cls, entry: Entry, term_ids: dict[str, int]) -> _Rules:
         unless_names = tuple(normalise(t) for t in entry.unless)
         unless = frozenset(term_ids.setdefault(n, len(term_ids)) for n in unless_names)
-        with_names = {f" {v} ": n for n in (normalise(t) for t in entry.with_) for v in _term_variants(n)}
+        with_names = {f" {v} ": n for n in (normalise(t) for t in entry.with_) for v in with_variants(n)}
         rule = "exceptions absent: " + ", ".join(f"'{name}'" for name in unless_names)
         longest = max((len(w) - 2 for w in with_names), default=0)
         return cls(unless_names, rule, unless, with_names, entry.within, longest)
@@ -159,12 +101,16 @@ class Matcher:
         self.fingerprint = library.fingerprint
         self.entries: tuple[Entry, ...] = library.entries
         keys: dict[str, tuple[list[int], list[int]]] = {}
+        checked: dict[str, list[tuple[int, str]]] = {}
         rules: list[_Rules] = []
         term_ids: dict[str, int] = {}
         longest = 1
         for i, entry in enumerate(self.entries):
             for variant in phrase_variants(entry.normalised):
                 keys.setdefault(variant if entry.embedded else f" {variant} ", ([], []))[0].append(i)
+                longest = max(longest, len(variant) + 2)
+            for variant, step in checked_variants(entry.normalised).items():
+                checked.setdefault(variant if entry.embedded else f" {variant} ", []).append((i, step))
                 longest = max(longest, len(variant) + 2)
             rules.append(_Rules.build(entry, term_ids))
         for (
@@ -176,7 +122,7 @@ class Matcher:
                 longest = max(longest, len(variant) + 1)
         self._grammar = CompiledGrammar(library.grammar)
         anchor_keys = self._grammar.anchor_keys()
-        for key in anchor_keys:  # grammar anchor words share the one automaton with the phrases
+        for key in (*anchor_keys, *checked):  # grammar anchor words share the one automaton
             keys.setdefault(key, ([], []))
         self._rules = tuple(rules)
         self._longest = longest
@@ -198,6 +144,7 @@ class Matcher:
                     tuple(dict.fromkeys(phrases)),
                     tuple(dict.fromkeys(unless)),
                     anchor_keys.get(key, ()),
+                    tuple(dict.fromkeys(checked.get(key, ()))),
                 )
             )
         if self._keys:
@@ -226,17 +173,18 @@ class Matcher:
         if not norm:
             return ()
         found: dict[tuple[int, int, int], tuple[str, ...]] = {}  # (entry, norm start, norm end) -> rules
+        needs: dict[tuple[int, int, int], str] = {}  # step a hit's original text must show
         padded = f" {norm} "
         cache: dict[str, list[int]] = {}
         anchors: list[tuple[tuple[int, ...], int, int]] = []
         candidates, exceptions = self._candidates(padded, 0, limit, anchors)
-        for i, start, end in candidates:
+        for (i, start, end), need in candidates.items():
             rules = self._weigh(i, start, end, exceptions, padded, cache)
             if rules is not None:
-                found.setdefault((i, start, end), rules)
+                _found(found, needs, (i, start, end), rules, need)
         runs = _letter_runs(norm) if mapped is None else mapped.letter_runs
         if runs:
-            self._elongated(norm, runs, found, limit)
+            self._elongated(norm, runs, found, needs, limit)
         grammar = self._grammar.matches(norm, anchors, limit) if anchors else []
         if not found and not grammar:
             return ()
@@ -252,9 +200,12 @@ class Matcher:
             i = key[0]
             if (i, o_start, o_end) in seen:
                 continue  # the same match found by the plain and an elongated scan
+            matched = text[o_start:o_end]
+            steps = steps_applied(matched)
+            if key in needs and needs[key] not in steps:
+                continue  # "a lone" is not "a l o n e", "heli" is not "he1l"
             seen.add((i, o_start, o_end))
             entry = self.entries[i]
-            matched = text[o_start:o_end]
             hits.append(
                 Hit(
                     phrase=entry.phrase,
@@ -266,7 +217,7 @@ class Matcher:
                     start=o_start,
                     end=o_end,
                     matched_text=matched,
-                    steps=steps_applied(matched),
+                    steps=steps,
                     rules=found[key],
                 )
             )
@@ -281,11 +232,12 @@ class Matcher:
         offset: int,
         limit: int | None = None,
         anchors: list[tuple[tuple[int, ...], int, int]] | None = None,
-    ) -> tuple[dict[tuple[int, int, int], None], list[tuple[int, int, int]]]:
+    ) -> tuple[dict[tuple[int, int, int], str], list[tuple[int, int, int]]]:
         """Phrase matches (entry, start, end) and exception matches (term, start, end) in ``padded``
-        (text with a space at each end); spans in the text, plus ``offset``. Grammar anchor words
-        (class ids, start, end) are added to ``anchors`` when given."""
-        out: dict[tuple[int, int, int], None] = {}
+        (text with a space at each end); spans in the text, plus ``offset``. Each phrase match maps to
+        the step its original text must show ("" when none: see ``checked_variants``). Grammar anchor
+        words (class ids, start, end) are added to ``anchors`` when given."""
+        out: dict[tuple[int, int, int], str] = {}
         exceptions: list[tuple[int, int, int]] = []
         keys = self._keys
         seen = [0] * len(self.entries) if limit is not None else None
@@ -297,47 +249,74 @@ class Matcher:
                     if seen[i] >= limit:  # type: ignore[operator]
                         continue
                     seen[i] += 1
-                out[(i, start, stop)] = None
+                out[(i, start, stop)] = ""
+            for i, step in k.checked:
+                if seen is not None:
+                    if seen[i] >= limit:  # type: ignore[operator]
+                        continue
+                    seen[i] += 1
+                out.setdefault((i, start, stop), step)
             for t in k.unless:
                 exceptions.append((t, start, stop))
             if k.anchors and anchors is not None:
                 anchors.append((k.anchors, start, stop))
         return out, exceptions
 
-    def _may_matter(self, norm: str, run: tuple[int, int]) -> bool:
-        """Whether the word holding ``run``, with the run written once or twice, can be part of a phrase
-        ("www" cannot; "kiiill" can)."""
-        a, b = run
-        start = norm.rfind(" ", 0, a) + 1
-        end = norm.find(" ", b)
-        word = norm[start : len(norm) if end == -1 else end]
-        offset = a - start
-        for k in (1, 2):
-            squeezed = word[:offset] + word[offset] * k + word[offset + 3 :]
-            if squeezed in self._words or any(e in squeezed for e in self._embedded):
-                return True
-        return False
+    def _squeezes(self, norm: str, runs: list[tuple[int, int]]) -> list[_Squeezed]:
+        """The spellings of ``norm`` worth scanning again: in each word holding runs, each run written
+        once, twice or left as it is, where that makes a word of some key ("kiiilll" -> "kill", "www"
+        -> nothing). One spelling per choice of the word with the most useful choices."""
+        by_word: dict[int, list[tuple[int, int]]] = {}
+        for run in runs:
+            by_word.setdefault(norm.rfind(" ", 0, run[0]) + 1, []).append(run)
+        choices: list[tuple[list[tuple[int, int]], list[tuple[int, ...]]]] = []
+        for start, word_runs in by_word.items():
+            end = norm.find(" ", word_runs[-1][1])
+            word = norm[start : len(norm) if end == -1 else end]
+            options = (
+                product((1, 2, 3), repeat=len(word_runs)) if len(word_runs) <= 3 else [(1,) * 9, (2,) * 9]
+            )
+            useful = []
+            for ks in options:
+                pieces, last = [], 0
+                for (a, b), k in zip(word_runs, ks, strict=False):
+                    pieces += (word[last : a - start], norm[a] * k)
+                    last = b - start
+                squeezed = "".join(pieces) + word[last:]
+                if squeezed != word and (
+                    squeezed in self._words or any(e in squeezed for e in self._embedded)
+                ):
+                    useful.append(ks[: len(word_runs)])
+            if useful:
+                choices.append((word_runs, useful))
+        out = []
+        for n in range(max((len(c[1]) for c in choices), default=0)):
+            chosen = [
+                (run, k)
+                for word_runs, useful in choices
+                for run, k in zip(word_runs, useful[min(n, len(useful) - 1)], strict=True)
+            ]
+            out.append(_Squeezed(norm, [r for r, _ in chosen], [k for _, k in chosen]))
+        return out
 
     def _elongated(
         self,
         norm: str,
         runs: list[tuple[int, int]],
         found: dict[tuple[int, int, int], tuple[str, ...]],
+        needs: dict[tuple[int, int, int], str],
         limit: int | None = None,
     ) -> None:
         """Runs of three letters also match a letter written once or twice in a phrase ("kiiill" is
-        "kill", "shooot" is "shoot"): scan the text around each run with the run written once and twice."""
-        runs = [run for run in runs if self._may_matter(norm, run)]
-        if not runs:
-            return
+        "kill", "shooot" is "shoot", "kiiilll" is "kill"): scan the text around each run again, with the
+        runs written as ``_squeezes`` finds useful."""
         reach = self._longest
-        for k in (1, 2):
-            squeezed = _Squeezed(norm, runs, k)
+        for squeezed in self._squeezes(norm, runs):
             variant = squeezed.text
             padded = f" {variant} "
             cache: dict[str, list[int]] = {}
             windows: list[tuple[int, int]] = []
-            for pos in squeezed.where:
+            for pos, k in zip(squeezed.where, squeezed.ks, strict=True):
                 a = variant.rfind(" ", 0, max(0, pos - reach)) + 1
                 b = variant.find(" ", pos + k + reach)
                 b = len(variant) if b == -1 else b
@@ -345,14 +324,15 @@ class Matcher:
                     windows[-1] = (windows[-1][0], b)
                 else:
                     windows.append((a, b))
+            inside = list(zip(squeezed.where, squeezed.ks, strict=True))
             for a, b in windows:
                 candidates, exceptions = self._candidates(f" {variant[a:b]} ", a, limit)
-                for i, start, end in candidates:
-                    if not any(start < pos + k and pos < end for pos in squeezed.where):
+                for (i, start, end), need in candidates.items():
+                    if not any(start < pos + k and pos < end for pos, k in inside):
                         continue  # no run inside: the plain scan already decided this one
                     rules = self._weigh(i, start, end, exceptions, padded, cache)
                     if rules is not None:
-                        found.setdefault((i, *squeezed.to_norm(start, end)), rules)
+                        _found(found, needs, (i, *squeezed.to_norm(start, end)), rules, need)
 
     def _weigh(
         self,

@@ -12,7 +12,7 @@ import pytest
 
 from netmon.scan.findings import Hit
 from netmon.scan.library import load_library
-from netmon.scan.matching import Matcher, phrase_variants
+from netmon.scan.matching import Matcher, checked_variants, phrase_variants
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "library-mini"
 
@@ -168,6 +168,15 @@ def test_a_word_of_the_hit_is_not_its_own_co_occurrence(tmp_path: Path) -> None:
         ("#killmyself", "kill myself", "killmyself", ()),
         ("Selbstmord? No: sélf hàrm", "self harm", "sélf hàrm", ("diacritics",)),
         ("Dw i eisiau marw", "eisiau marw", "eisiau marw", ()),
+        # issue 14: "1" for one "l" of two, runs of several letters, the word "a" before spaced letters
+        ("ki1l myself", "kill myself", "ki1l myself", ("leetspeak",)),
+        ("k1il myself", "kill myself", "k1il myself", ("leetspeak",)),
+        ("kil1 mys3lf", "kill myself", "kil1 mys3lf", ("leetspeak",)),
+        ("ki1lmyse1f", "kill myself", "ki1lmyse1f", ("leetspeak",)),
+        ("kiiilllll myself", "kill myself", "kiiilllll myself", ("repeats",)),
+        ("i will kiiiilllll myseeeelf", "kill myself", "kiiiilllll myseeeelf", ("repeats",)),
+        ("shhhooooot everyone", "shoot", "shhhooooot", ("repeats",)),
+        ("i k i l l m y s e l f", "kill myself", "k i l l m y s e l f", ("spaced-letters",)),
     ],
 )
 def test_hit_maps_back_to_the_original(
@@ -207,6 +216,51 @@ def test_benign_text_gives_nothing(matcher: Matcher) -> None:
     assert matcher.scan(text) == ()
     assert matcher.scan("") == ()
     assert matcher.scan("!!! ...") == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase", "seen"),
+    [
+        ("a k.n.i.f.e", "knife", "k.n.i.f.e"),
+        ("a k n i f e", "knife", "k n i f e"),
+        ("got a k-n-i-f-e", "knife", "k-n-i-f-e"),
+        ("i have a k n i f e", "knife", "k n i f e"),
+        ("a n x i e t y", "anxiety", "a n x i e t y"),  # "a nxiety": the first letter stays a word
+        ("i d i o t", "idiot", "i d i o t"),
+        ("such an i.d.i.o.t", "idiot", "i.d.i.o.t"),
+    ],
+)
+def test_spaced_letters_after_the_word_a_or_i(tmp_path: Path, text: str, phrase: str, seen: str) -> None:
+    m = make(tmp_path, "knife | 3\nanxiety | 3\nidiot | 3")
+    (hit,) = m.scan(text)
+    assert (hit.phrase, hit.matched_text, hit.steps) == (phrase, seen, ("spaced-letters",))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a lone wolf",  # "alone" is only "a lone" when its letters were spaced
+        "i diot",
+        "heli pad",  # "hell" read with one "l" as "i" needs the "1" in the text
+        "kili and fili",
+        "a n x i o u s",
+        "Kiiiiiiilll",  # "kiiilll" squeezed: "kil", "kill", "kiil": only "kill" is a phrase word
+        "www.example.com aaa bbb",
+    ],
+)
+def test_checked_spellings_need_their_step(tmp_path: Path, text: str) -> None:
+    m = make(tmp_path, "alone | 3\nidiot | 3\nhell | 3\nkill | 3\nanxiety | 3")
+    found = phrases(m.scan(text))
+    assert found == (["kill"] if text.startswith("Kii") else [])
+
+
+def test_checked_variants() -> None:
+    assert checked_variants("knife") == {}
+    assert checked_variants("anxiety") == {"a nxiety": "spaced-letters"}
+    kill = checked_variants("kill")
+    assert kill == {"kiil": "leetspeak", "kili": "leetspeak"}
+    assert "kiii" in phrase_variants("kill")  # every "l" read as "i" needs no check (as before)
+    assert checked_variants("kill myself")["kiil myself"] == "leetspeak"
 
 
 def test_phrase_variants() -> None:

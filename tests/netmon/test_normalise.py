@@ -220,7 +220,14 @@ def reference_normalise(text: str) -> str:
     s = re.sub(r"[013457@$]+", leet, s)
     s = s.replace("'", "")
     s = re.sub(" +", " ", s).strip(" ")
-    s = re.sub(r" ([^\W\d_](?: [^\W\d_]){2,})(?= )", lambda m: " " + m.group(1).replace(" ", ""), f" {s} ")
+
+    def spaced(m: re.Match[str]) -> str:
+        letters = m.group(1).split(" ")
+        if letters[0] in ("a", "i") and len(letters) >= 4:  # the word "a" or "i" stays apart: "a knife"
+            return f" {letters[0]} " + "".join(letters[1:])
+        return " " + "".join(letters)
+
+    s = re.sub(r" ([^\W\d_](?: [^\W\d_]){2,})(?= )", spaced, f" {s} ")
     return re.sub(r"(\w)\1{3,}", lambda m: m.group(1) * 3, s).strip(" ")
 
 

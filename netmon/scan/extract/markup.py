@@ -14,6 +14,9 @@ from netmon.scan.extract.segments import SECRET_NAME, SEP, Extracted, join
 HIDDEN_TAGS = ["script", "style", "template", "noscript"]
 _FORM_TEXT = "img[alt], input[value], input[placeholder], textarea[placeholder], area[alt]"
 _NOT_SHOWN_INPUT = {"hidden", "password", "file", "checkbox", "radio", "color", "range", "image"}
+#: Inline elements: their text runs on with the text around them ("su<b>ic</b>ide" is "suicide", as a
+#: browser shows it); every other element's text is a separate line.
+INLINE_TAGS = ["b", "i", "em", "strong", "span", "a", "u", "s", "small", "mark", "sub", "sup", "font"]
 
 
 #: Block containers that the HTML parser must search its open-element stack for at every new one: a
@@ -78,6 +81,7 @@ def too_deep(html: str | bytes) -> bool:
 
 _RAW_OPEN = re.compile(r"<(script|style|template|noscript)\b|<!--", re.I)
 _TAG = re.compile(r"<[^<>]*>")  # stops at the next "<": linear even on "<<<<..."
+_INLINE_TAG = re.compile(rf"</?(?:{'|'.join(INLINE_TAGS)})(?=[\s/>])[^<>]*>", re.I)
 
 
 def _drop_raw_text(text: str) -> str:
@@ -102,18 +106,20 @@ def crude_html_text(html: str | bytes) -> Extracted:
     from html import unescape
 
     text = html.decode("utf-8", "replace") if isinstance(html, bytes) else html
-    text = _TAG.sub("\n", _drop_raw_text(text))
+    text = _TAG.sub("\n", _INLINE_TAG.sub("", _drop_raw_text(text)))
     return join([("body", unescape(text))], "html", ("deep-html",))
 
 
 def html_text(html: str | bytes) -> Extracted:
     """Visible text of an HTML document: <title>, body text (one line per text node), alt texts,
     input values and placeholders. Scripts, styles, templates, noscript, comments and markup are not
-    included; character references are decoded. Bytes are read as UTF-8."""
+    included; character references are decoded. The text of inline elements (INLINE_TAGS) runs on with
+    its neighbours, as it is shown. Bytes are read as UTF-8."""
     if too_deep(html):
         return crude_html_text(html)
     tree = LexborHTMLParser(html)
     tree.strip_tags(HIDDEN_TAGS)
+    _run_on_inline(tree)
     parts: list[tuple[str, str]] = []
     head = tree.head  # <title> belongs there; one in <body> is part of the body text anyway
     title = head.css_first("title") if head is not None else None
@@ -138,6 +144,14 @@ def html_text(html: str | bytes) -> Extracted:
         parts.append(("input", attrs.get("value") or ""))
         parts.append(("placeholder", attrs.get("placeholder") or ""))
     return join(parts, "html")
+
+
+def _run_on_inline(tree: LexborHTMLParser) -> None:
+    """Unwrap inline elements and merge the text nodes left side by side, so that a word split by
+    markup ("su<b>ic</b>ide") is one word again."""
+    if tree.css_first(",".join(INLINE_TAGS)) is not None:
+        tree.unwrap_tags(INLINE_TAGS)
+        tree.merge_text_nodes()
 
 
 def xml_text(xml: str) -> Extracted:

@@ -46,7 +46,10 @@ def _bang(m: re.Match[str]) -> str:
 
 
 def _spaced(m: re.Match[str]) -> str:
-    return " " + m.group(1).replace(" ", "")
+    letters = m.group(1)
+    if letters[0] in "ai" and len(letters) >= 7:  # "a k n i f e" is "a knife": "a" and "i" are words
+        return f" {letters[0]} {letters[2:].replace(' ', '')}"
+    return " " + letters.replace(" ", "")
 
 
 def _repeats(m: re.Match[str]) -> str:
@@ -235,6 +238,11 @@ def _tail(arr: np.ndarray, log: list[tuple[object, ...]] | None) -> np.ndarray:
                 chain[4:] |= triple
                 drop = np.zeros(n, dtype=bool)
                 drop[1:-1] = chain[:-2] & chain[2:]
+                # a chain of four or more starting with the word "a" or "i" keeps it apart ("a knife")
+                words = (arr[: n - 6] == 97) | (arr[: n - 6] == 105) if n >= 7 else arr[:0] == 0
+                for p in np.flatnonzero(drop[1 : n - 5] & words).tolist():
+                    if (p == 0 or not chain[p - 2]) and drop[p + 3] and drop[p + 5]:
+                        drop[p + 1] = False
                 arr = arr[~drop]
                 if log is not None:
                     log.append(("keep", ~drop, "spaced-letters"))
