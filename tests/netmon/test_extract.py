@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from netmon.scan.extract import (
     REASONS,
+    crude_html_text,
     decode_body,
     extract_body,
     extract_text,
@@ -71,6 +72,29 @@ PAGE = b"""<!DOCTYPE html><html><head><title>My &amp; title</title>
 <input type="hidden" name="h" value="hidden value"><input type="password" name="pw" value="hunter2">
 <textarea placeholder="Write a message">area text</textarea><select><option>Option text</option></select>
 </body></html>"""
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("<p>su<b>ic</b>ide</p>", "suicide"),
+        ("<p>k<i>i</i>ll m<em>y</em>s<strong>e</strong>lf</p>", "kill myself"),
+        ('<p><span class="x">s</span><a href="#">u</a><u>i</u><s>c</s><small>i</small>de</p>', "suicide"),
+        ("<p>s<mark>u</mark>i<sub>c</sub>i<sup>d</sup><font color=red>e</font></p>", "suicide"),
+        ("<p>s<b>u<i>i</i>c</b>ide</p>", "suicide"),  # nested inline elements
+        ("<P>SU<B>IC</B>IDE</P>", "SUICIDE"),
+        ("<p>one</p><p>two</p>", "one\ntwo"),  # block elements: a line each
+        ("<div>one<div>two</div></div>", "one\ntwo"),
+        ("<p>one<br>two</p>", "one\ntwo"),
+        ("<li>one</li><li>two</li>", "one\ntwo"),
+        ("<p>read <a href=x>this</a> now</p>", "read this now"),
+    ],
+)
+def test_inline_elements_run_on_block_elements_do_not(html: str, text: str) -> None:
+    assert html_text(html).text == text
+    # the linear fallback for pages nested too deep reads inline and block elements the same way
+    assert " ".join(crude_html_text(html).text.split()) == " ".join(text.split())
+    assert [w for w in crude_html_text(html).text.split("\n") if w.strip()] == text.split("\n")
 
 
 def test_html_visible_text_only() -> None:

@@ -75,6 +75,18 @@ def test_step_applies_to_phrase_and_traffic(step: str, phrase: str, traffic: str
         ("Straße", "strasse"),
         ("it’s … fine", "its fine"),
         ("&#37;41", "41"),  # decoded once only
+        # issue 14: what the normaliser does with the forms; the matcher does the rest (test_matching)
+        ("ki1l myself", "kiil myself"),  # "1" is read as "i"; the matcher indexes "kiil" for "kill"
+        ("kiiilllll myself", "kiiilll myself"),  # each run keeps three; the matcher squeezes each run
+        ("a k.n.i.f.e", "a knife"),  # the word "a" before four or more spaced letters stays a word
+        ("a k n i f e", "a knife"),
+        ("a k-n-i-f-e", "a knife"),
+        ("k.n.i.f.e", "knife"),
+        ("I K I L L", "i kill"),
+        ("i a m", "iam"),  # three letters: all joined, as before
+        ("a s s", "ass"),
+        ("x a n a l", "xanal"),  # only a chain's first letter is kept apart
+        ("go i a b c", "go i abc"),
     ],
 )
 def test_normalise_table(text: str, expected: str) -> None:
@@ -94,6 +106,11 @@ def test_normalise_table(text: str, expected: str) -> None:
         ("sélf", ("diacritics",)),
         ("ki\u200bll", ("zero-width",)),
         ("5u1c1d3", ("leetspeak",)),
+        ("ki1l", ("leetspeak",)),
+        ("kiiilllll", ("repeats",)),
+        ("k.n.i.f.e", ("spaced-letters",)),
+        ("a k n i f e", ("spaced-letters",)),
+        ("a lone", ()),
     ],
 )
 def test_steps_applied_names_the_steps(text: str, steps: tuple[str, ...]) -> None:
@@ -121,6 +138,9 @@ def _find(mapped_text: str, needle: str) -> tuple[int, int]:
         ("Straße kill", "kill", "kill"),
         ("ﬁne then, kill", "kill", "kill"),
         ("\u200bki\u200bll\u200b", "kill", "ki\u200bll"),
+        ("got a k.n.i.f.e", "knife", "k.n.i.f.e"),
+        ("a k n i f e " * 60, "a knife", "a k n i f e"),  # the numpy path
+        ("kiiilllll", "kiiilll", "kiiilllll"),
     ],
 )
 def test_mapped_span_shows_the_original(text: str, phrase: str, seen: str) -> None:
