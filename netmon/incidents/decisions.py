@@ -256,5 +256,19 @@ def build(
         "snapshot_type": _cut(result.snapshot_type, 100) if snapshot is not None else None,
     }
     return IncidentDraft(
-        time=datetime.fromtimestamp(ctx.time, UTC), dedup_key=dedup_key(ctx, top.hit.phrase), values=values
+        time=datetime.fromtimestamp(ctx.time, UTC),
+        dedup_key=dedup_key(ctx, top.hit.phrase),
+        values={k: _storable(v) for k, v in values.items()},
     )
+
+
+def _storable(value: Any) -> Any:
+    """PostgreSQL text and JSON cannot hold NUL: a captured NUL becomes U+FFFD (in every store, so that
+    SQLite and PostgreSQL keep the same incident). Lists and dicts are walked."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _storable(v) for k, v in value.items()}
+    return value

@@ -152,6 +152,7 @@ async def test_terminal_escapes_and_bidi_in_a_capture_arrive_inert(
     for part in ("plain", "html"):
         body = smtp_server.received[0].part(part)
         assert not any(c in body for c in "\x1b\x07\x00\u202e"), f"raw control characters in the {part} part"
+        assert "\ufffd" in body, "a NUL is stored (and shown) as U+FFFD: PostgreSQL cannot hold NUL"
         assert "\\u001b" in body and "\\u202e" in body, f"escapes not shown inert in the {part} part"
 
 
