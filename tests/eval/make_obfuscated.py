@@ -7,7 +7,16 @@ rewritten four ways, each a disguise the normaliser must undo:
   third of the messages every l->1 as well);
 - ``spacing``: the key word written with its letters apart ("k i l l", "k.i.l.l", "k-i-l-l");
 - ``homoglyph``: Latin letters swapped for Cyrillic/Greek look-alikes and fullwidth forms;
-- ``zero-width``: invisible characters (U+200B, U+200C, U+200D, U+2060, U+00AD) inside the key words.
+- ``zero-width``: invisible characters (U+200B, U+200C, U+200D, U+2060, U+00AD) inside the key words;
+
+and, with ``--gap-forms``, three ways more where the message lends itself to them (issue 14, "the
+normalisation gaps"; not in the committed file, whose four forms of equal size tests/test_library_quality.py
+holds):
+
+- ``leet-l``: some of the ``l`` of a word written ``1`` and some not ("ki1l", "se1f");
+- ``elongation``: letters of the key words repeated, several runs in a word ("kiiilllll");
+- ``spacing-after``: the word after a one-letter word "a" or "I" written with its letters apart
+  ("a k.n.i.f.e", "I w a n t").
 
 The output is deterministic (seeded from each message id), so re-running this script gives the same file.
 Run it after editing concerning.jsonl and commit both:
@@ -125,19 +134,70 @@ def zero_width(text: str, rng: random.Random) -> str:
     return "".join(chars)
 
 
-FORMS: dict[str, Callable[[str, random.Random], str]] = {
+def leet_l(text: str, rng: random.Random) -> str | None:
+    """Some of the ``l`` of the words holding one written ``1``, at least one per word; in a word with
+    several, at least one left as it is. None when no word has an ``l``."""
+    out = []
+    last = 0
+    for m in WORD.finditer(text):
+        w = m.group()
+        spots = [i for i, c in enumerate(w) if c.lower() == "l"]
+        if not spots or len(w) < 3:
+            continue
+        ones = {i for i in spots if rng.random() < 0.5} or {rng.choice(spots)}
+        if len(spots) > 1 and len(ones) == len(spots):
+            ones.discard(rng.choice(spots))
+        out += (text[last : m.start()], "".join("1" if i in ones else c for i, c in enumerate(w)))
+        last = m.end()
+    return "".join(out) + text[last:] if out else None
+
+
+def elongation(text: str, rng: random.Random) -> str:
+    """In the two longest words, one or two letters written three to seven times."""
+    chars = [[c] for c in text]
+    for m in _key_words(text)[:2]:
+        for pos in sorted(rng.sample(range(m.start(), m.end()), min(2, m.end() - m.start()))):
+            chars[pos] = [text[pos]] * rng.randint(3, 7)
+    return "".join("".join(c) for c in chars)
+
+
+def spacing_after(text: str, rng: random.Random) -> str | None:
+    """Space out the letters of a word of four letters or more that follows the word "a" or "I" (the
+    separator "." or "-" or " " within the word); None when no word follows one."""
+    tokens = text.split(" ")
+    candidates = [
+        i
+        for i in range(1, len(tokens))
+        if tokens[i - 1].lower() in ("a", "i") and len(tokens[i]) >= 4 and WORD.fullmatch(tokens[i])
+    ]
+    if not candidates:
+        return None
+    i = rng.choice(candidates)
+    tokens[i] = rng.choice((" ", ".", "-")).join(tokens[i])
+    return " ".join(tokens)
+
+
+Form = Callable[[str, random.Random], str | None]
+FORMS: dict[str, Form] = {
     "leet": leet,
     "spacing": spacing,
     "homoglyph": homoglyph,
     "zero-width": zero_width,
 }
+GAP_FORMS: dict[str, Form] = {
+    "leet-l": leet_l,
+    "elongation": elongation,
+    "spacing-after": spacing_after,
+}
 
 
-def obfuscate(items: list[dict[str, object]]) -> Iterator[dict[str, object]]:
+def obfuscate(items: list[dict[str, object]], forms: dict[str, Form] = FORMS) -> Iterator[dict[str, object]]:
     for item in items:
         item_id = str(item["id"])
-        for form, fn in FORMS.items():
+        for form, fn in forms.items():
             text = fn(str(item["text"]), _rng(item_id, form))
+            if text is None:
+                continue  # the message does not lend itself to this disguise
             yield {**item, "id": f"{item_id}~{form}", "text": text, "form": form, "source": item_id}
 
 
@@ -145,13 +205,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", nargs="?", type=Path, default=HERE / "concerning.jsonl")
     parser.add_argument("-o", "--output", type=Path, default=HERE / "obfuscated.jsonl")
+    parser.add_argument(
+        "--gap-forms",
+        action="store_true",
+        help="add the forms of issue 14: leet-l, elongation, spacing-after",
+    )
     args = parser.parse_args(argv)
     with args.source.open(encoding="utf-8") as fh:
         items = [json.loads(line) for line in fh if line.strip()]
+    count = 0
     with args.output.open("w", encoding="utf-8") as out:
-        for obj in obfuscate(items):
+        for obj in obfuscate(items, {**FORMS, **GAP_FORMS} if args.gap_forms else FORMS):
             out.write(json.dumps(obj, ensure_ascii=False) + "\n")
-    print(f"{args.output}: {len(items) * len(FORMS)} obfuscated messages from {len(items)}")
+            count += 1
+    print(f"{args.output}: {count} obfuscated messages from {len(items)}")
     return 0
 
 

@@ -46,27 +46,32 @@ def checked_variants(normalised: str) -> dict[str, str]:
     with "a" or "i" split after that letter (spaced letters: "a n x i e t y" -> "a nxiety")."""
     plain = phrase_variants(normalised)
     out: dict[str, str] = {}
-    words = normalised.split(" ")
-    if sum(w.count("l") for w in words) <= 6:
-        mixed = [""]
-        for w in words:
-            spots = [i for i, c in enumerate(w) if c == "l"]
-            spellings = []
-            for mask in range(1 << len(spots)):
-                letters = list(w)
-                for bit, i in enumerate(spots):
-                    if mask >> bit & 1:
-                        letters[i] = "i"
-                spellings.append(_collapse("".join(letters)))
-            mixed = [f"{m} {x}" if m else x for m in mixed for x in dict.fromkeys(spellings)]
-        for variant in mixed:
-            out.setdefault(variant, "leetspeak")
-            if len(words) > 1:
-                out.setdefault(variant.replace(" ", ""), "leetspeak")
+    for variant in _mixed_l(normalised):
+        out.setdefault(variant, "leetspeak")
+        if " " in variant:
+            out.setdefault(variant.replace(" ", ""), "leetspeak")
     for variant in (*plain, *out):
         for split in _split_a_i(variant):
             out.setdefault(split, "spaced-letters")
     return {v: step for v, step in out.items() if v not in plain}
+
+
+def _mixed_l(normalised: str) -> list[str]:
+    """``normalised`` with each of its ``l`` read as ``l`` or as ``i`` (at most six: 64 spellings)."""
+    if normalised.count("l") > 6:
+        return []
+    mixed = [""]
+    for w in normalised.split(" "):
+        spots = [i for i, c in enumerate(w) if c == "l"]
+        spellings = []
+        for mask in range(1 << len(spots)):
+            letters = list(w)
+            for bit, i in enumerate(spots):
+                if mask >> bit & 1:
+                    letters[i] = "i"
+            spellings.append(_collapse("".join(letters)))
+        mixed = [f"{m} {x}" if m else x for m in mixed for x in dict.fromkeys(spellings)]
+    return mixed
 
 
 def _term_variants(normalised: str) -> tuple[str, ...]:
@@ -75,9 +80,10 @@ def _term_variants(normalised: str) -> tuple[str, ...]:
 
 
 def with_variants(normalised: str) -> tuple[str, ...]:
-    """Spellings of a ``with:`` co-occurrence phrase: ``_term_variants`` and, unchecked (the phrase
-    itself has matched), a word starting with "a" or "i" split after it ("i m m i g r a n t s")."""
-    plain = _term_variants(normalised)
+    """Spellings of a ``with:`` co-occurrence phrase: ``_term_variants``, its ``l`` read as ``i`` one by
+    one ("te1l") and a word starting with "a" or "i" split after it ("i m m i g r a n t s"); unchecked,
+    as the phrase itself has matched."""
+    plain = tuple(dict.fromkeys((*_term_variants(normalised), *_mixed_l(normalised))))
     return tuple(dict.fromkeys((*plain, *(split for v in plain for split in _split_a_i(v)))))
 
 
