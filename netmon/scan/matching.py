@@ -5,10 +5,16 @@ How a phrase becomes automaton keys (all in normalised form, see netmon.scan.nor
 - whole-word phrases are stored padded with spaces (``" kill myself "``) and the text is scanned padded
   with spaces, so word boundaries need no check in Python and substring noise ("skill") never leaves C;
   ``embedded`` phrases are stored bare;
-- variants: ``l`` read as ``i`` in any of the words (leetspeak ``1`` folds to ``i``: "ki11 myself"),
-  and for phrases of several words the words joined ("k i l l m y s e l f" -> "killmyself");
-- runs: the text keeps at most three of a run ("kiiiill" -> "kiiill"); where the text has such a run,
-  the text around it is scanned again with the run written once and twice ("kill", "shoot");
+- variants (``netmon.scan.normalise.variants``): ``l`` read as ``i`` in any of the words (leetspeak
+  ``1`` folds to ``i``: "ki11 myself"), and for phrases of several words the words joined
+  ("k i l l m y s e l f" -> "killmyself");
+- checked variants: spellings that only a disguise produces, each counted only when ``steps_applied``
+  finds that disguise in the matched text: some of the ``l`` of a word read as ``i`` ("ki1l" -> "kiil",
+  leetspeak; "heli" alone is not "hell") and a word starting with "a" or "i" split after it, as spaced
+  letters after the word "a" or "i" are ("a n x i e t y" -> "a nxiety"; "a lone" is not "alone");
+- runs: the text keeps at most three of a run ("kiiiill" -> "kiiill"); where a word has such runs, the
+  text around it is scanned again with each run written once, twice or left, in the combinations that
+  make a word of some key ("kiiilll" -> "kill", "shooot" -> "shoot");
 - ``unless:`` exception phrases are stored with a leading space: they match from the start of a word
   and may run on ("scunthorpe" also covers "scunthorpes"), and cancel a hit they overlap; ``with:``
   co-occurrence phrases are whole words, found with str.find once a phrase has matched.
@@ -21,6 +27,7 @@ sent to worker processes; workers may equally call ``load_library`` + ``Matcher.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from itertools import product
 
@@ -40,6 +47,8 @@ from netmon.scan.normalise.variants import (
 )
 
 __all__ = ["Matcher", "checked_variants", "phrase_variants"]
+
+_SKELETON = re.compile(r"(.)\1+")  # a run of one character, written once: "kiiilll" -> "kil"
 
 
 def _found(
@@ -127,9 +136,11 @@ class Matcher:
         self._rules = tuple(rules)
         self._longest = longest
         self._words = frozenset(w for key in keys for w in key.split())  # words of every key
+        self._skeletons = frozenset(_SKELETON.sub(r"\1", w) for w in self._words)  # runs written once
         self._embedded = tuple(
             dict.fromkeys(v for e in self.entries if e.embedded for v in phrase_variants(e.normalised))
         )
+        self._embedded_skeletons = tuple(dict.fromkeys(_SKELETON.sub(r"\1", e) for e in self._embedded))
         self._keys: list[_Key] = []
         automaton = ahocorasick.Automaton()
         for key, (phrases, unless) in keys.items():
@@ -270,23 +281,13 @@ class Matcher:
         for run in runs:
             by_word.setdefault(norm.rfind(" ", 0, run[0]) + 1, []).append(run)
         choices: list[tuple[list[tuple[int, int]], list[tuple[int, ...]]]] = []
+        known: dict[str, list[tuple[int, ...]]] = {}  # word -> its useful choices, once per text
         for start, word_runs in by_word.items():
             end = norm.find(" ", word_runs[-1][1])
             word = norm[start : len(norm) if end == -1 else end]
-            options = (
-                product((1, 2, 3), repeat=len(word_runs)) if len(word_runs) <= 3 else [(1,) * 9, (2,) * 9]
-            )
-            useful = []
-            for ks in options:
-                pieces, last = [], 0
-                for (a, b), k in zip(word_runs, ks, strict=False):
-                    pieces += (word[last : a - start], norm[a] * k)
-                    last = b - start
-                squeezed = "".join(pieces) + word[last:]
-                if squeezed != word and (
-                    squeezed in self._words or any(e in squeezed for e in self._embedded)
-                ):
-                    useful.append(ks[: len(word_runs)])
+            useful = known.get(word)
+            if useful is None:
+                useful = known[word] = self._useful(word, [(a - start, b - start) for a, b in word_runs])
             if useful:
                 choices.append((word_runs, useful))
         out = []
@@ -298,6 +299,24 @@ class Matcher:
             ]
             out.append(_Squeezed(norm, [r for r, _ in chosen], [k for _, k in chosen]))
         return out
+
+    def _useful(self, word: str, runs: list[tuple[int, int]]) -> list[tuple[int, ...]]:
+        """How many times to write each run of ``word`` (1, 2 or 3) to make a word of some key."""
+        skeleton = _SKELETON.sub(r"\1", word)  # the same for every choice: most words stop here
+        if skeleton not in self._skeletons and not any(e in skeleton for e in self._embedded_skeletons):
+            return []
+        r = len(runs)  # a word with many runs: each run once, or each twice
+        useful: list[tuple[int, ...]] = []
+        for ks in product((1, 2, 3), repeat=r) if r <= 3 else [(1,) * r, (2,) * r]:
+            pieces: list[str] = []
+            last = 0
+            for (a, b), k in zip(runs, ks, strict=True):
+                pieces += (word[last:a], word[a] * k)
+                last = b
+            squeezed = "".join(pieces) + word[last:]
+            if squeezed != word and (squeezed in self._words or any(e in squeezed for e in self._embedded)):
+                useful.append(ks)
+        return useful
 
     def _elongated(
         self,

@@ -246,6 +246,8 @@ def test_spaced_letters_after_the_word_a_or_i(tmp_path: Path, text: str, phrase:
         "a n x i o u s",
         "Kiiiiiiilll",  # "kiiilll" squeezed: "kil", "kill", "kiil": only "kill" is a phrase word
         "www.example.com aaa bbb",
+        "aaabbbcccdddeeefffggghhhiiijjjkkklll mmmooo",  # many runs in a word
+        "kkkkiiiilllllllllll" * 40,  # the numpy path
     ],
 )
 def test_checked_spellings_need_their_step(tmp_path: Path, text: str) -> None:

@@ -11,7 +11,9 @@ Steps, in order (docs/library-format.md):
 3. ``!`` between two word characters is leetspeak for ``i`` ("k!ll"); any other ``!`` is a space.
 4. Whitespace collapsed to single spaces, ends stripped.
 5. ``spaced-letters``: three or more single letters separated by spaces are joined ("s u i c i d e",
-   "s.u.i.c.i.d.e", "s-u-i-c-i-d-e" -> "suicide").
+   "s.u.i.c.i.d.e", "s-u-i-c-i-d-e" -> "suicide"); a run of four or more that starts with "a" or "i"
+   keeps that first letter apart, as the word it most likely is ("a k.n.i.f.e" -> "a knife"; the
+   matcher also indexes "anxiety" as "a nxiety", counted only where letters were spaced).
 6. ``repeats``: a run of three or more of the same character becomes exactly three ("killllll" ->
    "killl"); the matcher indexes phrase variants so that such a run matches the letter written once or
    twice in the phrase.
@@ -22,7 +24,8 @@ also maps each normalised character back to the original text; it is only run wh
 explaining. Both produce exactly the same text (a property test proves it).
 
 Modules: ``fold`` (step 2, per character), ``fast`` (the whole pipeline, ``normalise``), ``mapped``
-(``normalise_mapped`` and the way back), ``explain`` (``steps_applied``).
+(``normalise_mapped`` and the way back), ``explain`` (``steps_applied``), ``variants`` (the spellings
+under which the matcher indexes a phrase, and traffic with letter runs written shorter).
 """
 
 from __future__ import annotations
