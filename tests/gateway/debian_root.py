@@ -4,9 +4,10 @@
   and deb822 ``.sources`` files); no mirror is ever named in the code.
 - ``ensure_debootstrap()`` finds debootstrap or installs it with apt-get.
 - ``DebianRoot`` builds the root with ``debootstrap --variant=minbase`` and runs commands in it with
-  ``chroot``: /proc is mounted for each command and unmounted after it, always, as are the read-only bind
-  mounts of any local package folder the host's pip configuration names (and the writable one of the
-  host's pip cache, so that downloads are shared between runs).
+  ``chroot``: /proc is mounted for each command in a private mount namespace of that command, so it is
+  unmounted when the command ends, always (even killed), and no other process sees it; so are the
+  read-only bind mounts of any local package folder the host's pip configuration names (and the
+  writable one of the host's pip cache, so that downloads are shared between runs).
   ``net=False`` runs the command in a new, empty network namespace (``unshare --net``), so that ``nft``
   and ``sysctl net.*`` touch only that namespace and never the host's firewall or kernel settings.
 - ``host_pip_files()`` is the host's pip configuration as it is at run time (its pip.conf files, the
@@ -19,11 +20,10 @@ from __future__ import annotations
 import configparser
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -192,31 +192,25 @@ class DebianRoot:
             dest.unlink()
         shutil.copyfile(host_file, dest)
 
-    @contextmanager
-    def mounted(self) -> Iterator[None]:
-        done: list[Path] = []
-        try:
-            proc = self.inside("/proc")
-            proc.mkdir(exist_ok=True)
-            subprocess.run(["mount", "-t", "proc", "proc", str(proc)], check=True)
-            done.append(proc)
-            for host, inner, writable in self.binds:
-                target = self.inside(inner)
-                target.mkdir(parents=True, exist_ok=True)
-                subprocess.run(["mount", "--bind", str(host), str(target)], check=True)
-                done.append(target)
-                if not writable:
-                    subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], check=True)
-            yield
-        finally:
-            for target in reversed(done):
-                if subprocess.run(["umount", str(target)], capture_output=True).returncode != 0:
-                    subprocess.run(["umount", "-l", str(target)], capture_output=True)
+    def _mount_script(self) -> str:
+        """Shell that mounts /proc and the binds in the root; run in a private mount namespace."""
+        lines = [f"mount -t proc proc {shlex.quote(str(self.inside('/proc')))}"]
+        for host, inner, writable in self.binds:
+            target = shlex.quote(str(self.inside(inner)))
+            lines.append(f"mkdir -p {target} && mount --bind {shlex.quote(str(host))} {target}")
+            if not writable:
+                lines.append(f"mount -o remount,bind,ro {target}")
+        return " && ".join(lines)
 
     def run(
         self, script: str, *, net: bool = True, env: dict[str, str] | None = None, timeout: float = 600
     ) -> subprocess.CompletedProcess[str]:
-        """Run a bash script inside the root as root, with a clean environment plus ``env``."""
+        """Run a bash script inside the root as root, with a clean environment plus ``env``.
+
+        /proc and the binds are mounted in a private mount namespace of this one command
+        (``unshare --mount --propagation private``): no other process sees them, and they are gone
+        when the command ends, however it ends (even killed), so nothing is ever left mounted.
+        """
         base = {
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "HOME": "/root",
@@ -224,7 +218,7 @@ class DebianRoot:
             "DEBIAN_FRONTEND": "noninteractive",
             **(env or {}),
         }
-        cmd = [
+        inner = [
             "chroot",
             str(self.path),
             "/usr/bin/env",
@@ -234,13 +228,22 @@ class DebianRoot:
             "-c",
             script,
         ]
-        if not net:
-            cmd = ["unshare", "--net", "--", *cmd]
-        with self.mounted():
-            return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        wrapper = f"{self._mount_script()} && exec {shlex.join(inner)}"
+        cmd = [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            *([] if net else ["--net"]),
+            "--",
+            "/bin/sh",
+            "-c",
+            wrapper,
+        ]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
     def remove(self) -> bool:
-        """Delete the root, unless something is still mounted under it (then keep it and say so)."""
+        """Delete the root, unless something is mounted under it (never here: then keep it, say so)."""
         if mounts_under(self.path):
             return False
         shutil.rmtree(self.path, ignore_errors=True)

@@ -302,6 +302,18 @@ def test_the_database_was_created_by_the_service_user(gateway: Installed) -> Non
     assert out.strip() and all(line.startswith("netmon ") for line in out.splitlines()), out
 
 
+# Units with an [Install] section that a school sets up only when it uses them (their own docs say how).
+OPTIONAL_UNITS = {"netmon-console.service", "netmon-wireguard.service"}
+
+
+def test_the_guide_enables_every_unit_a_gateway_needs(gateway: Installed) -> None:
+    wanted = [u for u in UNITS if "[Install]" in (REPO / "deploy" / "systemd" / u).read_text()]
+    wanted = [u for u in wanted if u not in OPTIONAL_UNITS]
+    result = gateway.sh("for u in " + " ".join(wanted) + '; do echo "$u $(systemctl is-enabled $u)"; done')
+    not_enabled = [line for line in result.stdout.splitlines() if not line.endswith(" enabled")]
+    assert not not_enabled, f"docs/install.md leaves these units off: {not_enabled}"
+
+
 @pytest.mark.parametrize("unit", UNITS)
 def test_systemd_analyze_verify(gateway: Installed, unit: str) -> None:
     installed = gateway.root.inside(f"/etc/systemd/system/{unit}")
