@@ -97,6 +97,12 @@ def test_inline_elements_run_on_block_elements_do_not(html: str, text: str) -> N
     assert [w for w in crude_html_text(html).text.split("\n") if w.strip()] == text.split("\n")
 
 
+def test_rss_description_inline_markup_runs_on() -> None:
+    rss = b"<rss><channel><item><description><![CDATA[<p>su<b>ic</b>ide</p><p>next</p>]]></description>"
+    e = extract_body(rss + b"</item></channel></rss>", "application/rss+xml")
+    assert "suicide\nnext" in e.text
+
+
 def test_html_visible_text_only() -> None:
     e = extract_body(PAGE, "text/html; charset=utf-8")
     for seen in (

@@ -17,6 +17,7 @@ _NOT_SHOWN_INPUT = {"hidden", "password", "file", "checkbox", "radio", "color", 
 #: Inline elements: their text runs on with the text around them ("su<b>ic</b>ide" is "suicide", as a
 #: browser shows it); every other element's text is a separate line.
 INLINE_TAGS = ["b", "i", "em", "strong", "span", "a", "u", "s", "small", "mark", "sub", "sup", "font"]
+_INLINE_SELECTOR = ",".join(INLINE_TAGS)
 
 
 #: Block containers that the HTML parser must search its open-element stack for at every new one: a
@@ -149,19 +150,23 @@ def html_text(html: str | bytes) -> Extracted:
 def _run_on_inline(tree: LexborHTMLParser) -> None:
     """Unwrap inline elements and merge the text nodes left side by side, so that a word split by
     markup ("su<b>ic</b>ide") is one word again."""
-    if tree.css_first(",".join(INLINE_TAGS)) is not None:
-        tree.unwrap_tags(INLINE_TAGS)
+    inline = tree.css(_INLINE_SELECTOR)  # one query (unwrap_tags runs one per tag)
+    if inline:
+        for node in inline:
+            node.unwrap()
         tree.merge_text_nodes()
 
 
 def xml_text(xml: str) -> Extracted:
-    """Text content of an XML document (RSS, Atom, SVG text...): CDATA kept, markup dropped."""
+    """Text content of an XML document (RSS, Atom, SVG text...): CDATA kept, markup dropped; inline
+    HTML elements (in RSS descriptions) run on as in ``html_text``."""
     # RSS descriptions hold HTML, shown rendered: drop the CDATA markers (linear, unlike a regex)
     xml = xml.replace("<![CDATA[", "").replace("]]>", "")
     if too_deep(xml):
         return crude_html_text(xml)
     tree = LexborHTMLParser(xml)
     tree.strip_tags(HIDDEN_TAGS)
+    _run_on_inline(tree)
     root = tree.root
     text = root.text(separator=SEP, skip_empty=True) if root is not None else ""
     return join([("xml", text)], "xml")
