@@ -149,7 +149,7 @@ def _make_ca(confdir: Path) -> None:
     (confdir / "mitmproxy-ca-cert.pem").write_bytes(ca.read_bytes())
 
 
-def test_ca_present_with_safe_permissions(tmp_path: Path) -> None:
+def test_ca_present_with_safe_permissions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     confdir = tmp_path / "conf"
     confdir.mkdir(mode=0o700)
     missing = doctor.check_ca(Settings(confdir=confdir))
@@ -162,7 +162,19 @@ def test_ca_present_with_safe_permissions(tmp_path: Path) -> None:
     assert loose.fix == f"chmod 600 {key}"
     key.chmod(0o600)
     good = doctor.check_ca(Settings(confdir=confdir))
-    assert good.status == WARN and "expires in" in good.message  # the test CA lives 30 days
+    assert good.status == OK and "valid for" in good.message
+    # a month before the CA expires the doctor warns
+    import types
+
+    from cryptography import x509
+
+    from netmon.ops.doctor import services
+
+    ca = x509.load_pem_x509_certificate((confdir / "mitmproxy-ca-cert.pem").read_bytes())
+    soon = ca.not_valid_after_utc.timestamp() - 30 * 86400
+    monkeypatch.setattr(services, "time", types.SimpleNamespace(time=lambda: soon))
+    warned = doctor.check_ca(Settings(confdir=confdir))
+    assert warned.status == WARN and "expires in 30 days" in warned.message
 
 
 def test_database_writable(tmp_path: Path) -> None:
