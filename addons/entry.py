@@ -13,6 +13,7 @@ from netmon_proxy.alerts import AlertDelivery
 from netmon_proxy.blocking import Filtering
 from netmon_proxy.composite import Composite
 from netmon_proxy.identity import IdentityTagger, PortalGate
+from netmon_proxy.logscrub import install as keep_content_out_of_logs
 from netmon_proxy.phrase_scanner import PhraseScanner
 from netmon_proxy.recorder import IncidentRecorder
 from netmon_proxy.runtime import FreezeStartup
@@ -43,4 +44,5 @@ def build() -> list[object]:
 
 
 # One addon for mitmproxy to look hooks up on (addons/composite.py says why).
+keep_content_out_of_logs()
 addons = [Composite(build())]
