@@ -34,12 +34,29 @@ class StatusWriter:
         }
 
     async def _loop(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(INTERVAL)
-            await asyncio.to_thread(counters.write_status, self._path(), self._extra())
+            try:
+                await asyncio.to_thread(counters.write_status, self._path(), self._extra())
+            except OSError as exc:  # disk full, permissions: keep trying, say so once
+                counters.incr("status.write-failed")
+                if not failing:
+                    log.error(
+                        "cannot write the status file %s: %s; retrying", self._path(), exc.strerror or exc
+                    )
+                failing = True
+                continue
+            if failing:
+                log.warning("status file written again")
+                failing = False
 
     def running(self) -> None:
-        counters.write_status(self._path(), self._extra())
+        try:
+            counters.write_status(self._path(), self._extra())
+        except OSError as exc:
+            counters.incr("status.write-failed")
+            log.error("cannot write the status file %s: %s; retrying", self._path(), exc.strerror or exc)
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     def done(self) -> None:
