@@ -85,6 +85,9 @@ def status(
         )
     if len(statuses) > 1:
         click.echo(f"(counters below are summed over the {len(statuses)} workers)")
+    for data in statuses:
+        for part, message in sorted((data.get("problems") or {}).items()):  # type: ignore[union-attr]
+            click.echo(f"PROBLEM {part}: {message}", err=True)
     click.echo("\nTLS connections")
     for label, key, help_text in TLS_ROWS:
         click.echo(f"  {label:<18} {c.get(key, 0):>10}   {help_text}")

@@ -262,6 +262,7 @@ class IncidentWriter:
         self._watch.settle()
         if self._replay():
             self._down = False
+            counters.problem("store", None)
             if was_down:
                 log.warning("incident store %s is writable again", safe_url(self.url))
 
@@ -277,6 +278,13 @@ class IncidentWriter:
         counters.incr("recording.db-errors")
         if isinstance(exc, StoreGone):
             counters.incr("recording.store-gone")
+        if not self._down:
+            since = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+            counters.problem(
+                "store",
+                f"incidents cannot be written to the store since {since} UTC ({exc.__class__.__name__}); "
+                f"they wait in {self.spill_path} and are replayed when it is back",
+            )
         self._down = True
         self._next_retry = time.monotonic() + self.retry_interval
 

@@ -15,7 +15,22 @@ from pathlib import Path
 
 _lock = threading.Lock()
 _counts: Counter[str] = Counter()
+_problems: dict[str, str] = {}  # what is wrong now (part -> one line, never content): cleared when mended
 _started = time.time()
+
+
+def problem(part: str, message: str | None) -> None:
+    """Say that ``part`` is failing now (``message``), or that it works again (None)."""
+    with _lock:
+        if message is None:
+            _problems.pop(part, None)
+        else:
+            _problems[part] = message
+
+
+def problems() -> dict[str, str]:
+    with _lock:
+        return dict(_problems)
 
 
 def incr(name: str, n: int = 1) -> None:
@@ -32,6 +47,7 @@ def reset() -> None:
     """For tests only."""
     with _lock:
         _counts.clear()
+        _problems.clear()
 
 
 def write_status(path: Path, extra: dict[str, object] | None = None) -> None:
@@ -41,6 +57,7 @@ def write_status(path: Path, extra: dict[str, object] | None = None) -> None:
         "started": _started,
         "updated": time.time(),
         "counters": snapshot(),
+        "problems": problems(),
     }
     if extra:
         data.update(extra)

@@ -539,12 +539,19 @@ def test_sqlite_file_deleted_under_a_running_writer_spills_and_replays(  # type:
     assert not db.exists(), "the writer must not create an empty store behind the operator's back"
     spilled = (tmp_path / "state" / SPILL_NAME).read_text().splitlines()
     assert len(spilled) == 5
+    assert "cannot be written" in counters.problems().get("store", ""), "status and doctor must say so"
+    from netmon.ops import doctor
+
+    counters.write_status(tmp_path / "state" / "status.json")
+    check = doctor.check_counters(doctor.Settings(state_dir=tmp_path / "state"))
+    assert check.status == doctor.FAIL and "store" in check.message
 
     upgrade(url)  # the store is back (a new, empty database)
     deadline = time.monotonic() + 15
     while (writer.store_down or len(rows(url)) < 5) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not writer.store_down
+    assert "store" not in counters.problems()
     assert sorted(r.url for r in rows(url)) == sorted(make_result(n).context.url for n in range(1, 6))
     writer.submit(make_result(9, t=T0 + 9 * 3600))
     writer.close()

@@ -212,6 +212,14 @@ def check_counters(s: Settings) -> Check:
         return Check("counters", WARN, f"no status file in {s.state_dir}", "is netmon-proxy running?")
     c = status.get("counters") or {}
     assert isinstance(c, dict)
+    wrong = status.get("problems") or {}
+    if isinstance(wrong, dict) and wrong and not status.get("stopped"):
+        return Check(
+            "counters",
+            FAIL,
+            "; ".join(f"{part}: {message}" for part, message in sorted(wrong.items())),
+            "netmon status; check the database (disk space, permissions, the server), then the proxy log",
+        )
     line = ", ".join(f"{label} {c.get(key, 0)}" for label, key in TLS_COUNTERS)
     refused, decrypted = int(c.get("tls.refused", 0)), int(c.get("tls.decrypted", 0))
     if refused > 20 and refused > decrypted:
