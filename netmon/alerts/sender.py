@@ -38,6 +38,7 @@ from netmon.alerts.outbox import (
     retry_now,
     waiting_for_server,
 )
+from netmon.alerts.problems import ProblemNotifier
 from netmon.config.settings import SmtpSettings
 from netmon.errors import DeliveryError
 from netmon.ops import counters
@@ -131,6 +132,7 @@ class AlertSender:
         self.channels.setdefault(WEBHOOK, WebhookChannel(env.get("NETMON_WEBHOOK_SECRET", "")))
         self.escalate_every = escalate_every
         self._escalated_at = 0.0
+        self.problems = ProblemNotifier(settings)  # netmon's own problems, mailed without the store
         self._stop = asyncio.Event()
         self.sent = 0
         self.failed = 0
@@ -154,6 +156,7 @@ class AlertSender:
                     if not released:
                         await asyncio.to_thread(release_stale_claims, self.engine, self.token)
                         released = True
+                    await self.problems.check()
                     await self._escalate()
                     await self.run_once()
                     if await asyncio.to_thread(waiting_for_server, self.engine) and await self._reachable():

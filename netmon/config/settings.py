@@ -116,6 +116,12 @@ SETTINGS: tuple[Setting, ...] = (
         "${NETMON_ALERT_TO}); several separated by commas.",
     ),
     Setting(
+        "NETMON_ADMIN_TO",
+        "",
+        "Who is mailed when netmon itself has a problem (the store cannot be written...), directly "
+        "over SMTP; several separated by commas (empty: NETMON_ALERT_TO).",
+    ),
+    Setting(
         "NETMON_ALERT_RETRY_MAX",
         "30",
         "Longest wait, in seconds, between delivery attempts while the mail server is down.",
