@@ -287,6 +287,10 @@ class WgControl:
         if done.returncode != 0:
             raise WireGuardError(f"{' '.join(args[1:4])} {self.interface} failed: {done.stderr.strip()}")
 
+    def listen_port(self) -> str:
+        """The UDP port the interface listens on, as ``wg`` shows it."""
+        return self._wg("show", self.interface, "listen-port").strip()
+
     def latest_handshakes(self) -> dict[str, datetime]:
         """Public key -> time of its latest handshake (peers that never completed one are left out)."""
         seen: dict[str, datetime] = {}

@@ -102,3 +102,38 @@ def test_directory_keeps_the_old_snapshot_when_the_store_fails(
     assert directory.refresh().lookup(a.address_v4) is not None
     with Session(engine) as session:
         assert load_device_snapshot(session).marker is not None
+
+
+def test_doctor_tunnel_check(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """No devices: nothing to check. Devices enrolled but no interface: the doctor fails and says how to fix."""
+    from netmon.ops import doctor
+    from netmon.store.db import upgrade
+
+    url = f"sqlite:///{tmp_path / 'netmon.db'}"
+    upgrade(url)
+    monkeypatch.setenv("NETMON_WG_INTERFACE", "wg-doctortest")
+    empty = doctor.check_tunnel(doctor.Settings(db_url=url))
+    assert empty.status == doctor.OK and "no school devices enrolled" in empty.message
+    from datetime import UTC, datetime
+
+    from sqlalchemy.orm import Session
+
+    from netmon.store.db import make_engine
+    from netmon.store.devices import EnrolledDevice
+
+    engine = make_engine(url)
+    with Session(engine) as session, session.begin():
+        session.add(
+            EnrolledDevice(
+                name="lt-9",
+                username="alice",
+                public_key="A" * 43 + "=",
+                address_v4="10.99.0.9",
+                aup_version="v1",
+                aup_accepted_at=datetime.now(UTC),
+            )  # fmt: skip
+        )
+    engine.dispose()
+    missing = doctor.check_tunnel(doctor.Settings(db_url=url))
+    assert missing.status == doctor.FAIL and "wg-doctortest is missing" in missing.message
+    assert "netmon-wireguard" in missing.fix

@@ -34,6 +34,7 @@ from netmon.ops.doctor.services import (
     check_smtp,
 )
 from netmon.ops.doctor.system import check_forwarding, check_portal, check_proxy, check_rules, nft_ruleset
+from netmon.ops.doctor.tunnel import check_tunnel
 
 __all__ = [
     "ALL_CHECKS",
@@ -49,6 +50,7 @@ __all__ = [
     "check_proxy",
     "check_rules",
     "check_smtp",
+    "check_tunnel",
     "nft_ruleset",
     "run_checks",
 ]
@@ -65,6 +67,7 @@ ALL_CHECKS: tuple[Callable[[Settings], Check], ...] = (
     check_policy,
     check_forbidden_options,
     check_counters,
+    check_tunnel,
 )
 
 
