@@ -105,7 +105,7 @@ def test_directory_keeps_the_old_snapshot_when_the_store_fails(
 
 
 def test_doctor_tunnel_check(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """No devices: nothing to check. Devices enrolled but no interface: the doctor fails and says how to fix."""
+    """No devices: nothing to check. Devices but no interface: the doctor fails and says how to fix."""
     from netmon.ops import doctor
     from netmon.store.db import upgrade
 
