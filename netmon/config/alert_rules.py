@@ -46,6 +46,9 @@ class SchoolClock(Protocol):
 
 URGENCIES = ("immediate", "digest")
 WHEN = ("any", "out_of_hours", "in_hours")
+#: Where the device was: on the school's network, or a school-owned device off site (the WireGuard tunnel).
+PLACES = ("any", "on_site", "off_site")
+OFF_SITE_MARK = "(off-site)"  # how an incident's device names a device that came through the tunnel
 _RULE_KEYS = {
     "name",
     "description",
@@ -56,6 +59,7 @@ _RULE_KEYS = {
     "sources",
     "sites",
     "when",
+    "place",
     "repeat",
     "to",
     "to_groups",
@@ -125,6 +129,7 @@ class Rule:
     sources: frozenset[str] | None = None
     sites: frozenset[str] | None = None
     when: str = "any"
+    place: str = "any"
     repeat: Repeat | None = None
     to: tuple[str, ...] = ()
     to_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -163,6 +168,8 @@ class Rule:
             return False
         if self.sites is not None and (incident.site or "") not in self.sites:
             return False
+        if self.place != "any" and off_site(incident) != (self.place == "off_site"):
+            return False
         if with_time and self.when != "any":
             in_hours = policy.in_school_hours(incident.time)
             if in_hours != (self.when == "in_hours"):
@@ -192,6 +199,8 @@ class Rule:
             why.append("out of school hours")
         elif self.when == "in_hours":
             why.append("in school hours")
+        if self.place != "any":
+            why.append(self.place.replace("_", " "))
         if self.repeat is not None and repeat_count is not None:
             why.append(
                 f"{repeat_count} matching incidents for this pupil within "
@@ -253,6 +262,9 @@ def _parse_rule(
     when = str(spec.get("when", "any"))
     if when not in WHEN:
         problems.error(f"{where}.when", f"must be any, out_of_hours or in_hours (got {when!r})")
+    place = str(spec.get("place", "any"))
+    if place not in PLACES:
+        problems.error(f"{where}.place", f"must be any, on_site or off_site (got {place!r})")
     repeat = None
     if spec.get("repeat") is not None:
         raw = spec["repeat"]
@@ -304,6 +316,7 @@ def _parse_rule(
         sources=_name_set(spec.get("sources"), f"{where}.sources", problems, SOURCES, "source"),
         sites=_name_set(spec.get("sites"), f"{where}.sites", problems),
         when=when,
+        place=place,
         repeat=repeat,
         to=addresses(spec.get("to"), f"{where}.to", problems, env, named),
         to_groups=to_groups,
@@ -318,6 +331,11 @@ def _parse_rule(
     if rule.enabled and not rule.to and not any(to_groups.values()) and not any(to_sites.values()):
         problems.warn(where, "no recipients: this rule will not send anything")
     return rule
+
+
+def off_site(incident: Incident) -> bool:
+    """Whether the incident came from a school-owned device through the off-site tunnel."""
+    return (incident.device or "").endswith(OFF_SITE_MARK)
 
 
 def _parse_escalation(

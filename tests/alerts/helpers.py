@@ -28,6 +28,7 @@ def result(
     year_group: str | None = "9",
     site: str = "",
     client_ip: str = "10.0.0.5",
+    device: str | None = None,
 ) -> ScanResult:
     text = text if text is not None else f"some words then {phrase} and more words"
     start = text.index(phrase)
@@ -54,6 +55,7 @@ def result(
         year_group=year_group,
         groups=groups,
         site=site,
+        device=device,
     )
     return ScanResult(context=ctx, findings=(TextFinding(source, text, (hit,)),))
 

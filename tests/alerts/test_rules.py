@@ -338,3 +338,35 @@ def test_odd_incident_data_never_breaks_the_batch(store_url: str, tmp_path: Path
     engine.dispose()
     (row,) = alerts(store_url)
     assert row.pupil == "10.0.0.1"
+
+
+PLACES = """
+    rules:
+      - name: off-site-only
+        min_severity: 4
+        place: off_site
+        to: [out.of.hours@school.example]
+      - name: on-site-only
+        min_severity: 4
+        place: on_site
+        to: [dsl@school.example]
+"""
+
+
+def test_rules_know_on_and_off_site(store_url: str, tmp_path: Path) -> None:
+    """A school-owned device on the tunnel is off site (its incidents name the device '... (off-site)')."""
+    policy = load_policy(write_policy(tmp_path / "policy", PLACES), env={})
+    with writer(store_url, policy, tmp_path) as w:
+        record(w, result(user="alice", url="https://e.org/home", device="lt-001 (off-site)"))
+        record(w, result(user="bob", url="https://e.org/school", device="iPhone"))
+    got = {(a.pupil, a.rule) for a in alerts(store_url)}
+    assert got == {("alice", "off-site-only"), ("bob", "on-site-only")}
+
+
+def test_a_bad_place_is_one_located_error(tmp_path: Path) -> None:
+    from netmon.errors import ConfigError
+
+    bad = "rules:\n  - name: r\n    place: away\n    to: [a@b.example]\n"
+    with pytest.raises(ConfigError) as err:
+        load_policy(write_policy(tmp_path / "policy", bad), env={})
+    assert "place" in str(err.value)
