@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
 BENIGN_DIR = REPO.parent / "shared" / "data" / "benign-dev"
@@ -246,8 +247,11 @@ http {{
     return proc
 
 
+# Through the explicit proxy, a browser's Host header names the site in the URL (not the proxy, which is
+# what wrk would send): the proxy refuses a Host that does not match where the request goes.
 LUA_ONE = """
 wrk.path = "{url}"
+{host}
 """
 #: The mix: every request asks for the next page in turn, so no two bodies in a row are the same.
 LUA_MIX = """
@@ -257,17 +261,20 @@ request = function()
   i = i + 1
   return wrk.format(nil, paths[(i % #paths) + 1])
 end
+{host}
 """
 
 
 def run_wrk(target: str, path_or_url: str, seconds: int, connections: int, work: Path) -> dict[str, float]:
     script = work / "proxy.lua"
+    authority = urlsplit(path_or_url).netloc
+    host = f'wrk.headers["Host"] = "{authority}"' if authority else ""
     if path_or_url.endswith("/mix"):
         count = len(list((work / "www" / "mix").glob("*.html")))
         paths = ", ".join(f'"{path_or_url}/{i:03d}.html"' for i in range(count))
-        script.write_text(LUA_MIX.format(paths=paths))
+        script.write_text(LUA_MIX.format(paths=paths, host=host))
     else:
-        script.write_text(LUA_ONE.format(url=path_or_url))
+        script.write_text(LUA_ONE.format(url=path_or_url, host=host))
     out = subprocess.run(
         [
             "wrk",

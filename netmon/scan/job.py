@@ -81,7 +81,7 @@ class SupportsScan(Protocol):
     many hits of any one phrase (the earliest), so that a text dense with hits costs its size, not its
     number of hits."""
 
-    def scan(self, text: str, limit: int | None = None) -> tuple[Hit, ...]: ...
+    def scan(self, text: str, limit: int | None = None, grammar: bool = True) -> tuple[Hit, ...]: ...
 
 
 @pickled_as_tuple(out_of_band=("request_body", "response_body", "ws_message"))
@@ -202,7 +202,8 @@ class _Scan:
             self.typed.append((source, label, text))
         # At most MAX_HITS + 1 hits of any one phrase come back (the earliest): enough to keep exactly
         # the MAX_HITS most severe below, and to know whether the cap was reached.
-        hits = self.matcher.scan(text, limit=MAX_HITS + 1)
+        # the intent grammar reads what the pupil typed; page bodies are other people's words
+        hits = self.matcher.scan(text, limit=MAX_HITS + 1, grammar=self.pupil_side)
         if len(hits) > MAX_HITS:
             # A page repeating a phrase thousands of times is one incident, not thousands of rows:
             # keep the most severe hits (earliest first among equals), in text order.

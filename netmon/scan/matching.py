@@ -23,6 +23,11 @@ Offsets are mapped back to the original text (``normalise_mapped``) only when a 
 
 A ``Matcher`` pickles as its library and is rebuilt by ``Matcher.compile`` when unpickled, so it can be
 sent to worker processes; workers may equally call ``load_library`` + ``Matcher.compile`` themselves.
+
+Why one module: compiling keys and scanning with them are one contract (each key's back-offsets, its
+phrases, exceptions, checked steps and grammar anchors are written by the compiler and read by the scan),
+and the hot loop stays in one place to keep it fast; the spelling variants and the grammar live in
+their own modules.
 """
 
 from __future__ import annotations
@@ -122,10 +127,8 @@ class Matcher:
                 checked.setdefault(variant if entry.embedded else f" {variant} ", []).append((i, step))
                 longest = max(longest, len(variant) + 2)
             rules.append(_Rules.build(entry, term_ids))
-        for (
-            term,
-            tid,
-        ) in term_ids.items():  # exceptions match from a word start ("scunthorpe" in "scunthorpes")
+        # exceptions match from a word start ("scunthorpe" in "scunthorpes")
+        for term, tid in term_ids.items():
             for variant in _term_variants(term):
                 keys.setdefault(f" {variant}", ([], []))[1].append(tid)
                 longest = max(longest, len(variant) + 1)
@@ -141,27 +144,32 @@ class Matcher:
             dict.fromkeys(v for e in self.entries if e.embedded for v in phrase_variants(e.normalised))
         )
         self._embedded_skeletons = tuple(dict.fromkeys(_SKELETON.sub(r"\1", e) for e in self._embedded))
+        # words only the grammar needs (often common ones) have their own automaton: pages never pay for it
         self._keys: list[_Key] = []
-        automaton = ahocorasick.Automaton()
+        self._anchor_only: list[_Key] = []
+        automaton, grammar_automaton = ahocorasick.Automaton(), ahocorasick.Automaton()
         for key, (phrases, unless) in keys.items():
             lead = 1 if key.startswith(" ") else 0
             trail = 1 if key.endswith(" ") and len(key) > 1 else 0
             # padded text index p is normalised index p - 1; a key ending at p spans p-len+1 .. p
-            automaton.add_word(key, len(self._keys))
-            self._keys.append(
-                _Key(
-                    len(key) - lead,
-                    trail,
-                    tuple(dict.fromkeys(phrases)),
-                    tuple(dict.fromkeys(unless)),
-                    anchor_keys.get(key, ()),
-                    tuple(dict.fromkeys(checked.get(key, ()))),
-                )
+            made = _Key(
+                len(key) - lead,
+                trail,
+                tuple(dict.fromkeys(phrases)),
+                tuple(dict.fromkeys(unless)),
+                anchor_keys.get(key, ()),
+                tuple(dict.fromkeys(checked.get(key, ()))),
             )
+            own = self._keys if made.phrases or made.unless or made.checked else self._anchor_only
+            (automaton if own is self._keys else grammar_automaton).add_word(key, len(own))
+            own.append(made)
         if self._keys:
             automaton.make_automaton()
+        if self._anchor_only:
+            grammar_automaton.make_automaton()
         self._automaton = automaton
-        self.size = len(self._keys)
+        self._grammar_automaton = grammar_automaton
+        self.size = len(self._keys) + len(self._anchor_only)
 
     @classmethod
     def compile(cls, library: Library) -> Matcher:
@@ -171,11 +179,13 @@ class Matcher:
         return (Matcher.compile, (self.library,))
 
     # -- scanning ---------------------------------------------------------------------------------
-    def scan(self, text: str, limit: int | None = None) -> tuple[Hit, ...]:
+    def scan(self, text: str, limit: int | None = None, grammar: bool = True) -> tuple[Hit, ...]:
         """All library hits in ``text`` that survive their rules, with offsets in ``text``. ``limit``:
         at most that many candidates of any one phrase are weighed (the earliest; later ones are
-        dropped as they are found), so that a text dense with hits costs its size, not its hits."""
-        if not text or not self._keys:
+        dropped as they are found), so that a text dense with hits costs its size, not its hits.
+        ``grammar``: also apply the intent grammar (the scan job does for what a pupil typed, not for
+        page bodies, which are other people's words)."""
+        if not text or not (self._keys or (grammar and self._anchor_only)):
             return ()
         # long texts: numpy's masks are logged as they are made, so the way back costs nothing extra;
         # short texts: the quicker str path, and again with the way back only when a phrase matched
@@ -188,7 +198,12 @@ class Matcher:
         padded = f" {norm} "
         cache: dict[str, list[int]] = {}
         anchors: list[tuple[tuple[int, ...], int, int]] = []
-        candidates, exceptions = self._candidates(padded, 0, limit, anchors)
+        candidates, exceptions = self._candidates(padded, 0, limit, anchors if grammar else None)
+        if grammar and self._anchor_only:
+            only = self._anchor_only
+            for end, v in self._grammar_automaton.iter(padded):
+                k = only[v]
+                anchors.append((k.anchors, end - k.back_start, end - k.back_end))
         for (i, start, end), need in candidates.items():
             rules = self._weigh(i, start, end, exceptions, padded, cache)
             if rules is not None:
