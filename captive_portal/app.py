@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from flask import Flask, Response, abort, g, jsonify, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from netmon_portal.ca import DEFAULT_CA_CERT, CaCertificate
-from netmon_portal.guard import RateLimiter, continue_url, csrf_ok, csrf_token
+from netmon_portal.guard import continue_url
 from netmon_portal.i18n import strings
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
@@ -25,6 +25,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from netmon.config.paths import DEPLOY_DIR
 from netmon.identity.aup import AupSource
+from netmon.identity.guard import RateLimiter, csrf_ok, csrf_token
 from netmon.identity.probes import TRUST_CHECK_URL
 from netmon.identity.sessions import (
     ARP_TABLE,

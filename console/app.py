@@ -12,11 +12,12 @@ from typing import Any
 
 from flask import Flask, abort, g, redirect, render_template, request, session, url_for
 from netmon_console import auditlog, auth, dashboard, library, views
-from netmon_console.guard import RateLimiter, SessionInterface, csrf_ok, csrf_token, security_headers
+from netmon_console.guard import SessionInterface, security_headers
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from netmon.config.paths import DEFAULT_LIBRARY_DIR
+from netmon.identity.guard import RateLimiter, csrf_ok, csrf_token
 from netmon.store.db import make_engine
 
 log = logging.getLogger(__name__)
