@@ -162,28 +162,10 @@ def enrol(
 @click.pass_context
 def rotate(ctx: click.Context, name: str, png: Path | None, conf: Path | None, no_qr: bool) -> None:
     """New keys for device NAME (same address); its old configuration stops working at once."""
-    from sqlalchemy.orm import Session
-
-    from netmon.identity.enrolment import apply_to_gateway
-    from netmon.identity.enrolment import rotate as do_rotate
-    from netmon.identity.wireguard import allowed_ips, public_key_of
 
     settings = _settings()
     engine = _engine(ctx, None)
-    try:
-        with Session(engine) as session, session.begin():
-            issued, old = do_rotate(
-                session, settings, name=name, gateway_public=public_key_of(settings.gateway_private_key())
-            )
-        with Session(engine) as session:
-            applied = apply_to_gateway(
-                session,
-                settings,
-                remove=[old],
-                add=[(issued.public_key, allowed_ips(issued.address_v4, issued.address_v6))],
-            )
-    except NetmonError as exc:
-        raise click.ClickException(str(exc)) from exc
+    issued, applied = _rotate_and_apply(settings, engine, name)
     _show_issued(issued, png, conf, not no_qr)
     _report(applied, f"device {name} rotated")
 
@@ -268,31 +250,15 @@ def profile(
     organisation: str,
 ) -> None:
     """Write an on-demand (always-on) VPN profile for NAME; issues NEW keys (private keys are not kept)."""
-    from sqlalchemy.orm import Session
 
-    from netmon.identity.enrolment import apply_to_gateway
-    from netmon.identity.enrolment import rotate as do_rotate
     from netmon.identity.mobileconfig import apple_profile
-    from netmon.identity.wireguard import allowed_ips, public_key_of, write_private
+    from netmon.identity.wireguard import write_private
 
     if not apple:
         raise click.ClickException("say which kind of profile: --apple (iPad, iPhone; --macos for a Mac)")
     settings = _settings()
     engine = _engine(ctx, None)
-    try:
-        with Session(engine) as session, session.begin():
-            issued, old = do_rotate(
-                session, settings, name=name, gateway_public=public_key_of(settings.gateway_private_key())
-            )
-        with Session(engine) as session:
-            applied = apply_to_gateway(
-                session,
-                settings,
-                remove=[old],
-                add=[(issued.public_key, allowed_ips(issued.address_v4, issued.address_v6))],
-            )
-    except NetmonError as exc:
-        raise click.ClickException(str(exc)) from exc
+    issued, applied = _rotate_and_apply(settings, engine, name)
     data = apple_profile(
         device=name,
         username=issued.username,
@@ -344,3 +310,28 @@ def gateway_config(ctx: click.Context, output: Path | None, apply_: bool, up: bo
     click.echo(
         f"gateway configuration written to {output}" + (" and applied" if apply_ or up else ""), err=True
     )
+
+
+def _rotate_and_apply(settings: Any, engine: Any, name: str) -> tuple[Any, Any]:
+    """New keys for device ``name`` (the old ones stop working), applied to the running gateway."""
+    from sqlalchemy.orm import Session
+
+    from netmon.identity.enrolment import apply_to_gateway
+    from netmon.identity.enrolment import rotate as do_rotate
+    from netmon.identity.wireguard import allowed_ips, public_key_of
+
+    try:
+        with Session(engine) as session, session.begin():
+            issued, old = do_rotate(
+                session, settings, name=name, gateway_public=public_key_of(settings.gateway_private_key())
+            )
+        with Session(engine) as session:
+            applied = apply_to_gateway(
+                session,
+                settings,
+                remove=[old],
+                add=[(issued.public_key, allowed_ips(issued.address_v4, issued.address_v6))],
+            )
+    except NetmonError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return issued, applied
