@@ -41,18 +41,6 @@ class RecordingBrowser(Browser):
         super().__init__(profile)
         self.send("Network.enable")
 
-    def send(self, method: str, **params: Any) -> dict[str, Any]:
-        msg_id = next(self._ids)
-        self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
-        while True:
-            reply = json.loads(self.ws.recv(timeout=60))
-            if reply.get("id") == msg_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return dict(reply.get("result", {}))
-            if "method" in reply:
-                self.events.append(reply)
-
     def requested(self) -> list[str]:
         self.evaluate("1")  # collect the events that arrived since the last command
         return [

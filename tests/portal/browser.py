@@ -30,6 +30,8 @@ def executable() -> str | None:
 class Browser:
     """One headless Chromium with one page; every request goes through ``proxy`` (loopback included)."""
 
+    events: list[dict[str, Any]] | None = None  # DevTools events, kept only when a list
+
     def __init__(self, profile: Path, proxy: str | None = None, extra_args: tuple[str, ...] = ()) -> None:
         exe = executable()
         if exe is None:
@@ -84,6 +86,8 @@ class Browser:
                 if "error" in reply:
                     raise RuntimeError(f"{method}: {reply['error']}")
                 return dict(reply.get("result", {}))
+            if "method" in reply and self.events is not None:
+                self.events.append(reply)  # DevTools events, for a subclass that records them
 
     def evaluate(self, expression: str) -> Any:
         result = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
