@@ -48,6 +48,7 @@ class StaffAccount(Base):
     display_name: Mapped[str] = mapped_column(String(200), default="")
     role: Mapped[str] = mapped_column(String(20))
     scope: Mapped[list[str]] = mapped_column(JSON, default=list)  # year groups or groups (pastoral)
+    site: Mapped[str] = mapped_column(String(100), default="", server_default="")  # "": the whole trust
     password_hash: Mapped[str] = mapped_column(String(255))  # argon2
     totp_secret: Mapped[str | None] = mapped_column(String(64))  # base32; None: not enrolled
     totp_last_step: Mapped[int] = mapped_column(Integer, default=0)  # a code is accepted once
@@ -71,6 +72,7 @@ class IncidentReview(Base):
     first_reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(150), default="")
+    site: Mapped[str] = mapped_column(String(100), default="", server_default="")
 
     __table_args__ = (Index("ix_incident_reviews_status", "status", "incident_id"),)
 
@@ -86,6 +88,7 @@ class IncidentChange(Base):
     actor: Mapped[str] = mapped_column(String(150))
     changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     note: Mapped[str] = mapped_column(Text, default="")
+    site: Mapped[str] = mapped_column(String(100), default="", server_default="")
 
 
 # Triage-queue indexes on the core's incidents table (created by migration 0013): keyset paging of the queue
@@ -94,3 +97,5 @@ Index("ix_incidents_queue", Incident.severity, Incident.time, Incident.id)
 Index("ix_incidents_category_queue", Incident.category, Incident.severity, Incident.time, Incident.id)
 Index("ix_incidents_year_queue", Incident.year_group, Incident.severity, Incident.time, Incident.id)
 Index("ix_incidents_user_time", Incident.user, Incident.time)
+# A site-scoped member of staff pages their own site (migration 0016).
+Index("ix_incidents_site_queue", Incident.site, Incident.severity, Incident.time, Incident.id)

@@ -53,6 +53,7 @@ class DeviceSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     end_reason: Mapped[str | None] = mapped_column(String(40))  # signed-out | replaced | ended-by-admin ...
+    site: Mapped[str] = mapped_column(String(100), default="", server_default="")
 
     __table_args__ = (Index("ix_device_sessions_open", "ended_at", "ip"),)
 

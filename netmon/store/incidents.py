@@ -69,6 +69,9 @@ class AuditEvent(Base):
     actor: Mapped[str | None] = mapped_column(String(150))  # user, "system", or an address
     subject: Mapped[str | None] = mapped_column(String(255))  # e.g. an incident uid, an alert id
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # never page content or passwords
+    site: Mapped[str] = mapped_column(String(100), default="", server_default="")
+
+    __table_args__ = (Index("ix_audit_events_site_time", "site", "time"),)
 
 
 def audit(
