@@ -9,7 +9,11 @@ plain, picklable data — and a worker calls ``scan_job(job, matcher)``, which r
 * ``page``: HTML, XML, JSON and text responses (label = kind);
 * ``websocket``: one message, either way (label ``ws client->server`` / ``ws server->client``).
 
-Only findings with hits are returned. When there are hits, a sanitised copy of the decoded response
+A page body (source ``page``) is then quieted by the overlay's host-scoped lines for the job's host
+and URL path (``netmon.scan.scopes``): the host is the one the proxy gives the job, held to where the
+request really went. Nothing the pupil typed (search terms, form fields, chat prompts, WebSocket messages
+a device sends) and no streamed chat reply is ever quieted by a scope. Only findings with hits are
+returned. When there are hits, a sanitised copy of the decoded response
 (no scripts, event handlers, frames, objects or external loads), zstd-compressed and capped, rides
 along as ``snapshot``. ``stats`` counts bytes scanned and skip reasons, never content. Bad input never
 raises: it becomes a skip reason; only a programming error can escape (the proxy fails open).
@@ -30,8 +34,10 @@ from netmon.ops import counters
 from netmon.scan.decoding import DEFAULT_BODY_CAP, decode_text, decompress
 from netmon.scan.extract import UNREAD, Body, Extracted, extract, kind_of, media_type, message_text, read_body
 from netmon.scan.findings import FlowContext, Hit, ScanResult, ScanStats, TextFinding, pickled_as_tuple
+from netmon.scan.scopes import Quieting, quieting_for
 from netmon.scan.search_terms import engines, search_query
 from netmon.scan.signal import Scores, weigh
+from netmon.scan.site_scope import page_path
 from netmon.scan.snapshot import DEFAULT_SNAPSHOT_CAP, make_snapshot
 
 log = logging.getLogger(__name__)
@@ -178,6 +184,8 @@ class _Scan:
         self.skipped: list[str] = []
         self.scanned = 0
         self.deadline = time.process_time() + job.cpu_budget
+        # a matcher carries its library (netmon.scan.matching.Matcher); a bare one has no scoped lines
+        self.quieting: Quieting | None = quieting_for(getattr(matcher, "library", None))
 
     def skip(self, reasons: tuple[str, ...] | list[str]) -> None:
         for reason in reasons:
@@ -204,6 +212,12 @@ class _Scan:
         # the MAX_HITS most severe below, and to know whether the cap was reached.
         # the intent grammar reads what the pupil typed; page bodies are other people's words
         hits = self.matcher.scan(text, limit=MAX_HITS + 1, grammar=self.pupil_side)
+        if hits and source == "page" and not self.pupil_side and self.quieting is not None:
+            # the school quieted these words on this site's pages (never on what a pupil typed)
+            context = self.job.context
+            hits = self.quieting.quiet(
+                hits, text, context.host, page_path(self.job.request_url or context.url)
+            )
         if len(hits) > MAX_HITS:
             # A page repeating a phrase thousands of times is one incident, not thousands of rows:
             # keep the most severe hits (earliest first among equals), in text order.

@@ -20,6 +20,7 @@ from netmon.scan.library_files import (
     Category,
     Entry,
     Problem,
+    Scoped,
     _lines,
     _parse_file,
     _Parsed,
@@ -35,6 +36,7 @@ __all__ = [
     "Entry",
     "Library",
     "Problem",
+    "Scoped",
     "check_paths",
     "load_library",
 ]
@@ -53,6 +55,7 @@ class Library:
     about: tuple[tuple[str, str], ...] = ()  # (file, text) of the @about lines
     fingerprint: str = ""
     grammar: Grammar = Grammar()  # the intent grammar of the *.grammar files (netmon.scan.grammar)
+    scoped: tuple[Scoped, ...] = ()  # the overlay's host-scoped lines (netmon.scan.scopes applies them)
 
     def category(self, category_id: str) -> Category | None:
         return next((c for c in self.categories if c.id == category_id), None)
@@ -199,6 +202,7 @@ def _build(
         for p in files
     ]
     merged: dict[tuple[str, str], Entry] = {}
+    scoped: list[Scoped] = []
     _merge_layer(layer, sink, merged, None)
     n_files = len(files) + len(grammar_paths)
     about = [(parsed.rel, text) for parsed in layer for text in parsed.about]
@@ -217,6 +221,7 @@ def _build(
             for p in overlay_files
         ]
         _merge_layer(overlay_layer, sink, merged, merged)
+        scoped = _scoped_lines(overlay_layer, merged, sink)
         about += [(parsed.rel, text) for parsed in overlay_layer for text in parsed.about]
         overlay_grammar = _category_files(overlay, "*" + GRAMMAR_SUFFIX)
         n_files += len(overlay_grammar)
@@ -230,15 +235,36 @@ def _build(
         categories=tuple(categories.values()),
         entries=entries,
         about=tuple(about),
-        fingerprint=_fingerprint(categories.values(), entries, grammar),
+        fingerprint=_fingerprint(categories.values(), entries, grammar, scoped),
         grammar=grammar,
+        scoped=tuple(scoped),
     )
     return library, n_files
 
 
-def _fingerprint(categories: Iterable[Category], entries: Iterable[Entry], grammar: Grammar) -> str:
+def _scoped_lines(layer: list[_Parsed], merged: dict[tuple[str, str], Entry], sink: _Sink) -> list[Scoped]:
+    """The overlay's host-scoped lines; one naming a phrase the merged library does not have does nothing
+    (a warning, as a removal of a missing phrase is)."""
+    out: list[Scoped] = []
+    for parsed in layer:
+        for scoped in parsed.scoped:
+            if scoped.key not in merged:
+                sink.warning(
+                    f"{parsed.display}:{scoped.line}",
+                    f"scoped line for {scoped.phrase!r}: no such phrase in {scoped.category} of the library",
+                )
+                continue
+            out.append(scoped)
+    return out
+
+
+def _fingerprint(
+    categories: Iterable[Category], entries: Iterable[Entry], grammar: Grammar, scoped: Iterable[Scoped] = ()
+) -> str:
     h = hashlib.sha256(f"normaliser {NORMALISER_VERSION}\n".encode())
     h.update(repr(grammar).encode())
+    for s in scoped:
+        h.update(f"S|{s!r}\n".encode())
     for c in sorted(categories, key=lambda c: c.id):
         h.update(f"C|{c.id}|{c.name}\n".encode())
     for e in sorted(entries, key=lambda e: (e.category, e.normalised, e.file, e.line)):

@@ -1,7 +1,10 @@
-"""One library file: ``Category`` and ``Entry`` records; parsing ``categories.txt`` and category files.
+"""One library file: ``Category``, ``Entry`` and ``Scoped`` records; parsing ``categories.txt`` and category
+files.
 
 ``netmon.scan.library`` merges what these return into the ``Library``; ``Problem`` and ``_Sink`` collect
-errors and warnings (``FILE:LINE: error|warning: message``) for both.
+errors and warnings (``FILE:LINE: error|warning: message``) for both. A ``Scoped`` line of the school's
+overlay (``-phrase | on: HOST`` or ``phrase | on: HOST; unless: ...``) quiets a phrase on some sites' pages
+only; ``netmon.scan.scopes`` applies it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Literal
 
 from netmon.errors import ConfigError
 from netmon.scan.normalise import normalise
+from netmon.scan.site_scope import Scoped, check_scope
 
 CATEGORIES_FILE = "categories.txt"
 
@@ -21,6 +25,8 @@ _CATEGORY_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 LANGUAGE = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 _COMMENT = re.compile(r"(?:^|\s)#.*$")
 _OPTION_NAMES = ("embedded", "unless", "with", "within", "note")
+#: A host-scoped line: its second field holds an ``on:`` option (and never starts with a severity).
+_SCOPED_LINE = re.compile(r"(?:^|;)\s*on\s*:", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +85,7 @@ class _Parsed:
     language: str | None = None
     entries: list[Entry] = field(default_factory=list)
     removals: list[tuple[str, str, int]] = field(default_factory=list)  # (phrase, normalised, line)
+    scoped: list[Scoped] = field(default_factory=list)  # host-scoped lines (overlay only)
     about: list[str] = field(default_factory=list)
 
 
@@ -187,6 +194,13 @@ def _parse_entry(line: str, where: str, parsed: _Parsed, sink: _Sink) -> Entry |
             continue
         name, _, value = option.partition(":")
         name, value = name.strip().lower(), value.strip()
+        if name == "on":
+            sink.error(
+                where,
+                "a line scoped with 'on:' only quiets a phrase on those sites: write 'phrase | on: HOST; "
+                "unless: WORDS' or '-phrase | on: HOST', without a severity",
+            )
+            return None
         if name not in _OPTION_NAMES:
             sink.error(where, f"unknown option {name!r} (known: {', '.join(_OPTION_NAMES)})")
             return None
@@ -237,6 +251,71 @@ def _parse_entry(line: str, where: str, parsed: _Parsed, sink: _Sink) -> Entry |
     )
 
 
+def _parse_scoped(
+    phrase: str, options: str, removal: bool, where: str, parsed: _Parsed, overlay: bool, sink: _Sink
+) -> Scoped | None:
+    """``-phrase | on: HOST, ...`` or ``phrase | on: HOST, ...; unless: a, b`` (overlay only)."""
+    if not overlay:
+        sink.error(where, "a host-scoped 'on:' line belongs in the school's overlay, not the library")
+        return None
+    if not phrase or ";" in phrase or "|" in options:
+        sink.error(where, "a host-scoped line is 'phrase | on: HOST; unless: WORDS' or '-phrase | on: HOST'")
+        return None
+    normalised = normalise(phrase)
+    if not normalised:
+        sink.error(where, f"phrase {phrase!r} normalises to nothing")
+        return None
+    values: dict[str, str] = {}
+    for option in (o.strip() for o in options.split(";")):
+        if not option:
+            continue
+        name, colon, value = option.partition(":")
+        name = name.strip().lower()
+        allowed = ("on",) if removal else ("on", "unless")
+        if not colon or name not in allowed:
+            what = (
+                "a scoped removal takes only 'on:'"
+                if removal
+                else "a scoped line takes only 'on:' and 'unless:'"
+            )
+            sink.error(
+                where,
+                f"{what} (got {option!r}); severity and other options are changed everywhere or not at all",
+            )
+            return None
+        if name in values:
+            sink.error(where, f"option {name!r} given twice")
+            return None
+        values[name] = value.strip()
+    scopes: list[str] = []
+    for value in _split_terms(values.get("on", "")):
+        scope, problem = check_scope(value)
+        if scope is None:
+            sink.error(where, f"on: {problem}")
+            return None
+        scopes.append(scope)
+    if not scopes:
+        sink.error(where, "on: needs at least one site (example.org) or page (example.org/path)")
+        return None
+    unless = _split_terms(values.get("unless", ""))
+    if not removal:
+        if not unless:
+            sink.error(
+                where,
+                "a scoped line needs 'unless:' words (or write '-phrase | on: HOST' to remove it there)",
+            )
+            return None
+        for term in unless:
+            if not normalise(term):
+                sink.error(where, f"unless: phrase {term!r} normalises to nothing")
+                return None
+    assert parsed.category is not None and parsed.language is not None
+    return Scoped(
+        phrase, normalised, parsed.category, parsed.language, tuple(dict.fromkeys(scopes)), unless,
+        parsed.rel, int(where.rsplit(":", 1)[1]),
+    )  # fmt: skip
+
+
 def _parse_file(
     path: Path, display: str, rel: str, overlay: bool, categories: dict[str, Category], sink: _Sink
 ) -> _Parsed:
@@ -280,6 +359,15 @@ def _parse_file(
             continue
         if not header_ok:
             continue  # the header error is reported once; its phrases cannot be placed
+        head, bar, rest = line.partition("|")
+        if bar and _SCOPED_LINE.search(rest.split("|", 1)[0]) is not None:
+            removal = head.startswith("-")
+            scoped = _parse_scoped(
+                (head[1:] if removal else head).strip(), rest, removal, where, parsed, overlay, sink
+            )
+            if scoped is not None:
+                parsed.scoped.append(scoped)
+            continue
         if line.startswith("-"):
             phrase = line[1:].strip()
             if not overlay:
