@@ -3,8 +3,11 @@ report a miss.
 
 - On an incident whose outcome is ``false_alarm``, staff who record outcomes are offered, per library
   phrase that fired, an exception (the matched words and a few around them, editable) or the phrase's
-  removal (``POST /incidents/UID/suggest``). They decide what leaves the incident: the suggestion shows
-  the network admin the phrase, the exception words, the host and the reason, never the capture.
+  removal (``POST /incidents/UID/suggest``), and where it applies: everywhere, or, for a phrase that
+  fired only on what a site sent, this site (its verified host and subdomains) or this page (host and
+  path); a scoped change is a host-scoped overlay line, which never quiets what a pupil types. They
+  decide what leaves the incident: the suggestion shows the network admin the phrase, the exception
+  words, the scope, the host and the reason, never the capture.
 - ``/library`` (roles with the ``library`` permission: network admin, DSL) lists pending suggestions;
   each is approved or rejected with a reason (``POST /library/suggestions/ID``). An approval is written
   to the school's overlay (``netmon.incidents.suggestions.apply_change``: checked by loading it first,
@@ -30,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from netmon.errors import ConfigError
 from netmon.incidents import queries
+from netmon.incidents import suggestion_scope as scoping
 from netmon.incidents import suggestions as core
 from netmon.scan.library import Library, load_library
 from netmon.scan.library_watch import signature
@@ -46,6 +50,10 @@ from netmon.store.suggestions import (
 
 bp = Blueprint("library", __name__)
 REASON_MAX = 2000
+TYPED_ONLY = (
+    "A site or page scope only quiets what a site sent: this phrase fired on what the pupil typed, so "
+    "only 'everywhere' applies."
+)
 MISS_MAX = 5000
 _cache: dict[tuple[str, str], tuple[Any, Library]] = {}
 _cache_lock = threading.Lock()
@@ -85,6 +93,22 @@ def incident_suggestions(incident: Any) -> list[LibrarySuggestion]:
 
 
 @bp.app_template_global()
+def scope_choices(incident: Any) -> dict[str, str]:
+    return scoping.scope_choices(incident)
+
+
+@bp.app_template_global()
+def suggestion_scope(row: LibrarySuggestion) -> str:
+    """Where a suggestion applies, in plain words."""
+    return scoping.describe_scope(scoping.scope_of(row.host or ""))
+
+
+@bp.app_template_global()
+def suggestion_host(row: LibrarySuggestion) -> str:
+    return scoping.fired_on(row.host or "")
+
+
+@bp.app_template_global()
 def library_categories() -> list[str]:
     library = current_library()
     return sorted(c.id for c in library.categories) if library is not None else []
@@ -117,9 +141,15 @@ def suggest(uid: str) -> Any:
         library = current_library()
         phrase, category = request.form.get("phrase", ""), request.form.get("category", "")
         entry = core.find_entry(library, category, phrase) if library is not None else None
-        offered = {(p.category, p.phrase) for p in core.proposals(incident, library)} if library else set()
-        if entry is None or (entry.category, entry.phrase) not in offered:
+        offered = {(p.category, p.phrase): p for p in core.proposals(incident, library)} if library else {}
+        proposal = offered.get((entry.category, entry.phrase)) if entry is not None else None
+        if entry is None or proposal is None:
             return redirect(_with_error(back, "That phrase did not fire on this incident."))
+        where = request.form.get("scope", scoping.EVERYWHERE)
+        choices = scoping.scope_choices(incident)
+        if where != scoping.EVERYWHERE and (not proposal.scopable or where not in choices):
+            return redirect(_with_error(back, TYPED_ONLY))
+        scope = choices.get(where, "") if where != scoping.EVERYWHERE else ""
         exception = ""
         if kind == EXCEPTION:
             try:
@@ -129,13 +159,14 @@ def suggest(uid: str) -> Any:
         row = LibrarySuggestion(
             created_at=utcnow(), created_by=g.staff.username, incident_uid=incident.uid, kind=kind,
             category=entry.category, language=entry.language, phrase=entry.phrase, severity=entry.severity,
-            library_file=entry.file, line=entry.line, exception=exception, host=incident.host[:255],
+            library_file=entry.file, line=entry.line, exception=exception,
+            host=scoping.stored_host(incident.host, scope)[:255],
             reason=reason, status=PENDING, decision_reason="", overlay_file="",
         )  # fmt: skip
         db.add(row)
         db.flush()
         record(db, "console.suggestion.create", incident.uid, suggestion=row.id, kind=kind,
-               category=entry.category, phrase=entry.phrase)  # fmt: skip
+               category=entry.category, phrase=entry.phrase, scope=scope or scoping.EVERYWHERE)  # fmt: skip
     return redirect(back)
 
 
@@ -193,8 +224,10 @@ def decide(sid: int) -> Any:
         if decision == "approve":
             change = core.Change(
                 row.kind, row.category, row.phrase, row.exception,
-                f"{utcnow():%Y-%m-%d} incident {row.incident_uid[:8]} on {row.host or '?'}: suggested by "
-                f"{row.created_by}, approved by {g.staff.username}: {' '.join(reason.split())[:200]}",
+                f"{utcnow():%Y-%m-%d} incident {row.incident_uid[:8]} on {suggestion_host(row) or '?'}: "
+                f"suggested by {row.created_by}, approved by {g.staff.username}: "
+                f"{' '.join(reason.split())[:200]}",
+                scope=scoping.scope_of(row.host or ""),
             )  # fmt: skip
             try:
                 written = str(core.apply_change(Path(config.library_root), config.overlay, change))

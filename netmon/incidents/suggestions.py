@@ -13,8 +13,13 @@
 - :func:`write_misses` writes the misses DSLs reported as ``<overlay>/eval/console-misses.jsonl``, the
   labelled JSONL that ``netmon library eval`` reads (the loader ignores the ``eval/`` directory).
 
-The overlay format has no per-site or per-host scope: an exception applies on every site. The host the
-false alarm fired on is kept on the suggestion and written as a comment above the line.
+A change may be scoped (:func:`scope_choices`): to the site the false alarm fired on (its verified host
+and subdomains) or to that page (the host and URL path), written as a host-scoped overlay line
+(``phrase | on: HOST; unless: WORDS`` or ``-phrase | on: HOST``, docs/library-format.md). A scope only
+quiets page bodies, so it is offered only for a phrase that fired on what a site sent, never on what the
+pupil typed. The suggestion row keeps the scope in its ``host`` column as ``on:SCOPE`` (a plain host there
+is where an unscoped suggestion fired: :func:`stored_host`, :func:`scope_of`). The host the false alarm
+fired on is written as a comment above the line.
 """
 
 from __future__ import annotations
@@ -31,10 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from netmon.errors import ConfigError, NetmonError
+from netmon.incidents.suggestion_scope import scope_choices
 from netmon.scan.library import CATEGORIES_FILE, Library, load_library
 from netmon.scan.library_files import LANGUAGE, Entry
 from netmon.scan.matching import Matcher, phrase_variants
 from netmon.scan.normalise import normalise
+from netmon.scan.scopes import Quieting
+from netmon.scan.site_scope import check_scope, split_scope
 
 CONSOLE_PREFIX = "console-"
 HEADER = (
@@ -46,6 +54,8 @@ MISSES_FILE = Path("eval") / "console-misses.jsonl"
 EXCEPTION_MAX = 200
 _MARK = re.compile(r"\[\[(.+?)\]\]")
 _RUNS = re.compile(r"(.)\1+")
+_ON = re.compile(r"(?:^|;)\s*on\s*:\s*([^;]*)", re.IGNORECASE)
+_UNLESS = re.compile(r"(?:^|;)\s*unless\s*:\s*([^;]*)", re.IGNORECASE)
 _write_lock = threading.Lock()
 
 
@@ -62,6 +72,7 @@ class Change:
     phrase: str
     exception: str = ""
     comment: str = ""  # one line written above the change (incident, host, who approved)
+    scope: str = ""  # "" everywhere; "host" or "host/path": a host-scoped line (page bodies only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +86,7 @@ class Proposal:
     library_file: str
     line: int
     exception: str  # suggested exception phrase ("" when no context could be found)
+    scopable: bool = False  # fired only on what a site sent (page bodies): a site or page scope is offered
 
 
 # --------------------------------------------------------------------------------------------------
@@ -130,9 +142,14 @@ def proposals(incident: Any, library: Library) -> list[Proposal]:
         if entry is None or entry.key in out:
             continue
         context = exception_context(incident.excerpt or "", str(e.get("matched_text") or phrase))
+        sources = {
+            str(x.get("source") or "") for x in incident.explanation
+            if x.get("category") == category and normalise(str(x.get("phrase") or "")) == entry.normalised
+        }  # fmt: skip
         out[entry.key] = Proposal(
             entry.phrase, entry.category, entry.language, entry.severity, entry.file, entry.line,
             context if context and covers(entry, context) else "",
+            scopable=sources == {"page"} and bool(scope_choices(incident)),
         )  # fmt: skip
     return sorted(out.values(), key=lambda p: (-p.severity, p.phrase))
 
@@ -171,9 +188,23 @@ def _line(entry: Entry, unless: tuple[str, ...]) -> str:
     return f"{entry.phrase} | {entry.severity}" + (" | " + "; ".join(options) if options else "")
 
 
-def _blocks(path: Path) -> dict[tuple[str, str], list[str]]:
-    """The console file's changes: ("+"|"-", normalised phrase) -> its comment lines and its line."""
-    blocks: dict[tuple[str, str], list[str]] = {}
+def _scoped_line(entry: Entry, scope: str, unless: tuple[str, ...]) -> str:
+    if not unless:
+        return f"-{entry.phrase} | on: {scope}"
+    return f"{entry.phrase} | on: {scope}; unless: " + ", ".join(unless)
+
+
+def _unless_of(line: str) -> tuple[str, ...]:
+    found = _UNLESS.search(line.split("|", 1)[1] if "|" in line else "")
+    return tuple(t.strip() for t in found.group(1).split(",") if t.strip()) if found else ()
+
+
+Key = tuple[str, str, str]  # ("+"|"-", normalised phrase, scope or "")
+
+
+def _blocks(path: Path) -> dict[Key, list[str]]:
+    """The console file's changes: ("+"|"-", normalised phrase, scope) -> its comment lines and its line."""
+    blocks: dict[Key, list[str]] = {}
     if not path.is_file():
         return blocks
     comments: list[str] = []
@@ -186,13 +217,16 @@ def _blocks(path: Path) -> dict[tuple[str, str], list[str]]:
             comments.append(line)
             continue
         removal = line.startswith("-")
-        phrase = line[1:] if removal else line.split("|", 1)[0]
-        blocks[("-" if removal else "+", normalise(phrase.split(" #")[0]))] = [*comments, line]
+        head, _, rest = line.partition("|")
+        on = _ON.search(rest.split("|", 1)[0])
+        scope = on.group(1).strip() if on else ""
+        phrase = head[1:] if removal else head
+        blocks[("-" if removal else "+", normalise(phrase.split(" #")[0]), scope)] = [*comments, line]
         comments = []
     return blocks
 
 
-def _render(language: str, category: str, blocks: dict[tuple[str, str], list[str]]) -> str:
+def _render(language: str, category: str, blocks: dict[Key, list[str]]) -> str:
     body = "\n".join("\n".join(lines) for lines in blocks.values())
     return f"{HEADER}@category {category}\n@language {language}\n\n{body}\n"
 
@@ -241,6 +275,11 @@ def apply_change(root: Path, overlay: Path | None, change: Change) -> Path:
             )
         path = console_file(overlay, entry.language, entry.category)
         own = "overlay:" + path.relative_to(overlay).as_posix()
+        if change.scope:
+            content = _scoped_content(entry, path, change)
+            _check(root, overlay, path, content, entry, change)
+            _atomic_write(path, content)
+            return path
         if entry.file.startswith("overlay:") and entry.file != own:
             raise SuggestionError(
                 f"refused: {entry.phrase!r} is also defined in the school's {entry.file}:{entry.line}; "
@@ -252,17 +291,61 @@ def apply_change(root: Path, overlay: Path | None, change: Change) -> Path:
             text = check_exception(entry, change.exception)
             if text in (normalise(u) for u in entry.unless):
                 raise SuggestionError(f"{text!r} is already an exception of {entry.phrase!r}")
-            blocks.pop(("-", entry.normalised), None)
-            blocks[("+", entry.normalised)] = [*comment, _line(entry, (*entry.unless, text))]
+            blocks.pop(("-", entry.normalised, ""), None)
+            blocks[("+", entry.normalised, "")] = [*comment, _line(entry, (*entry.unless, text))]
         elif change.kind == "removal":
-            blocks.pop(("+", entry.normalised), None)
-            blocks[("-", entry.normalised)] = [*comment, f"-{entry.phrase}"]
+            blocks.pop(("+", entry.normalised, ""), None)
+            blocks[("-", entry.normalised, "")] = [*comment, f"-{entry.phrase}"]
         else:
             raise SuggestionError(f"unknown kind of change {change.kind!r}")
         content = _render(entry.language, entry.category, blocks)
         _check(root, overlay, path, content, entry, change)
         _atomic_write(path, content)
         return path
+
+
+def _scoped_content(entry: Entry, path: Path, change: Change) -> str:
+    """The console file with ``change`` written as a host-scoped line (merged with one of the same
+    phrase and scope)."""
+    scope, problem = check_scope(change.scope)
+    if scope is None:
+        raise SuggestionError(f"refused: the scope {change.scope!r} is not a site or page: {problem}")
+    blocks = _blocks(path)
+    comment = [f"# {change.comment}"] if change.comment else []
+    if change.kind == "exception":
+        text = check_exception(entry, change.exception)
+        if text in (normalise(u) for u in entry.unless):
+            raise SuggestionError(f"{text!r} is already an exception of {entry.phrase!r} everywhere")
+        if ("-", entry.normalised, scope) in blocks:
+            raise SuggestionError(f"refused: {entry.phrase!r} is already removed on {scope}")
+        before = blocks.get(("+", entry.normalised, scope))
+        terms = _unless_of(before[-1]) if before else ()
+        if text in (normalise(t) for t in terms):
+            raise SuggestionError(f"{text!r} is already an exception of {entry.phrase!r} on {scope}")
+        blocks[("+", entry.normalised, scope)] = [*(before[:-1] if before else ()), *comment,
+                                                  _scoped_line(entry, scope, (*terms, text))]  # fmt: skip
+    elif change.kind == "removal":
+        blocks.pop(("+", entry.normalised, scope), None)
+        blocks[("-", entry.normalised, scope)] = [*comment, _scoped_line(entry, scope, ())]
+    else:
+        raise SuggestionError(f"unknown kind of change {change.kind!r}")
+    return _render(entry.language, entry.category, blocks)
+
+
+def _check_scoped(library: Library, entry: Entry, change: Change) -> None:
+    """A scoped change must load as a scoped line and quiet the phrase on its own scope."""
+    host, path = split_scope(change.scope)
+    quieting = Quieting(library)
+    lines = [line for line in quieting.lines_for(host, path or "/") if line.key == entry.key]
+    if find_entry(library, entry.category, entry.phrase) is None or not lines:
+        raise SuggestionError(f"refused: the scoped line for {entry.phrase!r} would not take effect")
+    if change.kind == "exception":
+        hits = Matcher.compile(library).scan(change.exception, grammar=False)
+        left = quieting.quiet(hits, change.exception, host, path or "/")
+        if any(h.category == entry.category and normalise(h.phrase) == entry.normalised for h in left):
+            raise SuggestionError(
+                f"refused: {entry.phrase!r} would still fire on {change.exception!r} on {change.scope}"
+            )
 
 
 def _check(root: Path, overlay: Path, path: Path, content: str, entry: Entry, change: Change) -> None:
@@ -279,6 +362,9 @@ def _check(root: Path, overlay: Path, path: Path, content: str, entry: Entry, ch
             raise SuggestionError(
                 f"refused, the overlay would not load: {str(exc).replace(str(scratch), str(overlay))}"
             ) from None
+    if change.scope:
+        _check_scoped(library, entry, change)
+        return
     after = find_entry(library, entry.category, entry.phrase)
     own = "overlay:" + path.relative_to(overlay).as_posix()
     if change.kind == "removal":

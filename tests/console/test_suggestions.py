@@ -29,6 +29,7 @@ from netmon.store.incidents import Incident
 from netmon.store.suggestions import LibrarySuggestion, ReportedMiss
 from tests.console.conftest import STAFF, csrf_of, sign_in
 from tests.console.test_auth import audit_rows
+from tests.netmon.test_library_scope import fired
 
 TEXT = "Match report: in the second half we will shoot the winning goal, said the captain."
 CATEGORIES = "violence | Violence | Threats and violence\nweapons | Weapons | Weapons\n"
@@ -339,3 +340,85 @@ def test_reported_misses_become_an_evaluation_set(
     audit = audit_rows(console_db, "console.miss.report")
     assert len(audit) == 1 and "stab" not in json.dumps(audit[0].detail)
     assert "1 reported" in admin(app).get("/library").text
+
+
+def scanned(root: Path, overlay: Path, url: str, text: str, source: str = "page") -> bool:
+    """Whether 'shoot' fires in a real scan job of ``text`` received from (or sent to) ``url``."""
+    return "shoot" in fired(Matcher.compile(load_library(root, overlay)), url, text, source=source)
+
+
+def test_site_scoped_exception_quiets_that_site_only(
+    app: Flask, client: FlaskClient, console_db: str, lib: tuple[Path, Path]
+) -> None:
+    root, overlay = lib
+    uid = add(console_db, incident_from_scan(root))
+    sign_in(client, STAFF["dsl"])
+    page = false_alarm(client, uid)
+    assert 'name="scope" value="site" checked' in page and "<code>sport.example</code>" in page
+    assert "<code>sport.example/report</code>" in page  # this page, too
+    back = suggest(client, uid, page, exception="will shoot the winning", scope="site", reason="sport")
+    assert "only on pages of sport.example and its subdomains" in back
+    (s,) = rows(console_db, LibrarySuggestion)
+    assert s.host == "on:sport.example"
+    nick = admin(app)
+    listing = nick.get("/library").text
+    assert "only on pages of sport.example and its subdomains" in listing and "alice" not in listing
+    assert "approved" in decide(nick, s.id, "approve", "a sports site")
+    text = (overlay / "en" / "console-violence.txt").read_text(encoding="utf-8")
+    assert "shoot | on: sport.example; unless: will shoot the winning" in text
+    assert f"incident {uid[:8]} on sport.example" in text
+    assert "shoot | 4" not in text  # the phrase itself is untouched everywhere
+    assert not scanned(root, overlay, "http://sport.example/report", TEXT)
+    assert not scanned(root, overlay, "https://www.sport.example/other", TEXT)
+    assert scanned(root, overlay, "http://news.example/report", TEXT)  # the same words on another site
+    assert scanned(root, overlay, "http://sport.example/report", TEXT, source="form")  # a pupil typing them
+    assert fires(root, overlay, TEXT)  # and the library without a host: typed text, searches
+
+    # a second exception on the same site joins the same line
+    second = add(console_db, incident_from_scan(root, "Tonight we shoot the breeze on the porch."))
+    suggest(client, second, false_alarm(client, second), exception="we shoot the breeze", scope="site")
+    (pending,) = [r for r in rows(console_db, LibrarySuggestion) if r.status == "pending"]
+    decide(nick, pending.id, "approve", "idiom")
+    text = (overlay / "en" / "console-violence.txt").read_text(encoding="utf-8")
+    assert text.count("on: sport.example;") == 1
+    assert "shoot | on: sport.example; unless: will shoot the winning, we shoot the breeze" in text
+    assert not scanned(root, overlay, "http://sport.example/x", "we shoot the breeze")
+
+
+def test_page_scoped_removal(
+    app: Flask, client: FlaskClient, console_db: str, lib: tuple[Path, Path]
+) -> None:
+    root, overlay = lib
+    uid = add(console_db, incident_from_scan(root))
+    sign_in(client, STAFF["dsl"])
+    suggest(client, uid, false_alarm(client, uid), kind="removal", scope="page", reason="match reports")
+    (s,) = rows(console_db, LibrarySuggestion)
+    assert s.host == "on:sport.example/report"
+    nick = admin(app)
+    assert "only on pages of sport.example under /report" in nick.get("/library").text
+    decide(nick, s.id, "approve", "match reports page")
+    text = (overlay / "en" / "console-violence.txt").read_text(encoding="utf-8")
+    assert "-shoot | on: sport.example/report" in text
+    assert not scanned(root, overlay, "http://sport.example/report", "i will shoot you")
+    assert not scanned(root, overlay, "http://sport.example/report/2", "i will shoot you")
+    assert scanned(root, overlay, "http://sport.example/reports", "i will shoot you")
+    assert scanned(root, overlay, "http://sport.example/", "i will shoot you")
+    assert scanned(root, overlay, "http://sport.example/report", "i will shoot you", source="form")
+
+
+def test_no_scope_for_what_the_pupil_typed(
+    app: Flask, client: FlaskClient, console_db: str, lib: tuple[Path, Path]
+) -> None:
+    root, _overlay = lib
+    incident = incident_from_scan(root)
+    incident.source = "form"
+    incident.explanation = [dict(e, source="form") for e in incident.explanation]
+    uid = add(console_db, incident)
+    sign_in(client, STAFF["dsl"])
+    page = false_alarm(client, uid)
+    assert 'name="scope" value="site"' not in page and "which a site scope never quiets" in page
+    back = suggest(client, uid, page, exception="will shoot the winning", scope="site")
+    assert "only quiets what a site sent" in back
+    assert rows(console_db, LibrarySuggestion) == []
+    suggest(client, uid, page, exception="will shoot the winning")  # everywhere is still offered
+    assert [s.host for s in rows(console_db, LibrarySuggestion)] == ["sport.example"]

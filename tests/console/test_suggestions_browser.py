@@ -1,7 +1,9 @@
 """Headless Chromium against a real ``netmon console`` (waitress) with a library and an overlay: the DSL
-marks a false alarm and sends the suggested exception; the network admin approves it with a reason; the
-console writes the overlay and a running library watcher (the proxy's reloader) picks it up, after which
-the same text no longer fires."""
+marks a false alarm and sends the suggested exception scoped to the site it fired on; the network admin
+approves it with a reason; the console writes the overlay and a running library watcher (the proxy's
+reloader) picks it up, after which the same text no longer fires on that site's pages but still does on
+another site and when a pupil types it. (tests/e2e/test_console_live_e2e.py does the same through a real
+proxy.)"""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from netmon.scan.library_watch import LibraryWatcher
 from netmon.scan.matching import Matcher
 from tests.console.conftest import PASSWORD, STAFF
 from tests.console.test_suggestions import TEXT, add, fires, incident_from_scan, make_library
+from tests.netmon.test_library_scope import fired
 from tests.portal import browser as browser_mod
 from tests.portal.browser import Browser
 
@@ -95,6 +98,11 @@ def test_false_alarm_suggestion_approved_in_the_browser_stops_firing_live(
         browser.wait_for("!!document.querySelector('form.suggest')")
         offered = browser.evaluate("document.querySelector('form.suggest input.exception').value")
         assert offered == "will shoot the winning"
+        assert (
+            browser.evaluate("document.querySelector('form.suggest input[name=scope]:checked').value")
+            == "site"
+        )
+        _click(browser, "form.suggest input[name=scope][value=site]")
         _fill(browser, "form.suggest input[name=reason]", "football")
         _click(browser, "form.suggest button.send-suggestion")
         browser.wait_for("!!document.querySelector('#sent')")
@@ -107,6 +115,7 @@ def test_false_alarm_suggestion_approved_in_the_browser_stops_firing_live(
         browser.wait_for("!!document.querySelector('article.suggestion')")
         card = browser.evaluate("document.querySelector('article.suggestion').innerText")
         assert "will shoot the winning" in card and "sport.example" in card and "alice" not in card
+        assert "only on pages of sport.example and its subdomains" in card
         assert not changed.is_set()
         _fill(browser, "article.suggestion input[name=reason]", "a sports word")
         _click(browser, "article.suggestion button.approve")
@@ -122,6 +131,8 @@ def test_false_alarm_suggestion_approved_in_the_browser_stops_firing_live(
     assert (overlay / "en" / "console-violence.txt").is_file()
     assert watcher_ok, "the library watcher did not reload the overlay"
     live = Matcher.compile(reloaded[-1])  # what a running proxy now scans with
-    assert not any(h.phrase == "shoot" for h in live.scan(TEXT))
-    assert any(h.phrase == "shoot" for h in live.scan("i will shoot you tomorrow"))
-    assert not fires(root, overlay, TEXT) and load_library(root, overlay).overlay == str(overlay)
+    assert fired(live, "http://sport.example/report", TEXT) == []
+    assert fired(live, "http://other.example/report", TEXT) == ["shoot"]
+    assert fired(live, "http://sport.example/report", TEXT, source="form") == ["shoot"]
+    assert fired(live, "http://sport.example/report", "i will shoot you tomorrow") == ["shoot"]
+    assert fires(root, overlay, TEXT) and load_library(root, overlay).overlay == str(overlay)
