@@ -147,8 +147,10 @@ def suggest(uid: str) -> Any:
             return redirect(_with_error(back, "That phrase did not fire on this incident."))
         where = request.form.get("scope", scoping.EVERYWHERE)
         choices = scoping.scope_choices(incident)
-        if where != scoping.EVERYWHERE and (not proposal.scopable or where not in choices):
+        if where != scoping.EVERYWHERE and not proposal.scopable:
             return redirect(_with_error(back, TYPED_ONLY))
+        if where != scoping.EVERYWHERE and where not in choices:
+            return redirect(_with_error(back, "That scope is not offered for this incident."))
         scope = choices.get(where, "") if where != scoping.EVERYWHERE else ""
         exception = ""
         if kind == EXCEPTION:

@@ -6,7 +6,9 @@ A computing-club page on one site fires a false alarm; the DSL signs in with a T
 false alarm and sends the suggested exception scoped to that site; the network admin approves it; the
 console writes the host-scoped line into the school's overlay and the running proxy's library watcher
 reloads it. Fetched again through the proxy, the same page raises no new incident, while the same page
-on another site still does, and so do the same words posted by a pupil on the quieted site."""
+on another site still does, and so do the same words posted by a pupil on the quieted site; a request
+that names the quieted site in its Host header but goes to the other one is refused (421), so the scope
+follows the verified host."""
 
 from __future__ import annotations
 
@@ -154,6 +156,9 @@ def test_site_scoped_false_alarm_approved_in_the_console_quiets_that_site_live(
     fetch(proxy, QUIET)  # the same page again: quiet now
     fetch(proxy, OTHER)  # the same page on another site: still an incident
     post(proxy, QUIET, "where can i buy loot boxes cheap")  # a pupil typing the words on the quieted site
+    with proxy.client() as client:  # a forged Host cannot borrow the quieted site's scope: refused
+        forged = client.get(f"http://{OTHER}/club.html", headers={"Host": QUIET})
+    assert forged.status_code == 421 and PHRASE not in forged.text
     rows = proxy.wait_incidents(lambda rows: of(rows, OTHER) and of(rows, QUIET, "form"))
     assert [r["phrase"] for r in of(rows, OTHER)] == [PHRASE]
     assert PHRASE in [r["phrase"] for r in of(rows, QUIET, "form")]
