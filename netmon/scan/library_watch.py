@@ -70,7 +70,12 @@ class LibraryWatcher(FileWatcher[Library]):
 
     def _load(self) -> Library:
         library = load_library(self.root, self.overlay)
-        log.info("library reloaded: %d phrases (fingerprint %s)", len(library.entries), library.fingerprint)
+        log.info(
+            "library reloaded: %d phrases, %d host-scoped lines (fingerprint %s)",
+            len(library.entries),
+            len(library.scoped),
+            library.fingerprint,
+        )
         return library
 
     def start(self) -> LibraryWatcher:  # type: ignore[override]
