@@ -6,6 +6,10 @@ allow-list has not cleared the address (allow always wins, see :mod:`netmon.list
 still an incident: ``UrlListChecker`` records it with ``blocked: true`` and the block reference.
 ``SafeSearch`` rewrites search requests (Google ``safe=active``, Bing ``adlt=strict``, DuckDuckGo
 ``kp=1``) and adds ``YouTube-Restrict: Strict`` for groups with ``safe_search: true``.
+Both follow the place and time of the request: a group's ``off_site:`` / ``out_of_hours:`` keys in
+``filtering.yaml`` (e.g. ``off_site: monitor_only``) apply to a school-owned device that came through the
+tunnel (its tunnel address names it; nothing the device sends can) and outside school hours. A hit that
+would be blocked on site but is not, there, is still recorded, and its incident says why it was not blocked.
 Both fail open: a fault is logged and counted and the request goes on unchanged.
 
 ``Filtering(submit, policy)`` bundles the list addons in their order for ``addons/entry.py``; ``policy`` is
@@ -21,8 +25,9 @@ from mitmproxy import http
 from netmon_proxy.context import BLOCKED_KEY, HITS_KEY, Submit, flow_host, flow_url, user_of
 from netmon_proxy.images import ImageScanner
 from netmon_proxy.settings import SharedPolicy
-from netmon_proxy.urllists import FilterLists, UrlListChecker
+from netmon_proxy.urllists import LIFTED_KEY, FilterLists, UrlListChecker
 
+from netmon.config.place import ON_SITE
 from netmon.lists.blockpage import block_reference, render_block_page
 from netmon.lists.safesearch import safe_search
 from netmon.ops import counters
@@ -72,8 +77,13 @@ class Blocker:
         try:
             policy = lists.policy
             names = self.state.names_for(user_of(flow))
-            blocked = policy.blocked(names, [e["category"] for e in found])
+            categories = [e["category"] for e in found]
+            blocked = policy.blocked(names, categories)
             if not blocked:
+                if names.when != ON_SITE and policy.blocked(names, categories, ON_SITE):
+                    # the school's policy for this place/time lifts a block: monitored, and said so
+                    flow.metadata[LIFTED_KEY] = names.when.label
+                    counters.incr("blocker.not-blocked." + ("off-site" if names.when.off_site else "hours"))
                 return
             url = flow_url(flow)
             reference = block_reference(url)

@@ -16,8 +16,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from mitmproxy import ctx, exceptions, http
 from netmon_proxy.context import (
@@ -31,15 +33,22 @@ from netmon_proxy.context import (
 from netmon_proxy.settings import SharedPolicy
 
 from netmon.config import paths
+from netmon.config.place import Circumstances, Membership
+from netmon.config.school import SchoolHours
 from netmon.config.watch import FileWatcher, stamps
 from netmon.errors import ConfigError
-from netmon.lists.filtering import FILE_NAME, Lists, build_lists, load_filtering, record_allow_changes
+from netmon.lists.allow_audit import record_allow_changes
+from netmon.lists.filtering import FILE_NAME, Lists, build_lists, load_filtering
 from netmon.lists.urllists import UrlEntry
 from netmon.lists.ut1 import default_path as ut1_default_path
 from netmon.ops import counters
 from netmon.scan.findings import Hit, ScanResult, TextFinding
 
 log = logging.getLogger(__name__)
+
+#: flow.metadata key: a block the policy lifts for this place/time (its label, e.g. "off site, in school
+#: hours")
+LIFTED_KEY = "netmon.block_lifted"
 
 _LIST_OPTIONS = {"netmon_filtering", "netmon_hash_lists", "netmon_url_lists", "netmon_ut1", "netmon_policy"}
 
@@ -230,8 +239,10 @@ class FilterLists:
         if added or removed:
             log.info("allow-list audit: %d entries added, %d removed", added, removed)
 
-    def names_for(self, user: dict[str, Any] | None) -> frozenset[str]:
-        """Group names of a person: filtering's own (everyone, groups, year, role) + the school policy's."""
+    def names_for(self, user: dict[str, Any] | None, now: datetime | None = None) -> Membership:
+        """Group names of a person: filtering's own (everyone, groups, year, role) + the school policy's,
+        with the request's circumstances (off site: the identity came from the tunnel address, set by
+        IdentityTagger from the device directory; out of hours: the school policy's hours, now)."""
         assert self.lists is not None
         extra: frozenset[str] = frozenset()
         if self._groups_for is not None and user:
@@ -244,7 +255,20 @@ class FilterLists:
                 )
             except Exception:  # noqa: BLE001 - fall back to the identity's own groups
                 counters.incr("lists.error.groups")
-        return self.lists.policy.names_for(user, extra)
+        return Membership(self.lists.policy.names_for(user, extra), self.circumstances(user, now))
+
+    def circumstances(self, user: dict[str, Any] | None, now: datetime | None = None) -> Circumstances:
+        off_site = bool(user) and user.get("off_site") is True  # type: ignore[union-attr]
+        moment = now or datetime.now(UTC)
+        school = self.policy.current
+        if school is not None:
+            in_hours = school.in_school_hours(moment)
+        else:
+            in_hours = SchoolHours().contains(moment.astimezone(_DEFAULT_TZ))
+        return Circumstances(off_site=off_site, out_of_hours=not in_hours)
+
+
+_DEFAULT_TZ = ZoneInfo("Europe/London")
 
 
 def _policy_groups(shared: SharedPolicy, directory: str) -> Callable[..., frozenset[str]] | None:
@@ -334,6 +358,8 @@ class UrlListChecker:
                 evidence.update(
                     block_reference=blocked["reference"], blocked_categories=blocked["categories"]
                 )
+            elif flow.metadata.get(LIFTED_KEY):
+                evidence["not_blocked"] = f"{flow.metadata[LIFTED_KEY]}: the policy monitors here"
             result = ScanResult(
                 context=flow_context(flow),
                 findings=(TextFinding(source="url-list", text="", hits=hits, label=label),),

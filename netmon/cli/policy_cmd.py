@@ -45,7 +45,8 @@ def check(directory: Path | None, library_dir: Path | None) -> None:
     filtering = root / FILE_NAME
     if filtering.exists():
         try:
-            load_filtering(display_path(filtering))
+            for warning in load_filtering(display_path(filtering)).warnings:
+                click.echo(f"warning: {warning}", err=True)
         except ConfigError as exc:
             errors.append(exc)
     for error in errors:

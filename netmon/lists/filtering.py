@@ -4,6 +4,9 @@
   A person is in ``everyone`` plus their own groups, year group and role; a category is blocked for them
   when ANY of their groups blocks it.
 - ``groups.<name>.safe_search``: enforce Google/Bing/DuckDuckGo safe search and YouTube restricted mode.
+- ``groups.<name>.off_site`` / ``out_of_hours``: the group's keys that differ for a school-owned device
+  off site (through the tunnel) or outside school hours, or ``monitor_only`` (block nothing, no safe
+  search): :mod:`netmon.config.place`. Each key given replaces the group's; off site is applied last.
 - ``allow``: entries (``domain``, ``prefix`` or ``url``) that always win over lists and blocking, each
   with a ``reason`` (and optionally ``added_by``, ``date``): the audit trail against over-blocking.
 - ``hash_lists``, ``url_lists``: list files (relative to the policy file or absolute); ``ut1``: the
@@ -23,6 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netmon.config.place import (
+    ALL,
+    MONITOR_ONLY,
+    OVERRIDES,
+    Circumstances,
+    apply_overrides,
+    circumstances_of,
+)
 from netmon.config.yamlfile import load_yaml
 from netmon.errors import ConfigError
 from netmon.lists.hashindex import DEFAULT_THRESHOLD, HashIndex
@@ -49,14 +60,27 @@ _TOP_KEYS = {
     "review",
     "default",
 }
-_GROUP_KEYS = {"categories", "safe_search", "description"}
+_SETTING_KEYS = {"categories", "safe_search"}
+_GROUP_KEYS = {*_SETTING_KEYS, "description", *OVERRIDES}
 
 
 @dataclass(frozen=True, slots=True)
 class GroupFilter:
+    """One group's filtering on site in school hours (``actions``, ``safe_search``), with what its
+    ``off_site`` / ``out_of_hours`` keys change, resolved once per combination into ``variants``."""
+
     name: str
     actions: Mapping[str, str] = field(default_factory=dict)  # category -> "block" | "monitor"
     safe_search: bool = False
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # as written, for `show`
+    variants: Mapping[Circumstances, tuple[Mapping[str, str], bool]] = field(default_factory=dict)
+
+    def under(self, when: Circumstances) -> tuple[Mapping[str, str], bool]:
+        """(category actions, safe search) of this group ``when``."""
+        return self.variants.get(when, (self.actions, self.safe_search))
+
+    def blocks_off_site(self) -> bool:
+        return "block" in self.under(Circumstances(off_site=True))[0].values()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +104,7 @@ class FilterPolicy:
     ut1_categories: frozenset[str] | None = None  # None: every imported category
     hash_threshold: int = DEFAULT_THRESHOLD
     review: str = DEFAULT_REVIEW
+    warnings: tuple[str, ...] = ()  # located, for `netmon policy check`
     _allow_index: UrlIndex = field(default_factory=lambda: UrlIndex(()))
 
     def names_for(self, user: Mapping[str, Any] | None, extra: Iterable[str] = ()) -> frozenset[str]:
@@ -96,13 +121,19 @@ class FilterPolicy:
                 names.update({digits.lstrip("0") or "0", f"year{digits.lstrip('0') or '0'}"})
         return frozenset(names)
 
-    def blocked(self, names: Iterable[str], categories: Iterable[str]) -> tuple[str, ...]:
-        """The categories, among ``categories``, that any of the groups ``names`` blocks."""
-        rules = [self.groups[n] for n in names if n in self.groups]
-        return tuple(c for c in dict.fromkeys(categories) if any(r.actions.get(c) == "block" for r in rules))
+    def blocked(
+        self, names: Iterable[str], categories: Iterable[str], when: Circumstances | None = None
+    ) -> tuple[str, ...]:
+        """The categories, among ``categories``, that any of the groups ``names`` blocks ``when`` (by
+        default the circumstances ``names`` carries, a :class:`~netmon.config.place.Membership`, else on
+        site in school hours)."""
+        at = circumstances_of(names, when)
+        rules = [self.groups[n].under(at)[0] for n in names if n in self.groups]
+        return tuple(c for c in dict.fromkeys(categories) if any(r.get(c) == "block" for r in rules))
 
-    def safe_search(self, names: Iterable[str]) -> bool:
-        return any(self.groups[n].safe_search for n in names if n in self.groups)
+    def safe_search(self, names: Iterable[str], when: Circumstances | None = None) -> bool:
+        at = circumstances_of(names, when)
+        return any(self.groups[n].under(at)[1] for n in names if n in self.groups)
 
     def allowed(self, url: str) -> AllowEntry | None:
         """The allow-list entry covering ``url``, if any (allow always wins)."""
@@ -132,6 +163,62 @@ def _resolve(base: Path, item: str) -> str:
     return str(p if p.is_absolute() else (base / p))
 
 
+def _parse_settings(settings: Mapping[str, Any], where: str, keys: set[str]) -> dict[str, Any]:
+    """The filtering keys of a group or of one of its overrides, validated (only the keys given)."""
+    bad = set(settings) - keys
+    if bad:
+        raise ConfigError(f"{where}.{sorted(bad)[0]}", f"unknown key; expected {', '.join(sorted(keys))}")
+    out: dict[str, Any] = {}
+    if "categories" in settings:
+        cats = settings.get("categories") or {}
+        if not isinstance(cats, dict):
+            raise ConfigError(f"{where}.categories", "must map category -> block or monitor")
+        actions: dict[str, str] = {}
+        for cat, action in cats.items():
+            if action not in ACTIONS:
+                close = difflib.get_close_matches(str(action), ACTIONS, n=1)
+                hint = f": did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(
+                    f"{where}.categories.{cat}", f"must be block or monitor (got {action!r}{hint})"
+                )
+            actions[str(cat)] = str(action)
+        out["categories"] = actions
+    if "safe_search" in settings:
+        safe = settings["safe_search"]
+        if not isinstance(safe, bool):
+            raise ConfigError(f"{where}.safe_search", f"must be true or false (got {safe!r})")
+        out["safe_search"] = safe
+    return out
+
+
+def _parse_group(name: str, settings: object, where: str) -> GroupFilter:
+    settings = settings or {}
+    if not isinstance(settings, dict):
+        raise ConfigError(where, "must be a mapping with categories and/or safe_search")
+    base = {"categories": {}, "safe_search": False}
+    own = {k: v for k, v in settings.items() if k not in OVERRIDES}
+    base.update(_parse_settings(own, where, _GROUP_KEYS))
+    overrides: dict[str, dict[str, Any]] = {}
+    for key in OVERRIDES:
+        if key not in settings:
+            continue
+        raw = settings[key]
+        if raw == MONITOR_ONLY:
+            overrides[key] = {"categories": {}, "safe_search": False}
+            continue
+        if not isinstance(raw, dict) or not raw:
+            raise ConfigError(
+                f"{where}.{key}",
+                f"must be {MONITOR_ONLY} or a mapping with categories and/or safe_search (got {raw!r})",
+            )
+        overrides[key] = _parse_settings(raw, f"{where}.{key}", _SETTING_KEYS)
+    variants = {}
+    for when in ALL:
+        applied = apply_overrides(base, overrides, when)
+        variants[when] = (applied["categories"], applied["safe_search"])
+    return GroupFilter(name, base["categories"], base["safe_search"], overrides, variants)
+
+
 def parse_filtering(data: Mapping[str, Any], path: str, base: Path | None = None) -> FilterPolicy:
     """Validate an already-read filtering mapping (``path`` names it in errors)."""
     base = base if base is not None else Path(path).parent
@@ -147,31 +234,7 @@ def parse_filtering(data: Mapping[str, Any], path: str, base: Path | None = None
     if not isinstance(raw_groups, dict):
         raise ConfigError(f"{path}: groups", "must be a mapping of group name -> settings")
     for name, settings in raw_groups.items():
-        where = f"{path}: groups.{name}"
-        settings = settings or {}
-        if not isinstance(settings, dict):
-            raise ConfigError(where, "must be a mapping with categories and/or safe_search")
-        bad = set(settings) - _GROUP_KEYS
-        if bad:
-            raise ConfigError(
-                f"{where}.{sorted(bad)[0]}", f"unknown key; expected {', '.join(sorted(_GROUP_KEYS))}"
-            )
-        cats = settings.get("categories") or {}
-        if not isinstance(cats, dict):
-            raise ConfigError(f"{where}.categories", "must map category -> block or monitor")
-        actions: dict[str, str] = {}
-        for cat, action in cats.items():
-            if action not in ACTIONS:
-                close = difflib.get_close_matches(str(action), ACTIONS, n=1)
-                hint = f": did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(
-                    f"{where}.categories.{cat}", f"must be block or monitor (got {action!r}{hint})"
-                )
-            actions[str(cat)] = str(action)
-        safe = settings.get("safe_search", False)
-        if not isinstance(safe, bool):
-            raise ConfigError(f"{where}.safe_search", f"must be true or false (got {safe!r})")
-        groups[str(name)] = GroupFilter(str(name), actions, safe)
+        groups[str(name)] = _parse_group(str(name), settings, f"{path}: groups.{name}")
     allow: list[AllowEntry] = []
     index_entries: list[UrlEntry] = []
     raw_allow = data.get("allow") or []
@@ -207,6 +270,7 @@ def parse_filtering(data: Mapping[str, Any], path: str, base: Path | None = None
         raise ConfigError(f"{path}: hash_threshold", f"must be 0-32 bits (got {threshold!r})")
     review = data.get("review") or DEFAULT_REVIEW
     return FilterPolicy(
+        warnings=_place_warnings(path, groups),
         path=path,
         groups=groups,
         allow_entries=tuple(allow),
@@ -220,6 +284,25 @@ def parse_filtering(data: Mapping[str, Any], path: str, base: Path | None = None
         review=str(review),
         _allow_index=UrlIndex(index_entries),
     )
+
+
+def _place_warnings(path: str, groups: Mapping[str, GroupFilter]) -> tuple[str, ...]:
+    """A group that still blocks off site, when another group says what happens off site: a category is
+    blocked when ANY group blocks it, so one group's ``off_site: monitor_only`` does not lift another's."""
+    if not any("off_site" in g.overrides for g in groups.values()):
+        return ()
+    found = []
+    for g in groups.values():
+        if "off_site" not in g.overrides and g.blocks_off_site():
+            cats = ", ".join(sorted(c for c, a in g.under(_OFF)[0].items() if a == "block"))
+            found.append(
+                f"{path}: groups.{g.name}: blocks {cats} off site too "
+                "(no off_site key here, and a category is blocked when any group blocks it)"
+            )
+    return tuple(found)
+
+
+_OFF = Circumstances(off_site=True)
 
 
 def load_filtering(path: Path | str) -> FilterPolicy:
@@ -299,75 +382,3 @@ def build_lists(
     return Lists(
         policy, UrlIndex(url_entries), HashIndex.from_lists(hash_data, policy.hash_threshold), ut1, sources
     )
-
-
-# --- audit trail of the allow-list -------------------------------------------------------------------
-
-ALLOW_SEEN_FILE = "allow-list-seen.json"
-
-
-def _allow_key(entry: AllowEntry) -> str:
-    return f"{entry.type}:{entry.value}"
-
-
-def record_allow_changes(db_url: str, state_dir: Path, policy: FilterPolicy) -> tuple[int, int]:
-    """Write an audit event for every allow-list entry added or removed since the last call.
-
-    ``filtering.allow.added`` (actor: the entry's ``added_by``; detail: reason, date, where) and
-    ``filtering.allow.removed``. What was last recorded is kept in ``<state dir>/lists/`` so that a
-    restart records nothing new. Returns (added, removed). Raises StoreError when the store fails (the
-    seen-file is then left alone, so the next call retries).
-    """
-    import json
-
-    from sqlalchemy.exc import SQLAlchemyError
-    from sqlalchemy.orm import Session
-
-    from netmon.errors import StoreError
-    from netmon.store.db import make_engine
-    from netmon.store.incidents import audit
-
-    seen_path = state_dir / "lists" / ALLOW_SEEN_FILE
-    try:
-        seen: dict[str, dict[str, str]] = json.loads(seen_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        seen = {}
-    current = {
-        _allow_key(e): {"reason": e.reason, "added_by": e.added_by, "date": e.date, "where": e.where}
-        for e in policy.allow_entries
-    }
-    added = [k for k in current if k not in seen or seen[k]["reason"] != current[k]["reason"]]
-    removed = [k for k in seen if k not in current]
-    if added or removed:
-        engine = make_engine(db_url)
-        try:
-            with Session(engine) as session:
-                for key in added:
-                    info = current[key]
-                    audit(
-                        session,
-                        "filtering.allow.added",
-                        actor=info["added_by"] or "policy",
-                        subject=key[:255],
-                        reason=info["reason"],
-                        date=info["date"],
-                        where=info["where"],
-                    )
-                for key in removed:
-                    audit(
-                        session,
-                        "filtering.allow.removed",
-                        actor="policy",
-                        subject=key[:255],
-                        reason=seen[key].get("reason", ""),
-                    )
-                session.commit()
-        except SQLAlchemyError as exc:
-            raise StoreError(f"allow-list audit not recorded: {exc.__class__.__name__}") from exc
-        finally:
-            engine.dispose()
-    seen_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = seen_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(current, indent=1, sort_keys=True), encoding="utf-8")
-    tmp.replace(seen_path)
-    return len(added), len(removed)

@@ -225,7 +225,7 @@ def _audit_rows(url: str) -> list[tuple[str, str | None, str | None, dict]]:
 
 
 def test_allow_list_changes_are_audited(tmp_path: Path, store_url: str) -> None:
-    from netmon.lists.filtering import record_allow_changes
+    from netmon.lists.allow_audit import record_allow_changes
 
     state = tmp_path / "state"
     first = parse_filtering(
