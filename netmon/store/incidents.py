@@ -75,9 +75,16 @@ class AuditEvent(Base):
 
 
 def audit(
-    session: Any, action: str, *, actor: str | None = None, subject: str | None = None, **detail: Any
+    session: Any,
+    action: str,
+    *,
+    actor: str | None = None,
+    subject: str | None = None,
+    site: str = "",
+    **detail: Any,
 ) -> AuditEvent:
-    """Add an audit event to ``session`` (the caller commits)."""
-    event = AuditEvent(action=action, actor=actor, subject=subject, detail=detail, time=utcnow())
+    """Add an audit event to ``session`` (the caller commits). ``site`` is the school the event belongs to
+    ("" for the whole trust, or a single-school store)."""
+    event = AuditEvent(action=action, actor=actor, subject=subject, detail=detail, site=site, time=utcnow())
     session.add(event)
     return event
