@@ -79,6 +79,11 @@ def test_scoped_exception_holds_on_the_site_and_its_subdomains_only(matcher: Mat
     ]
     # the library's own exception still holds there
     assert fired(matcher, "http://sport.example/r", "a photo shoot") == []
+    # the exception is normalised as traffic is, and starts at a word start (it may run on)
+    assert fired(matcher, "http://sport.example/r", "we will SHOOT the W1NNING goal") == []
+    assert fired(matcher, "http://sport.example/r", "we will shoot the winnings") == []
+    assert fired(matcher, "http://sport.example/r", "we will shoot, the winning") == []
+    assert fired(matcher, "http://sport.example/r", "we will shoot the win") == ["shoot"]
 
 
 def test_scoped_removal_by_page_prefix_and_by_address(matcher: Matcher) -> None:
