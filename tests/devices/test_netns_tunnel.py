@@ -173,3 +173,105 @@ def test_an_incident_through_the_tunnel_names_the_pupil_and_device_off_site(lab:
     )
     assert re.search(r"user\s+alice\b", shown), shown
     assert "lt-001 (off-site)" in shown, shown
+
+
+MONITOR_ONLY_OFF_SITE = """groups:
+  everyone:
+    categories: {gambling: block}
+    off_site: monitor_only
+url_lists: [urls.csv]
+ut1: off
+"""
+
+
+@pytest.fixture
+def school_lab(tmp_path: Path) -> Iterator[wglab.WgLab]:
+    """Home 1 is a pupil's home; home 2's link is the school's pupil Wi-Fi (the main ruleset's PUPIL_IF)."""
+    reason = wglab.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    lab = wglab.WgLab(tmp_path, homes=2, pupil_home=2)
+    try:
+        lab.create()
+        yield lab
+    finally:
+        lab.destroy()
+
+
+def _incidents_shown(lab: wglab.WgLab, category: str, count: int) -> list[str]:
+    deadline, found = time.monotonic() + 30, []
+    while time.monotonic() < deadline:
+        listing = lab.netmon("incidents", check=False).stdout
+        found = re.findall(rf"^\S+ \S+\s+(\w{{8}})\s+\d\s+{category}\b", listing, re.M)
+        if len(found) >= count:
+            break
+        time.sleep(0.5)
+    assert len(found) >= count, lab.netmon("incidents", check=False).stdout
+    return [lab.netmon("incidents", "--show", uid).stdout for uid in found]
+
+
+def test_monitor_only_off_site_blocked_on_site_and_a_school_laptop_keeps_its_tunnel_on_site(
+    school_lab: wglab.WgLab,
+) -> None:
+    """The real `netmon run` behind the real shipped ruleset (which includes the tunnel's): a listed page is
+    blocked on the pupils' Wi-Fi, fetched but recorded through the tunnel (off site: monitor only), and a
+    school laptop on the pupils' Wi-Fi brings its tunnel up through it."""
+    import shutil
+
+    from netmon.config.paths import DEFAULT_POLICY_DIR
+
+    lab = school_lab
+    policy = lab.workdir / "policy"
+    shutil.copytree(DEFAULT_POLICY_DIR, policy)
+    (policy / "filtering.yaml").write_text(MONITOR_ONLY_OFF_SITE)
+    (policy / "urls.csv").write_text(
+        "type,value,category,severity,source\ndomain,casino.example,gambling,3,local\n"
+    )
+    _roster(lab)
+    alice_conf = _enrol(lab, "lt-001", "alice")
+    bob_conf = _enrol(lab, "lt-002", "bob")
+    lab.start_server()
+    # the lab's gateway cannot resolve the page's name, which the Host check would need (a 421)
+    lab.start_gateway("netmon", "--policy", str(policy), "--no-portal", "--set", "netmon_host_check=false")
+    casino = ("-H", "Host: www.casino.example", f"http://{wglab.SERVER_V4}/slots")
+
+    # on site (the pupils' Wi-Fi, no tunnel): the shipped ruleset sends it to the proxy, which blocks it
+    on_site = lab.exec(lab.home_ns[1], "curl", "-sS", "-i", "--max-time", "10", *casino, check=False)
+    assert on_site.stdout.startswith("HTTP/1.1 403"), on_site.stdout[:300] + on_site.stderr
+    assert "www.casino.example" in on_site.stdout and "gambling" in on_site.stdout
+    # WireGuard to anywhere but the gateway is still refused on the pupils' Wi-Fi
+    out = lab.exec(lab.home_ns[1], sys.executable, "-c", REFUSED, "udp", wglab.SERVER_V4, "51820").stdout
+    assert out.startswith("refused"), out
+
+    # off site, through the tunnel: the same page is fetched (monitor only) and still an incident
+    lab.start_client(1, alice_conf)
+    off_site = lab.exec(lab.home_ns[0], "curl", "-sS", "-i", "--max-time", "10", *casino, check=False)
+    ok = ("HTTP/1.0 200", "HTTP/1.1 200")
+    assert off_site.stdout.startswith(ok), off_site.stdout[:300] + off_site.stderr
+    assert f"server saw {wglab.GATEWAY_LAN_V4} ask for /slots" in off_site.stdout
+
+    # a school laptop on the pupils' Wi-Fi keeps its tunnel up (the WireGuard port of the gateway itself)
+    lab.start_client(2, bob_conf)
+    laptop = lab.exec(lab.home_ns[1], "curl", "-sS", "-i", "--max-time", "10", *casino, check=False)
+    assert laptop.stdout.startswith(ok), laptop.stdout[:300] + laptop.stderr
+
+    shown = _incidents_shown(lab, "gambling", 3)
+    blocked = [s for s in shown if re.search(r"blocked=True", s)]
+    monitored = [s for s in shown if re.search(r"blocked=False", s)]
+    assert len(blocked) == 1 and "(off-site)" not in blocked[0], shown
+    assert sorted(re.search(r"lt-00\d \(off-site\)", s).group(0) for s in monitored) == [  # type: ignore[union-attr]
+        "lt-001 (off-site)",
+        "lt-002 (off-site)",
+    ], shown
+    assert all("not_blocked=off site" in s for s in monitored), monitored
+
+    # a tunnel address sent from the pupils' Wi-Fi is forged: refused, and counted
+    lab.stop_client(2)
+    lab.exec(lab.home_ns[1], "ip", "addr", "add", "10.99.0.77/32", "dev", "wan0")
+    forged = lab.exec(
+        lab.home_ns[1], "curl", "-sS", "--max-time", "3", "--interface", "10.99.0.77",
+        f"http://{wglab.SERVER_V4}/", check=False,
+    )  # fmt: skip
+    assert forged.returncode != 0
+    counted = lab.exec(lab.gateway, "nft", "list", "chain", "inet", "netmon_wg", "spoofed").stdout
+    assert int(re.search(r"packets (\d+)", counted).group(1)) > 0, counted  # type: ignore[union-attr]

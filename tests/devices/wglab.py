@@ -3,8 +3,10 @@
     home<N> (wan0 172.16.N.2) ── hN [gateway: 172.16.N.1, lan0 192.0.2.1] ── eth0 server (192.0.2.80,
                                                                                192.0.2.53 resolver)
 
-The gateway runs the interface from ``netmon devices gateway-config --up`` under wireguard-go, the
-shipped deploy/wireguard/netmon-wg.nft (values fitted to the lab), and a real ``mitmdump`` in transparent
+The gateway runs the interface from ``netmon devices gateway-config --up`` under wireguard-go, the shipped
+gateway ruleset deploy/nftables/netmon.nft, which includes deploy/wireguard/netmon-wg.nft (both with their
+values fitted to the lab; ``pupil_home`` makes one home's link the pupils' Wi-Fi, otherwise the pupils'
+interface is absent), and a real ``mitmdump`` in transparent
 mode with tests/devices/tag_device.py, which names the device behind each tunnel address in a response
 header. Each home runs wireguard-go with a device's client configuration. The server answers HTTP on
 :80 (naming the address it saw) and DNS on 192.0.2.53:53 (every name -> 192.0.2.80).
@@ -28,6 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 NFT = REPO / "deploy" / "wireguard" / "netmon-wg.nft"
 NFT_VARS = REPO / "deploy" / "wireguard" / "netmon-wg-vars.nft"
+MAIN_NFT = REPO / "deploy" / "nftables" / "netmon.nft"
+MAIN_NFT_VARS = REPO / "deploy" / "nftables" / "netmon-vars.nft"
 TAGGER = Path(__file__).resolve().parent / "tag_device.py"
 VENV_BIN = Path(sys.executable).parent
 PREFIX = "nmwg"
@@ -108,6 +112,7 @@ def address_of(config: str) -> str:
 class WgLab:
     workdir: Path
     homes: int = 1
+    pupil_home: int | None = None  # this home's link is the pupils' Wi-Fi (the main ruleset's PUPIL_IF)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -176,6 +181,8 @@ class WgLab:
             sh("ip", "-n", self.gateway, "addr", "add", f"172.16.{n}.1/24", "dev", f"h{n}")
             sh("ip", "-n", ns, "link", "set", "wan0", "up")
             sh("ip", "-n", self.gateway, "link", "set", f"h{n}", "up")
+            if n == self.pupil_home:  # the pupils' Wi-Fi: the gateway is the way out, tunnel or not
+                sh("ip", "-n", ns, "route", "add", "default", "via", f"172.16.{n}.1", "metric", "500")
         self.exec(self.gateway, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 
     def exec(self, ns: str, *cmd: str, check: bool = True, timeout: float = 60, input: str | None = None):  # noqa: A002
@@ -200,9 +207,10 @@ class WgLab:
             time.sleep(0.05)
         raise RuntimeError(f"{name} did not come up in {ns}")
 
-    def start_gateway(self, proxy: str = "tagger") -> None:
+    def start_gateway(self, proxy: str = "tagger", *netmon_args: str) -> None:
         """The gateway's interface (wireguard-go + gateway-config --up), its firewall, the proxy: a bare
-        mitmdump with the tagging script (``tagger``), or the real ``netmon run`` (``netmon``)."""
+        mitmdump with the tagging script (``tagger``), or the real ``netmon run`` (``netmon``, with
+        ``netmon_args``)."""
         self.spawn(self.gateway, "wireguard-go", "--foreground", self.gw_if, log="wg-gateway.log")
         self.wait_interface(self.gateway, self.gw_if)
         self.netmon("devices", "gateway-config", "-o", str(self.workdir / "wg-gateway.conf"), "--up")
@@ -212,7 +220,7 @@ class WgLab:
                 self.gateway,
                 sys.executable, "-m", "netmon", "run", "--mode", "transparent", "--listen-host", "0.0.0.0",  # noqa: S104 - the lab namespace
                 "--port", str(PROXY_PORT), "--state-dir", str(self.workdir / "state"),
-                "--confdir", str(self.workdir / "mitm"),
+                "--confdir", str(self.workdir / "mitm"), *netmon_args,
                 log="mitmdump.log",
             )  # fmt: skip
         else:
@@ -233,19 +241,36 @@ class WgLab:
             time.sleep(0.2)
 
     def load_firewall(self) -> None:
+        """The shipped main ruleset, which includes the tunnel's file, with the lab's values."""
         nft_dir = self.workdir / "nft"
         nft_dir.mkdir(exist_ok=True)
         shutil.copy(NFT, nft_dir / NFT.name)
-        text = NFT_VARS.read_text()
-        for shipped, here in (
-            ('define WG_IF = "wg-netmon"', f'define WG_IF = "{self.gw_if}"'),
-            ("define WG_PROXY_PORT = 8080", f"define WG_PROXY_PORT = {PROXY_PORT}"),
-            ("define WG_RESOLVER_V4 = 10.10.0.1", f"define WG_RESOLVER_V4 = {RESOLVER_V4}"),
+        shutil.copy(MAIN_NFT, nft_dir / MAIN_NFT.name)
+        pupil_if = f"h{self.pupil_home}" if self.pupil_home else "nopupils0"
+        for source, changes in (
+            (
+                NFT_VARS,
+                (
+                    ('define WG_IF = "wg-netmon"', f'define WG_IF = "{self.gw_if}"'),
+                    ("define WG_PROXY_PORT = 8080", f"define WG_PROXY_PORT = {PROXY_PORT}"),
+                    ("define WG_RESOLVER_V4 = 10.10.0.1", f"define WG_RESOLVER_V4 = {RESOLVER_V4}"),
+                    ("define WG_POOL_V4 = 10.99.0.0/20", "define WG_POOL_V4 = 10.99.0.0/20"),
+                ),
+            ),
+            (
+                MAIN_NFT_VARS,
+                (
+                    ('define PUPIL_IF = "wlan0"', f'define PUPIL_IF = "{pupil_if}"'),
+                    ("define PROXY_PORT = 8080", f"define PROXY_PORT = {PROXY_PORT}"),
+                ),
+            ),
         ):
-            assert shipped in text, f"{NFT_VARS} no longer has {shipped!r}"
-            text = text.replace(shipped, here)
-        (nft_dir / NFT_VARS.name).write_text(text)
-        self.exec(self.gateway, "nft", "-I", str(nft_dir), "-f", str(nft_dir / NFT.name))
+            text = source.read_text()
+            for shipped, here in changes:
+                assert shipped in text, f"{source} no longer has {shipped!r}"
+                text = text.replace(shipped, here)
+            (nft_dir / source.name).write_text(text)
+        self.exec(self.gateway, "nft", "-I", str(nft_dir), "-f", str(nft_dir / MAIN_NFT.name))
 
     def start_server(self) -> None:
         self.spawn(self.server, sys.executable, "-c", HTTP_SERVER, SERVER_V4, log="http.log")
