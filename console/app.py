@@ -5,19 +5,24 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, abort, g, redirect, render_template, request, session, url_for
+from flask import Flask, abort, current_app, g, redirect, render_template, request, session, url_for
 from netmon_console import auditlog, auth, dashboard, library, views
 from netmon_console.guard import SessionInterface, security_headers
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from netmon.config.paths import DEFAULT_LIBRARY_DIR
+from netmon.identity import totp as staff_totp
 from netmon.identity.guard import RateLimiter, csrf_ok, csrf_token
+from netmon.identity.users import DirectoryConfig
+from netmon.incidents import queries
 from netmon.store.db import make_engine
 
 log = logging.getLogger(__name__)
@@ -50,6 +55,11 @@ class ConsoleConfig:
     # the phrase library and the school's overlay, where approved suggestions are written (console/library.py)
     library_root: Path = DEFAULT_LIBRARY_DIR
     overlay: Path | None = field(default_factory=lambda: _env_path("NETMON_LIBRARY_OVERLAY"))
+    # the school directory that checks the passwords of `--auth directory` staff accounts (None: none)
+    directory: DirectoryConfig | None = None
+    # the key that seals TOTP secrets (netmon.identity.totp); None: NETMON_CONSOLE_KEY or the key file,
+    # read when first needed
+    totp_key: bytes | None = None
 
 
 @dataclass
@@ -57,6 +67,27 @@ class ConsoleState:
     config: ConsoleConfig
     engine: Any
     ip_limiter: RateLimiter
+    _key: bytes | None = None
+    _key_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def key(self) -> bytes:
+        """The TOTP sealing key (ConfigError when it cannot be read or made)."""
+        with self._key_lock:
+            if self._key is None:
+                self._key = self.config.totp_key or staff_totp.load_key()
+            return self._key
+
+
+def _site_guard(uid: str) -> None:
+    """Every URL of an incident (``/incidents/<uid>/...``, whichever blueprint serves it): 403 for an
+    incident of another site than the signed-in member of staff's."""
+    state = current_app.extensions["netmon_console"]
+    with Session(state.engine) as db, db.begin():
+        incident = queries.incident_by_uid(db, uid[:32])
+        if incident is None or queries.in_site(g.staff.site, incident.site):
+            return
+        auth.record(db, "console.incident.refused", incident.uid, path=request.path, reason="site")
+    abort(403)
 
 
 def create_app(config: ConsoleConfig) -> Flask:
@@ -91,6 +122,8 @@ def create_app(config: ConsoleConfig) -> Flask:
             return response
         if g.staff is None and request.endpoint not in PUBLIC:
             return redirect(url_for("auth.signin"))
+        if g.staff is not None and g.staff.site and "uid" in (request.view_args or {}):
+            _site_guard(str(request.view_args["uid"]))  # type: ignore[index]
         return None
 
     app.after_request(security_headers)

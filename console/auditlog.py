@@ -1,11 +1,12 @@
 """The audit log page: every sign-in, view, export, outcome change and staff account change, newest
-first. Read-only: nothing in the console changes or deletes it (``netmon audit export`` writes it out)."""
+first. Read-only: nothing in the console changes or deletes it (``netmon audit export`` writes it out).
+A member of staff with a site reads that site's rows only (each row carries the site it concerns)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, render_template, request, url_for
+from flask import Blueprint, g, render_template, request, url_for
 from netmon_console.auth import record, require, state
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -30,6 +31,8 @@ def log() -> Any:
         stmt = stmt.where(AuditEvent.action.startswith(action, autoescape=True))
     if subject:
         stmt = stmt.where(AuditEvent.subject == subject)
+    if g.staff.site:
+        stmt = stmt.where(AuditEvent.site == g.staff.site)
     if before.isdigit():
         stmt = stmt.where(AuditEvent.id < int(before))
     with Session(state().engine) as db, db.begin():

@@ -1,32 +1,36 @@
-"""Who is signed in and what they may do: sign-in with an argon2 password and a TOTP code, lockout after
-repeated failures, rate limits per address, idle and absolute session timeouts, role permissions.
+"""Who is signed in and what they may do: sign-in with an argon2 password (or, for a ``directory``
+account, a bind to the school's directory) and a TOTP code, lockout after repeated failures, rate limits
+per address, idle and absolute session timeouts, role permissions.
 
 Roles (netmon.store.console.ROLES) map to permissions: ``incidents`` (the queue and incident pages),
 ``content`` (what the pupil sent or saw: excerpts, matched text, URLs, the capture), ``outcome``
 (change a review), ``export`` (CSV of a view), ``audit`` (the audit log) and ``library`` (approve or
-reject suggested library changes). A pastoral lead's scope
-limits every incident they can reach.
+reject suggested library changes). A pastoral lead's scope limits every incident they can reach, and a
+member of staff with a site (a school of the trust) sees that site's incidents only.
 """
 
 from __future__ import annotations
 
 import functools
-import hmac
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import pyotp
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from netmon.identity.users import normalise_username, verify_password
+from netmon.errors import ConfigError
+from netmon.identity import totp as staff_totp
+from netmon.identity.users import DirectoryError, directory_authenticate, normalise_username, verify_password
 from netmon.store.base import utcnow
 from netmon.store.console import CONTENT_ROLES, StaffAccount
-from netmon.store.incidents import audit
+from netmon.store.incidents import AuditEvent, audit
+
+log = logging.getLogger(__name__)
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     "dsl": frozenset({"incidents", "content", "outcome", "export", "audit", "library"}),
@@ -46,6 +50,7 @@ class Staff:
     display_name: str
     role: str
     scope: tuple[str, ...] | None  # None: every pupil
+    site: str = ""  # "": every site of the trust
 
     def can(self, permission: str) -> bool:
         return permission in PERMISSIONS.get(self.role, frozenset())
@@ -63,10 +68,15 @@ def address() -> str:
     return request.remote_addr or "?"
 
 
-def record(db: Session, action: str, subject: str | None = None, **detail: Any) -> None:
-    """An audit event by the signed-in member of staff (or the address), from this request's address."""
-    actor = g.staff.username if getattr(g, "staff", None) else None
-    audit(db, action, actor=actor, subject=subject, address=address(), **detail)
+def record(
+    db: Session, action: str, subject: str | None = None, at_site: str | None = None, **detail: Any
+) -> AuditEvent:
+    """An audit event by the signed-in member of staff (or the address), from this request's address, at
+    ``at_site`` (an incident's site; default: the member of staff's), so a site's auditor reads it."""
+    staff = getattr(g, "staff", None)
+    actor = staff.username if staff else None
+    site = at_site if at_site is not None else (staff.site if staff else "")
+    return audit(db, action, actor=actor, subject=subject, site=site, address=address(), **detail)
 
 
 def load_staff(db: Session, username: str) -> Staff | None:
@@ -74,7 +84,7 @@ def load_staff(db: Session, username: str) -> Staff | None:
     if account is None or account.disabled:
         return None
     scope = tuple(account.scope or ()) if account.role == "pastoral" else None
-    return Staff(account.username, account.display_name, account.role, scope)
+    return Staff(account.username, account.display_name, account.role, scope, account.site or "")
 
 
 def require(permission: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -117,12 +127,13 @@ def check_session() -> Any:
 
 def _fail(db: Session, account: StaffAccount | None, username: str, stage: str) -> None:
     config = state().config
+    site = account.site if account is not None else ""
     if account is not None:
         account.failed_attempts += 1
         if account.failed_attempts >= config.lock_after:
             account.locked_until = utcnow() + config.lock_for
-            record(db, "console.signin.locked", username, attempts=account.failed_attempts)
-    record(db, "console.signin.failed", username, stage=stage)
+            record(db, "console.signin.locked", username, site, attempts=account.failed_attempts)
+    record(db, "console.signin.failed", username, site, stage=stage)
 
 
 def _locked(account: StaffAccount | None, now: datetime) -> bool:
@@ -134,6 +145,29 @@ def _page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
     return render_template(template, notice=notice, **context), status
 
 
+KEY_PROBLEM = (
+    "Your second factor cannot be read on this console: tell the network admin (the console's key "
+    "changed; `netmon staff totp` enrols again)."
+)
+
+
+def _account(db: Session, username: str) -> StaffAccount | None:
+    return db.scalars(select(StaffAccount).where(StaffAccount.username == username)).one_or_none()
+
+
+def _directory_check(username: str, password: str) -> bool | None:
+    """The password checked by a bind to the school's directory; None when it cannot be asked."""
+    directory = state().config.directory
+    if directory is None:
+        verify_password(None, password)  # the cost of a check, as for any refusal
+        return None
+    try:
+        return directory_authenticate(directory, username, password) is not None
+    except DirectoryError as exc:
+        log.warning("console: directory sign-in failed: %s", exc)
+        return None
+
+
 @bp.route("/signin", methods=["GET", "POST"])
 def signin() -> Any:
     if request.method == "GET":
@@ -142,13 +176,23 @@ def signin() -> Any:
         return _page("signin.html", 429, error="Too many attempts from this address: wait a minute.")
     username = normalise_username(request.form.get("username", ""))[:150]
     password = request.form.get("password", "")
-    now = utcnow()
     with Session(state().engine) as db, db.begin():
-        account = db.scalars(select(StaffAccount).where(StaffAccount.username == username)).one_or_none()
-        if _locked(account, now):
+        account = _account(db, username)
+        if _locked(account, utcnow()):
             record(db, "console.signin.refused", username, reason="locked")
             return _page("signin.html", 403, error="This account is locked after failed sign-ins: try later.")
-        ok = verify_password(account.password_hash if account else None, password)
+        directory = account is not None and account.uses_directory
+        local_hash = account.password_hash if account is not None and not directory else None
+    # a directory bind (up to its timeout) runs outside any transaction
+    ok = _directory_check(username, password) if directory else verify_password(local_hash, password)
+    with Session(state().engine) as db, db.begin():
+        account = _account(db, username)
+        if ok is None:
+            record(db, "console.signin.error", username, reason="directory")
+            return _page(
+                "signin.html", 503, username=username,
+                error="The school directory cannot check your password now: try again in a minute.",
+            )  # fmt: skip
         if not ok or account is None or account.disabled:
             _fail(db, account, username, "password")
             return _page("signin.html", 401, error="Wrong user name or password.", username=username)
@@ -164,17 +208,23 @@ def signin() -> Any:
 
 
 def _totp_ok(account: StaffAccount, code: str) -> bool:
-    """A current code (one step of clock drift either way) newer than the last one accepted."""
-    if account.totp_secret is None or not code.isdigit() or len(code) != 6:
+    """A current code (one step of clock drift either way) newer than the last one accepted. A secret
+    stored before sealing is sealed now (when the key can be had)."""
+    if account.totp_secret is None:
         return False
-    totp = pyotp.TOTP(account.totp_secret)
-    now = time.time()
-    for drift in (-1, 0, 1):
-        step = int(now) // totp.interval + drift
-        if step > account.totp_last_step and hmac.compare_digest(totp.generate_otp(step), code):
-            account.totp_last_step = step
-            return True
-    return False
+    stored = account.totp_secret
+    sealed = staff_totp.is_sealed(stored)
+    secret = staff_totp.open_secret(stored, account.username, state().key()) if sealed else stored
+    step = staff_totp.accepted_step(secret, code, account.totp_last_step)
+    if step is None:
+        return False
+    account.totp_last_step = step
+    if not sealed:
+        try:
+            account.totp_secret = staff_totp.seal(secret, account.username, state().key())
+        except ConfigError as exc:  # the key cannot be had: the sign-in goes on, the secret stays plain
+            log.warning("console: TOTP secret of %s left unsealed: %s", account.username, exc)
+    return True
 
 
 @bp.route("/signin/totp", methods=["GET", "POST"])
@@ -190,11 +240,17 @@ def totp() -> Any:
     username = pending["user"]
     code = request.form.get("code", "").strip().replace(" ", "")
     with Session(state().engine) as db, db.begin():
-        account = db.scalars(select(StaffAccount).where(StaffAccount.username == username)).one_or_none()
+        account = _account(db, username)
         if account is None or account.disabled or _locked(account, utcnow()):
             session.clear()
             return redirect(url_for("auth.signin"))
-        if not _totp_ok(account, code):
+        try:
+            ok = _totp_ok(account, code)
+        except (staff_totp.SealError, ConfigError) as exc:
+            log.error("console: %s", exc)
+            record(db, "console.signin.error", username, reason="totp key")
+            return _page("totp.html", 500, error=KEY_PROBLEM)
+        if not ok:
             _fail(db, account, username, "totp")
             return _page("totp.html", 401, error="That code is wrong or already used.")
     return _complete(username)
@@ -209,7 +265,9 @@ def _complete(username: str) -> Any:
         account.failed_attempts = 0
         account.locked_until = None
         account.last_signin_at = utcnow()
-        audit(db, "console.signin", actor=username, subject=username, address=address())
+        audit(
+            db, "console.signin", actor=username, subject=username, site=account.site or "", address=address()
+        )
         staff = load_staff(db, username)
     assert staff is not None
     return redirect(url_for(staff.home))

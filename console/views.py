@@ -1,5 +1,7 @@
 """Incident pages: the triage queue, one incident (why it fired, the inert capture, the review and its
-history), review changes and CSV export of a view. Every view, change and export is audited."""
+history), review changes and CSV export of a view. Every view, change and export is audited (at the
+incident's site, so that site's auditor reads it). A member of staff with a site sees only that site's
+incidents: in lists by the filter, for one incident by :func:`_incident` (403)."""
 
 from __future__ import annotations
 
@@ -54,6 +56,7 @@ def view_filter() -> tuple[queries.QueueFilter, dict[str, str]]:
         until=_date(args["until"], end=True),
         assignee=args["assignee"] or None,
         scope=g.staff.scope,
+        site=g.staff.site or None,
     )
     args["status"] = status
     return f, {k: v for k, v in args.items() if v}
@@ -85,7 +88,9 @@ def _incident(db: Session, uid: str) -> Incident:
     incident = queries.incident_by_uid(db, uid[:32])
     if incident is None:
         abort(404)
-    if not queries.in_scope(g.staff.scope, incident.year_group, incident.groups):
+    if not queries.in_scope(g.staff.scope, incident.year_group, incident.groups) or not queries.in_site(
+        g.staff.site, incident.site
+    ):
         with Session(state().engine) as audit_db, audit_db.begin():  # kept although this request fails
             record(audit_db, "console.incident.refused", incident.uid, path=request.path)
         abort(403)
@@ -136,7 +141,8 @@ def _assignees(db: Session, incident: Incident) -> list[str]:
     return sorted(
         a.username
         for a in accounts
-        if a.role != "pastoral" or queries.in_scope(a.scope or (), incident.year_group, incident.groups)
+        if (a.role != "pastoral" or queries.in_scope(a.scope or (), incident.year_group, incident.groups))
+        and queries.in_site(a.site, incident.site)
     )
 
 
@@ -146,11 +152,12 @@ def incident(uid: str) -> Any:
     with Session(state().engine) as db, db.begin():
         found = _incident(db, uid)
         review = queries.review_state(db, found.id)
-        timeline = queries.pupil_timeline(db, found) if g.staff.can("content") else ()
+        site = g.staff.site or None
+        timeline = queries.pupil_timeline(db, found, site=site) if g.staff.can("content") else ()
         timeline = tuple(r for r in timeline if queries.in_scope(g.staff.scope, r.year_group, r.groups))
-        flags = queries.pupil_flags(db, found) if g.staff.can("content") else ()
+        flags = queries.pupil_flags(db, found, site=site) if g.staff.can("content") else ()
         assignees = _assignees(db, found)
-        record(db, "console.incident.view", found.uid)
+        record(db, "console.incident.view", found.uid, found.site)
         image = found.source == "image" or bool((found.evidence or {}).get("sha256"))
         return render_template(
             "incident.html", i=found, review=review, reasons=reasons(found.explanation), timeline=timeline,
@@ -165,7 +172,7 @@ def incident(uid: str) -> Any:
 def capture(uid: str) -> Response:
     with Session(state().engine) as db, db.begin():
         found = _incident(db, uid)
-        record(db, "console.capture.view", found.uid)
+        record(db, "console.capture.view", found.uid, found.site)
         document = inert_document(found.snapshot, found.snapshot_type, found.capture_text)
     response = Response(document, mimetype="text/html")
     response.headers["Content-Security-Policy"] = CAPTURE_CSP
@@ -193,7 +200,8 @@ def review(uid: str) -> Any:
         except ReviewError as exc:  # raised before anything is written
             return redirect(url_for("console.incident", uid=found.uid, error=str(exc)) + "#review")
         if entry is not None:
-            record(db, "console.incident.change", found.uid, changes=entry.changes, note=bool(entry.note))
+            record(db, "console.incident.change", found.uid, found.site, changes=entry.changes,
+                   note=bool(entry.note))  # fmt: skip
             _to_record_system(db, found, entry)
         uid = found.uid
     return redirect(url_for("console.incident", uid=uid) + "#review")
@@ -216,7 +224,7 @@ def acknowledge(uid: str) -> Any:
         if queries.review_state(db, found.id).status == NEW:
             change = ReviewChange(status=IN_REVIEW, note="acknowledged")
             entry = change_review(db, found, g.staff.username, change)
-        record(db, "console.incident.acknowledge", found.uid, changed=entry is not None)
+        record(db, "console.incident.acknowledge", found.uid, found.site, changed=entry is not None)
         if entry is not None:
             _to_record_system(db, found, entry)
         uid = found.uid

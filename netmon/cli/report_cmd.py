@@ -1,4 +1,8 @@
-"""``netmon report --period daily|weekly|monthly [--db URL] [--send] [-o FILE]``."""
+"""``netmon report --period daily|weekly|monthly [--site S] [--weeks N] [--db URL] [--send] [-o FILE]``.
+
+The text it prints ends with the console dashboard's figures (``netmon.incidents.dashboard``: incidents
+per week by category and by year group, open versus closed, time to first review), the same numbers
+the dashboard page shows for the same store and site."""
 
 from __future__ import annotations
 
@@ -24,6 +28,18 @@ from netmon.errors import NetmonError
 )
 @click.option("--db", "db_url", default=None, help="Database URL (default: SQLite in ./var).")
 @click.option("--until", default=None, help="End of the period, ISO date/time (default: now).")
+@click.option(
+    "--site",
+    default=None,
+    help="One school of a trust sharing the store (its NETMON_SITE); default: every site (the trust).",
+)
+@click.option(
+    "--weeks",
+    type=click.IntRange(1, 52),
+    default=8,
+    show_default=True,
+    help="Weeks of the dashboard figures printed after the report (as the console's dashboard shows).",
+)
 @click.option(
     "--send", is_flag=True, help="E-mail the report (HTML with CSV attachment) to the report recipients."
 )
@@ -54,6 +70,8 @@ def report(
     period: str,
     db_url: str | None,
     until: str | None,
+    site: str | None,
+    weeks: int,
     send: bool,
     recipients: tuple[str, ...],
     policy_dir: Path | None,
@@ -63,12 +81,15 @@ def report(
     """Safeguarding report: counts by severity and category, top pupils and phrases, high-risk pupils,
     new vs repeat pupils and the trend against the previous period.
 
-    Prints the text summary; -o writes the HTML; --send e-mails it (SMTP from NETMON_SMTP_*).
+    Prints the text summary, then the console dashboard's figures (per week by category and year
+    group, open versus closed, time to first review); -o writes the HTML; --send e-mails it (SMTP from
+    NETMON_SMTP_*). --site reports one school of a trust.
     """
     from sqlalchemy.orm import Session
 
     from netmon.alerts.mail import LONDON, SmtpSettings
     from netmon.config.policy import load_policy
+    from netmon.incidents import dashboard
     from netmon.incidents.reports import build_report, render_html, render_text, send_report, to_csv
     from netmon.store.db import open_store
     from netmon.store.incidents import audit
@@ -95,6 +116,7 @@ def report(
             until=end,
             tz=policy.timezone if policy else LONDON,
             watch_list=watch.users if watch is not None else frozenset(),
+            site=site or None,
         )
         if output is not None:
             html = render_html(result)
@@ -105,7 +127,10 @@ def report(
         if csv_path is not None:
             csv_path.write_text(to_csv(result), encoding="utf-8-sig")
         if output is None or str(output) != "-":
+            with Session(engine) as session:
+                figures = dashboard.figures(session, None, weeks, now=end, site=site or None)
             click.echo(render_text(result))
+            click.echo(dashboard.render_text(figures))
         if send:
             to = list(recipients) or list(policy.report_to if policy else ())
             if not to:

@@ -1,8 +1,11 @@
-"""``netmon staff add|list|disable|enable|unlock|totp|password``: staff accounts of the console.
+"""``netmon staff add|list|disable|enable|unlock|totp|password|seal|key``: staff accounts of the console.
 
-Passwords are argon2 hashes (never stored or shown in clear). Roles that see captured content (dsl,
-deputy_dsl, pastoral) always get a TOTP second factor; enrolment prints the ``otpauth://`` URI to scan
-into an authenticator app. Every change is written to the audit trail.
+Passwords are argon2 hashes (never stored or shown in clear), or, for an account added with ``--auth
+directory``, checked by a bind to the school's directory (no local password). Roles that see captured
+content (dsl, deputy_dsl, pastoral) always get a TOTP second factor; enrolment prints the ``otpauth://``
+URI to scan into an authenticator app, and the secret is stored sealed (``netmon.identity.totp``: the key
+is NETMON_CONSOLE_KEY or the state directory's console.key, never the database). ``--site`` limits an
+account to one school of a trust. Every change is written to the audit trail.
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ from sqlalchemy.orm import Session
 
 from netmon.config.paths import default_db_url
 from netmon.errors import NetmonError
-from netmon.store.console import CONTENT_ROLES, ROLES, StaffAccount
+from netmon.store.console import CONTENT_ROLES, DIRECTORY_PASSWORD, ROLES, StaffAccount
 
 MIN_PASSWORD = 12
-ISSUER = "netmon console"
+AUTH_KINDS = ("local", "directory")
 DB_OPTION = click.option("--db", "db_url", default=None, help="Database URL (default: SQLite in ./var).")
 
 
@@ -54,16 +57,31 @@ def _scope(values: tuple[str, ...]) -> list[str]:
     return sorted({part.strip() for value in values for part in value.split(",") if part.strip()})
 
 
-def _enrol(account: StaffAccount) -> str:
-    import pyotp
+def _key() -> bytes:
+    from netmon.identity.totp import load_key
 
-    account.totp_secret = pyotp.random_base32()
+    try:
+        return load_key()
+    except NetmonError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _enrol(account: StaffAccount, key: bytes) -> str:
+    """A new TOTP secret for ``account``, stored sealed; returns the otpauth:// URI (shown once)."""
+    from netmon.identity import totp
+
+    secret = totp.new_secret()
+    account.totp_secret = totp.seal(secret, account.username, key)
     account.totp_last_step = 0
-    return pyotp.TOTP(account.totp_secret).provisioning_uri(name=account.username, issuer_name=ISSUER)
+    return totp.provisioning_uri(secret, account.username)
 
 
 def _change(
-    db_url: str | None, username: str, action: str, apply: Callable[[StaffAccount], object]
+    db_url: str | None,
+    username: str,
+    action: str,
+    apply: Callable[[StaffAccount], object],
+    **detail: object,
 ) -> object:
     """Load USER, apply a change, audit it; ClickException when there is no such account."""
     from netmon.identity.users import normalise_username
@@ -79,7 +97,9 @@ def _change(
                 raise click.ClickException(f"no staff account {name!r} (see `netmon staff list`)")
             result = apply(account)
             account.updated_at = utcnow()
-            audit(session, action, actor=_who(), subject=name, address="cli")
+            audit(
+                session, action, actor=_who(), subject=name, site=account.site or "", address="cli", **detail
+            )
     finally:
         engine.dispose()
     return result
@@ -99,6 +119,19 @@ def staff() -> None:
     help="Year groups or groups a pastoral lead sees (repeat, or separate with commas), e.g. Y9,10B.",
 )
 @click.option("--name", "display_name", default="", help="Display name.")
+@click.option(
+    "--auth",
+    type=click.Choice(AUTH_KINDS),
+    default="local",
+    show_default=True,
+    help="local: a password kept here (argon2); directory: the school directory checks the password "
+    "(an LDAP bind; `netmon console --ldap-url`), no local password. TOTP applies to both.",
+)
+@click.option(
+    "--site",
+    default="",
+    help="The school of the trust this account sees (its NETMON_SITE); empty: every site (the trust).",
+)
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 @click.option("--no-totp", is_flag=True, help="No second factor (network_admin and auditor only).")
 @DB_OPTION
@@ -107,6 +140,8 @@ def add(
     role: str,
     scope: tuple[str, ...],
     display_name: str,
+    auth: str,
+    site: str,
     password_stdin: bool,
     no_totp: bool,
     db_url: str | None,
@@ -129,7 +164,13 @@ def add(
         raise click.BadParameter(
             f"the {role} role sees captured content and needs TOTP", param_hint="--no-totp"
         )
-    password = _password(password_stdin)
+    site = site.strip()
+    if len(site) > 100:
+        raise click.BadParameter("at most 100 characters", param_hint="--site")
+    if auth == "directory" and password_stdin:
+        raise click.BadParameter("a directory account has no local password", param_hint="--password-stdin")
+    password_hash = DIRECTORY_PASSWORD if auth == "directory" else hash_password(_password(password_stdin))
+    key = None if no_totp else _key()
     engine = _engine(db_url)
     try:
         with Session(engine) as session, session.begin():
@@ -140,20 +181,22 @@ def add(
                 display_name=display_name,
                 role=role,
                 scope=areas,
-                password_hash=hash_password(password),
+                site=site,
+                password_hash=password_hash,
                 totp_last_step=0,
                 disabled=False,
                 failed_attempts=0,
             )
-            uri = None if no_totp else _enrol(account)
+            uri = None if key is None else _enrol(account, key)
             session.add(account)
             audit(
                 session, "staff.add", actor=_who(), subject=name, address="cli", role=role, scope=areas,
-                totp=uri is not None,
+                totp=uri is not None, auth=auth, site=site,
             )  # fmt: skip
     finally:
         engine.dispose()
-    click.echo(f"added {name} ({role}{': ' + ', '.join(areas) if areas else ''})")
+    where = f", site {site}" if site else ""
+    click.echo(f"added {name} ({role}{': ' + ', '.join(areas) if areas else ''}{where}; {auth} password)")
     if uri:
         click.echo("Scan this into an authenticator app (it is shown once):")
         click.echo(uri)
@@ -169,13 +212,18 @@ def list_(db_url: str | None) -> None:
             rows = list(session.scalars(select(StaffAccount).order_by(StaffAccount.username)))
     finally:
         engine.dispose()
-    click.echo(f"{'USERNAME':20} {'ROLE':14} {'TOTP':5} {'STATE':9} {'LAST SIGN-IN':17} SCOPE")
+    from netmon.identity.totp import is_sealed
+
+    click.echo(
+        f"{'USERNAME':20} {'ROLE':14} {'AUTH':9} {'TOTP':6} {'STATE':9} {'LAST SIGN-IN':17} {'SITE':12} SCOPE"
+    )
     for a in rows:
         state = "disabled" if a.disabled else ("locked" if a.locked_until else "active")
         last = a.last_signin_at.strftime("%Y-%m-%d %H:%M") if a.last_signin_at else "-"
+        totp = ("yes" if is_sealed(a.totp_secret) else "plain") if a.totp_secret else "no"
         click.echo(
-            f"{a.username:20} {a.role:14} {'yes' if a.totp_secret else 'no':5} {state:9} {last:17} "
-            f"{', '.join(a.scope or []) or '-'}"
+            f"{a.username:20} {a.role:14} {'directory' if a.uses_directory else 'local':9} {totp:6} "
+            f"{state:9} {last:17} {a.site or '(trust)':12} {', '.join(a.scope or []) or '-'}"
         )
 
 
@@ -216,7 +264,8 @@ def unlock(username: str, db_url: str | None) -> None:
 @DB_OPTION
 def totp(username: str, db_url: str | None) -> None:
     """Enrol a new TOTP secret (a lost phone); prints the new otpauth:// URI."""
-    uri = _change(db_url, username, "staff.totp", _enrol)
+    key = _key()
+    uri = _change(db_url, username, "staff.totp", lambda a: _enrol(a, key))
     click.echo(str(uri))
 
 
@@ -225,9 +274,60 @@ def totp(username: str, db_url: str | None) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 @DB_OPTION
 def password(username: str, password_stdin: bool, db_url: str | None) -> None:
-    """Set a new password."""
+    """Set a new local password (a directory account becomes a local one)."""
     from netmon.identity.users import hash_password
 
     new_hash = hash_password(_password(password_stdin))
-    _change(db_url, username, "staff.password", lambda a: setattr(a, "password_hash", new_hash))
-    click.echo(f"password set for {username}")
+    _change(db_url, username, "staff.password", lambda a: setattr(a, "password_hash", new_hash), auth="local")
+    click.echo(f"password set for {username} (local password)")
+
+
+@staff.command("directory")
+@click.argument("username")
+@DB_OPTION
+def directory(username: str, db_url: str | None) -> None:
+    """Let the school directory check USER's password from now on (its local password is removed)."""
+    _change(
+        db_url, username, "staff.password", lambda a: setattr(a, "password_hash", DIRECTORY_PASSWORD),
+        auth="directory",
+    )  # fmt: skip
+    click.echo(f"{username} signs in with the school directory's password")
+
+
+@staff.command("seal")
+@DB_OPTION
+def seal(db_url: str | None) -> None:
+    """Seal every TOTP secret still stored plain (from before sealing) with the console key."""
+    from netmon.identity import totp
+    from netmon.store.incidents import audit
+
+    key = _key()
+    engine = _engine(db_url)
+    try:
+        with Session(engine) as session, session.begin():
+            plain = [
+                a for a in session.scalars(select(StaffAccount).where(StaffAccount.totp_secret.is_not(None)))
+                if not totp.is_sealed(a.totp_secret)
+            ]  # fmt: skip
+            for account in plain:
+                assert account.totp_secret is not None
+                account.totp_secret = totp.seal(account.totp_secret, account.username, key)
+                audit(
+                    session, "staff.totp.seal", actor=_who(), subject=account.username,
+                    site=account.site or "", address="cli",
+                )  # fmt: skip
+    except NetmonError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        engine.dispose()
+    click.echo(f"sealed {len(plain)} TOTP secret{'s' if len(plain) != 1 else ''}")
+
+
+@staff.command("key")
+def key() -> None:
+    """Print a new random console key for NETMON_CONSOLE_KEY (for the environment file; keep it secret).
+
+    Secrets sealed with the old key then need `netmon staff totp` again."""
+    from netmon.identity.totp import new_key_text
+
+    click.echo(new_key_text())

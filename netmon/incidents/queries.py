@@ -4,7 +4,8 @@ a pupil's timeline and filtered export rows. The one place these queries live (t
 The queue is ordered most severe, newest first, and paged by keyset (``Cursor``: severity, time, id of
 the last row shown), so page 2,000 costs what page 1 costs; migration 0013 adds the indexes it walks.
 A pastoral lead's ``scope`` (year groups or groups) is applied in SQL for lists and by :func:`in_scope`
-for single incidents: both name the same rule.
+for single incidents: both name the same rule. So is a member of staff's ``site`` (a school of a trust
+sharing one store; None or "" is the whole trust): ``Incident.site`` in SQL, :func:`in_site` for one.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class QueueFilter:
     until: datetime | None = None  # first seen, exclusive
     assignee: str | None = None
     scope: tuple[str, ...] | None = None
+    site: str | None = None  # None or "": every site of the trust
 
     def describe(self) -> dict[str, Any]:
         """The filters as plain data for the audit trail."""
@@ -93,6 +95,7 @@ class QueueRow:
     status: str
     outcome: str | None
     assignee: str | None
+    site: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,11 @@ def in_scope(scope: Sequence[str] | None, year_group: str | None, groups: Sequen
         return True
     wanted = set(scope)
     return (year_group is not None and year_group in wanted) or bool(wanted & set(groups or ()))
+
+
+def in_site(site: str | None, incident_site: str | None) -> bool:
+    """True when an incident recorded at ``incident_site`` is visible to staff of ``site`` ("": all)."""
+    return not site or (incident_site or "") == site
 
 
 def _like_escape(text: str) -> str:
@@ -152,6 +160,8 @@ def _incident_conditions(f: QueueFilter) -> list[ColumnElement[bool]]:
         where.append(Incident.time < f.until)
     if f.scope is not None:
         where.append(_scope_clause(f.scope))
+    if f.site:
+        where.append(Incident.site == f.site)
     return where
 
 
@@ -187,6 +197,7 @@ def _queue_select(f: QueueFilter) -> Select[Any]:
             Incident.year_group,
             Incident.groups,
             Incident.count,
+            Incident.site,
             IncidentReview.status,
             IncidentReview.outcome,
             IncidentReview.assignee,
@@ -202,7 +213,7 @@ def _row(r: Any) -> QueueRow:
         id=r.id, uid=r.uid, time=r.time, severity=r.severity, category=r.category, phrase=r.phrase,
         source=r.source, host=r.host, user=r.user, client_ip=r.client_ip, year_group=r.year_group,
         groups=tuple(r.groups or ()), count=r.count, status=r.status or NEW, outcome=r.outcome,
-        assignee=r.assignee,
+        assignee=r.assignee, site=r.site or "",
     )  # fmt: skip
 
 
@@ -216,7 +227,7 @@ def queue(session: Session, f: QueueFilter, after: Cursor | None = None, limit: 
         )
     stmt = stmt.order_by(Incident.severity.desc(), Incident.time.desc(), Incident.id.desc()).limit(limit + 1)
     rows = [_row(r) for r in session.execute(stmt)]
-    rows = [r for r in rows if in_scope(f.scope, r.year_group, r.groups)]  # the SQL scope, checked again
+    rows = [r for r in rows if in_scope(f.scope, r.year_group, r.groups) and in_site(f.site, r.site)]
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if more and rows else None
@@ -259,11 +270,14 @@ def review_state(session: Session, incident_id: int) -> ReviewState:
     return ReviewState(review.status, review.outcome, review.assignee, review.first_reviewed_at, history)
 
 
-def pupil_timeline(session: Session, incident: Incident, limit: int = 20) -> tuple[QueueRow, ...]:
-    """The same pupil's other incidents, newest first (empty when the pupil is unknown)."""
+def pupil_timeline(
+    session: Session, incident: Incident, limit: int = 20, site: str | None = None
+) -> tuple[QueueRow, ...]:
+    """The same pupil's other incidents (at ``site`` only, when given), newest first (empty when the
+    pupil is unknown)."""
     if not incident.user:
         return ()
-    stmt = _queue_select(QueueFilter(pupil=incident.user)).where(Incident.id != incident.id)
+    stmt = _queue_select(QueueFilter(pupil=incident.user, site=site)).where(Incident.id != incident.id)
     stmt = stmt.order_by(Incident.time.desc(), Incident.id.desc()).limit(limit)
     return tuple(_row(r) for r in session.execute(stmt))
 
@@ -280,7 +294,7 @@ def export_records(session: Session, f: QueueFilter, batch: int = 500) -> Iterat
         .execution_options(yield_per=batch)
     )
     for incident, review in session.execute(stmt):
-        if not in_scope(f.scope, incident.year_group, incident.groups):
+        if not in_scope(f.scope, incident.year_group, incident.groups) or not in_site(f.site, incident.site):
             continue
         row = record(incident)
         row["status"] = review.status if review else NEW
@@ -332,15 +346,19 @@ REPEAT_WINDOW = timedelta(days=7)
 RISING_WINDOW = timedelta(days=30)
 
 
-def pupil_flags(session: Session, incident: Incident) -> tuple[Flag, ...]:
+def pupil_flags(session: Session, incident: Incident, site: str | None = None) -> tuple[Flag, ...]:
     """Repetition (the pupil's 3rd or later incident of this category within 7 days, up to this one) and
-    escalation (severity rising over the pupil's last three incidents within 30 days, ending at this one)."""
+    escalation (severity rising over the pupil's last three incidents within 30 days, ending at this one);
+    counting the incidents of ``site`` only, when given."""
     if not incident.user:
         return ()
     since = incident.time - max(REPEAT_WINDOW, RISING_WINDOW)
+    where = [Incident.user == incident.user, Incident.time >= since, Incident.time <= incident.time]
+    if site:
+        where.append(Incident.site == site)
     found = session.execute(
         select(Incident.id, Incident.time, Incident.category, Incident.severity)
-        .where(Incident.user == incident.user, Incident.time >= since, Incident.time <= incident.time)
+        .where(*where)
         .order_by(Incident.time, Incident.id)
         .limit(500)
     ).all()

@@ -3,7 +3,9 @@ CSV, and delivery by e-mail.
 
 The period ends at ``until`` (default: now) and lasts one day, seven days or thirty days; the previous
 period of the same length gives the trend. Incidents are counted as rows (a page seen again within the
-de-duplication window is one incident).
+de-duplication window is one incident). ``site`` limits a report to one school of a trust sharing the
+store (None: every site). The dashboard's figures (per week, open versus closed, time to first review)
+are ``netmon.incidents.dashboard``, which ``netmon report`` prints after these.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class Report:
     alerts_sent: int = 0
     alerts_pending: int = 0
     tz: ZoneInfo = LONDON
+    site: str = ""  # "": every site
 
     @property
     def trend(self) -> str:
@@ -74,9 +77,10 @@ class Report:
     @property
     def title(self) -> str:
         fmt = "%d %b %Y %H:%M"
+        where = f" for site {self.site}" if self.site else ""
         return (
-            f"netmon {self.period} safeguarding report, {self.start.astimezone(self.tz).strftime(fmt)} to "
-            f"{self.end.astimezone(self.tz).strftime(fmt)}"
+            f"netmon {self.period} safeguarding report{where}, {self.start.astimezone(self.tz).strftime(fmt)}"
+            f" to {self.end.astimezone(self.tz).strftime(fmt)}"
         )
 
 
@@ -109,11 +113,12 @@ def build_report(
     until: datetime | None = None,
     tz: ZoneInfo = LONDON,
     watch_list: frozenset[str] = frozenset(),
+    site: str | None = None,
 ) -> Report:
     """Compute the figures for ``period`` (daily, weekly, monthly) ending at ``until`` (default now).
 
     ``watch_list``: users the school already treats as high-risk (the policy's ``high-risk`` group); any
-    incident of theirs puts them in the high-risk table.
+    incident of theirs puts them in the high-risk table. ``site``: one school's incidents and alerts only.
     """
     if period not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)} (got {period!r})")
@@ -128,19 +133,20 @@ def build_report(
         Incident.severity,
         Incident.phrase,
     )
+    at_site = [Incident.site == site] if site else []
+    alert_site = [Alert.site == site] if site else []
     with Session(engine) as session:
         rows = session.execute(
-            select(*columns).where(Incident.time >= previous_start, Incident.time < end)
+            select(*columns).where(Incident.time >= previous_start, Incident.time < end, *at_site)
         ).all()
         current = [r for r in rows if r.time >= start]
         previous = [r for r in rows if r.time < start]
         pupils = {(r.user, r.client_ip if not r.user else "") for r in current}
-        seen_before = _seen_before(session, pupils, start)
-        alerts_sent = (
-            session.scalar(select(func.count(Alert.id)).where(Alert.sent_at >= start, Alert.sent_at < end))
-            or 0
-        )
-        alerts_pending = session.scalar(select(func.count(Alert.id)).where(Alert.state == "pending")) or 0
+        seen_before = _seen_before(session, pupils, start, site)
+        sent = select(func.count(Alert.id)).where(Alert.sent_at >= start, Alert.sent_at < end, *alert_site)
+        alerts_sent = session.scalar(sent) or 0
+        pending = select(func.count(Alert.id)).where(Alert.state == "pending", *alert_site)
+        alerts_pending = session.scalar(pending) or 0
     sev_now = Counter(r.severity for r in current)
     sev_before = Counter(r.severity for r in previous)
     cat_now = Counter(r.category for r in current)
@@ -219,18 +225,20 @@ def build_report(
         alerts_sent=alerts_sent,
         alerts_pending=alerts_pending,
         tz=tz,
+        site=site or "",
     )
 
 
 def _seen_before(
-    session: Session, pupils: set[tuple[str | None, str]], start: datetime
+    session: Session, pupils: set[tuple[str | None, str]], start: datetime, site: str | None = None
 ) -> set[tuple[str | None, str]]:
     users = sorted(u for u, _ in pupils if u)
     ips = sorted(ip for u, ip in pupils if not u)
     seen: set[tuple[str | None, str]] = set()
+    at_site = [Incident.site == site] if site else []
     for chunk in _chunks(users, 500):
         for (user,) in session.execute(
-            select(Incident.user).where(Incident.user.in_(chunk), Incident.time < start).distinct()
+            select(Incident.user).where(Incident.user.in_(chunk), Incident.time < start, *at_site).distinct()
         ):
             seen.add((user, ""))
     for chunk in _chunks(ips, 500):
@@ -238,6 +246,7 @@ def _seen_before(
             Incident.client_ip.in_(chunk),
             Incident.time < start,
             or_(Incident.user.is_(None), Incident.user == ""),
+            *at_site,
         )
         for (ip,) in session.execute(query.distinct()):
             seen.add((None, ip))

@@ -22,6 +22,9 @@ from netmon.store.incidents import Incident
 ROLES = ("dsl", "deputy_dsl", "pastoral", "network_admin", "auditor")
 #: Roles that see what pupils sent or saw: they must sign in with a TOTP second factor.
 CONTENT_ROLES = ("dsl", "deputy_dsl", "pastoral")
+#: ``password_hash`` of an account whose password the school directory checks (an LDAP bind): not an
+#: argon2 hash, so no local password ever matches it.
+DIRECTORY_PASSWORD = "!directory"  # noqa: S105 - a marker, not a password
 
 NEW, IN_REVIEW, CLOSED = "new", "in_review", "closed"
 STATUSES = (NEW, IN_REVIEW, CLOSED)
@@ -49,8 +52,9 @@ class StaffAccount(Base):
     role: Mapped[str] = mapped_column(String(20))
     scope: Mapped[list[str]] = mapped_column(JSON, default=list)  # year groups or groups (pastoral)
     site: Mapped[str] = mapped_column(String(100), default="", server_default="")  # "": the whole trust
-    password_hash: Mapped[str] = mapped_column(String(255))  # argon2
-    totp_secret: Mapped[str | None] = mapped_column(String(64))  # base32; None: not enrolled
+    password_hash: Mapped[str] = mapped_column(String(255))  # argon2, or DIRECTORY_PASSWORD
+    # sealed (netmon.identity.totp: "t1:..."), or plain base32 from before sealing; None: not enrolled
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
     totp_last_step: Mapped[int] = mapped_column(Integer, default=0)  # a code is accepted once
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -58,6 +62,10 @@ class StaffAccount(Base):
     last_signin_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def uses_directory(self) -> bool:
+        return self.password_hash == DIRECTORY_PASSWORD
 
 
 class IncidentReview(Base):
