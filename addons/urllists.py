@@ -33,6 +33,7 @@ from netmon_proxy.context import (
 from netmon_proxy.settings import SharedPolicy
 
 from netmon.config import paths
+from netmon.config.overlay import SITES_DIR
 from netmon.config.place import Circumstances, Membership
 from netmon.config.school import SchoolHours
 from netmon.config.watch import FileWatcher, stamps
@@ -50,7 +51,14 @@ log = logging.getLogger(__name__)
 #: hours")
 LIFTED_KEY = "netmon.block_lifted"
 
-_LIST_OPTIONS = {"netmon_filtering", "netmon_hash_lists", "netmon_url_lists", "netmon_ut1", "netmon_policy"}
+_LIST_OPTIONS = {
+    "netmon_filtering",
+    "netmon_hash_lists",
+    "netmon_url_lists",
+    "netmon_ut1",
+    "netmon_policy",
+    "netmon_site",
+}
 
 
 def entry_hit(entry: UrlEntry, matched: str = "") -> Hit:
@@ -135,9 +143,13 @@ class FilterLists:
         # a policy directory without its own filtering.yaml gets netmon's default (monitor only)
         return school if school.is_file() else paths.DEFAULT_POLICY_DIR / FILE_NAME
 
+    def site(self) -> str:
+        """This gateway's site (``netmon_site``): its overlay ``sites/<site>/filtering.yaml`` applies."""
+        return str(getattr(ctx.options, "netmon_site", "") or "")
+
     def _build(self) -> Lists:
         opts = ctx.options
-        policy = load_filtering(self.policy_file())
+        policy = load_filtering(self.policy_file(), self.site())
         ut1 = opts.netmon_ut1
         if not ut1 and policy.ut1 == "auto":
             ut1 = str(self._ut1_auto()) if self._ut1_auto().is_file() else "off"
@@ -154,7 +166,10 @@ class FilterLists:
         lists = self.lists
         if lists is None:
             return ()
-        files = [str(self.policy_file()), *lists.sources]
+        policy_file = self.policy_file()
+        files = [str(policy_file), *lists.sources]
+        if self.site():  # the site's overlay: its appearance, edit or removal is a change
+            files.append(str(policy_file.parent / SITES_DIR / self.site() / policy_file.name))
         if lists.policy.ut1 == "auto" and not ctx.options.netmon_ut1:
             files.append(str(self._ut1_auto()))  # an import while running is picked up
         return stamps(files)

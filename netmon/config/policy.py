@@ -8,6 +8,10 @@ Two files in the policy directory (``policy/`` by default):
 - ``alerts.yaml``: named ``recipients`` lists, ``digest`` times, ``reports`` recipients and alert ``rules``.
   Schema: :mod:`netmon.config.alert_rules`.
 
+For a trust of schools the directory is the trust-wide policy and ``sites/<site>/`` (the site is
+``NETMON_SITE``) holds this site's overlay, merged over it file by file (:mod:`netmon.config.overlay`):
+an error names the file that gave the value.
+
 :func:`load_policy` validates both and raises :class:`~netmon.errors.ConfigError` located by file and key
 (``policy/school.yaml: groups.year7.min_severity: must be 1-5 (got 7)``). :class:`PolicySource` holds the
 one current snapshot of a process and reloads it (netmon's one file watcher) when a file changes, keeping
@@ -35,6 +39,7 @@ from netmon.config.checks import (
     severity,
     string_list,
 )
+from netmon.config.overlay import Merged, check_site, read_merged
 from netmon.config.paths import DEFAULT_LIBRARY_DIR
 from netmon.config.school import (
     DAYS,
@@ -98,6 +103,8 @@ class Policy:
     digest_times: tuple[time, ...]
     report_to: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    site: str = ""  # the site whose overlay (sites/<site>/) was merged over the directory, if any
+    files: tuple[str, ...] = ()  # every file read, trust-wide first
 
     def groups_for(
         self, user: str | None, role: str | None, year_group: str | None, groups: Iterable[str] = ()
@@ -127,26 +134,33 @@ class Policy:
 
 
 def check_policy(
-    directory: str | Path, env: Mapping[str, str] | None = None, library_dir: Path = DEFAULT_LIBRARY_DIR
+    directory: str | Path,
+    env: Mapping[str, str] | None = None,
+    library_dir: Path = DEFAULT_LIBRARY_DIR,
+    site: str | None = None,
 ) -> tuple[Policy | None, Problems]:
-    """Validate a policy directory; return the snapshot (None when there are errors) and every problem."""
+    """Validate a policy directory, with the overlay of ``site`` (default: ``NETMON_SITE`` of ``env``)
+    merged over it; return the snapshot (None when there are errors) and every problem."""
     root = Path(directory)
     problems = Problems()
     env = os.environ if env is None else env
+    site = env.get("NETMON_SITE", "") if site is None else site
     categories = known_categories(library_dir)
-    school = read_yaml(root / SCHOOL_FILE, problems)
-    alerts = read_yaml(root / ALERTS_FILE, problems)
+    check_site(root, site, problems)
+    school = read_merged(root, SCHOOL_FILE, site, problems)
+    alerts = read_merged(root, ALERTS_FILE, site, problems)
     if school is None or alerts is None:
         return None, problems
-    tz, hours, default, groups = parse_school(school, root / SCHOOL_FILE, problems, categories)
+    tz, hours, default, groups = parse_school(school.data, root / SCHOOL_FILE, problems, categories)
     parsed = parse_alerts(
-        alerts,
+        alerts.data,
         display_path(root / ALERTS_FILE),
         problems,
         env=env,
         groups=frozenset(groups),
         categories=categories,
     )
+    _relocate(problems, (school, alerts))
     if problems.errors:
         return None, problems
     policy = Policy(
@@ -160,8 +174,17 @@ def check_policy(
         digest_times=parsed.digest_times,
         report_to=parsed.report_to,
         warnings=tuple(problems.warnings),
+        site=site if len(school.files) + len(alerts.files) > 2 else "",
+        files=(*school.files, *alerts.files),
     )
     return policy, problems
+
+
+def _relocate(problems: Problems, merged: Iterable[Merged]) -> None:
+    """Errors and warnings named after the file that gave the value (a site's overlay or the trust's)."""
+    for m in merged:
+        problems.errors = [m.relocate(e) for e in problems.errors]
+        problems.warnings = [m.relocate_text(w) for w in problems.warnings]
 
 
 def load_policy(

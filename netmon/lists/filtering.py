@@ -21,11 +21,13 @@ Safe search lives in :mod:`netmon.lists.safesearch`, the block page in :mod:`net
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from netmon.config.overlay import merged_file
 from netmon.config.place import (
     ALL,
     MONITOR_ONLY,
@@ -34,7 +36,6 @@ from netmon.config.place import (
     apply_overrides,
     circumstances_of,
 )
-from netmon.config.yamlfile import load_yaml
 from netmon.errors import ConfigError
 from netmon.lists.hashindex import DEFAULT_THRESHOLD, HashIndex
 from netmon.lists.hashlists import load_hash_columns
@@ -105,6 +106,7 @@ class FilterPolicy:
     hash_threshold: int = DEFAULT_THRESHOLD
     review: str = DEFAULT_REVIEW
     warnings: tuple[str, ...] = ()  # located, for `netmon policy check`
+    files: tuple[str, ...] = ()  # with a site's overlay: the trust-wide file, then the overlay
     _allow_index: UrlIndex = field(default_factory=lambda: UrlIndex(()))
 
     def names_for(self, user: Mapping[str, Any] | None, extra: Iterable[str] = ()) -> frozenset[str]:
@@ -305,10 +307,23 @@ def _place_warnings(path: str, groups: Mapping[str, GroupFilter]) -> tuple[str, 
 _OFF = Circumstances(off_site=True)
 
 
-def load_filtering(path: Path | str) -> FilterPolicy:
-    """Read and validate ``filtering.yaml`` (a missing file is an error: pass the default policy's)."""
+def load_filtering(path: Path | str, site: str | None = None) -> FilterPolicy:
+    """Read and validate ``filtering.yaml`` (a missing file is an error: pass the default policy's), with
+    ``sites/<site>/filtering.yaml`` beside it merged over it (``site``: default ``NETMON_SITE``); an error
+    names the file that gave the value."""
     p = Path(path)
-    return parse_filtering(load_yaml(p, missing="copy policy/filtering.yaml from netmon"), str(p), p.parent)
+    site = os.environ.get("NETMON_SITE", "") if site is None else site
+    merged = merged_file(p, site, missing="copy policy/filtering.yaml from netmon")
+    overlaid = len(merged.files) > 1
+    try:
+        policy = parse_filtering(merged.data, merged.files[0] if overlaid else str(p), p.parent)
+    except ConfigError as exc:
+        raise merged.relocate(exc) from None
+    if not overlaid:
+        return policy
+    return replace(
+        policy, warnings=tuple(merged.relocate_text(w) for w in policy.warnings), files=merged.files
+    )
 
 
 @dataclass(frozen=True)
