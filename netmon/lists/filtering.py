@@ -197,7 +197,7 @@ def _parse_group(name: str, settings: object, where: str) -> GroupFilter:
     settings = settings or {}
     if not isinstance(settings, dict):
         raise ConfigError(where, "must be a mapping with categories and/or safe_search")
-    base = {"categories": {}, "safe_search": False}
+    base: dict[str, Any] = {"categories": {}, "safe_search": False}
     own = {k: v for k, v in settings.items() if k not in OVERRIDES}
     base.update(_parse_settings(own, where, _GROUP_KEYS))
     overrides: dict[str, dict[str, Any]] = {}

@@ -19,6 +19,8 @@ from netmon_proxy.settings import Settings, SharedPolicy
 from netmon.config.place import ON_SITE, Circumstances, Membership
 from netmon.errors import ConfigError
 from netmon.lists.filtering import EVERYONE, parse_filtering
+from netmon.lists.imagehashing import hash_image
+from tests.lists.images import encode, picture
 from tests.lists.test_addons import Collect, _run_request
 
 OFF = Circumstances(off_site=True)
@@ -187,3 +189,57 @@ def test_out_of_hours_comes_from_the_school_hours(tmp_path: Path) -> None:
         assert state.circumstances({"user": "a"}, monday_night) == NIGHT
         assert state.circumstances({"user": "a", "off_site": True}, saturday) == OFF_NIGHT
         assert state.names_for({"user": "a", "off_site": True}, monday_noon).when == OFF
+
+
+async def test_a_known_image_is_recorded_not_blocked_off_site(tmp_path: Path) -> None:
+    """The image scanner follows the same decision: held and blocked on site, passed and recorded off site."""
+    from tests.lists.test_addons import _image_flow, respond
+
+    known = encode(picture(21), "JPEG", quality=90)
+    hashes = hash_image(known)
+    sha = hashes.sha256  # type: ignore[union-attr]
+    (tmp_path / "hashes.csv").write_text(f"type,hash,category,severity,source\nsha256,{sha},csam,5,IWF\n")
+    (tmp_path / "filtering.yaml").write_text(
+        "groups:\n  year7: {categories: {csam: block}, off_site: monitor_only}\n"
+        "hash_lists: [hashes.csv]\nut1: off\n"
+    )
+    collect = Collect()
+    addon = Filtering(collect)
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon.state, netmon_filtering=str(tmp_path / "filtering.yaml"), netmon_lists_reload=0)
+        addon.images.running()
+        on_site = _image_flow("https://img.test/a.jpg", known, "image/jpeg", ["year7"])
+        await respond(addon, on_site)
+        off_site = _image_flow("https://img.test/b.jpg", known, "image/jpeg", ["year7"])
+        off_site.metadata["netmon.user"].update(device="lt-001", off_site=True)
+        await respond(addon, off_site)
+        addon.images.done()
+        assert on_site.response is not None and on_site.response.status_code == 403
+        assert off_site.response is not None and off_site.response.status_code == 200
+        assert off_site.response.content == known
+        results = {r.context.url: r.evidence["blocked"] for r in collect.results}
+        assert results == {"https://img.test/a.jpg": True, "https://img.test/b.jpg": False}
+
+
+def test_policy_check_warns_of_a_group_that_still_blocks_off_site(tmp_path: Path) -> None:
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from netmon.config.paths import DEFAULT_POLICY_DIR
+
+    shutil.copytree(DEFAULT_POLICY_DIR, tmp_path / "policy")
+    (tmp_path / "policy" / "filtering.yaml").write_text(
+        "groups:\n  everyone: {off_site: monitor_only}\n  year7: {categories: {adult: block}}\nut1: off\n"
+    )
+    env = {**os.environ, "NETMON_ALERT_TO": "dsl@school.example", "NETMON_SITE": ""}
+    done = subprocess.run(
+        [sys.executable, "-m", "netmon", "policy", "check", "policy"],
+        cwd=tmp_path, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (
+        "warning: policy/filtering.yaml: groups.year7: blocks adult off site too (no off_site key here, "
+        "and a category is blocked when any group blocks it)"
+    ) in done.stderr
