@@ -1,14 +1,19 @@
 """The dashboard page: incidents per week by category and year group, open versus closed and time to first
-review, drawn without scripts or external assets, scoped for a pastoral lead, audited."""
+review, drawn without scripts or external assets, scoped for a pastoral lead, audited; and `netmon
+report`, which prints the same figures from the same core module."""
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import UTC, datetime, timedelta
 
+from click.testing import CliRunner
 from flask.testing import FlaskClient
-from netmon_console.dashboard import figures, week_start
 from sqlalchemy.orm import Session
 
+from netmon.cli import main
+from netmon.incidents.dashboard import figures, render_text, week_start
 from netmon.incidents.outcomes import ReviewChange, change_review
 from netmon.incidents.queries import incident_by_uid
 from netmon.store.db import make_engine
@@ -72,3 +77,51 @@ def test_dashboard_page_is_inert_scoped_and_audited(client: FlaskClient, console
     auditor = client.application.test_client()
     sign_in(auditor, STAFF["auditor"])
     assert auditor.get("/dashboard").status_code == 403
+
+
+def _page_figures(page: str) -> dict[str, object]:
+    """What the dashboard page shows: the status figures and each table row's counts (weeks, then total)."""
+    shown: dict[str, object] = {
+        key: re.search(rf'id="{key}">([^<]*)<', page).group(1)  # type: ignore[union-attr]
+        for key in ("total", "count-new", "count-in_review", "count-closed", "review-median")
+    }
+    for row in re.findall(r'<th scope="row">([^<]*)</th>(.*?)</tr>', page, re.S):
+        shown[html.unescape(row[0])] = [int(n) for n in re.sub(r"<[^>]+>", " ", row[1]).split()]
+    return shown
+
+
+def _cli_figures(text: str) -> dict[str, object]:
+    part = text.split("Dashboard, last", 1)[1]
+    head = re.search(r"incidents (\d+): new (\d+), in review (\d+), closed (\d+)", part)
+    median = re.search(r"first review \(median\): ([\d.]+) hours over (\d+) reviewed", part)
+    assert head and median, part
+    shown: dict[str, object] = dict(
+        zip(("total", "count-new", "count-in_review", "count-closed"), head.groups(), strict=True)
+    )
+    shown["review-median"] = f"{median.group(1)} hours over {median.group(2)} reviewed"
+    for line in part.splitlines():
+        cells = line.split()
+        if line.startswith("    ") and len(cells) == 10 and all(c.isdigit() for c in cells[1:]):
+            shown[cells[0]] = [int(c) for c in cells[1:]]
+    return shown
+
+
+def test_netmon_report_prints_the_dashboard_figures(client: FlaskClient, console_db: str) -> None:
+    _setup(console_db)
+    sign_in(client, STAFF["dsl"])
+    page = _page_figures(client.get("/dashboard?weeks=8").text)
+    result = CliRunner().invoke(main, ["report", "--db", console_db, "--weeks", "8"])
+    assert result.exit_code == 0, result.output
+    printed = _cli_figures(result.output)
+    assert page == printed
+    assert printed["total"] == "3" and printed["suicide"] == [0] * 6 + [1, 1, 2]
+    assert printed["Y9"] == [0] * 7 + [2, 2] and printed["count-closed"] == "1"
+
+
+def test_render_text_names_the_site_and_empty_tables(console_db: str) -> None:
+    engine = make_engine(console_db)
+    with Session(engine) as db:
+        text = render_text(figures(db, None, 4, NOW, site="north"))
+    engine.dispose()
+    assert "last 4 weeks" in text and "site north" in text and "incidents 0: new 0" in text
+    assert "none reviewed yet" in text and text.count("(no incidents)") == 2
