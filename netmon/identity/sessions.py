@@ -8,6 +8,11 @@ only look at the snapshot.
 A session is live while it has not been ended, its idle timeout and maximum length have not passed and it
 was accepted under the current AUP version. A different device on the same address (another MAC in the
 gateway's neighbour table) never inherits the session: it is ended as ``new-device``.
+
+Sessions belong to a site. In a trust whose schools share one PostgreSQL store, two schools may hand
+out the same private addresses: every read and write here is for one site only, by default the site of
+the store engine (``NETMON_SITE``, see :func:`netmon.store.db.make_engine`), so a pupil signed in at one
+school never names a device at another.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from netmon.identity.users import Account
 from netmon.store.base import utcnow
+from netmon.store.db import store_site
 from netmon.store.identity import AupAcceptance, DeviceSession, PortalSetting
 
 log = logging.getLogger(__name__)
@@ -89,6 +95,11 @@ def _open(now: datetime) -> list[ColumnElement[bool]]:
     return [DeviceSession.ended_at.is_(None), DeviceSession.expires_at > now]
 
 
+def site_of(session: Session, site: str | None) -> str:
+    """``site``, or (None) the site of the store the session writes to."""
+    return store_site(session) if site is None else site[:100]
+
+
 def start_session(
     session: Session,
     account: Account,
@@ -101,11 +112,14 @@ def start_session(
     idle: timedelta = DEFAULT_IDLE,
     max_length: timedelta = DEFAULT_MAX,
     now: datetime | None = None,
+    site: str | None = None,
 ) -> DeviceSession:
-    """Sign a device in: end whatever session its address had, record the AUP acceptance, start a new one."""
+    """Sign a device in: end whatever session its address had, record the AUP acceptance, start a new one.
+    The session is ``site``'s (default: the store engine's site)."""
     now = now or utcnow()
     ip = normalise_ip(ip)
-    end_sessions(session, ip=ip, reason="replaced", now=now)
+    site = site_of(session, site)
+    end_sessions(session, ip=ip, reason="replaced", now=now, site=site)
     agent = user_agent[:300]
     session.add(
         AupAcceptance(
@@ -132,6 +146,7 @@ def start_session(
         last_seen=now,
         idle_seconds=int(idle.total_seconds()),
         expires_at=now + max_length,
+        site=site,
     )
     session.add(row)
     mark_changed(session)
@@ -145,10 +160,14 @@ def end_sessions(
     username: str | None = None,
     reason: str,
     now: datetime | None = None,
+    site: str | None = None,
 ) -> int:
-    """End the open sessions of an address or a user; returns how many were ended."""
+    """End the open sessions of an address or a user at ``site`` (default: the store engine's site);
+    returns how many were ended."""
     now = now or utcnow()
-    query = update(DeviceSession).where(DeviceSession.ended_at.is_(None))
+    query = update(DeviceSession).where(
+        DeviceSession.ended_at.is_(None), DeviceSession.site == site_of(session, site)
+    )
     if ip is not None:
         query = query.where(DeviceSession.ip == normalise_ip(ip))
     if username is not None:
@@ -192,20 +211,34 @@ def live(row: DeviceSession, now: datetime, aup_version: str | None) -> bool:
     return aup_version is None or row.aup_version == aup_version
 
 
-def open_sessions(session: Session, now: datetime | None = None) -> list[DeviceSession]:
-    """Sessions not yet ended or expired (idle and AUP checks are applied by :func:`live`)."""
+def open_sessions(
+    session: Session, now: datetime | None = None, *, site: str | None = None
+) -> list[DeviceSession]:
+    """Sessions of ``site`` (default: the store engine's site) not yet ended or expired (idle and AUP
+    checks are applied by :func:`live`)."""
     now = now or utcnow()
-    query = select(DeviceSession).where(*_open(now)).order_by(DeviceSession.ip, DeviceSession.started_at)
+    query = (
+        select(DeviceSession)
+        .where(*_open(now), DeviceSession.site == site_of(session, site))
+        .order_by(DeviceSession.ip, DeviceSession.started_at)
+    )
     return list(session.scalars(query))
 
 
 def session_for_ip(
-    session: Session, ip: str, aup_version: str | None, now: datetime | None = None
+    session: Session,
+    ip: str,
+    aup_version: str | None,
+    now: datetime | None = None,
+    *,
+    site: str | None = None,
 ) -> DeviceSession | None:
     now = now or utcnow()
     query = (
         select(DeviceSession)
-        .where(*_open(now), DeviceSession.ip == normalise_ip(ip))
+        .where(
+            *_open(now), DeviceSession.ip == normalise_ip(ip), DeviceSession.site == site_of(session, site)
+        )
         .order_by(DeviceSession.started_at.desc())
     )
     for row in session.scalars(query):
@@ -278,15 +311,20 @@ class SessionSnapshot:
 
 
 def load_snapshot(
-    session: Session, neighbours: Mapping[str, str] | None = None, now: datetime | None = None
+    session: Session,
+    neighbours: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+    *,
+    site: str | None = None,
 ) -> tuple[SessionSnapshot, list[int]]:
-    """Read the live sessions; returns the snapshot and the ids of sessions now held by another device."""
+    """Read the live sessions of ``site`` (default: the store engine's site); returns the snapshot and the
+    ids of sessions now held by another device."""
     now = now or utcnow()
     aup_version = get_setting(session, SETTING_AUP_VERSION)
     neighbours = dict(neighbours or {})
     sessions: dict[str, SessionInfo] = {}
     stale: list[int] = []
-    for row in open_sessions(session, now):
+    for row in open_sessions(session, now, site=site):
         if not live(row, now, aup_version):
             continue
         current_mac = neighbours.get(row.ip)

@@ -2,7 +2,9 @@
 
 :func:`change_review` is the one write path: it validates the change (a known status and outcome; closing
 needs an outcome), updates the incident's ``incident_reviews`` row and appends one ``incident_changes``
-row naming who changed what. The caller commits and writes the audit event (it knows the address).
+row naming who changed what. Both carry the incident's site (a trust's store holds every school's
+incidents; a school's staff see their own). The caller commits and writes the audit event (it knows the
+address).
 :func:`queue_outcome_webhook` queues the change for the school's record system (the signed webhook of
 :mod:`netmon.alerts.channels`) in the same transaction, so it is posted exactly once.
 """
@@ -50,6 +52,7 @@ def change_review(
     review = session.get(IncidentReview, incident.id)
     if review is None:
         review = IncidentReview(incident_id=incident.id, status=NEW, outcome=None, assignee=None)
+    review.site = incident.site or ""
     new = {
         "status": change.status if change.status is not None else review.status,
         "outcome": (change.outcome or None) if change.outcome is not None else review.outcome,
@@ -70,7 +73,9 @@ def change_review(
     if review.first_reviewed_at is None:
         review.first_reviewed_at = now
     session.add(review)
-    entry = IncidentChange(incident_id=incident.id, time=now, actor=actor, changes=changes, note=note)
+    entry = IncidentChange(
+        incident_id=incident.id, time=now, actor=actor, changes=changes, note=note, site=incident.site or ""
+    )
     session.add(entry)
     return entry
 

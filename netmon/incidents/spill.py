@@ -4,6 +4,10 @@
 fsynced; a replay first claims it by renaming it to ``incident-spill.jsonl.replay-<pid>-<ns>``, so new
 spills go to a fresh file while the claimed one is written to the store. A result the store rejects
 (a bad row, not a down store) is kept in ``incident-rejected.jsonl`` for a human.
+
+Each line is one scan result plus ``rid``, the id it was given when submitted: replaying a line the store
+already holds is a no-op (``netmon.incidents.batches``). A line without ``rid`` (an older spill file)
+gets a fresh one.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from netmon.incidents.decisions import new_uid
 from netmon.scan.findings import FlowContext, Hit, ScanResult, ScanStats, TextFinding
 
 SPILL_NAME = "incident-spill.jsonl"
@@ -35,9 +40,13 @@ def lock(spill_path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def append(path: Path, results: Sequence[ScanResult], spill_path: Path) -> None:
-    """Append ``results`` to ``path`` (the spill file or the rejected file) and fsync. Raises OSError."""
-    lines = "".join(json.dumps(result_to_json(r), separators=(",", ":"), default=str) + "\n" for r in results)
+def append(path: Path, entries: Sequence[tuple[str, ScanResult]], spill_path: Path) -> None:
+    """Append ``entries`` (result id, result) to ``path`` (the spill file or the rejected file) and fsync.
+    Raises OSError."""
+    lines = "".join(
+        json.dumps({**result_to_json(r), "rid": rid}, separators=(",", ":"), default=str) + "\n"
+        for rid, r in entries
+    )
     with lock(spill_path):
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
@@ -84,6 +93,14 @@ def result_to_json(result: ScanResult) -> dict[str, Any]:
         "snapshot_type": result.snapshot_type,
         "evidence": result.evidence,
     }
+
+
+def entry_from_json(data: dict[str, Any]) -> tuple[str, ScanResult]:
+    """(result id, result) of a spill line; a line without an id (an older file) gets a fresh one."""
+    rid = data.get("rid")
+    if not isinstance(rid, str) or not 0 < len(rid) <= 32:
+        rid = new_uid()
+    return rid, result_from_json(data)
 
 
 def result_from_json(data: dict[str, Any]) -> ScanResult:

@@ -75,7 +75,16 @@ def writer_engine(url: str, busy_timeout: float | None) -> Engine:
     kwargs: dict[str, Any] = {}
     backend = make_url(url).get_backend_name()
     if backend == "postgresql":
-        kwargs["connect_args"] = {"connect_timeout": 10}
+        # A link that goes quiet (cut, or packets dropped) must fail a batch in seconds, not after TCP's
+        # retransmissions give up (~15 minutes): the results then spill and the proxy goes on.
+        kwargs["connect_args"] = {
+            "connect_timeout": 10,
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+            "tcp_user_timeout": 20_000,
+        }
     engine = make_engine(url, **kwargs)
     if backend == "sqlite" and busy_timeout is not None:
         ms = int(busy_timeout * 1000)

@@ -14,12 +14,14 @@ on a bounded queue). One writer THREAD drains the queue in batches, one transact
 When the queue is full, or the database cannot be written (down, locked, unreachable), the pending
 results are appended to a spill file (JSONL, ``<spill_dir>/incident-spill.jsonl``); the writer retries
 every ``retry_interval`` seconds and replays the spill file once the store is back, and at the next start.
-Replay progress is recorded after each committed batch, so a crash during replay does not count twice.
+Replay progress is recorded after each committed batch; each result has an id from ``submit`` and
+writing is idempotent by it (``batches``), so neither a crash during replay nor a commit whose
+acknowledgement was lost (a link to PostgreSQL cut mid-commit) records a result twice.
 ``close(timeout)`` flushes everything (to the store, or to the spill file when the store is down).
 
 Counters (``netmon.ops.counters``): ``recording.submitted``, ``.overflow``, ``.batches``, ``.new``,
-``.merged``, ``.filtered``, ``.spilled``, ``.replayed``, ``.db-errors``, ``.store-gone``, ``.rejected``,
-``.filter-errors``, ``.spill-errors``, ``.spill-corrupt``, ``.writer-errors``.
+``.merged``, ``.filtered``, ``.already``, ``.spilled``, ``.replayed``, ``.db-errors``, ``.store-gone``,
+``.rejected``, ``.filter-errors``, ``.spill-errors``, ``.spill-corrupt``, ``.writer-errors``.
 
 A store that disappears is caught too: the SQLite file deleted or replaced under the running writer
 (checked before each batch, ``netmon.incidents.store_health.SqliteWatch``: an open connection would go
@@ -46,8 +48,8 @@ from pathlib import Path
 from netmon.config.paths import state_dir
 from netmon.incidents import decisions as incidents
 from netmon.incidents import spill
-from netmon.incidents.batches import AfterBatch, BatchWriter
-from netmon.incidents.decisions import HitFilter
+from netmon.incidents.batches import AfterBatch, BatchWriter, Entry
+from netmon.incidents.decisions import HitFilter, new_uid
 from netmon.incidents.spill import SPILL_NAME, result_from_json, result_to_json
 from netmon.incidents.store_health import (
     STORE_DOWN,
@@ -99,8 +101,8 @@ class IncidentWriter:
         self.capture_cap = capture_cap
         self.snapshot_cap = snapshot_cap
         self.migrate = migrate
-        self._queue: queue.Queue[ScanResult] = queue.Queue(maxsize=queue_size)
-        self._overflow: collections.deque[ScanResult] = collections.deque()
+        self._queue: queue.Queue[Entry] = queue.Queue(maxsize=queue_size)
+        self._overflow: collections.deque[Entry] = collections.deque()
         self._stop = threading.Event()
         self._idle = threading.Condition()
         self._pending = 0  # submitted but neither committed nor spilled yet
@@ -124,17 +126,18 @@ class IncidentWriter:
     def submit(self, result: ScanResult) -> None:
         """Queue ``result`` for recording; never blocks. A full queue sends it to the spill file."""
         counters.incr("recording.submitted")
+        entry = (new_uid(), result)  # the result's id: the incident's uid, and what makes replay idempotent
         with self._pending_lock:
             self._pending += 1
         with self._submit_lock:  # held for a moment only: close() flips ``_closed`` under it
             if not self._closed:
                 try:
-                    self._queue.put_nowait(result)
+                    self._queue.put_nowait(entry)
                 except queue.Full:
-                    self._overflow.append(result)  # the writer thread moves it to the spill file
+                    self._overflow.append(entry)  # the writer thread moves it to the spill file
                     counters.incr("recording.overflow")
                 return
-        self._spill([result])  # after close(): straight to the spill file, replayed at the next start
+        self._spill([entry])  # after close(): straight to the spill file, replayed at the next start
         self._done(1)
 
     def flush(self, timeout: float = 30.0) -> bool:
@@ -201,7 +204,7 @@ class IncidentWriter:
             self._replay()
         return self._stop.is_set() and self._queue.empty() and not self._overflow
 
-    def _take(self) -> list[ScanResult]:
+    def _take(self) -> list[Entry]:
         try:
             batch = [self._queue.get(timeout=self.flush_interval)]
         except queue.Empty:
@@ -218,8 +221,8 @@ class IncidentWriter:
                 break
         return batch
 
-    def _take_all(self) -> list[ScanResult]:
-        items: list[ScanResult] = []
+    def _take_all(self) -> list[Entry]:
+        items: list[Entry] = []
         while True:
             try:
                 items.append(self._queue.get_nowait())
@@ -230,9 +233,7 @@ class IncidentWriter:
         return items
 
     def _spill_overflow(self) -> None:
-        items: list[ScanResult] = []
-        while self._overflow:
-            items.append(self._overflow.popleft())
+        items = [self._overflow.popleft() for _ in range(len(self._overflow))]
         if items:
             self._spill(items)
             self._done(len(items))
@@ -288,7 +289,7 @@ class IncidentWriter:
         self._down = True
         self._next_retry = time.monotonic() + self.retry_interval
 
-    def _write_or_spill(self, batch: Sequence[ScanResult]) -> bool:
+    def _write_or_spill(self, batch: Sequence[Entry]) -> bool:
         """Write ``batch`` in one transaction; spill it when the store is down. True when written."""
         try:
             self._write(batch)
@@ -312,7 +313,7 @@ class IncidentWriter:
                 self._append(self._rejected_path(), [result])
         return True
 
-    def _write(self, batch: Sequence[ScanResult]) -> None:
+    def _write(self, batch: Sequence[Entry]) -> None:
         self._watch.check()  # an open connection would write into a deleted file without an error
         self._batches.write(batch)
 
@@ -321,7 +322,7 @@ class IncidentWriter:
     def _rejected_path(self) -> Path:
         return self.spill_path.with_name(spill.REJECTED_NAME)
 
-    def _spill(self, results: Sequence[ScanResult]) -> None:
+    def _spill(self, results: Sequence[Entry]) -> None:
         try:
             self._append(self.spill_path, results)
         except OSError as exc:  # disk full, permissions: keep them in memory and try again later
@@ -343,7 +344,7 @@ class IncidentWriter:
             return
         counters.incr("recording.spilled", len(results))
 
-    def _append(self, path: Path, results: Sequence[ScanResult]) -> None:
+    def _append(self, path: Path, results: Sequence[Entry]) -> None:
         spill.append(path, results, self.spill_path)
 
     def _spill_pending(self) -> bool:
@@ -366,13 +367,13 @@ class IncidentWriter:
                 return True
             done = int(progress.read_text() or 0) if progress.exists() else 0
             lineno = 0
-            batch: list[ScanResult] = []
+            batch: list[Entry] = []
             for raw in fh:
                 lineno += 1
                 if lineno <= done:
                     continue
                 try:
-                    batch.append(spill.result_from_json(json.loads(raw)))
+                    batch.append(spill.entry_from_json(json.loads(raw)))
                 except (ValueError, KeyError, TypeError):
                     log.warning("%s:%d: unreadable spilled result skipped", path, lineno)
                     counters.incr("recording.spill-corrupt")
@@ -387,7 +388,7 @@ class IncidentWriter:
         log.info("replayed spilled incidents from %s", path.name)
         return True
 
-    def _replay_batch(self, batch: list[ScanResult], progress: Path, lineno: int) -> bool:
+    def _replay_batch(self, batch: list[Entry], progress: Path, lineno: int) -> bool:
         if batch:
             if not self._write_or_spill_replayed(batch):
                 return False
@@ -397,7 +398,7 @@ class IncidentWriter:
         os.replace(tmp, progress)
         return True
 
-    def _write_or_spill_replayed(self, batch: list[ScanResult]) -> bool:
+    def _write_or_spill_replayed(self, batch: list[Entry]) -> bool:
         """Write replayed results; a poison result goes to the rejected file, a store fault stops replay."""
         try:
             self._write(batch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,33 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine for ``url``; SQLite files get WAL, NORMAL sync, foreign keys and a busy timeout."""
+#: The execution option that carries the site (school) of everything written through an engine.
+SITE_OPTION = "netmon_site"
+
+
+def local_site() -> str:
+    """This process's site: ``NETMON_SITE`` ("" for a single school, or a trust-wide tool)."""
+    return os.environ.get("NETMON_SITE", "").strip()[:100]
+
+
+def store_site(bind: Any) -> str:
+    """The site of a Session, Connection or Engine made by :func:`make_engine` ("" when it has none)."""
+    if hasattr(bind, "get_bind"):  # a Session
+        bind = bind.get_bind()
+    return str(bind.get_execution_options().get(SITE_OPTION, ""))
+
+
+def make_engine(url: str, *, site: str | None = None, **kwargs: Any) -> Engine:
+    """Create an engine for ``url``; SQLite files get WAL, NORMAL sync, foreign keys and a busy timeout.
+
+    ``site`` (default: :func:`local_site`) is the school this engine writes for: an audit row added
+    without a site of its own gets it, and device sessions are read and written for it."""
+    engine = _create(url, **kwargs)
+    engine.update_execution_options(**{SITE_OPTION: local_site() if site is None else site[:100]})
+    return engine
+
+
+def _create(url: str, **kwargs: Any) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -67,7 +93,7 @@ def upgrade(url: str, revision: str = "heads") -> None:
         ) from exc
 
 
-def open_store(url: str, **kwargs: Any) -> Engine:
+def open_store(url: str, *, site: str | None = None, **kwargs: Any) -> Engine:
     """Migrate the database at ``url`` to the latest schema and return an engine for it."""
     upgrade(url)
-    return make_engine(url, **kwargs)
+    return make_engine(url, site=site, **kwargs)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Index, Integer, LargeBinary, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from netmon.store.base import Base, UTCDateTime, utcnow
+from netmon.store.db import SITE_OPTION
 
 
 class Incident(Base):
@@ -58,6 +59,18 @@ class Incident(Base):
     batch_repeats = 0
 
 
+class IncidentMerge(Base):
+    """A scan result merged into an existing incident (``count`` + 1), by the id it was given when it was
+    submitted: a batch replayed after a lost commit acknowledgement skips it (migration 0016b). A result
+    that created an incident needs no row: the incident's uid is the result's id."""
+
+    __tablename__ = "incident_merges"
+
+    rid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    incident_uid: Mapped[str] = mapped_column(String(32))
+    time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # when it was merged
+
+
 class AuditEvent(Base):
     """Append-only audit trail shared by every feature (sign-ins, alerts, exports, list changes...)."""
 
@@ -80,11 +93,22 @@ def audit(
     *,
     actor: str | None = None,
     subject: str | None = None,
-    site: str = "",
+    site: str | None = None,
     **detail: Any,
 ) -> AuditEvent:
-    """Add an audit event to ``session`` (the caller commits). ``site`` is the school the event belongs to
-    ("" for the whole trust, or a single-school store)."""
-    event = AuditEvent(action=action, actor=actor, subject=subject, detail=detail, site=site, time=utcnow())
-    session.add(event)
-    return event
+    """Add an audit event to ``session`` (the caller commits).
+
+    ``site`` is the school the event belongs to ("" for the whole trust). Left out (None), the row gets
+    the site of the engine it is written through (``make_engine(site=...)``, by default ``NETMON_SITE``):
+    a gateway's own audit rows carry its site without each caller naming it."""
+    row = AuditEvent(action=action, actor=actor, subject=subject, detail=detail, time=utcnow())
+    if site is not None:
+        row.site = site[:100]
+    session.add(row)
+    return row
+
+
+@event.listens_for(AuditEvent, "before_insert")
+def _stamp_site(mapper: Any, connection: Any, target: AuditEvent) -> None:
+    if target.site is None:
+        target.site = str(connection.get_execution_options().get(SITE_OPTION, ""))
