@@ -196,9 +196,13 @@ def merge(
 
     for key, value in over.items():
         current = out.get(key)
+        if value is None and (key in BY_NAME.get(name, ()) or key in NAMED_LISTS.get(name, ())):
+            continue  # an empty "groups:" in an overlay changes nothing (it never wipes the trust's)
         if key in BY_NAME.get(name, ()) and isinstance(value, dict) and isinstance(current, dict):
             merged = dict(current)
             for entry, spec in value.items():
+                if spec is None and entry in merged:
+                    continue  # "year7:" with nothing under it keeps the trust's year7
                 if isinstance(spec, dict) and isinstance(merged.get(entry), dict):
                     merged[entry] = {**merged[entry], **spec}
                     for sub, sub_value in spec.items():

@@ -87,6 +87,15 @@ def test_the_site_overlay_replaces_keys_per_group_and_rule(trust: Path) -> None:
     assert any("no overlay for site 'south' (sites here: north)" in w for w in problems.warnings)
 
 
+def test_empty_entries_in_an_overlay_change_nothing(trust: Path) -> None:
+    (trust / "sites" / "north" / "school.yaml").write_text("groups:\n  year7:\n")
+    (trust / "sites" / "north" / "alerts.yaml").write_text("rules:\n")
+    north, problems = check_policy(trust, site="north")
+    trust_wide, _ = check_policy(trust, site="")
+    assert north is not None and trust_wide is not None, problems.errors
+    assert north.groups == trust_wide.groups and north.rules == trust_wide.rules
+
+
 def test_an_error_names_the_file_that_gave_the_value(trust: Path) -> None:
     (trust / "sites" / "north" / "school.yaml").write_text("groups:\n  year7: {min_severity: 7}\n")
     policy, problems = check_policy(trust, site="north")
