@@ -97,8 +97,9 @@ def _leaves(value: Any, prefix: str, merged: Merged) -> Iterator[tuple[str, Any,
 
 
 def site_directory(root: Path, site: str) -> Path | None:
-    """``<root>/sites/<site>`` when ``site`` is set, else None (the directory need not exist)."""
-    return root / SITES_DIR / site if site else None
+    """``<root>/sites/<site>`` when ``site`` is set and can name a directory, else None (the directory need
+    not exist; :func:`check_site` reports a bad name)."""
+    return root / SITES_DIR / site if site and _SITE_NAME.match(site) else None
 
 
 def check_site(root: Path, site: str, problems: Problems) -> None:
@@ -107,7 +108,7 @@ def check_site(root: Path, site: str, problems: Problems) -> None:
     if not site:
         return
     where = display_path(root / SITES_DIR)
-    if not _SITE_NAME.match(site) or site in (".", ".."):
+    if not _SITE_NAME.match(site):
         problems.error(f"{where}: NETMON_SITE", f"{site!r} cannot name a directory (letters, digits, -_.)")
         return
     overlay = root / SITES_DIR / site
