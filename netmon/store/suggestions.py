@@ -2,7 +2,9 @@
 
 A ``library_suggestions`` row is a change to the school's overlay proposed from a false alarm (an
 exception phrase for a library phrase, or its removal): ``pending`` until a network admin (or the DSL)
-approves it (written to the overlay) or rejects it, with a reason either way. A ``reported_misses`` row
+approves it (written to the overlay) or rejects it, with a reason either way. Its ``host`` is where the
+false alarm fired, its ``scope`` where the change applies: "" everywhere, else a host-scoped overlay
+line's scope (``HOST`` or ``HOST/PATH``, docs/library-format.md). A ``reported_misses`` row
 is text the monitor should have caught, kept as a local evaluation set for ``netmon library eval``.
 """
 
@@ -39,6 +41,7 @@ class LibrarySuggestion(Base):
     line: Mapped[int] = mapped_column(Integer, default=0)
     exception: Mapped[str] = mapped_column(Text, default="")  # the exception phrase ("" for a removal)
     host: Mapped[str] = mapped_column(String(255), default="")  # where the false alarm fired
+    scope: Mapped[str] = mapped_column(String(255), default="", server_default="")  # "": everywhere
     reason: Mapped[str] = mapped_column(Text, default="")  # why, from whoever suggested it
     status: Mapped[str] = mapped_column(String(20), default=PENDING)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
