@@ -1,32 +1,41 @@
-"""Console page timings with 100,000 incidents on SQLite (or PostgreSQL with --db), in one run.
+"""Console page timings with 100,000 incidents on SQLite and on PostgreSQL, in one run, against baselines.
 
-    .venv/bin/python bench/bench_console.py [--incidents 100000] [--rounds 20] [--db URL]
+    .venv/bin/python bench/bench_console.py [--incidents 100000] [--rounds 20] [--db URL] [--sqlite-only]
 
-Fills a fresh store (10% of incidents reviewed: in review or closed), signs a DSL and a pastoral lead in
-through the real forms, then times whole requests through the Flask app (rendering, audit row and all):
-the queue's first page, a page 1,000 rows deep (keyset), filtered views, counts, the incident page and its
-capture. Target: under 300 ms per page. Nothing here is a test; the figures go in docs/console.md.
+For each store (a new SQLite file; then PostgreSQL when ``--db URL`` or ``NETMON_TEST_PG_URL`` names a
+server: the bench creates its own database there and drops it at the end) it fills 100,000 incidents (10%
+reviewed: in review or closed), signs a DSL and a pastoral lead in through the real forms, then times whole
+requests through the Flask app (rendering, audit row and all): the queue's first page, a page 1,000 rows
+deep (keyset), filtered views, counts, the incident page and its capture. Two baselines are measured in
+the same run on the same store: the static stylesheet through the same app (the floor of any request)
+and a bare SELECT of one queue page (50 rows, the keyset order) on the store's own engine (the floor of
+any queue page). Target: under 300 ms per page. Nothing here is a test; the figures go in docs/console.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from netmon_console.app import ConsoleConfig, create_app  # noqa: E402
-from sqlalchemy import insert, select  # noqa: E402
+from sqlalchemy import create_engine, insert, select, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from netmon.identity.users import hash_password  # noqa: E402
+from netmon.incidents.queries import PAGE_SIZE, Cursor  # noqa: E402
 from netmon.store.console import IncidentReview, StaffAccount  # noqa: E402
 from netmon.store.db import make_engine, upgrade  # noqa: E402
 from netmon.store.incidents import Incident  # noqa: E402
@@ -34,6 +43,7 @@ from tests.console.conftest import PASSWORD, STAFF, sign_in, snapshot  # noqa: E
 
 CATEGORIES = ("suicide", "self-harm", "bullying", "violence", "drugs", "extremism", "adult", "gambling")
 YEARS = ("Y7", "Y8", "Y9", "Y10", "Y11", "Y12", "Y13")
+BASELINES = ("static stylesheet (app floor)", "bare SELECT of one page")
 
 
 def fill(url: str, n: int) -> None:
@@ -87,66 +97,128 @@ def fill(url: str, n: int) -> None:
             for i in rng.sample(ids, n // 10)
         ]  # fmt: skip
         db.execute(insert(IncidentReview), reviews)
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))  # what autovacuum does soon after a bulk load
     engine.dispose()
 
 
-def timed(client, path: str, rounds: int) -> float:  # type: ignore[no-untyped-def]
+def median_ms(call: Callable[[], object], rounds: int) -> float:
+    call()  # warm: the first request compiles templates and fills caches
     times = []
     for _ in range(rounds):
         t0 = time.perf_counter()
-        response = client.get(path)
-        response.get_data()
+        call()
         times.append((time.perf_counter() - t0) * 1000)
-        assert response.status_code == 200, (path, response.status_code)
     return statistics.median(times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--incidents", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--db", default=None, help="an EMPTY database URL (default: a new SQLite file)")
-    args = parser.parse_args()
-    url = args.db or f"sqlite:///{tempfile.mkdtemp(prefix='bench-console-')}/netmon.db"
+def getter(client, path: str) -> Callable[[], object]:  # type: ignore[no-untyped-def]
+    def get() -> object:
+        response = client.get(path)
+        response.get_data()
+        assert response.status_code == 200, (path, response.status_code)
+        return response
+
+    return get
+
+
+@contextmanager
+def postgres_database(server_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on the server of ``server_url``, dropped afterwards."""
+    name = f"netmon_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def measure(url: str, n: int, rounds: int) -> dict[str, float]:
+    """Fill the empty store at ``url`` and time every page and both baselines; returns name -> median ms."""
     upgrade(url)
     t0 = time.perf_counter()
-    fill(url, args.incidents)
-    print(f"filled {args.incidents} incidents in {time.perf_counter() - t0:.1f} s ({url.split(':')[0]})")
+    fill(url, n)
+    print(f"  filled {n} incidents in {time.perf_counter() - t0:.1f} s", flush=True)
     app = create_app(ConsoleConfig(db_url=url, secret_key="bench"))  # noqa: S106
     dsl = app.test_client()
     sign_in(dsl, STAFF["dsl"])
     pastoral = app.test_client()
     sign_in(pastoral, STAFF["pastoral"])
     engine = make_engine(url)
+    order = (Incident.severity.desc(), Incident.time.desc(), Incident.id.desc())
     with Session(engine) as db:
         deep = db.execute(
-            select(Incident.severity, Incident.time, Incident.id)
-            .order_by(Incident.severity.desc(), Incident.time.desc(), Incident.id.desc())
-            .offset(1000)
-            .limit(1)
+            select(Incident.severity, Incident.time, Incident.id).order_by(*order).offset(1000).limit(1)
         ).one()
         with_capture = db.scalar(select(Incident.uid).where(Incident.snapshot.is_not(None)).limit(1))
-    engine.dispose()
-    from netmon.incidents.queries import Cursor
+
+    def bare_page() -> object:
+        with Session(engine) as db:
+            return db.execute(select(Incident).order_by(*order).limit(PAGE_SIZE)).all()
 
     cursor = Cursor(deep.severity, deep.time, deep.id).encode()
-    cases = [
-        ("queue, new, page 1", dsl, "/incidents"),
-        ("queue, all, page 1", dsl, "/incidents?status=all"),
-        ("queue, all, 1,000 rows deep", dsl, f"/incidents?status=all&after={cursor}"),
-        ("queue, closed", dsl, "/incidents?status=closed"),
-        ("queue, severity>=5 + category", dsl, "/incidents?severity=5&category=suicide"),
-        ("queue, one pupil", dsl, "/incidents?status=all&pupil=pupil42"),
-        ("queue, year group Y9", dsl, "/incidents?year=Y9"),
-        ("queue, group 9A (JSON)", dsl, "/incidents?group=9A"),
-        ("queue, date range", dsl, "/incidents?status=all&since=2026-10-01&until=2026-10-07"),
-        ("queue, pastoral scope Y9", pastoral, "/incidents"),
-        ("incident page", dsl, f"/incidents/{with_capture}"),
-        ("capture (sanitised)", dsl, f"/incidents/{with_capture}/capture"),
+    cases: list[tuple[str, Callable[[], object]]] = [
+        (BASELINES[0], getter(dsl, "/static/console.css")),
+        (BASELINES[1], bare_page),
+        ("queue, new, page 1 (with counts)", getter(dsl, "/incidents")),
+        ("queue, all, page 1", getter(dsl, "/incidents?status=all")),
+        ("queue, all, 1,000 rows deep", getter(dsl, f"/incidents?status=all&after={cursor}")),
+        ("queue, closed", getter(dsl, "/incidents?status=closed")),
+        ("queue, severity 5 + category", getter(dsl, "/incidents?severity=5&category=suicide")),
+        ("queue, one pupil", getter(dsl, "/incidents?status=all&pupil=pupil42")),
+        ("queue, year group", getter(dsl, "/incidents?year=Y9")),
+        ("queue, a group (JSON column)", getter(dsl, "/incidents?group=9A")),
+        ("queue, one week", getter(dsl, "/incidents?status=all&since=2026-10-01&until=2026-10-07")),
+        ("queue, pastoral lead's scope", getter(pastoral, "/incidents")),
+        ("incident page", getter(dsl, f"/incidents/{with_capture}")),
+        ("capture (decompress + sanitise)", getter(dsl, f"/incidents/{with_capture}/capture")),
+        ("dashboard, 8 weeks", getter(dsl, "/dashboard")),
     ]
-    print(f"{'page':34} {'median ms':>10}")
-    for name, client, path in cases:
-        print(f"{name:34} {timed(client, path, args.rounds):10.1f}")
+    figures = {name: median_ms(call, rounds) for name, call in cases}
+    app.extensions["netmon_console"].engine.dispose()
+    engine.dispose()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--incidents", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument(
+        "--db", default=os.environ.get("NETMON_TEST_PG_URL"),
+        help="a PostgreSQL server URL whose user may CREATE DATABASE (default: NETMON_TEST_PG_URL)",
+    )  # fmt: skip
+    parser.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL even when a URL is set")
+    args = parser.parse_args()
+    results: dict[str, dict[str, float]] = {}
+    print(f"SQLite ({args.incidents} incidents, median of {args.rounds})", flush=True)
+    results["SQLite"] = measure(
+        f"sqlite:///{tempfile.mkdtemp(prefix='bench-console-')}/netmon.db", args.incidents, args.rounds
+    )
+    if args.db and not args.sqlite_only:
+        print(f"PostgreSQL ({args.incidents} incidents, median of {args.rounds})", flush=True)
+        with postgres_database(args.db) as url:
+            results["PostgreSQL"] = measure(url, args.incidents, args.rounds)
+    else:
+        print("PostgreSQL skipped: pass --db URL or set NETMON_TEST_PG_URL")
+    stores = list(results)
+    head = "".join(f"{s + ' ms':>15}{'x static':>9}{'x SELECT':>9}" for s in stores)
+    print(f"\n{'page':36}{head}")
+    for name in results[stores[0]]:
+        line = ""
+        for s in stores:
+            ms = results[s][name]
+            line += f"{ms:15.1f}{ms / results[s][BASELINES[0]]:9.1f}{ms / results[s][BASELINES[1]]:9.1f}"
+        print(f"{name:36}{line}")
+    worst = {s: max(v for k, v in results[s].items() if k not in BASELINES) for s in stores}
+    print(
+        "\nslowest page: " + ", ".join(f"{s} {ms:.0f} ms" for s, ms in worst.items()) + " (target < 300 ms)"
+    )
 
 
 if __name__ == "__main__":
