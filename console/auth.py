@@ -179,16 +179,16 @@ def signin() -> Any:
     with Session(state().engine) as db, db.begin():
         account = _account(db, username)
         if _locked(account, utcnow()):
-            record(db, "console.signin.refused", username, reason="locked")
+            record(db, "console.signin.refused", username, account.site if account else "", reason="locked")
             return _page("signin.html", 403, error="This account is locked after failed sign-ins: try later.")
-        directory = account is not None and account.uses_directory
+        directory = account is not None and account.uses_directory and not account.disabled
         local_hash = account.password_hash if account is not None and not directory else None
     # a directory bind (up to its timeout) runs outside any transaction
     ok = _directory_check(username, password) if directory else verify_password(local_hash, password)
     with Session(state().engine) as db, db.begin():
         account = _account(db, username)
         if ok is None:
-            record(db, "console.signin.error", username, reason="directory")
+            record(db, "console.signin.error", username, account.site if account else "", reason="directory")
             return _page(
                 "signin.html", 503, username=username,
                 error="The school directory cannot check your password now: try again in a minute.",
@@ -197,7 +197,7 @@ def signin() -> Any:
             _fail(db, account, username, "password")
             return _page("signin.html", 401, error="Wrong user name or password.", username=username)
         if account.totp_secret is None and account.role in CONTENT_ROLES:
-            record(db, "console.signin.refused", username, reason="no second factor")
+            record(db, "console.signin.refused", username, account.site, reason="no second factor")
             return _page("signin.html", 403, error="No second factor: ask for `netmon staff totp`.")
         enrolled = account.totp_secret is not None
     session.clear()
@@ -248,7 +248,7 @@ def totp() -> Any:
             ok = _totp_ok(account, code)
         except (staff_totp.SealError, ConfigError) as exc:
             log.error("console: %s", exc)
-            record(db, "console.signin.error", username, reason="totp key")
+            record(db, "console.signin.error", username, account.site, reason="totp key")
             return _page("totp.html", 500, error=KEY_PROBLEM)
         if not ok:
             _fail(db, account, username, "totp")

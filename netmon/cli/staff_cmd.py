@@ -294,6 +294,19 @@ def directory(username: str, db_url: str | None) -> None:
     click.echo(f"{username} signs in with the school directory's password")
 
 
+@staff.command("site")
+@click.argument("username")
+@click.argument("site")
+@DB_OPTION
+def site_(username: str, site: str, db_url: str | None) -> None:
+    """Move USER to the school SITE of the trust ('' for the whole trust, the trust's lead)."""
+    site = site.strip()
+    if len(site) > 100:
+        raise click.BadParameter("at most 100 characters", param_hint="SITE")
+    _change(db_url, username, "staff.site", lambda a: setattr(a, "site", site), to=site)
+    click.echo(f"{username} now sees {'site ' + site if site else 'every site of the trust'}")
+
+
 @staff.command("seal")
 @DB_OPTION
 def seal(db_url: str | None) -> None:

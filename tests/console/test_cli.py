@@ -81,5 +81,9 @@ def test_staff_sites_and_directory_accounts(store_url: str, state_dir: Path) -> 
     assert {line.split()[0]: line.split()[2] for line in listing.splitlines()[1:]} == {
         "lead": "directory", "north.dsl": "local",
     }  # fmt: skip
+    assert run("staff", "site", "lead", "south", "--db", store_url)[0] == 0
+    assert "south" in next(
+        line for line in run("staff", "list", "--db", store_url)[1].splitlines() if "lead" in line
+    )
     key = run("staff", "key")[1].strip()
     assert len(key) == 43 and key != run("staff", "key")[1].strip()
