@@ -4,10 +4,15 @@ in library_eval_cmd."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from netmon.config.paths import DEFAULT_LIBRARY_DIR
+
+if TYPE_CHECKING:
+    from netmon.scan.findings import Hit
+    from netmon.scan.site_scope import Scoped
 
 
 @click.group()
@@ -85,38 +90,101 @@ def _print_counts(counts: tuple[tuple[str, str, int], ...], categories: tuple[st
     default=None,
     help="The school's overlay directory, applied on top of the library.",
 )
-def test_cmd(text: str | None, library_dir: Path, overlay: Path | None) -> None:
+@click.option(
+    "--url",
+    default=None,
+    metavar="URL",
+    help="Treat the text as a page body from URL: the overlay's host-scoped lines for its host and path "
+    "apply, and the intent grammar does not (as for a page).",
+)
+def test_cmd(text: str | None, library_dir: Path, overlay: Path | None, url: str | None) -> None:
     """Show what TEXT (or each line of standard input) would raise: every phrase and grammar rule that
     fires, its category and severity, where it is written, and why (the words that filled each slot of a
-    rule, the exceptions weighed). Exit status 0; nothing is recorded."""
+    rule, the exceptions weighed). With --url, TEXT is read as a page body from that URL and each phrase a
+    host-scoped overlay line quiets there is shown with the line that quiets it. Exit status 0; nothing
+    is recorded."""
     from netmon.errors import ConfigError
     from netmon.scan.library import load_library
     from netmon.scan.matching import Matcher
+    from netmon.scan.scopes import Quieting
 
+    page = _page(url) if url is not None else None
     try:
         matcher = Matcher.compile(load_library(library_dir, overlay))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    quieting = Quieting(matcher.library)
     texts = [text] if text is not None else [line.rstrip("\n") for line in click.get_text_stream("stdin")]
     for n, item in enumerate(t for t in texts if t.strip()):
         if n:
             click.echo("")
-        hits = matcher.scan(item)
         click.echo(f"text: {item!r}")
+        if page is None:
+            hits, quieted = matcher.scan(item), []
+        else:
+            host, path = page
+            click.echo(f"  as a page of {host} at {path} (page text: the intent grammar does not apply)")
+            found = matcher.scan(item, grammar=False)
+            hits = quieting.quiet(found, item, host, path)
+            lines = quieting.lines_for(host, path)
+            quieted = [(h, _quieted_by(h, lines)) for h in found if h not in hits]
         if not hits:
-            click.echo("  nothing fires")
-            continue
-        top = max(hits, key=lambda h: h.severity)
-        click.echo(f"  highest: {top.category} severity {top.severity}")
+            click.echo("  nothing fires" + (" on this page" if quieted else ""))
+        else:
+            top = max(hits, key=lambda h: h.severity)
+            click.echo(f"  highest: {top.category} severity {top.severity}")
         for h in sorted(hits, key=lambda h: (-h.severity, h.start)):
-            kind = "rule" if h.phrase.startswith("rule ") else "phrase"
-            name = h.phrase[5:] if kind == "rule" else repr(h.phrase)
-            where = f"{h.library_file}:{h.line}"
-            click.echo(f"  {h.category} {h.severity}  {kind} {name} ({where}) saw {h.matched_text!r}")
+            click.echo(f"  {_hit(h)}")
             for why in h.rules:
                 click.echo(f"      {_short(why)}")
             if h.steps:
                 click.echo(f"      normalised: {', '.join(h.steps)}")
+        for h, by in sorted(quieted, key=lambda q: (-q[0].severity, q[0].start)):
+            click.echo(f"  quieted here: {_hit(h)}")
+            for line in by:
+                click.echo(f"      by {line.file}:{line.line}: {_scoped_line(line)}")
+
+
+def _page(url: str) -> tuple[str, str]:
+    """(host, path) of --url; a bare ``host/path`` is read as http."""
+    from urllib.parse import urlsplit
+
+    from netmon.scan.site_scope import page_path
+
+    full = url.strip() if "://" in url else "http://" + url.strip()
+    try:
+        host = (urlsplit(full).hostname or "").rstrip(".")
+    except ValueError:
+        host = ""
+    if not host:
+        raise click.BadParameter(f"{url!r} has no host (e.g. https://example.org/news)", param_hint="--url")
+    return host, page_path(full)
+
+
+def _hit(h: Hit) -> str:
+    kind = "rule" if h.phrase.startswith("rule ") else "phrase"
+    name = h.phrase[5:] if kind == "rule" else repr(h.phrase)
+    return f"{h.category} {h.severity}  {kind} {name} ({h.library_file}:{h.line}) saw {h.matched_text!r}"
+
+
+def _quieted_by(h: Hit, lines: list[Scoped]) -> list[Scoped]:
+    """The scoped lines for this page that name the hit's phrase: its removal if there is one, else the
+    lines whose exception phrases (taken together, as the scan takes them) cancelled it."""
+    from netmon.scan.normalise import normalise
+
+    mine = [line for line in lines if line.key == (h.category, normalise(h.phrase))]
+    return [line for line in mine if line.removal] or mine
+
+
+def _scoped_line(line: Scoped) -> str:
+    """A scoped line as it is written in the overlay."""
+    on = f"on: {', '.join(line.scopes)}"
+    if line.removal:
+        return f"-{line.phrase} | {on}"
+    unless = ", ".join(line.unless[:6]) + (
+        f" and {len(line.unless) - 6} more" if len(line.unless) > 6 else ""
+    )
+    return f"{line.phrase} | {on}; unless: {unless}"
 
 
 def _short(why: str, terms: int = 6) -> str:

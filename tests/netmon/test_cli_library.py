@@ -120,3 +120,81 @@ def test_library_test_bad_library_is_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["library", "test", "--library", str(tmp_path), "x"])
     assert result.exit_code == 1
     assert "categories.txt:1" in result.output and "Traceback" not in result.output
+
+
+def scoped_overlay(tmp_path: Path) -> tuple[Path, Path]:
+    """A library where 'shoot' and 'kill you' fire, and an overlay quieting them on sport.example."""
+    root, overlay = tmp_path / "library", tmp_path / "overlay"
+    (root / "en").mkdir(parents=True)
+    (overlay / "en").mkdir(parents=True)
+    (root / "categories.txt").write_text("violence | Violence | Threats\n")
+    (root / "en" / "violence.txt").write_text("@category violence\n@language en\nshoot | 4\nkill you | 4\n")
+    (overlay / "en" / "sport.txt").write_text(
+        "@category violence\n@language en\n"
+        "shoot | on: sport.example/report; unless: shoot the winning goal\n"
+        "-kill you | on: sport.example\n"
+    )
+    return root, overlay
+
+
+def library_test(root: Path, overlay: Path, *args: str) -> str:
+    result = CliRunner().invoke(
+        main, ["library", "test", "--library", str(root), "--overlay", str(overlay), *args]
+    )
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+TEXT = "he will shoot the winning goal, or i will kill you"
+
+
+def test_library_test_url_shows_which_scoped_line_quieted_which_phrase(tmp_path: Path) -> None:
+    root, overlay = scoped_overlay(tmp_path)
+    out = library_test(root, overlay, TEXT, "--url", "https://sport.example/report/today?x=1")
+    assert (
+        "  as a page of sport.example at /report/today (page text: the intent grammar does not apply)\n"
+        in out
+    )
+    assert "  nothing fires on this page\n" in out
+    assert (
+        "  quieted here: violence 4  phrase 'shoot' (en/violence.txt:3) saw 'shoot'\n"
+        "      by overlay:en/sport.txt:3: shoot | on: sport.example/report; unless: shoot the winning goal\n"
+        "  quieted here: violence 4  phrase 'kill you' (en/violence.txt:4) saw 'kill you'\n"
+        "      by overlay:en/sport.txt:4: -kill you | on: sport.example\n"
+    ) in out
+
+
+def test_library_test_url_keeps_what_the_lines_for_that_page_do_not_quiet(tmp_path: Path) -> None:
+    root, overlay = scoped_overlay(tmp_path)
+    # a subdomain: the site-wide removal applies, the page line (that host exactly) does not
+    out = library_test(root, overlay, TEXT, "--url", "https://www.sport.example/report/today")
+    assert "  as a page of www.sport.example at /report/today" in out and "nothing fires" not in out
+    assert (
+        "  highest: violence severity 4\n  violence 4  phrase 'shoot' (en/violence.txt:3) saw 'shoot'\n"
+        in out
+    )
+    assert "  quieted here: violence 4  phrase 'kill you' (en/violence.txt:4)" in out
+    assert "quieted here: violence 4  phrase 'shoot'" not in out
+    # another page of the site, written without a scheme; and words the exception does not cover
+    out = library_test(root, overlay, "we shoot at 3", "--url", "sport.example/report")
+    assert "  as a page of sport.example at /report" in out
+    assert "  violence 4  phrase 'shoot' (en/violence.txt:3) saw 'shoot'\n" in out and "quieted" not in out
+
+
+def test_library_test_without_url_is_what_a_pupil_types(tmp_path: Path) -> None:
+    root, overlay = scoped_overlay(tmp_path)
+    out = library_test(root, overlay, TEXT)
+    assert "as a page" not in out and "quieted" not in out
+    assert "phrase 'shoot' (en/violence.txt:3)" in out and "phrase 'kill you' (en/violence.txt:4)" in out
+    # another site's page: nothing is quieted
+    out = library_test(root, overlay, TEXT, "--url", "https://badsport.example/report")
+    assert "quieted" not in out and "phrase 'kill you' (en/violence.txt:4)" in out
+
+
+def test_library_test_url_without_a_host_is_refused(tmp_path: Path) -> None:
+    root, overlay = scoped_overlay(tmp_path)
+    result = CliRunner().invoke(
+        main, ["library", "test", "--library", str(root), "--url", "https:///news", "x"]
+    )
+    assert result.exit_code == 2
+    assert "Invalid value for --url: 'https:///news' has no host" in result.output
