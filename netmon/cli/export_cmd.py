@@ -76,12 +76,19 @@ def guarded[T](url: str, action: Callable[[], T]) -> T:
         ) from exc
 
 
-def record_audit(engine: Engine, actor: str, **detail: Any) -> None:
-    """An "export" audit event: who and which filters, never content."""
+def record_audit(engine: Engine, actor: str, *, site: str | None, **detail: Any) -> None:
+    """An "export" audit event: who and which filters, never content. Its site is the one read (``""``
+    when the whole trust was read)."""
     from netmon.store.incidents import audit
 
     with Session(engine) as session, session.begin():
-        audit(session, "export", actor=actor, **detail)
+        audit(session, "export", actor=actor, site=site or "", **detail)
+
+
+SITE_HELP = (
+    "Only incidents of this site (NETMON_SITE of the gateway that recorded them); "
+    "without it, every site of the store (the whole trust)."
+)
 
 
 def who() -> str:
@@ -164,6 +171,7 @@ def output(path: str, fmt: str) -> Iterator[TextIO]:
     help="Only incidents of at least this severity (1-5).",
 )
 @click.option("--user", default=None, metavar="U", help="Only this user.")
+@click.option("--site", default=None, metavar="S", help=SITE_HELP)
 @click.option("-o", "--output", "out", default="-", metavar="FILE", help="Write here (default: stdout).")
 def export(
     db_url: str | None,
@@ -173,6 +181,7 @@ def export(
     categories: tuple[str, ...],
     min_severity: int | None,
     user: str | None,
+    site: str | None,
     out: str,
 ) -> None:
     """Export incidents (streamed, oldest first) as CSV or JSON Lines."""
@@ -180,7 +189,7 @@ def export(
 
     url = db_url or default_db_url()
     filters = exporter.ExportFilter(
-        since=since, until=until, categories=categories, min_severity=min_severity, user=user
+        since=since, until=until, categories=categories, min_severity=min_severity, user=user, site=site
     )
     engine = open_engine(url)
     try:
@@ -191,6 +200,7 @@ def export(
             lambda: record_audit(
                 engine,
                 who(),
+                site=site,
                 command="export",
                 format=fmt,
                 rows=count,
@@ -241,56 +251,69 @@ COLUMNS = (
     metavar="UID",
     help="Show one incident in full, with why it fired (a unique prefix of the uid is enough).",
 )
-def incidents(db_url: str | None, limit: int, show_uid: str | None) -> None:
+@click.option("--site", default=None, metavar="S", help=SITE_HELP)
+def incidents(db_url: str | None, limit: int, show_uid: str | None, site: str | None) -> None:
     """List the latest incidents as a table, or show one in full."""
     url = db_url or default_db_url()
     engine = open_engine(url)
     try:
         if show_uid:
-            guarded(url, lambda: _show(engine, show_uid))
-            guarded(url, lambda: record_audit(engine, who(), command="incidents", show=show_uid))
+            guarded(url, lambda: _show(engine, show_uid, site))
+            guarded(url, lambda: record_audit(engine, who(), site=site, command="incidents", show=show_uid))
         else:
-            shown = guarded(url, lambda: _table(engine, limit))
-            guarded(url, lambda: record_audit(engine, who(), command="incidents", limit=limit, rows=shown))
+            shown = guarded(url, lambda: _table(engine, limit, site))
+            guarded(
+                url,
+                lambda: record_audit(engine, who(), site=site, command="incidents", limit=limit, rows=shown),
+            )
     finally:
         engine.dispose()
 
 
-def _table(engine: Engine, limit: int) -> int:
+def _table(engine: Engine, limit: int, site: str | None) -> int:
     from netmon.store.incidents import Incident
 
+    stmt = select(Incident).order_by(Incident.time.desc(), Incident.id.desc()).limit(limit)
+    if site is not None:
+        stmt = stmt.where(Incident.site == site)
     with Session(engine) as session:
-        rows = list(
-            session.scalars(select(Incident).order_by(Incident.time.desc(), Incident.id.desc()).limit(limit))
-        )
+        rows = list(session.scalars(stmt))
     if not rows:
-        click.echo("no incidents recorded")
+        click.echo("no incidents recorded" + (f" at site {clean(site)!r}" if site is not None else ""))
         return 0
-    click.echo("  ".join(name.ljust(width) for name, width in COLUMNS).rstrip())
+    # A trust's store read as a whole says which school each incident is from.
+    columns = COLUMNS + (("SITE", 14),) if site is None and any(r.site for r in rows) else COLUMNS
+    click.echo("  ".join(name.ljust(width) for name, width in columns).rstrip())
     for r in rows:
-        cells = (
-            r.time.strftime("%Y-%m-%d %H:%M"),
-            r.uid[:8],
-            r.severity,
-            r.category,
-            r.user or r.client_ip,
-            r.source,
-            r.host,
-            r.phrase,
-            r.count,
-        )
-        click.echo("  ".join(clean(c, w).ljust(w) for c, (_, w) in zip(cells, COLUMNS, strict=True)).rstrip())
+        cells = (*_cells(r), r.site or "-")[: len(columns)]
+        click.echo("  ".join(clean(c, w).ljust(w) for c, (_, w) in zip(cells, columns, strict=True)).rstrip())
     click.echo(f"({len(rows)} latest; `netmon incidents --show UID` for one in full)")
     return len(rows)
 
 
-def _show(engine: Engine, uid: str) -> None:
+def _cells(r: Any) -> tuple[object, ...]:
+    return (
+        r.time.strftime("%Y-%m-%d %H:%M"),
+        r.uid[:8],
+        r.severity,
+        r.category,
+        r.user or r.client_ip,
+        r.source,
+        r.host,
+        r.phrase,
+        r.count,
+    )
+
+
+def _show(engine: Engine, uid: str, site: str | None = None) -> None:
     from netmon.incidents.export import iso
     from netmon.store.incidents import Incident
 
     prefix = uid.strip().lower()
     with Session(engine) as session:
         stmt = select(Incident).where(Incident.uid.startswith(prefix, autoescape=True))
+        if site is not None:
+            stmt = stmt.where(Incident.site == site)
         found = list(session.scalars(stmt.limit(2)))
         if not found:
             raise click.ClickException(f"no incident with uid {clean(uid)!r} (see `netmon incidents`)")

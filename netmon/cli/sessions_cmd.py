@@ -10,24 +10,32 @@ from netmon.config.paths import default_db_url
 from netmon.errors import NetmonError
 
 _DB_OPTION = click.option("--db", "db_url", default=None, help="Database URL (default: SQLite in ./var).")
+_SITE_OPTION = click.option(
+    "--site",
+    default=None,
+    metavar="S",
+    help="The site whose sessions these are, in a trust's shared store (default: NETMON_SITE).",
+)
 
 
-def _engine(db_url: str | None):  # type: ignore[no-untyped-def]
+def _engine(db_url: str | None, site: str | None):  # type: ignore[no-untyped-def]
     from netmon.store.db import open_store
 
     try:
-        return open_store(db_url or default_db_url())
+        return open_store(db_url or default_db_url(), site=site)
     except NetmonError as exc:
         raise click.ClickException(str(exc)) from exc
 
 
 @click.group(invoke_without_command=True)
 @_DB_OPTION
+@_SITE_OPTION
 @click.pass_context
-def sessions(ctx: click.Context, db_url: str | None) -> None:
-    """List live device sessions (user, address, MAC, since, last seen)."""
+def sessions(ctx: click.Context, db_url: str | None, site: str | None) -> None:
+    """List live device sessions (user, address, MAC, since, last seen) of this site."""
     ctx.ensure_object(dict)
     ctx.obj["db_url"] = db_url
+    ctx.obj["site"] = site
     if ctx.invoked_subcommand is not None:
         return
     from sqlalchemy.orm import Session
@@ -35,7 +43,7 @@ def sessions(ctx: click.Context, db_url: str | None) -> None:
     from netmon.identity.sessions import SETTING_AUP_VERSION, get_setting, live, open_sessions
     from netmon.store.base import utcnow
 
-    engine = _engine(db_url)
+    engine = _engine(db_url, site)
     now = utcnow()
     with Session(engine) as session:
         version = get_setting(session, SETTING_AUP_VERSION)
@@ -59,15 +67,16 @@ def sessions(ctx: click.Context, db_url: str | None) -> None:
 @sessions.command()
 @click.argument("target")
 @_DB_OPTION
+@_SITE_OPTION
 @click.pass_context
-def end(ctx: click.Context, target: str, db_url: str | None) -> None:
-    """Sign out a user (all their devices) or the device at an IP address."""
+def end(ctx: click.Context, target: str, db_url: str | None, site: str | None) -> None:
+    """Sign out a user (all their devices) or the device at an IP address, at this site."""
     from sqlalchemy.orm import Session
 
     from netmon.identity.sessions import end_sessions
     from netmon.store.incidents import audit
 
-    engine = _engine(db_url or ctx.obj.get("db_url"))
+    engine = _engine(db_url or ctx.obj.get("db_url"), site if site is not None else ctx.obj.get("site"))
     try:
         ipaddress.ip_address(target.removeprefix("::ffff:"))
         by_ip = True

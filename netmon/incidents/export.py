@@ -43,6 +43,7 @@ class ExportFilter:
     categories: tuple[str, ...] = ()
     min_severity: int | None = None
     user: str | None = None
+    site: str | None = None  # one school of a trust ("" is incidents with no site); None: every site
 
     def describe(self) -> dict[str, Any]:
         """The filters as plain data, for the audit trail (no content)."""
@@ -52,6 +53,7 @@ class ExportFilter:
             "categories": list(self.categories),
             "min_severity": self.min_severity,
             "user": self.user,
+            "site": self.site,
         }
 
 
@@ -85,6 +87,8 @@ def query(filters: ExportFilter) -> Select[Any]:
         stmt = stmt.where(Incident.severity >= filters.min_severity)
     if filters.user is not None:
         stmt = stmt.where(Incident.user == filters.user)
+    if filters.site is not None:
+        stmt = stmt.where(Incident.site == filters.site)
     return stmt.order_by(Incident.time, Incident.id)
 
 
