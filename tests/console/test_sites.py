@@ -175,3 +175,24 @@ def test_report_per_site_and_for_the_trust(store_url: str, trust: dict[str, str]
     assert re.search(r"incidents 2: new 2", north) and re.search(r"incidents 3: new 3", everyone)
     assert "violence" not in north and "violence" in everyone
     assert "the whole trust" in everyone
+
+
+def test_flags_count_the_viewers_site_only(store_url: str) -> None:
+    """Three self-harm incidents in a week, one of them at another school: a repetition for the trust's
+    lead, not for the school's DSL (who must not learn of the other school's incident from a flag)."""
+    uids = add_incidents(
+        store_url,
+        [
+            make_incident(site="north", time=NOW - timedelta(days=2), category="self-harm"),
+            make_incident(site="south", time=NOW - timedelta(days=1), category="self-harm"),
+            make_incident(site="north", time=NOW, category="self-harm"),
+        ],
+    )
+    engine = make_engine(store_url)
+    with Session(engine) as db:
+        latest = queries.incident_by_uid(db, uids[2])
+        assert latest is not None
+        trust_flags = [f.kind for f in queries.pupil_flags(db, latest)]
+        school_flags = [f.kind for f in queries.pupil_flags(db, latest, site="north")]
+    engine.dispose()
+    assert "repetition" in trust_flags and "repetition" not in school_flags
