@@ -251,6 +251,7 @@ class TrustLab:
         self.spawn(gw, [sys.executable, str(script), str(gw.upstream_port)], {}, gw.workdir / "upstream.log")
         env = {
             "NETMON_SITE": gw.site,
+            "NETMON_ALERT_TO": f"dsl@{gw.site}.example",  # alert rules fire: outbox rows in the same batch
             "NETMON_TEST_ROUTES": routes,
             "PYTHONUNBUFFERED": "1",
             "HOME": str(gw.workdir),

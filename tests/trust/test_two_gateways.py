@@ -17,8 +17,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from netmon.store.alerts import Alert
 from netmon.store.db import make_engine, upgrade
-from netmon.store.incidents import Incident
+from netmon.store.incidents import AuditEvent, Incident
 from tests.trust.lab import REPO, Gateway, TrustLab, unavailable_reason
 
 pytestmark = [pytest.mark.netns]
@@ -134,4 +135,16 @@ def test_two_gateways_cut_off_and_back_lose_nothing_and_write_nothing_twice(lab:
     engine = make_engine(lab.local_url("trust"))
     with Session(engine) as session:
         assert session.scalar(select(func.count(func.distinct(Incident.uid)))) == 2 * total
+        # Each incident's alert was written once, in its batch, with the incident's site.
+        alerts = session.execute(
+            select(Incident.site, Alert.site, Alert.incident_uid).join(
+                Alert, Alert.incident_uid == Incident.uid
+            )
+        ).all()
+        audit_sites = set(
+            session.scalars(select(AuditEvent.site).where(AuditEvent.action.startswith("alert.")))
+        )
     engine.dispose()
+    assert sorted(uid for _, _, uid in alerts) == sorted({uid for _, _, uid in alerts})
+    assert len(alerts) == 2 * total and all(site == alert_site for site, alert_site, _ in alerts)
+    assert audit_sites == set(SITES)  # the gateways' own audit rows carry their NETMON_SITE
