@@ -5,9 +5,10 @@ and field borders have enough contrast as rendered (1.4.3, 1.4.11); one h1, no s
 main landmark and lang="en" (1.3.1, 2.4.6, 3.1.1); every table has a caption and scoped headers (1.3.1);
 Tab reaches every control from the skip link on, each with a visible focus indicator, not obscured, and
 leaves every one (2.1.1, 2.1.2, 2.4.1, 2.4.7, 2.4.11); a rejected review names its error and the field
-(3.3.1). When axe-core is installed (the axe-selenium-python package ships axe.min.js), it runs on every
-page too with the WCAG 2.2 A/AA rules and must find nothing. The palette in console.css is checked by
-arithmetic as well. docs/console.md "Accessibility" lists what is left to people."""
+(3.3.1). The checks run in the page from a11y.js beside this file. When axe-core is installed (the
+axe-selenium-python package ships axe.min.js), it runs on every page too with the WCAG 2.2 A/AA rules and
+must find nothing. The palette in console.css is checked by arithmetic as well. docs/console.md
+"Accessibility" lists what is left to people."""
 
 from __future__ import annotations
 
