@@ -198,3 +198,22 @@ def test_library_test_url_without_a_host_is_refused(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "Invalid value for --url: 'https:///news' has no host" in result.output
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://sport.example/report/today", "https://www.sport.example/report", "https://news.example/report"],
+)
+def test_library_test_url_says_what_a_real_scan_of_that_page_reports(tmp_path: Path, url: str) -> None:
+    from netmon.scan.library import load_library
+    from netmon.scan.matching import Matcher
+    from tests.netmon.test_library_scope import fired
+
+    root, overlay = scoped_overlay(tmp_path)
+    out = library_test(root, overlay, TEXT, "--url", url)
+    shown = [
+        line.split("  phrase ")[1].split(" (")[0].strip("'")
+        for line in out.splitlines()
+        if line.startswith("  violence ")
+    ]
+    assert sorted(shown) == sorted(fired(Matcher.compile(load_library(root, overlay)), url, TEXT))
