@@ -12,6 +12,7 @@ from netmon.scan.library import load_library
 from netmon.scan.matching import Matcher
 
 REPO = Path(__file__).resolve().parents[2]
+CSE = "child_sexual_exploitation"
 
 
 @pytest.fixture(scope="module")
@@ -45,19 +46,20 @@ def matcher() -> Matcher:
         ("tomorrow i'm going to stab that boy at the bus stop", "violence.time_first", "violence", 5),
         ("best knife to hide in your waistband", "weapons.purpose", "weapons", 4),
         ("anyone got a nine for sale", "weapons.for_sale", "weapons", 4),
-        ("this guy i met on tiktok is 22 and i'm 14, is that bad", "cse.age_gap", "child_sexual_exploitation", 4),
-        ("a man gave me a lift and cigarettes and now says i owe him", "cse.gift_owe", "child_sexual_exploitation", 4),
-        ("he keeps asking what i'm wearing to bed", "cse.probe", "child_sexual_exploitation", 4),
-        ("he said if i really loved him i'd send a video", "cse.love_pressure", "child_sexual_exploitation", 4),
-        ("he wants me to facetime him in bed", "cse.camera", "child_sexual_exploitation", 4),
-        ("he wants me to tell my mum i'm sleeping at a friends", "cse.lie_parents", "child_sexual_exploitation", 4),
-        ("he sent me a pic of his private parts and wants one back", "cse.sent_explicit.back",
-         "child_sexual_exploitation", 5),
+        ("this guy i met on tiktok is 22 and i'm 14, is that bad", "cse.age_gap", CSE, 4),
+        ("a man gave me a lift and cigarettes and now says i owe him", "cse.gift_owe", CSE, 4),
+        ("he keeps asking what i'm wearing to bed", "cse.probe", CSE, 4),
+        ("he said if i really loved him i'd send a video", "cse.love_pressure", CSE, 4),
+        ("he wants me to facetime him in bed", "cse.camera", CSE, 4),
+        ("he wants me to tell my mum i'm sleeping at a friends", "cse.lie_parents", CSE, 4),
+        ("he sent me a pic of his private parts and wants one back", "cse.sent_explicit.back", CSE, 5),
         ("refugees are parasites and should be wiped out", "hate.dehumanise", "hate_speech", 4),
         ("gas all the jews", "hate.kill_all", "hate_speech", 4),
     ],
 )
-def test_rule_fires_at_its_severity(matcher: Matcher, text: str, rule: str, category: str, severity: int) -> None:
+def test_rule_fires_at_its_severity(
+    matcher: Matcher, text: str, rule: str, category: str, severity: int
+) -> None:
     hits = [h for h in matcher.scan(text) if h.phrase == f"rule {rule}"]
     assert hits, f"{rule} did not fire on {text!r}"
     assert hits[0].category == category
