@@ -55,7 +55,9 @@ class AlertDelivery:
             from netmon.alerts.rules import RuleEngine
 
             try:
-                self.watcher = self.policy.use(Path(ctx.options.netmon_policy))
+                self.watcher = self.policy.use(
+                    Path(ctx.options.netmon_policy), site=getattr(ctx.options, "netmon_site", None)
+                )
                 watcher = self.watcher
                 # made here, not in the writer's thread: a bad NETMON_WEBHOOK_URL stops start-up with one line
                 self._rules = RuleEngine(lambda: watcher.current)

@@ -134,11 +134,12 @@ class SharedPolicy:
         self.source: PolicySource | None = None
         self._lock = threading.Lock()
 
-    def use(self, directory: str | Path) -> PolicySource:
+    def use(self, directory: str | Path, site: str | None = None) -> PolicySource:
+        """The source for ``directory`` with ``site``'s overlay (``netmon_site``; None: ``NETMON_SITE``)."""
         path = Path(directory).resolve()
         with self._lock:
-            if self.source is None or self.source.directory.resolve() != path:
-                new = PolicySource(path, interval=self.interval)
+            if self.source is None or self.source.directory.resolve() != path or self.source.site != site:
+                new = PolicySource(path, interval=self.interval, site=site)
                 old, self.source = self.source, new
                 if old is not None and old.running:
                     old.stop()

@@ -293,7 +293,7 @@ def _policy_groups(shared: SharedPolicy, directory: str) -> Callable[..., frozen
     if not directory or not (Path(directory) / "school.yaml").is_file():
         return None
     try:
-        return shared.use(Path(directory)).groups_for
+        return shared.use(Path(directory), site=getattr(ctx.options, "netmon_site", None)).groups_for
     except Exception as exc:  # noqa: BLE001 - filtering still works on the identity's own groups
         log.warning("filtering: school policy groups unavailable (%s); using identity groups only", exc)
         return None

@@ -188,10 +188,14 @@ def _relocate(problems: Problems, merged: Iterable[Merged]) -> None:
 
 
 def load_policy(
-    directory: str | Path, env: Mapping[str, str] | None = None, library_dir: Path = DEFAULT_LIBRARY_DIR
+    directory: str | Path,
+    env: Mapping[str, str] | None = None,
+    library_dir: Path = DEFAULT_LIBRARY_DIR,
+    site: str | None = None,
 ) -> Policy:
-    """Load and validate a policy directory; raise the first :class:`ConfigError`."""
-    policy, problems = check_policy(directory, env, library_dir)
+    """Load and validate a policy directory (with ``site``'s overlay, default ``NETMON_SITE``); raise the
+    first :class:`ConfigError`."""
+    policy, problems = check_policy(directory, env, library_dir, site=site)
     if policy is None:
         raise problems.errors[0]
     for warning in problems.warnings:
@@ -216,14 +220,16 @@ class PolicySource:
         interval: float = 2.0,
         on_reload: Callable[[Policy], None] | None = None,
         library_dir: Path = DEFAULT_LIBRARY_DIR,
+        site: str | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.library_dir = library_dir
+        self.site = site  # None: NETMON_SITE
         self.listeners: list[Callable[[Policy], None]] = [on_reload] if on_reload is not None else []
-        self.current: Policy = load_policy(self.directory, library_dir=library_dir)
+        self.current: Policy = load_policy(self.directory, library_dir=library_dir, site=site)
         self._watcher: FileWatcher[Policy] = FileWatcher(
             lambda: stamps([self.directory]),
-            lambda: load_policy(self.directory, library_dir=self.library_dir),
+            lambda: load_policy(self.directory, library_dir=self.library_dir, site=self.site),
             on_change=self._install,
             interval=interval,
             name="netmon-policy-watcher",

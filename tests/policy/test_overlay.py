@@ -230,3 +230,14 @@ async def test_the_proxy_filters_with_its_site_overlay(trust: Path) -> None:
             flow.request.headers["Host"] = "www.casino.example"
             await _run_request(addon, flow)
             assert flow.response is not None and flow.response.status_code == status, site
+
+
+def test_the_proxy_option_netmon_site_chooses_the_overlay_for_every_part(trust: Path) -> None:
+    """`--set netmon_site=north` (not only NETMON_SITE) gives the alerts and the filtering north's policy."""
+    shared = SharedPolicy()
+    source = shared.use(trust, site="north")
+    assert source.current.site == "north" and source.current.recipients["dsl"] == ("north.dsl@school.example",)
+    assert shared.use(trust, site="north") is source  # one source shared by every caller with the same site
+    trust_wide = shared.use(trust, site="")
+    assert trust_wide is not source and trust_wide.current.site == ""
+    assert "nurture" not in trust_wide.current.groups
