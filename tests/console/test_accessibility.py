@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from netmon.store.db import upgrade
+from tests.console.conftest import PASSWORD
 from tests.console.live import browser_sign_in, js, live_console, load, seed_demo, set_width
 from tests.portal import browser as browser_mod
 from tests.portal.browser import Browser
@@ -35,6 +36,11 @@ CHECKS = (Path(__file__).with_name("a11y.js")).read_text(encoding="utf-8")
 AUDIT_JS = "a11y.audit()"
 Browsers = dict[str | None, Browser]
 Site = tuple[str, dict[str, str]]
+AXE_RUN = (
+    "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa',"
+    " 'wcag22aa']}}).then(r => r.violations.map(v => ({id: v.id, help: v.help,"
+    " nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)})))"
+)
 FOCUS_JS = "a11y.focus()"
 TABBABLE_JS = "a11y.tabbable()"
 
@@ -177,6 +183,33 @@ def test_skip_link_moves_focus_into_main(
     assert first == "← Triage queue"  # the first link of the page's own content, past the menu
 
 
+def test_sign_in_errors_and_the_code_page_pass_the_checks(site: Site, tmp_path: Path) -> None:
+    """The pages before sign-in: a wrong password, then the code page (password right), at 320 px."""
+    base, _ = site
+    browser = Browser(tmp_path / "profile")
+    try:
+        browser.send("Page.setBypassCSP", enabled=True)
+        set_width(browser, 320, 640, mobile=True)
+        load(browser, base + "/signin")
+        js(browser, "#username", "value = 'pat'")
+        js(browser, "#password", "value = 'not the password'")
+        js(browser, "#signin", "click()")
+        browser.wait_for("!!document.querySelector('#error')")
+        pages = {"wrong password": browser.evaluate(CHECKS + ";a11y.audit()")}
+        js(browser, "#password", f"value = {json.dumps(PASSWORD)}")
+        js(browser, "#signin", "click()")
+        browser.wait_for("location.pathname === '/signin/totp' && !!document.querySelector('#verify')")
+        pages["code"] = browser.evaluate(CHECKS + ";a11y.audit()")
+        source = axe_source()
+        if source is not None:
+            browser.evaluate(source + ";0")
+            pages["code, axe"] = browser.evaluate(AXE_RUN)
+    finally:
+        browser.close()
+    clean: dict[str, Any] = {"wrong password": {}, "code": {}} | ({} if source is None else {"code, axe": []})
+    assert pages == clean, json.dumps(pages, indent=1)
+
+
 def test_a_rejected_review_names_the_error_and_the_field(
     browsers: dict[str | None, Browser], site: tuple[str, dict[str, str]]
 ) -> None:
@@ -207,11 +240,7 @@ def test_axe_finds_no_wcag_22_aa_violation(
     browser = open_page(browsers, site, who, path, width)
     if not browser.evaluate("typeof axe !== 'undefined'"):
         browser.evaluate(axe_source() + ";0")  # type: ignore[operator]
-    result = browser.evaluate(
-        "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa',"
-        " 'wcag22aa']}}).then(r => r.violations.map(v => ({id: v.id, help: v.help,"
-        " nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)})))"
-    )
+    result = browser.evaluate(AXE_RUN)
     assert result == [], json.dumps(result, indent=1)
 
 
