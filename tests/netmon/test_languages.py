@@ -1,0 +1,127 @@
+"""The languages of issue 14 through the real library and matcher: each script's spelling variants are
+caught at the phrase's category and severity, word boundaries hold in each script, help-seeking and
+idioms stay quiet, and every new file says it is unreviewed by native speakers."""
+
+from __future__ import annotations
+
+import pytest
+
+from netmon.config.paths import DEFAULT_LIBRARY_DIR
+from netmon.scan.library import load_library
+from netmon.scan.matching import Matcher
+
+LANGUAGES = ("ur", "pa", "ar", "bn", "so", "pt", "lt", "es")
+CATEGORIES = ("suicide", "self_harm", "child_sexual_exploitation", "violence")
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    return Matcher.compile(load_library(DEFAULT_LIBRARY_DIR))
+
+
+def _top(matcher: Matcher, text: str, category: str) -> int:
+    return max((h.severity for h in matcher.scan(text) if h.category == category), default=0)
+
+
+CAUGHT = [
+    # (language, how it is written, text, category, at least)
+    ("ar", "with tashkeel", "أُرِيدُ أَنْ أَنْتَحِرَ", "suicide", 4),
+    ("ar", "without tashkeel", "اريد ان انتحر", "suicide", 4),
+    ("ar", "with tatweel", "ابغى انتحـــر خلاص", "suicide", 4),
+    ("ar", "alef maksura as yeh", "ابغي انتحر", "suicide", 4),
+    ("ar", "Arabizi", "wallah 3ayez amoot", "suicide", 4),
+    ("ar", "teh marbuta typed as heh", "تعبت من الحياه", "suicide", 3),
+    ("ur", "Urdu script", "میں مرنا چاہتا ہوں", "suicide", 4),
+    ("ur", "Urdu typed with Arabic yeh, kaf and heh", "ميں خودكشي كرنا چاهتا هوں", "suicide", 4),
+    ("ur", "Urdu with tashkeel", "مَیں مَرنا چاہتی ہُوں", "suicide", 4),
+    ("ur", "Roman Urdu", "sach mein marna chahta hun", "suicide", 4),
+    ("ur", "Roman Urdu as a hashtag", "#khudkushikarnachahta", "suicide", 4),
+    ("pa", "Gurmukhi with nukta", "ਮੈਂ ਖ਼ੁਦਕੁਸ਼ੀ ਕਰ ਲੈਣੀ", "suicide", 4),
+    ("pa", "Gurmukhi without nukta, bindi for tippi", "ਮੈਂ ਮਰਨਾ ਚਾਹੁਂਦਾ", "suicide", 4),
+    ("pa", "Shahmukhi", "میں مرنا چاہندی آں", "suicide", 4),
+    ("bn", "Bangla", "আমি আত্মহত্যা করতে চাই", "suicide", 4),
+    ("bn", "Bangla with a decomposed ya-nukta and ZWJ", "আত্\u200dমহত্যা করব", "suicide", 4),
+    ("bn", "romanised Bengali", "ami sotti morte chai", "suicide", 4),
+    ("so", "Somali", "waxaan rabaa inaan is dilo", "suicide", 4),
+    ("pt", "Portuguese without accents", "nao quero mais viver", "suicide", 4),
+    ("lt", "Lithuanian without diacritics", "noriu nusizudyti", "suicide", 4),
+    ("es", "Spanish, upper case", "ME QUIERO MORIR", "suicide", 4),
+    ("ar", "Arabic self-harm", "جرحت نفسي امس", "self_harm", 4),
+    ("es", "Spanish self-harm", "me corté los brazos otra vez", "self_harm", 4),
+    (
+        "ur",
+        "Roman Urdu grooming: secrecy with pictures",
+        "pics bhejo aur kisi ko mat batana",
+        "child_sexual_exploitation",
+        4,
+    ),
+    ("pt", "Portuguese grooming", "manda nudes vai", "child_sexual_exploitation", 4),
+    ("bn", "Bengali threat", "আমি ওকে খুন করবো", "violence", 4),
+    ("lt", "Lithuanian threat", "as ji uzmusiu", "violence", 4),
+]
+
+
+@pytest.mark.parametrize(
+    ("lang", "how", "text", "category", "least"), CAUGHT, ids=[f"{c[0]}-{c[1]}" for c in CAUGHT]
+)
+def test_each_script_variant_is_caught(
+    matcher: Matcher, lang: str, how: str, text: str, category: str, least: int
+) -> None:
+    assert _top(matcher, text, category) >= least, (
+        lang,
+        how,
+        [(h.phrase, h.severity) for h in matcher.scan(text)],
+    )
+
+
+def test_the_hit_names_its_language_file_and_shows_the_typed_text(matcher: Matcher) -> None:
+    text = "هو كتب: أُرِيدُ أَنْ أَنْتَحِرَ"
+    hit = max(matcher.scan(text), key=lambda h: h.severity)
+    assert (hit.language, hit.category, hit.severity) == ("ar", "suicide", 4)
+    assert hit.library_file == "ar/suicide.txt"
+    assert hit.matched_text.startswith("أُرِيدُ") and "تَحِر" in hit.matched_text
+
+
+QUIET = [
+    # (language, why, text): nothing at severity >= 3 (help-seeking, idiom, a longer word)
+    ("ar", "prevention is help-seeking", "الوقاية من الانتحار"),
+    ("ar", "a longer word is not the phrase: suicide bomber", "الانتحاري"),
+    ("ar", "died laughing", "رحت فيها من الضحك"),
+    ("bn", "murderer is a longer word than murder", "খুনি ধরা পড়েছে"),
+    ("bn", "died laughing", "হেসে হেসে মরে গেলাম"),
+    ("ur", "died of heat", "garmi se mar gaye yaar"),
+    ("pa", "a kitchen knife", "ਰਸੋਈ ਵਾਲਾ ਚਾਕੂ"),
+    ("so", "kitchen knife", "mindi cusub oo jikada"),
+    ("pt", "I cut myself by accident", "me cortei sem querer fazendo salada"),
+    ("es", "a haircut", "me corté el pelo ayer"),
+    ("es", "prevention", "prevención del suicidio en adolescentes"),
+    ("lt", "died laughing", "vos nenumiriau juokais"),
+    ("en", "English words that look like romanised Urdu stay quiet", "the mar jana festival in goa"),
+]
+
+
+@pytest.mark.parametrize(("lang", "why", "text"), QUIET, ids=[f"{q[0]}-{q[1]}" for q in QUIET])
+def test_help_seeking_idioms_and_longer_words_stay_quiet(
+    matcher: Matcher, lang: str, why: str, text: str
+) -> None:
+    loud = [(h.phrase, h.severity) for h in matcher.scan(text) if h.severity >= 3]
+    assert not loud, (lang, why, loud)
+
+
+def test_secrecy_alone_is_not_grooming(matcher: Matcher) -> None:
+    # a surprise party is kept secret too: secrecy counts only with pictures, money or meeting nearby
+    for text in ("kisi ko mat batana, ammi ki surprise party hai", "no se lo digas a nadie, es una sorpresa"):
+        assert _top(matcher, text, "child_sexual_exploitation") == 0, text
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_language_has_the_four_categories_graded_and_marked_unreviewed(lang: str) -> None:
+    library = load_library(DEFAULT_LIBRARY_DIR)
+    counts = library.counts()
+    for category in CATEGORIES:
+        assert counts.get((category, lang), 0) >= 4, (lang, category)
+        text = (DEFAULT_LIBRARY_DIR / lang / f"{category}.txt").read_text(encoding="utf-8")
+        head = text.split("@category")[0].lower()
+        assert "not a native speaker" in head and "unreviewed" in head, f"{lang}/{category}.txt"
+    grades = {e.severity for e in library.entries if e.language == lang and e.category == "suicide"}
+    assert 4 in grades and min(grades) < 4, (lang, grades)  # intent at 4, topic or hopelessness lower
