@@ -100,12 +100,12 @@ def scope_choices(incident: Any) -> dict[str, str]:
 @bp.app_template_global()
 def suggestion_scope(row: LibrarySuggestion) -> str:
     """Where a suggestion applies, in plain words."""
-    return scoping.describe_scope(scoping.scope_of(row.host or ""))
+    return scoping.describe_scope(scoping.scope_of(row))
 
 
 @bp.app_template_global()
 def suggestion_host(row: LibrarySuggestion) -> str:
-    return scoping.fired_on(row.host or "")
+    return scoping.fired_on(row)
 
 
 @bp.app_template_global()
@@ -162,7 +162,7 @@ def suggest(uid: str) -> Any:
             created_at=utcnow(), created_by=g.staff.username, incident_uid=incident.uid, kind=kind,
             category=entry.category, language=entry.language, phrase=entry.phrase, severity=entry.severity,
             library_file=entry.file, line=entry.line, exception=exception,
-            host=scoping.stored_host(incident.host, scope)[:255],
+            **scoping.stored(incident.host, scope),
             reason=reason, status=PENDING, decision_reason="", overlay_file="",
         )  # fmt: skip
         db.add(row)
@@ -229,7 +229,7 @@ def decide(sid: int) -> Any:
                 f"{utcnow():%Y-%m-%d} incident {row.incident_uid[:8]} on {suggestion_host(row) or '?'}: "
                 f"suggested by {row.created_by}, approved by {g.staff.username}: "
                 f"{' '.join(reason.split())[:200]}",
-                scope=scoping.scope_of(row.host or ""),
+                scope=scoping.scope_of(row),
             )  # fmt: skip
             try:
                 written = str(core.apply_change(Path(config.library_root), config.overlay, change))

@@ -17,8 +17,8 @@ A change may be scoped (:func:`scope_choices`): to the site the false alarm fire
 and subdomains) or to that page (the host and URL path), written as a host-scoped overlay line
 (``phrase | on: HOST; unless: WORDS`` or ``-phrase | on: HOST``, docs/library-format.md). A scope only
 quiets page bodies, so it is offered only for a phrase that fired on what a site sent, never on what the
-pupil typed. The suggestion row keeps the scope in its ``host`` column as ``on:SCOPE`` (a plain host there
-is where an unscoped suggestion fired: :func:`stored_host`, :func:`scope_of`). The host the false alarm
+pupil typed. The suggestion row keeps the scope in its ``scope`` column and the host the false alarm
+fired on in ``host`` (``suggestion_scope.stored``, ``scope_of``, ``fired_on``). The host the false alarm
 fired on is written as a comment above the line.
 """
 

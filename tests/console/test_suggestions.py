@@ -359,7 +359,7 @@ def test_site_scoped_exception_quiets_that_site_only(
     back = suggest(client, uid, page, exception="will shoot the winning", scope="site", reason="sport")
     assert "only on pages of sport.example and its subdomains" in back
     (s,) = rows(console_db, LibrarySuggestion)
-    assert s.host == "on:sport.example"
+    assert (s.host, s.scope) == ("sport.example", "sport.example")
     nick = admin(app)
     listing = nick.get("/library").text
     assert "only on pages of sport.example and its subdomains" in listing and "alice" not in listing
@@ -393,7 +393,7 @@ def test_page_scoped_removal(
     sign_in(client, STAFF["dsl"])
     suggest(client, uid, false_alarm(client, uid), kind="removal", scope="page", reason="match reports")
     (s,) = rows(console_db, LibrarySuggestion)
-    assert s.host == "on:sport.example/report"
+    assert (s.host, s.scope) == ("sport.example", "sport.example/report")
     nick = admin(app)
     assert "only on pages of sport.example under /report" in nick.get("/library").text
     decide(nick, s.id, "approve", "match reports page")
@@ -421,4 +421,4 @@ def test_no_scope_for_what_the_pupil_typed(
     assert "only quiets what a site sent" in back
     assert rows(console_db, LibrarySuggestion) == []
     suggest(client, uid, page, exception="will shoot the winning")  # everywhere is still offered
-    assert [s.host for s in rows(console_db, LibrarySuggestion)] == ["sport.example"]
+    assert [(s.host, s.scope) for s in rows(console_db, LibrarySuggestion)] == [("sport.example", "")]
