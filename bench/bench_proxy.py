@@ -265,8 +265,31 @@ end
 """
 
 
-def run_wrk(target: str, path_or_url: str, seconds: int, connections: int, work: Path) -> dict[str, float]:
-    script = work / "proxy.lua"
+def run_wrks(
+    targets: list[str], path_or_url: str, seconds: int, connections: int, work: Path
+) -> dict[str, float]:
+    """One wrk per proxy worker's port, at the same time, the connections shared out: requests/s
+    summed, p50 the mean and p99 the worst of theirs."""
+    if len(targets) == 1:
+        return run_wrk(targets[0], path_or_url, seconds, connections, work)
+    from concurrent.futures import ThreadPoolExecutor
+
+    share = max(1, connections // len(targets))
+    with ThreadPoolExecutor(len(targets)) as pool:
+        results = list(
+            pool.map(lambda t: run_wrk(t[1], path_or_url, seconds, share, work, t[0]), enumerate(targets))
+        )
+    return {
+        "rps": sum(r["rps"] for r in results),
+        "p50": statistics.mean(r["p50"] for r in results),
+        "p99": max(r["p99"] for r in results),
+    }
+
+
+def run_wrk(
+    target: str, path_or_url: str, seconds: int, connections: int, work: Path, n: int = 0
+) -> dict[str, float]:
+    script = work / f"proxy-{n}.lua"
     authority = urlsplit(path_or_url).netloc
     host = f'wrk.headers["Host"] = "{authority}"' if authority else ""
     if path_or_url.endswith("/mix"):
@@ -309,8 +332,18 @@ def run_wrk(target: str, path_or_url: str, seconds: int, connections: int, work:
 
 
 def start_proxy(
-    kind: str, mode: str, port: int, work: Path, upstream_cert: Path, sets: list[str] = ()
-) -> subprocess.Popen[bytes]:  # type: ignore[assignment]
+    kind: str, mode: str, port: int, work: Path, upstream_cert: Path, sets: list[str] = (), workers: int = 1
+) -> list[subprocess.Popen[bytes]]:  # type: ignore[assignment]
+    """Bare mitmdump: ``workers`` processes on ports ``port``..; netmon: one ``netmon run --workers N``,
+    which listens on the same ports."""
+    if kind == "bare":
+        return [_start_one(kind, mode, port + i, work, upstream_cert, sets, 1) for i in range(workers)]
+    return [_start_one(kind, mode, port, work, upstream_cert, sets, workers)]
+
+
+def _start_one(
+    kind: str, mode: str, port: int, work: Path, upstream_cert: Path, sets: list[str], workers: int
+) -> subprocess.Popen[bytes]:
     common = [
         "--set",
         "flow_detail=0",
@@ -345,6 +378,8 @@ def start_proxy(
             f"sqlite:///{state / 'netmon.db'}",
             "--state-dir",
             str(state),
+            "--workers",
+            str(workers),
             "--confdir",
             str(work / "conf"),
             *common,
@@ -353,7 +388,8 @@ def start_proxy(
     log = work / f"{kind}-{port}.log"
     proc = subprocess.Popen(args, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     try:
-        wait_port(port)
+        for i in range(workers):
+            wait_port(port + i)
     except TimeoutError:
         proc.kill()
         sys.exit(f"{kind} did not start:\n{log.read_text(errors='replace')}")
@@ -381,21 +417,45 @@ def cpu_seconds(pid: int) -> float:
     return total + sum(cpu_seconds(int(c)) for c in children)
 
 
-def wait_idle(proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def wait_idle(procs: list[subprocess.Popen[bytes]], timeout: float = 60) -> None:
     """Wait until netmon and its scan workers have finished the backlog of the last run, so that
     the next (bare) run does not share the CPU with it."""
     deadline = time.monotonic() + timeout
-    last = cpu_seconds(proc.pid)
+    last = sum(cpu_seconds(p.pid) for p in procs)
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        now = cpu_seconds(proc.pid)
+        now = sum(cpu_seconds(p.pid) for p in procs)
         if now - last < 0.05:  # under 10% of a core
             return
         last = now
 
 
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free ports (netmon's proxy workers listen on port, port+1..)."""
+    for _ in range(50):
+        port = free_port()
+        if port + count < 65536 and all(_is_free(port + i) for i in range(1, count)):
+            return port
+    raise RuntimeError("no consecutive free ports")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def compare(
-    args: argparse.Namespace, work: Path, scheme: str, page: str, http_port: int, https_port: int
+    args: argparse.Namespace,
+    work: Path,
+    scheme: str,
+    page: str,
+    http_port: int,
+    https_port: int,
+    workers: int = 1,
 ) -> dict[str, dict[str, object]]:
     """Alternating rounds through bare mitmdump and netmon (both kept running): medians, the
     netmon/bare ratio of each round (a bare and a netmon run back to back), and netmon's counters
@@ -404,31 +464,38 @@ def compare(
     path = f"http://127.0.0.1:{http_port}/{page}" if scheme == "http" else f"/{page}"
     try:
         for kind in ("bare", "netmon"):
-            port = free_port()
+            port = free_ports(workers)
             if scheme == "http":
                 mode, targets[kind] = "regular", f"http://127.0.0.1:{port}"
             else:
                 mode, targets[kind] = f"reverse:https://127.0.0.1:{https_port}", f"https://127.0.0.1:{port}"
-            procs[kind] = (start_proxy(kind, mode, port, work, work / "up.pem", args.sets), port)
+            procs[kind] = (start_proxy(kind, mode, port, work, work / "up.pem", args.sets, workers), port)
+            base = targets[kind].rsplit(":", 1)[0]  # one target per proxy worker's port
+            targets[kind] = [f"{base}:{port + i}" for i in range(workers)]  # type: ignore[assignment]
         for kind in ("bare", "netmon"):
-            run_wrk(targets[kind], path, 2, args.connections, work)  # warm-up
+            run_wrks(targets[kind], path, 2, args.connections, work)  # warm-up
         wait_idle(procs["netmon"][0])
         runs: dict[str, list[dict[str, float]]] = {"bare": [], "netmon": []}
         for i in range(args.rounds):
             # pairs in alternating order, so that neither always runs just after the other
             for kind in ("bare", "netmon") if i % 2 == 0 else ("netmon", "bare"):
-                runs[kind].append(run_wrk(targets[kind], path, args.seconds, args.connections, work))
+                runs[kind].append(run_wrks(targets[kind], path, args.seconds, args.connections, work))
                 if kind == "netmon":
                     wait_idle(procs["netmon"][0])
     finally:
-        for proc, _ in procs.values():
-            stop(proc)
+        for group, _ in procs.values():
+            for proc in group:
+                stop(proc)
     result: dict[str, dict[str, object]] = {}
     for kind, rs in runs.items():
         result[kind] = {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99")}
         result[kind]["rps_rounds"] = [r["rps"] for r in rs]
-    status = json.loads((work / f"state-{procs['netmon'][1]}" / "status.json").read_text())
-    result["counters"] = status.get("counters", {})
+    totals: dict[str, int] = {}
+    for status_file in (work / f"state-{procs['netmon'][1]}").glob("status*.json"):
+        for key, value in json.loads(status_file.read_text()).get("counters", {}).items():
+            if isinstance(value, int):
+                totals[key] = totals.get(key, 0) + value
+    result["counters"] = totals
     return result
 
 
@@ -445,6 +512,13 @@ def main() -> None:
     )
     parser.add_argument("--schemes", nargs="+", default=["http", "https"])
     parser.add_argument(
+        "--workers",
+        nargs="+",
+        type=int,
+        default=[1, 2],
+        help="proxy processes: bare mitmdump runs this many, netmon `netmon run --workers N`",
+    )
+    parser.add_argument(
         "--set",
         dest="sets",
         action="append",
@@ -455,25 +529,29 @@ def main() -> None:
     for tool in ("wrk", "nginx", "openssl"):
         if not shutil.which(tool):
             sys.exit(f"bench_proxy needs {tool}: apt-get install wrk nginx-light openssl")
+    load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="netmon-bench-") as tmp:
         work = Path(tmp)
         http_port, https_port = free_port(), free_port()
         nginx = start_nginx(work, http_port, https_port)
         rows = []
         try:
-            for scheme in args.schemes:
-                for page in args.pages:
-                    rows.append((scheme, page, compare(args, work, scheme, page, http_port, https_port)))
+            for workers in args.workers:
+                for scheme in args.schemes:
+                    for page in args.pages:
+                        result = compare(args, work, scheme, page, http_port, https_port, workers)
+                        rows.append((f"{scheme} w{workers}", page, result))
         finally:
             nginx.send_signal(signal.SIGTERM)
             nginx.wait()
     print(
-        f"\nProxy throughput, {args.connections} connections, keep-alive, {os.cpu_count()} cores: "
+        f"\nProxy throughput, {args.connections} connections, keep-alive, {os.cpu_count()} cores, "
+        f"load average before the run {load_before}: "
         f"{args.rounds} rounds of {args.seconds} s, bare and netmon alternating; medians\n"
         "(ratio: the median of the netmon/bare ratios of the rounds, each a bare and a netmon run in a row)"
     )
     print(
-        f"{'path':<22}{'bare req/s':>11}{'netmon req/s':>14}{'ratio':>7}{'(rounds)':>12}"
+        f"{'path (w: proxy workers)':<22}{'bare req/s':>11}{'netmon req/s':>14}{'ratio':>7}{'(rounds)':>12}"
         f"{'bare p50/p99 ms':>18}{'netmon p50/p99 ms':>20}  scanner"
     )
     for scheme, page, r in rows:
@@ -481,6 +559,12 @@ def main() -> None:
         skipped = sum(
             v for k, v in c.items() if k.startswith("scan.skipped.queue") or k == "scan.error.worker"
         )
+        if min(nm["rps_rounds"]) == 0 or min(bare["rps_rounds"]) == 0:
+            print(
+                f"{scheme + ' ' + page:<22} NOT VALID: a run served 0 requests/s "
+                f"(netmon tls.refused {c.get('tls.refused', 0)}, scanned {c.get('scan.done', 0)})"
+            )
+            continue
         ratios = [n / b for n, b in zip(nm["rps_rounds"], bare["rps_rounds"], strict=True)]
         spread, ratio = f"{min(ratios):.2f}-{max(ratios):.2f}", statistics.median(ratios)
         print(

@@ -1,4 +1,5 @@
-"""The compiled matcher: one pyahocorasick automaton over the normalised library.
+"""The compiled matcher: one automaton over the normalised library (``netmon.scan.keyscan``: hyperscan
+where it imports, pyahocorasick otherwise).
 
 How a phrase becomes automaton keys (all in normalised form, see netmon.scan.normalise):
 
@@ -40,6 +41,7 @@ import ahocorasick
 
 from netmon.scan.findings import Hit
 from netmon.scan.grammar_match import CompiledGrammar, grammar_hits
+from netmon.scan.keyscan import KeyScan
 from netmon.scan.library import Entry, Library
 from netmon.scan.normalise import normalise, normalise_mapped, steps_applied
 from netmon.scan.normalise.variants import (
@@ -147,7 +149,8 @@ class Matcher:
         # words only the grammar needs (often common ones) have their own automaton: pages never pay for it
         self._keys: list[_Key] = []
         self._anchor_only: list[_Key] = []
-        automaton, grammar_automaton = ahocorasick.Automaton(), ahocorasick.Automaton()
+        main_keys: list[str] = []
+        grammar_automaton = ahocorasick.Automaton()
         for key, (phrases, unless) in keys.items():
             lead = 1 if key.startswith(" ") else 0
             trail = 1 if key.endswith(" ") and len(key) > 1 else 0
@@ -161,13 +164,14 @@ class Matcher:
                 tuple(dict.fromkeys(checked.get(key, ()))),
             )
             own = self._keys if made.phrases or made.unless or made.checked else self._anchor_only
-            (automaton if own is self._keys else grammar_automaton).add_word(key, len(own))
+            if own is self._keys:
+                main_keys.append(key)
+            else:
+                grammar_automaton.add_word(key, len(own))
             own.append(made)
-        if self._keys:
-            automaton.make_automaton()
         if self._anchor_only:
             grammar_automaton.make_automaton()
-        self._automaton = automaton
+        self._key_scan = KeyScan(main_keys)  # hyperscan where it can, else the pyahocorasick automaton
         self._grammar_automaton = grammar_automaton
         self.size = len(self._keys) + len(self._anchor_only)
 
@@ -267,7 +271,7 @@ class Matcher:
         exceptions: list[tuple[int, int, int]] = []
         keys = self._keys
         seen = [0] * len(self.entries) if limit is not None else None
-        for end, v in self._automaton.iter(padded):
+        for end, v in self._key_scan.iter(padded):
             k = keys[v]
             start, stop = end - k.back_start + offset, end - k.back_end + offset
             for i in k.phrases:
