@@ -55,6 +55,14 @@ from netmon.errors import ConfigError
     default=None,
     help="Fail (exit 1) when more benign look-alikes (expect null) than this raise an alarm.",
 )
+@click.option(
+    "--lang",
+    "langs",
+    multiple=True,
+    metavar="CODE",
+    help='Measure only the labelled messages whose "lang" is CODE (repeatable: --lang ur --lang pa); '
+    "benign pages are kept.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object instead of text.")
 @click.option("--quiet", is_flag=True, help="Print the figures only, not every miss and false alarm.")
 def eval_cmd(
@@ -65,6 +73,7 @@ def eval_cmd(
     max_false_alarms: float | None,
     min_severity: int,
     max_trap_alarms: int | None,
+    langs: tuple[str, ...],
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -72,7 +81,8 @@ def eval_cmd(
 
     CORPUS is any mix of JSONL files (one {"text", "expect": category or null, "min_severity": n} per
     line) and directories of plain pages that must stay quiet. Every miss and false alarm is listed with
-    the phrase that fired (file:line). Exits 1 when a threshold given here is not met.
+    the phrase that fired (file:line). Figures are also given per language (the "lang" field): recall
+    and quiet traps. Exits 1 when a threshold given here is not met.
     """
     from netmon.scan import libeval
     from netmon.scan.library import load_library
@@ -83,6 +93,11 @@ def eval_cmd(
         corpus_items = libeval.load_corpus(corpus, [c.id for c in library.categories])
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    if langs:
+        wanted = set(langs)
+        corpus_items = [
+            (path, [i for i in items if i.kind == "page" or i.lang in wanted]) for path, items in corpus_items
+        ]
     matcher = Matcher.compile(library)
     report = libeval.evaluate(matcher, corpus_items, min_severity, [c.id for c in library.categories])
 

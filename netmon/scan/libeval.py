@@ -13,7 +13,8 @@ The evaluation runs the real matcher (``netmon.scan.matching.Matcher`` over
 
 Figures: per category recall (all messages, and messages graded 4-5), precision (of the alarms of a
 category at the evaluation's ``min_severity``, the share on messages that expect it), recall per
-obfuscation form, false alarms per 1,000 benign pages, and quiet traps. Every miss and false alarm is
+obfuscation form, per language (by the ``lang`` field: recall, recall at 4-5 and quiet traps), false
+alarms per 1,000 benign pages, and quiet traps. Every miss and false alarm is
 kept with the hits that fired, so a library author can see which phrase to fix.
 """
 
@@ -22,139 +23,41 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from netmon.errors import ConfigError
 from netmon.scan.findings import Hit
+from netmon.scan.libeval_figures import (
+    HIGH_SEVERITY,
+    CategoryFigures,
+    Item,
+    LanguageFigures,
+    Outcome,
+    Report,
+)
 from netmon.scan.matching import Matcher
 
-#: Severity at and above which a message counts towards the headline recall target.
-HIGH_SEVERITY = 4
+__all__ = [
+    "HIGH_SEVERITY",
+    "TARGET_FALSE_ALARMS_PER_1000",
+    "TARGET_RECALL_HIGH",
+    "CategoryFigures",
+    "Item",
+    "LanguageFigures",
+    "Outcome",
+    "Report",
+    "evaluate",
+    "format_languages",
+    "format_report",
+    "judge",
+    "load_corpus",
+    "report_json",
+]
 
 #: The targets of issue 14, printed with every report (the CLI's thresholds may differ): recall on
 #: fresh wording at the expected category and severity, false alarms per 1,000 benign pages.
 TARGET_RECALL_HIGH = 0.9
 TARGET_FALSE_ALARMS_PER_1000 = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class Item:
-    """One thing to scan: a labelled message or a benign page."""
-
-    id: str
-    text: str
-    expect: str | None  # category id, or None for benign
-    min_severity: int | None  # None: the evaluation's min_severity
-    origin: str  # "file.jsonl:12" or the page path
-    kind: str  # "message" (JSONL) or "page" (file in a directory)
-    form: str = "plain"  # obfuscation form, e.g. "leet"; "plain" when not obfuscated
-    lang: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    item: Item
-    hits: tuple[Hit, ...]
-    threshold: int  # severity the item was judged at
-    ok: bool  # caught (expect set) or quiet (benign)
-
-    @property
-    def fired(self) -> tuple[Hit, ...]:
-        """Hits at or above the item's threshold (for a miss: every hit, to show what did fire)."""
-        if self.item.expect is None:
-            return tuple(h for h in self.hits if h.severity >= self.threshold)
-        return self.hits
-
-
-@dataclass(frozen=True, slots=True)
-class CategoryFigures:
-    category: str
-    messages: int
-    caught: int
-    high: int  # messages graded >= HIGH_SEVERITY
-    high_caught: int
-    alarms: int  # items with an alarm of this category (severity >= the evaluation's min_severity)
-    correct_alarms: int  # ... on items that expect this category
-
-    @property
-    def recall(self) -> float | None:
-        return self.caught / self.messages if self.messages else None
-
-    @property
-    def recall_high(self) -> float | None:
-        return self.high_caught / self.high if self.high else None
-
-    @property
-    def precision(self) -> float | None:
-        return self.correct_alarms / self.alarms if self.alarms else None
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    min_severity: int
-    outcomes: tuple[Outcome, ...]
-    categories: tuple[CategoryFigures, ...]
-    forms: tuple[tuple[str, int, int], ...]  # (form, high messages, high caught)
-    languages: tuple[tuple[str, int, int], ...]  # (lang, high messages, high caught)
-    sources: tuple[tuple[str, int], ...] = field(default=())  # (corpus path, items)
-
-    @property
-    def misses(self) -> tuple[Outcome, ...]:
-        return tuple(o for o in self.outcomes if o.item.expect is not None and not o.ok)
-
-    @property
-    def false_alarms(self) -> tuple[Outcome, ...]:
-        return tuple(o for o in self.outcomes if o.item.expect is None and not o.ok)
-
-    @property
-    def pages(self) -> int:
-        return sum(1 for o in self.outcomes if o.item.kind == "page")
-
-    @property
-    def page_alarms(self) -> int:
-        return sum(1 for o in self.false_alarms if o.item.kind == "page")
-
-    @property
-    def traps(self) -> int:
-        return sum(1 for o in self.outcomes if o.item.kind == "message" and o.item.expect is None)
-
-    @property
-    def trap_alarms(self) -> int:
-        return sum(1 for o in self.false_alarms if o.item.kind == "message")
-
-    @property
-    def false_alarms_per_1000(self) -> float | None:
-        """False alarms per 1,000 benign pages (traps when the corpus holds no pages)."""
-        if self.pages:
-            return 1000.0 * self.page_alarms / self.pages
-        if self.traps:
-            return 1000.0 * self.trap_alarms / self.traps
-        return None
-
-    @property
-    def messages(self) -> int:
-        return sum(c.messages for c in self.categories)
-
-    @property
-    def caught(self) -> int:
-        return sum(c.caught for c in self.categories)
-
-    @property
-    def high(self) -> int:
-        return sum(c.high for c in self.categories)
-
-    @property
-    def high_caught(self) -> int:
-        return sum(c.high_caught for c in self.categories)
-
-    @property
-    def recall(self) -> float | None:
-        return self.caught / self.messages if self.messages else None
-
-    @property
-    def recall_high(self) -> float | None:
-        return self.high_caught / self.high if self.high else None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -253,8 +156,20 @@ def evaluate(
     correct: Counter[str] = Counter()
     forms: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     langs: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    per_lang: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])  # LanguageFigures' counts
     for o in outcomes:
         exp = o.item.expect
+        if o.item.kind == "message":
+            row = per_lang[o.item.lang or "-"]
+            if exp is None:
+                row[4] += 1
+                row[5] += not o.ok
+            else:
+                row[0] += 1
+                row[1] += o.ok
+                if o.threshold >= HIGH_SEVERITY:
+                    row[2] += 1
+                    row[3] += o.ok
         if exp is not None:
             messages[exp] += 1
             caught[exp] += o.ok
@@ -280,6 +195,7 @@ def evaluate(
         forms=tuple((f, n, k) for f, (n, k) in sorted(forms.items(), key=lambda p: (p[0] != "plain", p[0]))),
         languages=tuple((lang, n, k) for lang, (n, k) in sorted(langs.items())),
         sources=tuple((str(p), len(items)) for p, items in corpus),
+        by_language=tuple(LanguageFigures(lang, *row) for lang, row in sorted(per_lang.items())),
     )
 
 
@@ -327,6 +243,9 @@ def format_report(report: Report, show: bool = True) -> list[str]:
             "recall at severity >= 4 by language: "
             + ", ".join(f"{lang} {k / n:.3f} ({k}/{n})" for lang, n, k in report.languages if n)
         )
+    if len(report.by_language) > 1 or any(r.lang != "-" for r in report.by_language):
+        lines.append("")
+        lines.extend(format_languages(report))
     fa = report.false_alarms_per_1000
     lines.append(
         f"benign pages: {report.pages}, with an alarm at severity >= {report.min_severity}:"
@@ -360,6 +279,20 @@ def format_report(report: Report, show: bool = True) -> list[str]:
     return lines
 
 
+def format_languages(report: Report) -> list[str]:
+    """The per-language table: messages, recall (all and graded 4-5) and traps kept quiet."""
+    lines = [
+        f"{'language':<9} {'msgs':>5} {'caught':>6} {'recall':>6}  {'sev>=4':>6} {'recall>=4':>9}"
+        f"  {'traps':>5} {'quiet':>5}"
+    ]
+    for r in report.by_language:
+        lines.append(
+            f"{r.lang:<9} {r.messages:>5} {r.caught:>6} {_pct(r.recall)}  {r.high:>6}"
+            f" {_pct(r.recall_high):>9}  {r.traps:>5} {r.traps - r.trap_alarms:>5}"
+        )
+    return lines
+
+
 def _verdict(value: float | None, target: float, higher: bool) -> str:
     if value is None:
         return "-"
@@ -385,6 +318,17 @@ def report_json(report: Report) -> dict[str, object]:
         "trap_alarms": report.trap_alarms,
         "forms": {f: (k / n if n else None) for f, n, k in report.forms},
         "languages": {lang: (k / n if n else None) for lang, n, k in report.languages},
+        "by_language": {
+            r.lang: {
+                "messages": r.messages,
+                "recall": r.recall,
+                "high": r.high,
+                "recall_high": r.recall_high,
+                "traps": r.traps,
+                "trap_alarms": r.trap_alarms,
+            }
+            for r in report.by_language
+        },
         "categories": {
             c.category: {
                 "messages": c.messages,
