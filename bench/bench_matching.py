@@ -8,7 +8,8 @@ CPU time (best of N runs) for:
 
 - baseline: ``str.lower()`` + a bare ``Automaton.iter()`` over the same phrases padded with spaces;
 - normalise: ``netmon.scan.normalise.normalise`` alone;
-- scan: ``Matcher.scan`` (normalisation, matching, rules, offsets mapped back for every hit);
+- scan: ``Matcher.scan`` (normalisation, matching, rules, offsets mapped back for every hit), and
+  the same with the key pass on pyahocorasick alone (as where hyperscan does not import);
 
 and the ratio scan/baseline. This is a benchmark, not a test: figures vary with the machine's load.
 """
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from netmon.config import paths  # noqa: E402
+from netmon.scan import keyscan  # noqa: E402
 from netmon.scan.library import Library, check_paths, load_library  # noqa: E402
 from netmon.scan.matching import Matcher  # noqa: E402
 from netmon.scan.normalise import normalise  # noqa: E402
@@ -109,6 +111,13 @@ def main() -> None:
     def baseline(doc: str) -> object:
         return list(bare.iter(doc.lower()))
 
+    plain = None
+    if keyscan.hyperscan_available():  # the key pass on pyahocorasick alone, as without hyperscan
+        saved, keyscan._hs = keyscan._hs, None
+        try:
+            plain = Matcher.compile(library)
+        finally:
+            keyscan._hs = saved
     hits = sum(len(matcher.scan(d)) for d in docs)
     base_s = best_of(args.repeat, docs, baseline)
     norm_s = best_of(args.repeat, docs, normalise)
@@ -122,6 +131,9 @@ def main() -> None:
     print(f"netmon    normalise()               {size / norm_s:7.1f} MB/s")
     print(f"netmon    normalise() + scan()      {size / scan_s:7.1f} MB/s")
     print(f"ratio     scan / baseline           {base_s / scan_s:7.2f}")
+    if plain is not None:
+        plain_s = best_of(args.repeat, docs, plain.scan)
+        print(f"netmon    scan(), without hyperscan {size / plain_s:7.1f} MB/s")
 
 
 if __name__ == "__main__":

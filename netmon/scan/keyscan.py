@@ -7,14 +7,13 @@ by ``end`` and, at one end, longest key first: exactly ``Automaton.iter``'s matc
 (``tests/netmon/test_keyscan.py`` compares them). hyperscan (an optional dependency: x86-64 wheels with
 their own libhs) reads ASCII text in literal mode, 2-3 times faster than pyahocorasick with the
 library's ~30,000 keys; non-ASCII text (its offsets would be bytes, not characters), a machine where
-hyperscan does not import (ARM gateways) or where ``NETMON_HYPERSCAN=off``, and a second thread
-scanning at the same moment all use the pyahocorasick automaton, which is always built.
+hyperscan does not import (ARM gateways), and a second thread scanning at the same moment all use the
+pyahocorasick automaton, which is always built.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 
 import ahocorasick
@@ -30,8 +29,8 @@ log = logging.getLogger(__name__)
 
 
 def hyperscan_available() -> bool:
-    """Whether hyperscan can be used here (it imports, and ``NETMON_HYPERSCAN`` is not ``off``)."""
-    return _hs is not None and os.environ.get("NETMON_HYPERSCAN", "on").lower() not in ("off", "0", "no")
+    """Whether hyperscan imports here (x86-64 with its wheel)."""
+    return _hs is not None
 
 
 class KeyScan:

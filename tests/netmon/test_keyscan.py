@@ -4,7 +4,6 @@ ARM gateway: the module does not import) netmon still catches every disguise."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from netmon.config.paths import DEFAULT_LIBRARY_DIR
+from netmon.scan import keyscan
 from netmon.scan.keyscan import KeyScan, hyperscan_available
 from netmon.scan.library import load_library
 from netmon.scan.matching import Matcher, phrase_variants
@@ -90,7 +90,7 @@ def test_keys_and_text_in_other_scripts() -> None:
 def test_matcher_hits_are_the_same_without_hyperscan(monkeypatch: pytest.MonkeyPatch, library: Path) -> None:
     loaded = load_library(library)
     fast = Matcher.compile(loaded)
-    monkeypatch.setenv("NETMON_HYPERSCAN", "off")
+    monkeypatch.setattr(keyscan, "_hs", None)  # as on a machine without the wheel
     plain = Matcher.compile(loaded)
     assert (fast._key_scan.backend, plain._key_scan.backend) == ("hyperscan", "pyahocorasick")
     texts = [t.strip() for t in texts_for(fast)]
@@ -104,7 +104,7 @@ def test_disguises_are_caught_on_either_backend(monkeypatch: pytest.MonkeyPatch,
     if backend == "hyperscan" and not hyperscan_available():
         pytest.skip("hyperscan does not import here")
     if backend == "pyahocorasick":
-        monkeypatch.setenv("NETMON_HYPERSCAN", "off")
+        monkeypatch.setattr(keyscan, "_hs", None)
     matcher = Matcher.compile(load_library(FIXTURE))
     assert matcher._key_scan.backend == backend
     for disguised, phrase in DISGUISED:
@@ -127,9 +127,8 @@ def test_without_hyperscan_installed_the_matcher_falls_back() -> None:
         print(sorted({{h.phrase for h in m.scan("k.i.l.l myself, 5u1c1d3 " + "x " * 400)}}))
         """
     )
-    env = {k: v for k, v in os.environ.items() if k != "NETMON_HYPERSCAN"}
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO, env=env
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
     ).stdout.split("\n")
     assert out[0] == "pyahocorasick"
     assert out[1] == "['kill', 'kill myself', 'suicide']"
