@@ -38,6 +38,7 @@ from netmon.incidents import suggestions as core
 from netmon.scan.library import Library, load_library
 from netmon.scan.library_watch import signature
 from netmon.store.base import utcnow
+from netmon.store.incidents import Incident
 from netmon.store.suggestions import (
     APPROVED,
     EXCEPTION,
@@ -181,17 +182,26 @@ def _query(**args: str) -> str:
     return urlencode(args)
 
 
+def _of_my_site(stmt: Any) -> Any:
+    """Suggestions from the incidents of the signed-in member of staff's site (all of them for the trust)."""
+    site = getattr(g.staff, "site", "") or ""
+    if not site:
+        return stmt
+    mine = select(Incident.uid).where(Incident.site == site)
+    return stmt.where(LibrarySuggestion.incident_uid.in_(mine))
+
+
 @bp.route("/library")
 @require("library")
 def suggestions_page() -> Any:
     config = state().config
     with Session(state().engine) as db, db.begin():
         pending = list(
-            db.scalars(select(LibrarySuggestion).where(LibrarySuggestion.status == PENDING)
+            db.scalars(_of_my_site(select(LibrarySuggestion).where(LibrarySuggestion.status == PENDING))
                        .order_by(LibrarySuggestion.id))
         )  # fmt: skip
         decided = list(
-            db.scalars(select(LibrarySuggestion).where(LibrarySuggestion.status != PENDING)
+            db.scalars(_of_my_site(select(LibrarySuggestion).where(LibrarySuggestion.status != PENDING))
                        .order_by(LibrarySuggestion.id.desc()).limit(50))
         )  # fmt: skip
         misses = db.query(ReportedMiss).count()
@@ -217,8 +227,11 @@ def decide(sid: int) -> Any:
         return redirect(f"{page}?{_query(error='Give a reason for the decision.')}#s{sid}")
     config = state().config
     with Session(state().engine) as db, db.begin():
-        row = db.get(LibrarySuggestion, sid)
+        row = db.scalar(_of_my_site(select(LibrarySuggestion).where(LibrarySuggestion.id == sid)))
         if row is None:
+            if db.get(LibrarySuggestion, sid) is not None:
+                record(db, "console.suggestion.denied", None, suggestion=sid, reason="another site")
+                abort(403)
             abort(404)
         if row.status != PENDING:
             return redirect(f"{page}?{_query(error=f'Suggestion {sid} was already {row.status}.')}")

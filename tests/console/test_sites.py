@@ -196,3 +196,32 @@ def test_flags_count_the_viewers_site_only(store_url: str) -> None:
         school_flags = [f.kind for f in queries.pupil_flags(db, latest, site="north")]
     engine.dispose()
     assert "repetition" in trust_flags and "repetition" not in school_flags
+
+
+def test_library_suggestions_keep_to_the_site(
+    client: FlaskClient, store_url: str, trust: dict[str, str]
+) -> None:
+    """A school's DSL reviews only the suggestions made from their own site's incidents."""
+    from netmon.store.suggestions import LibrarySuggestion
+
+    engine = make_engine(store_url)
+    with Session(engine) as db, db.begin():
+        for site in ("north", "south"):
+            db.add(
+                LibrarySuggestion(
+                    created_by="someone", incident_uid=trust[site], kind="removal", category="violence",
+                    language="en", phrase=f"{site}-only phrase", severity=2, library_file="x.txt", line=1,
+                    host=f"{site}.example", reason="false alarm",
+                )
+            )  # fmt: skip
+    with Session(engine) as db:
+        south_id = db.scalar(select(LibrarySuggestion.id).where(LibrarySuggestion.incident_uid == trust["south"]))
+    engine.dispose()
+    assert sign_in(client, NORTH_DSL).status_code == 302
+    page = client.get("/library").text
+    assert "north-only phrase" in page and "south-only phrase" not in page
+    refused = client.post(
+        f"/library/suggestions/{south_id}",
+        data={"csrf": csrf_of(page), "decision": "reject", "reason": "not ours"},
+    )
+    assert refused.status_code == 403
