@@ -99,10 +99,12 @@ def test_two_gateways_cut_off_and_back_lose_nothing_and_write_nothing_twice(lab:
     wait_for(
         "each school's searches in its own spill file", lambda: a.spilled() == b.spilled() == DURING, lab
     )
+    spilled_after = time.monotonic() - started
     assert {s: len(v) for s, v in per_site(lab).items()} == {"school-a": BEFORE, "school-b": BEFORE}
 
     for gw in (a, b):
         lab.restore(gw)
+    restored = time.monotonic()
     total = BEFORE + DURING
     wait_for(
         "the spill files replayed",
@@ -110,12 +112,16 @@ def test_two_gateways_cut_off_and_back_lose_nothing_and_write_nothing_twice(lab:
         lab,
         timeout=120,
     )
+    replayed_after = time.monotonic() - restored
     time.sleep(1)  # anything still on its way would show up as a duplicate now
     stored = per_site(lab)
     assert set(stored) == set(SITES)
     for gw in (a, b):  # each search once, at its own school: none lost, none twice, none at the other
         assert stored[gw.site] == sorted((search(n, gw.site), 1) for n in range(total))
-    print(f"browsing {2 * DURING} pages with the store cut off took {browsing:.1f}s")
+    print(
+        f"store cut off: {2 * DURING} pages browsed in {browsing:.1f}s, all spilled {spilled_after:.1f}s "
+        f"after the cut; replayed {replayed_after:.1f}s after the link came back"
+    )
 
     # A site-scoped export shows only its school; without --site it is the whole trust.
     def export(*args: str) -> list[dict[str, object]]:
