@@ -151,6 +151,18 @@ SETTINGS: tuple[Setting, ...] = (
         "sessions end on restart); secret: keep it in the environment file.",
     ),
     Setting(
+        "NETMON_CONSOLE_KEY",
+        "",
+        "32 random bytes in base64url (netmon staff key prints one) that encrypt staff TOTP secrets at "
+        "rest; empty: the key file; secret: keep it in the environment file.",
+    ),
+    Setting(
+        "NETMON_CONSOLE_KEY_FILE",
+        "",
+        "The key file that encrypts staff TOTP secrets when NETMON_CONSOLE_KEY is empty (default "
+        "<state dir>/console.key, made with mode 0600 on first use).",
+    ),
+    Setting(
         "NETMON_RISK_MODEL",
         "on",
         "The learned risk model for what pupils type (docs/model-card.md): on, or off for the "

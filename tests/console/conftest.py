@@ -39,6 +39,12 @@ HOSTILE = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _console_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Console tests seal TOTP secrets with a key from the environment, never a key file in ./var."""
+    monkeypatch.setenv("NETMON_CONSOLE_KEY", "a2V5LWZvci10aGUtY29uc29sZS10ZXN0cy0zMmJ5dGU")
+
+
 @dataclass
 class Member:
     username: str
