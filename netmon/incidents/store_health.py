@@ -71,7 +71,8 @@ class SqliteWatch:
             raise StoreGone(f"{self.path}: the database file was replaced")
 
 
-def writer_engine(url: str, busy_timeout: float | None) -> Engine:
+def writer_engine(url: str, busy_timeout: float | None, site: str | None = None) -> Engine:
+    """The writer's engine; ``site`` (default ``NETMON_SITE``) goes on audit rows written in its batches."""
     kwargs: dict[str, Any] = {}
     backend = make_url(url).get_backend_name()
     if backend == "postgresql":
@@ -85,7 +86,7 @@ def writer_engine(url: str, busy_timeout: float | None) -> Engine:
             "keepalives_count": 3,
             "tcp_user_timeout": 20_000,
         }
-    engine = make_engine(url, **kwargs)
+    engine = make_engine(url, site=site, **kwargs)
     if backend == "sqlite" and busy_timeout is not None:
         ms = int(busy_timeout * 1000)
 

@@ -87,6 +87,7 @@ class IncidentWriter:
         capture_cap: int = incidents.CAPTURE_TEXT_CAP,
         snapshot_cap: int = incidents.SNAPSHOT_CAP,
         busy_timeout: float | None = None,
+        site: str | None = None,
         migrate: bool = True,
     ) -> None:
         self.url = url
@@ -112,7 +113,7 @@ class IncidentWriter:
         self._closed = False
         self._submit_lock = threading.Lock()
         self._last_spill_error = 0.0
-        self.engine = writer_engine(url, busy_timeout)
+        self.engine = writer_engine(url, busy_timeout, site)  # site: its audit rows' (NETMON_SITE)
         self._watch = SqliteWatch(url)
         self._batches = BatchWriter(
             self.engine, dedup_window, hit_filter, self.after_batch, capture_cap, snapshot_cap
@@ -200,7 +201,7 @@ class IncidentWriter:
         if self._down:
             if time.monotonic() >= self._next_retry and not self._stop.is_set():
                 self._recover()
-        elif self._queue.empty() and self._spill_pending():
+        elif self._queue.empty() and spill.pending(self.spill_path):
             self._replay()
         return self._stop.is_set() and self._queue.empty() and not self._overflow
 
@@ -346,9 +347,6 @@ class IncidentWriter:
 
     def _append(self, path: Path, results: Sequence[Entry]) -> None:
         spill.append(path, results, self.spill_path)
-
-    def _spill_pending(self) -> bool:
-        return spill.pending(self.spill_path)
 
     def _replay(self) -> bool:
         """Claim the spill file and write it to the store in batches (dedup applies as usual).

@@ -229,3 +229,17 @@ def test_incident_uids_are_the_ids_given_at_submit_and_unique(store_url: str, wr
     w.close()
     uids = [i.uid for i in incidents(store_url)]
     assert len(set(uids)) == 50 and all(len(u) == 32 and int(u, 16) >= 0 for u in uids)
+
+
+def test_audit_rows_written_in_a_batch_take_the_writer_site(store_url: str, tmp_path: Path) -> None:
+    def rule(session: Session, found: list[Incident]) -> None:  # as the alert rules do: no site named
+        for incident in found:
+            audit(session, "alert.created", actor="system", subject=incident.uid)
+
+    w = IncidentWriter(store_url, spill_dir=tmp_path, flush_interval=0.05, after_batch=[rule], site="north")
+    w.submit(result(1, site="north"))
+    w.close()
+    engine = make_engine(store_url, site="")
+    with Session(engine) as session:
+        assert list(session.scalars(select(AuditEvent.site))) == ["north"]
+    engine.dispose()
