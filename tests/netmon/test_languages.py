@@ -135,7 +135,8 @@ EVAL = Path(__file__).resolve().parents[1] / "eval"
 FLOORS = {
     # set: (recall at severity >= 4 over all languages, traps allowed to alarm); measured 2026-12-04
     "lang-2026-12.jsonl": (1.0, 0),  # 94/94, 33/33 quiet (same author as the phrase files: optimistic)
-    "lang-2026-12b.jsonl": (0.30, 2),  # 16/53, 14/16 quiet: the honest figure; never tune on this set
+    "lang-2026-12b.jsonl": (0.33, 2),  # 18/53 (16/53 before the grammars), 14/16 quiet; never tune on it
+    "lang-2026-12c.jsonl": (0.93, 0),  # ur/es/pt: 28/30 with the grammars (12/30 without), 9/9 quiet
 }
 
 
@@ -146,4 +147,34 @@ def test_held_out_language_figures_hold(matcher: Matcher, name: str) -> None:
     floor, trap_alarms = FLOORS[name]
     assert report.recall_high is not None and report.recall_high >= floor, (name, report.recall_high)
     assert report.trap_alarms <= trap_alarms, (name, [o.item.text for o in report.false_alarms])
-    assert {r.lang for r in report.by_language} == set(LANGUAGES)
+    assert {r.lang for r in report.by_language} <= set(LANGUAGES)
+
+
+GRAMMAR = [
+    # (text, category, severity wanted, the rule that must fire or "" when nothing may reach 3)
+    ("quiero de verdad suicidarme", "suicide", 4, "rule es.suicide.intent"),
+    ("no quiero suicidarme", "suicide", 0, ""),  # negation cancels the rule and the phrase
+    ("me quiero morir de risa jajaja", "suicide", 0, ""),  # an idiom lowers the rule, excepts the phrase
+    ("tengo tantas ganas de cortarme", "self_harm", 4, "rule es.self_harm.intent"),
+    ("me corto el pelo mañana", "self_harm", 0, ""),
+    ("queria muito morrer", "suicide", 4, "rule pt.suicide.intent"),
+    ("vou morrer de rir kkkk", "suicide", 0, ""),
+    ("continuo me machucando", "self_harm", 4, "rule pt.self_harm.intent"),
+    ("main sach mein marna hi chahti hun", "suicide", 4, "rule ur.suicide.wish"),
+    ("میں اب مرنا ہی چاہتی ہوں", "suicide", 4, "rule ur.suicide.wish"),
+    ("main marna nahi chahta", "suicide", 0, ""),  # negation between act and wish
+    ("apni nangi pics bhejo", "child_sexual_exploitation", 4, "rule ur.cse.send"),
+]
+
+
+@pytest.mark.parametrize(("text", "category", "severity", "rule"), GRAMMAR, ids=[g[0] for g in GRAMMAR])
+def test_intent_grammars_of_urdu_spanish_portuguese(
+    matcher: Matcher, text: str, category: str, severity: int, rule: str
+) -> None:
+    hits = matcher.scan(text)
+    if rule:
+        fired = [h for h in hits if h.phrase == rule]
+        assert fired and fired[0].severity == severity and fired[0].category == category, hits
+        assert fired[0].library_file.endswith("/intent.grammar")
+    else:
+        assert not [h for h in hits if h.severity >= 3], hits
