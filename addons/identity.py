@@ -81,13 +81,16 @@ class IdentityTagger:
             from netmon.store.db import make_engine
 
             # school-owned devices on the WireGuard tunnel: known by their tunnel address, no portal
-            self.devices = DeviceDirectory(make_engine(ctx.options.netmon_db))
+            self.devices = DeviceDirectory(
+                make_engine(ctx.options.netmon_db, site=getattr(ctx.options, "netmon_site", None))
+            )
             self.devices.start()
         if self.refresher is None:
             from netmon.store.db import make_engine
 
             self.refresher = SessionRefresher(
-                make_engine(ctx.options.netmon_db), interval=ctx.options.netmon_sessions_refresh_ms / 1000
+                make_engine(ctx.options.netmon_db, site=getattr(ctx.options, "netmon_site", None)),
+                interval=ctx.options.netmon_sessions_refresh_ms / 1000,
             )
             self.refresher.start()
             self.bind_loop(asyncio.get_running_loop())

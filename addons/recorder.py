@@ -41,6 +41,7 @@ class IncidentRecorder:
             hit_filter=self._filter if self.hit_filters else None,
             after_batch=tuple(self.after_batch),
             spill_dir=Path(opts.netmon_state_dir),
+            site=getattr(opts, "netmon_site", None),
         )
         log.info("incident recorder writing to %s", _safe_url(opts.netmon_db))
 

@@ -50,9 +50,11 @@ log = logging.getLogger(__name__)
 
 
 def _same_pupil(incident: Incident) -> Any:
+    """The same pupil at the same school: schools of a trust reuse names' addresses, so never across sites."""
+    site = Incident.site == (incident.site or "")
     if incident.user:
-        return Incident.user == incident.user
-    return and_(Incident.user.is_(None), Incident.client_ip == incident.client_ip)
+        return and_(site, Incident.user == incident.user)
+    return and_(site, Incident.user.is_(None), Incident.client_ip == incident.client_ip)
 
 
 class RuleEngine:
@@ -122,6 +124,7 @@ class RuleEngine:
                     .where(
                         Alert.rule == rule.name,
                         Alert.pupil == pupil,
+                        Alert.site == (incident.site or ""),
                         Alert.state != SUPPRESSED,
                         Alert.created_at >= now - rule.cooldown,
                     )
@@ -157,7 +160,12 @@ class RuleEngine:
         last = session.execute(
             select(Incident.time, Incident.id)
             .join(Alert, Alert.incident_uid == Incident.uid)
-            .where(Alert.rule == rule.name, Alert.pupil == pupil, Alert.state != SUPPRESSED)
+            .where(
+                Alert.rule == rule.name,
+                Alert.pupil == pupil,
+                Alert.site == (incident.site or ""),
+                Alert.state != SUPPRESSED,
+            )
             .order_by(Incident.time.desc(), Incident.id.desc())
             .limit(1)
         ).first()

@@ -249,6 +249,26 @@ def test_cooldown_folds_a_pupils_burst_into_one_alert(store_url: str, tmp_path: 
     assert [a.state for a in rows if a.pupil == "other"] == ["pending"]
 
 
+def test_one_pupil_name_at_two_schools_of_a_trust_is_two_pupils(store_url: str, tmp_path: Path) -> None:
+    """A trust's schools reuse pupil names and private addresses: cooldown and repetition stay per site."""
+    policy = load_policy(write_policy(tmp_path / "policy", COOLDOWN), env={})
+    with writer(store_url, policy, tmp_path) as w:
+        record(w, result(url="https://e.org/a", site="north"), result(url="https://e.org/b", site="north"))
+        record(w, result(url="https://e.org/c", site="south"))
+    rows = alerts(store_url)
+    assert [(a.site, a.state) for a in rows] == [
+        ("north", "pending"),
+        ("north", "suppressed"),
+        ("south", "pending"),  # not folded into north's alert
+    ]
+    policy = load_policy(write_policy(tmp_path / "policy2", REPEAT), env={})
+    t0 = time.time() - 600
+    with writer(store_url, policy, tmp_path) as w:
+        record(w, *(result(user="sam", url=f"https://e.org/n{i}", t=t0 + i, site="north") for i in range(2)))
+        record(w, result(user="sam", url="https://e.org/s", t=t0 + 5, site="south"))
+        assert not [a for a in alerts(store_url) if a.pupil == "sam"]  # 2 + 1 at two schools: not 3 at one
+
+
 def test_repeat_visits_of_one_page_are_one_alert(store_url: str, tmp_path: Path) -> None:
     from netmon.config.paths import DEFAULT_POLICY_DIR
 
