@@ -2,8 +2,11 @@
 time from first seen to first review, over the last weeks. One computation for the console's dashboard
 page and ``netmon report`` (which prints them), so both show the same numbers for the same store.
 
-Incidents are counted as rows, as the report counts them. ``scope`` (a pastoral lead's year groups or
-groups) and ``site`` (a school of the trust; None or "" for the whole trust) limit what is counted.
+Incidents are counted as rows, as the report counts them, by SQL aggregation (GROUP BY week, category,
+year group and status; the weeks are a CASE over Monday boundaries computed here, so SQLite and PostgreSQL
+bucket alike); only the reviewed incidents' two times are read, for the time to first review. ``scope``
+(a pastoral lead's year groups or groups) and ``site`` (a school of the trust; None or "" for the whole
+trust) limit what is counted.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import case, func, literal, select
 from sqlalchemy.orm import Session
 
 from netmon.incidents import queries
@@ -65,34 +68,39 @@ def figures(
         raise ValueError(f"weeks must be 1-{MAX_WEEKS} (got {weeks})")
     now = now or datetime.now(UTC)
     starts = tuple(week_start(now) - timedelta(weeks=n) for n in range(weeks - 1, -1, -1))
-    index = {w: n for n, w in enumerate(starts)}
-    where = queries.incident_conditions(queries.QueueFilter(since=starts[0], scope=scope, site=site or None))
-    stmt = (
-        select(Incident.time, Incident.category, Incident.year_group, Incident.groups,
-               IncidentReview.status, IncidentReview.first_reviewed_at)
+    end = starts[-1] + timedelta(weeks=1)
+    f = queries.QueueFilter(since=starts[0], until=end, scope=scope, site=site or None)
+    where = queries.incident_conditions(f)
+    # The week of each incident as a CASE over boundaries computed here (Mondays 00:00 UTC): the same
+    # buckets on every backend, with no dialect's date functions.
+    bounds = [(Incident.time < s, n) for n, s in enumerate(starts[1:])]
+    week = (case(*bounds, else_=weeks - 1) if bounds else literal(0)).label("week")
+    status_col = func.coalesce(IncidentReview.status, NEW).label("status")
+    counted = (
+        select(week, Incident.category, Incident.year_group, status_col, func.count().label("n"))
+        .select_from(Incident)
         .outerjoin(IncidentReview, IncidentReview.incident_id == Incident.id)
         .where(*where)
-        .execution_options(yield_per=2000)
+        .group_by(week, Incident.category, Incident.year_group, status_col)
     )  # fmt: skip
     categories: dict[str, list[int]] = defaultdict(lambda: [0] * weeks)
     years: dict[str, list[int]] = defaultdict(lambda: [0] * weeks)
     status: Counter[str] = Counter({NEW: 0, IN_REVIEW: 0, CLOSED: 0})
-    hours: list[float] = []
     total = 0
-    for t, category, year, groups, st, reviewed in db.execute(stmt):
-        n = index.get(week_start(t))
-        if n is None or not queries.in_scope(scope, year, groups):
-            continue
-        total += 1
-        categories[category][n] += 1
-        years[year or "unknown"][n] += 1
-        status[st or NEW] += 1
-        if reviewed is not None:
-            hours.append(max(0.0, (reviewed - t).total_seconds() / 3600))
-    return Figures(
-        starts, _top(categories, weeks), dict(sorted(years.items())), dict(status), tuple(hours), total,
-        site or "",
+    for n, category, year, st, count in db.execute(counted):
+        total += count
+        categories[category][n] += count
+        years[year or "unknown"][n] += count
+        status[st] += count
+    reviewed = (
+        select(Incident.time, IncidentReview.first_reviewed_at)
+        .join(IncidentReview, IncidentReview.incident_id == Incident.id)
+        .where(*where, IncidentReview.first_reviewed_at.is_not(None))
     )  # fmt: skip
+    hours = tuple(max(0.0, (r - t).total_seconds() / 3600) for t, r in db.execute(reviewed) if r is not None)
+    return Figures(
+        starts, _top(categories, weeks), dict(sorted(years.items())), dict(status), hours, total, site or ""
+    )
 
 
 def _top(rows: dict[str, list[int]], weeks: int) -> dict[str, list[int]]:

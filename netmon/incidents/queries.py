@@ -11,16 +11,16 @@ sharing one store; None or "" is the whole trust): ``Incident.site`` in SQL, :fu
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-from sqlalchemy import ColumnElement, Select, String, cast, false, func, literal, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, false, func, literal, or_, select, tuple_
 from sqlalchemy.orm import Session, defer
 
 from netmon.incidents.export import FIELDS, FORMULA_START, csv_row, record
+from netmon.incidents.groups_sql import groups_any
 from netmon.store.base import UTCDateTime
 from netmon.store.console import CLOSED, IN_REVIEW, NEW, STATUSES, IncidentChange, IncidentReview
 from netmon.store.incidents import Incident
@@ -126,20 +126,15 @@ def in_site(site: str | None, incident_site: str | None) -> bool:
     return not site or (incident_site or "") == site
 
 
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _has_group(group: str) -> ColumnElement[bool]:
-    """``incidents.groups`` (a JSON list) holds ``group``: the JSON text holds it as a quoted string."""
-    pattern = "%" + _like_escape(json.dumps(group)) + "%"
-    return cast(Incident.groups, String).like(pattern, escape="\\")
+    """``incidents.groups`` (a JSON list) holds ``group``."""
+    return groups_any(Incident.groups, [group])
 
 
 def _scope_clause(scope: tuple[str, ...]) -> ColumnElement[bool]:
     if not scope:
         return false()
-    return or_(Incident.year_group.in_(scope), *(_has_group(g) for g in scope))
+    return or_(Incident.year_group.in_(scope), groups_any(Incident.groups, scope))
 
 
 def _incident_conditions(f: QueueFilter) -> list[ColumnElement[bool]]:
@@ -174,8 +169,13 @@ def _review_conditions(f: QueueFilter) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if f.statuses:
         wanted = [s for s in f.statuses if s in STATUSES]
-        clause = IncidentReview.status.in_(wanted)
-        where.append(or_(IncidentReview.status.is_(None), clause) if NEW in wanted else clause)
+        if NEW in wanted:  # no review row, or one in a wanted status: "not reviewed into another status"
+            # (as a subquery on incidents, not a filter after the outer join: PostgreSQL then walks the
+            # queue index and stops at the page, instead of joining every row and sorting)
+            others = select(IncidentReview.incident_id).where(IncidentReview.status.not_in(wanted))
+            where.append(Incident.id.not_in(others))
+        else:
+            where.append(IncidentReview.status.in_(wanted))
     if f.assignee:
         where.append(IncidentReview.assignee == f.assignee)
     return where

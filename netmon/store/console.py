@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, cast
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from netmon.store.base import Base, UTCDateTime, utcnow
@@ -107,3 +108,8 @@ Index("ix_incidents_year_queue", Incident.year_group, Incident.severity, Inciden
 Index("ix_incidents_user_time", Incident.user, Incident.time)
 # A site-scoped member of staff pages their own site (migration 0016).
 Index("ix_incidents_site_queue", Incident.site, Incident.severity, Incident.time, Incident.id)
+# The group filter and a pastoral lead's scope on PostgreSQL: ``CAST(groups AS JSONB) ?| ARRAY[...]``
+# (migration 0013d; SQLite has no such index).
+Index("ix_incidents_groups_gin", cast(Incident.groups, JSONB), postgresql_using="gin").ddl_if(
+    dialect="postgresql"
+)

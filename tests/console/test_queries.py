@@ -110,3 +110,27 @@ def test_spreadsheet_cells() -> None:
     assert queries.spreadsheet_cell("a\x00b\x1bc\x7f") == "a\ufffdb\ufffdc\ufffd"
     assert queries.spreadsheet_cell("line\nbreak") == "line\nbreak"
     assert queries.spreadsheet_cell(5) == 5 and queries.spreadsheet_cell(None) == ""
+
+
+def test_group_filter_and_scope_match_whole_group_names_exactly(store_url: str) -> None:
+    """A group filter and a scope's groups match a group name exactly, in SQL (lists and counts alike): not
+    a name that merely contains it, not through LIKE wildcards, quotes or backslashes in the JSON text."""
+    names = [["9A"], ["19A"], ['x"9A\\'], ["9A\\"], ["10_B"], ["10xB"], ["Émile"], [], ['"9A"']]
+    add_incidents(store_url, [make_incident(time=when(hours=n), groups=g, year_group=None)
+                              for n, g in enumerate(names)])  # fmt: skip
+    engine = make_engine(store_url)
+    with Session(engine) as db:
+
+        def groups_of(f: queries.QueueFilter) -> list[list[str]]:
+            rows = queries.queue(db, f, limit=100).rows
+            assert queries.status_counts(db, f)["new"] == len(rows)  # counts are exact in SQL too
+            return sorted(list(r.groups) for r in rows)
+
+        assert groups_of(queries.QueueFilter(group="9A")) == [["9A"]]
+        assert groups_of(queries.QueueFilter(group="9A\\")) == [["9A\\"]]
+        assert groups_of(queries.QueueFilter(group="10_B")) == [["10_B"]]
+        assert groups_of(queries.QueueFilter(group="Émile")) == [["Émile"]]
+        assert groups_of(queries.QueueFilter(group='"9A"')) == [['"9A"']]
+        assert groups_of(queries.QueueFilter(scope=("9A", "10_B"))) == [["10_B"], ["9A"]]
+        assert groups_of(queries.QueueFilter(scope=("nobody",))) == []
+    engine.dispose()
