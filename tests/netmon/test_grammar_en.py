@@ -101,3 +101,73 @@ def test_explanation_names_the_new_rule_and_its_words(matcher: Matcher) -> None:
     (hit,) = [h for h in matcher.scan("he wants me to facetime him in bed") if h.phrase == "rule cse.camera"]
     why = " ".join(hit.rules)
     assert "ASKS 'wants me to'" in why and "CAMERA 'facetime'" in why and "SEXUAL_PLACE 'in bed'" in why
+
+
+# Round 2 (December 2026): shapes with no "i" or intent word, longer sentences, threats with no verb of
+# attack, insults that wish harm, more group words. Examples written for these tests, not taken from any
+# eval set.
+@pytest.mark.parametrize(
+    ("text", "rule", "category", "severity"),
+    [
+        ("so tired of existing honestly", "suicide.tired_exist", "suicide", 4),
+        ("i just want it all to be over for good", "suicide.over_good", "suicide", 4),
+        ("why am i even alive at this point", "suicide.why_go_on", "suicide", 4),
+        ("not scared of dying anymore tbh", "suicide.fearless", "suicide", 4),
+        ("gutted that i woke up again", "suicide.still_alive", "suicide", 4),
+        ("if i ended it all everyone would be happier", "suicide.burden.after", "suicide", 4),
+        ("left a note for my sister to read after im gone", "suicide.legacy", "suicide", 4),
+        ("the only way out is to end it", "suicide.no_way_out", "suicide", 4),
+        ("which hurts less, hanging or an overdose", "suicide.method_cmp", "suicide", 5),
+        ("is it okay to give up on life", "suicide.ok_to", "suicide", 4),
+        ("i hit my head against the wall till it bleeds", "self_harm.on_purpose", "self_harm", 4),
+        ("how do i take the blade out of a razor", "self_harm.blade_out", "self_harm", 4),
+        ("where are cuts easiest to hide in summer", "self_harm.easy_hide", "self_harm", 4),
+        ("he says im old enough for a real relationship", "cse.mature_enough", CSE, 4),
+        ("im 13 and he asked for nudes", "cse.child_sex_req.2", CSE, 5),
+        ("should i go to a guys house i met on snapchat", "cse.place_online", CSE, 4),
+        ("i cant tell anyone about him because hes 24", "cse.secret_older", CSE, 4),
+        ("the whole year would throw a party if you died", "bullying.celebrate", "bullying", 4),
+        ("made a gc to laugh at you lol", "bullying.group_mock", "bullying", 4),
+        ("round up all the immigrants and get rid of them", "hate.harm_long", "hate_speech", 4),
+        ("im going to snap his neck", "violence.break", "violence", 4),
+        ("everyone who bullied me will pay tomorrow", "violence.hated_die", "violence", 4),
+        ("how to get a gun without a licence in the uk", "weapons.no_licence", "weapons", 4),
+        ("molotov ingredients", "weapons.parts", "weapons", 4),
+        ("how to smuggle a knife into school without getting caught", "weapons.sneak", "weapons", 4),
+    ],
+)
+def test_round2_rule_fires_at_its_severity(
+    matcher: Matcher, text: str, rule: str, category: str, severity: int
+) -> None:
+    hits = [h for h in matcher.scan(text) if h.phrase == f"rule {rule}"]
+    assert hits, f"{rule} did not fire on {text!r}"
+    assert hits[0].category == category
+    assert hits[0].severity >= severity
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "im tired of existing in this heat lol",
+        "cant wait for exams to be over for good",
+        "not scared of dying on the rollercoaster anymore",
+        "gutted i woke up late again",
+        "if i disappeared for a day nobody would notice lol",
+        "the only way out of the escape room is the red door",
+        "is it okay to give up on learning piano",
+        "how to get the blade out of a pencil sharpener to replace it",
+        "how to hide a hickey so my mum doesnt see",
+        "my sister is 24 and i cant tell anyone about her surprise party",
+        "we made a group chat to plan your birthday surprise",
+        "history lesson on the molotov cocktail in the winter war",
+        "what age can you buy a knife in the uk",
+        "nobody will miss you at the party if you leave early",
+        "i would never hurt myself on purpose",
+        "age is just a number when it comes to learning the drums",
+        "bath bomb recipe with lavender oil",
+        "im not gonna kill myself, i just need to rant",
+    ],
+)
+def test_round2_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> None:
+    loud = [(h.phrase, h.severity) for h in matcher.scan(text) if h.severity >= 3]
+    assert not loud, f"{text!r} raised {loud}"
