@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 PUBLIC = {"auth.signin", "auth.totp", "static", "healthz"}
+#: Seconds before the idle sign-out that the page warns and offers to stay signed in (half the idle
+#: period when that is shorter).
+IDLE_WARNING = 120
 
 
 def _env_path(name: str) -> Path | None:
@@ -130,7 +133,11 @@ def create_app(config: ConsoleConfig) -> Flask:
 
     @app.context_processor
     def _context() -> dict[str, Any]:
-        return {"csrf": csrf_token(session), "staff": g.get("staff")}
+        idle = int(config.idle.total_seconds())  # the idle sign-out warning (static/idle.js)
+        return {
+            "csrf": csrf_token(session), "staff": g.get("staff"), "idle_seconds": idle,
+            "idle_warn_seconds": min(IDLE_WARNING, idle // 2),
+        }  # fmt: skip
 
     @app.route("/healthz")
     def healthz() -> Any:

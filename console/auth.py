@@ -195,7 +195,9 @@ def signin() -> Any:
             )  # fmt: skip
         if not ok or account is None or account.disabled:
             _fail(db, account, username, "password")
-            return _page("signin.html", 401, error="Wrong user name or password.", username=username)
+            return _page(
+                "signin.html", 401, error="Wrong user name or password.", username=username, invalid=True
+            )
         if account.totp_secret is None and account.role in CONTENT_ROLES:
             record(db, "console.signin.refused", username, account.site, reason="no second factor")
             return _page("signin.html", 403, error="No second factor: ask for `netmon staff totp`.")
@@ -252,7 +254,7 @@ def totp() -> Any:
             return _page("totp.html", 500, error=KEY_PROBLEM)
         if not ok:
             _fail(db, account, username, "totp")
-            return _page("totp.html", 401, error="That code is wrong or already used.")
+            return _page("totp.html", 401, error="That code is wrong or already used.", invalid=True)
     return _complete(username)
 
 
@@ -271,6 +273,15 @@ def _complete(username: str) -> Any:
         staff = load_staff(db, username)
     assert staff is not None
     return redirect(url_for(staff.home))
+
+
+@bp.route("/keepalive", methods=["POST"])
+def keepalive() -> Any:
+    """ "Stay signed in" from the idle warning (static/idle.js): a request with the CSRF token, so the
+    session's idle clock has just restarted in :func:`check_session`."""
+    if g.staff is None:
+        abort(401)
+    return {"ok": True, "idle_seconds": int(state().config.idle.total_seconds())}
 
 
 @bp.route("/signout", methods=["POST"])
