@@ -63,6 +63,17 @@ from netmon.errors import ConfigError
     help='Measure only the labelled messages whose "lang" is CODE (repeatable: --lang ur --lang pa); '
     "benign pages are kept.",
 )
+@click.option(
+    "--as",
+    "path",
+    type=click.Choice(["typed", "page", "library"]),
+    default="typed",
+    show_default=True,
+    help="How items are scored. typed: each JSONL message as the scan job scores text a pupil typed "
+    "(library + grammar + the risk model), benign pages as the job scores a page (library alone). "
+    "page: every item as a page (library alone). library: matcher and grammar over the raw text, no "
+    "model (the figures before this option).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object instead of text.")
 @click.option("--quiet", is_flag=True, help="Print the figures only, not every miss and false alarm.")
 def eval_cmd(
@@ -74,6 +85,7 @@ def eval_cmd(
     min_severity: int,
     max_trap_alarms: int | None,
     langs: tuple[str, ...],
+    path: str,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -82,9 +94,11 @@ def eval_cmd(
     CORPUS is any mix of JSONL files (one {"text", "expect": category or null, "min_severity": n} per
     line) and directories of plain pages that must stay quiet. Every miss and false alarm is listed with
     the phrase that fired (file:line). Figures are also given per language (the "lang" field): recall
-    and quiet traps. Exits 1 when a threshold given here is not met.
+    and quiet traps. ``--as`` chooses the scan path (printed in the header); on the typed path a line
+    says how many messages the risk model raised. Exits 1 when a threshold given here is not met.
     """
     from netmon.scan import libeval
+    from netmon.scan.libeval_paths import DESCRIPTIONS
     from netmon.scan.library import load_library
     from netmon.scan.matching import Matcher
 
@@ -99,7 +113,20 @@ def eval_cmd(
             (path, [i for i in items if i.kind == "page" or i.lang in wanted]) for path, items in corpus_items
         ]
     matcher = Matcher.compile(library)
-    report = libeval.evaluate(matcher, corpus_items, min_severity, [c.id for c in library.categories])
+    model = None
+    if path == "typed":
+        from netmon.scan.model import RiskModel
+
+        try:
+            model = RiskModel.load()
+        except (OSError, ValueError, KeyError) as exc:
+            raise click.ClickException(
+                f"risk model: cannot load it ({type(exc).__name__}: {exc}); use --as library to measure"
+                " the library and grammar alone"
+            ) from None
+    report = libeval.evaluate(
+        matcher, corpus_items, min_severity, [c.id for c in library.categories], path=path, model=model
+    )
 
     failures: list[str] = []
     if min_recall is not None:
@@ -130,6 +157,7 @@ def eval_cmd(
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         click.echo(f"library: {library_dir} ({len(library)} phrases)")
+        click.echo(f"scored as: {path} ({DESCRIPTIONS[path]})")
         for source, n in report.sources:
             click.echo(f"corpus: {source} ({n} items)")
         click.echo("")

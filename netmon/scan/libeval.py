@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from netmon.errors import ConfigError
@@ -35,7 +36,9 @@ from netmon.scan.libeval_figures import (
     Outcome,
     Report,
 )
+from netmon.scan.libeval_paths import score
 from netmon.scan.matching import Matcher
+from netmon.scan.signal import Scores
 
 __all__ = [
     "HIGH_SEVERITY",
@@ -144,8 +147,12 @@ def evaluate(
     corpus: Sequence[tuple[Path, Sequence[Item]]],
     min_severity: int = 3,
     categories: Iterable[str] = (),
+    path: str = "library",
+    model: Scores | None = None,
 ) -> Report:
-    outcomes = [judge(item, matcher.scan(item.text), min_severity) for _, items in corpus for item in items]
+    """Score every item on ``path`` (``netmon.scan.libeval_paths``; ``model`` only counts on ``typed``)
+    and count the figures. Columns mean the same on every path: a hit is a hit, whoever raised it."""
+    outcomes = [_outcome(item, matcher, path, model, min_severity) for _, items in corpus for item in items]
 
     cats = set(categories) | {o.item.expect for o in outcomes if o.item.expect}
     messages: Counter[str] = Counter()
@@ -196,7 +203,26 @@ def evaluate(
         languages=tuple((lang, n, k) for lang, (n, k) in sorted(langs.items())),
         sources=tuple((str(p), len(items)) for p, items in corpus),
         by_language=tuple(LanguageFigures(lang, *row) for lang, row in sorted(per_lang.items())),
+        path=path,
+        model=model is not None and path == "typed",
     )
+
+
+def _outcome(item: Item, matcher: Matcher, path: str, model: Scores | None, min_severity: int) -> Outcome:
+    hits, without = score(item, matcher, path, model)
+    outcome = judge(item, hits, min_severity)
+    if without is None:
+        return outcome
+    before = judge(item, without, min_severity)
+    return replace(outcome, raised=_top(hits) != _top(without), ok_without_model=before.ok)
+
+
+def _top(hits: Iterable[Hit]) -> dict[str, int]:
+    """The highest severity per category."""
+    top: dict[str, int] = {}
+    for h in hits:
+        top[h.category] = max(top.get(h.category, 0), h.severity)
+    return top
 
 
 # --------------------------------------------------------------------------------------------------
@@ -252,6 +278,11 @@ def format_report(report: Report, show: bool = True) -> list[str]:
         f" {report.page_alarms}" + (f" ({fa:.1f} per 1,000)" if fa is not None and report.pages else "")
     )
     lines.append(f"benign look-alikes (traps): {report.traps}, quiet: {report.traps - report.trap_alarms}")
+    if report.model:
+        lines.append(
+            f"model raised: {report.model_raised} messages; caught only with the model:"
+            f" {report.model_caught}; traps alarmed only by the model: {report.model_alarms}"
+        )
     lines.append("")
     traps = "-" if not report.traps else ("met" if not report.trap_alarms else "NOT met")
     recall = _verdict(report.recall_high, TARGET_RECALL_HIGH, higher=True)
@@ -316,6 +347,11 @@ def report_json(report: Report) -> dict[str, object]:
         "false_alarms_per_1000": report.false_alarms_per_1000,
         "traps": report.traps,
         "trap_alarms": report.trap_alarms,
+        "path": report.path,
+        "model": report.model,
+        "model_raised": report.model_raised if report.model else None,
+        "model_caught": report.model_caught if report.model else None,
+        "model_alarms": report.model_alarms if report.model else None,
         "forms": {f: (k / n if n else None) for f, n, k in report.forms},
         "languages": {lang: (k / n if n else None) for lang, n, k in report.languages},
         "by_language": {

@@ -31,6 +31,8 @@ class Outcome:
     hits: tuple[Hit, ...]
     threshold: int  # severity the item was judged at
     ok: bool  # caught (expect set) or quiet (benign)
+    raised: bool = False  # the risk model raised a hit's severity or added a finding (``--as typed``)
+    ok_without_model: bool | None = None  # the same judgement without the model; None: no model ran
 
     @property
     def fired(self) -> tuple[Hit, ...]:
@@ -94,6 +96,23 @@ class Report:
     languages: tuple[tuple[str, int, int], ...]  # (lang, high messages, high caught)
     sources: tuple[tuple[str, int], ...] = field(default=())  # (corpus path, items)
     by_language: tuple[LanguageFigures, ...] = field(default=())
+    path: str = "library"  # how items were scored (netmon.scan.libeval_paths.PATHS)
+    model: bool = False  # the risk model took part
+
+    @property
+    def model_raised(self) -> int:
+        """Messages whose severity the model raised (or that it alone made a finding of)."""
+        return sum(1 for o in self.outcomes if o.raised)
+
+    @property
+    def model_caught(self) -> int:
+        """Labelled messages caught only because of the model."""
+        return sum(1 for o in self.outcomes if o.item.expect and o.ok and o.ok_without_model is False)
+
+    @property
+    def model_alarms(self) -> int:
+        """Benign items that alarm only because of the model."""
+        return sum(1 for o in self.outcomes if o.item.expect is None and not o.ok and o.ok_without_model)
 
     @property
     def misses(self) -> tuple[Outcome, ...]:
