@@ -132,3 +132,11 @@ def test_without_hyperscan_installed_the_matcher_falls_back() -> None:
     ).stdout.split("\n")
     assert out[0] == "pyahocorasick"
     assert out[1] == "['kill', 'kill myself', 'suicide']"
+
+
+@needs_hyperscan
+def test_a_text_dense_with_matches_gives_the_same_matches(shipped: Matcher) -> None:
+    """Past DENSE_MIN matches (one per DENSE_CHARS characters) pyahocorasick takes over: same answer."""
+    scan = shipped._key_scan
+    for text in (" kys " * (keyscan.DENSE_MIN + 10), " i will kill myself tonight " * 3000):
+        assert scan.iter(text) == list(scan.automaton.iter(text))
