@@ -9,8 +9,9 @@ nearly all text (the scanner's worst case); the load
 is wrk (Debian packages `wrk`, `nginx-light`). For each of HTTP (explicit proxy, keep-alive) and HTTPS
 (keep-alive; mitmproxy in reverse mode so that wrk can speak TLS to it) it prints requests/s and p50/p99
 latency for bare mitmdump and for netmon, and the netmon/bare ratio. After the netmon runs it reads
-netmon's own counters to show that the scanner kept up (no page skipped). Nothing here is a test: the
-figures go in the README.
+netmon's own counters to show that the scanner kept up (no page skipped). Each is measured with 1 and
+2 proxy processes (``--workers 1 2``): bare runs that many mitmdump processes, netmon ``netmon run
+--workers N``, one wrk per port. Nothing here is a test: the figures go in the README.
 """
 
 from __future__ import annotations
