@@ -134,6 +134,12 @@ def test_explanation_names_the_new_rule_and_its_words(matcher: Matcher) -> None:
         ("how to get a gun without a licence in the uk", "weapons.no_licence", "weapons", 4),
         ("molotov ingredients", "weapons.parts", "weapons", 4),
         ("how to smuggle a knife into school without getting caught", "weapons.sneak", "weapons", 4),
+        ("there is no escape for me other than death", "suicide.no_way_except", "suicide", 4),
+        ("i want to fall asleep and never have to wake up again", "suicide.sleep_end", "suicide", 4),
+        ("ur so gross, nobody wants you here", "bullying.insult_go", "bullying", 4),
+        ("that boy is a dead man walking", "violence.doomed", "violence", 4),
+        ("its going to be a bloodbath at school tomorrow", "violence.massacre", "violence", 5),
+        ("immigrants are invading our country", "hate.not_belong", "hate_speech", 4),
     ],
 )
 def test_round2_rule_fires_at_its_severity(
@@ -166,6 +172,12 @@ def test_round2_rule_fires_at_its_severity(
         "age is just a number when it comes to learning the drums",
         "bath bomb recipe with lavender oil",
         "im not gonna kill myself, i just need to rant",
+        "youre not ugly, just leave him alone",
+        "there is no other way to get there except the bus",
+        "the match is going to be a bloodbath lol",
+        "in the film the hero is a dead man walking",
+        "he wont make it home in time for dinner",
+        "remember my name when i win the talent show",
     ],
 )
 def test_round2_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> None:
