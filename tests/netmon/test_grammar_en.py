@@ -140,6 +140,8 @@ def test_explanation_names_the_new_rule_and_its_words(matcher: Matcher) -> None:
         ("that boy is a dead man walking", "violence.doomed", "violence", 4),
         ("its going to be a bloodbath at school tomorrow", "violence.massacre", "violence", 5),
         ("immigrants are invading our country", "hate.not_belong", "hate_speech", 4),
+        ("this is the last time youll hear from me", "suicide.last_hear", "suicide", 4),
+        ("a man online says he can get me modelling work if i send pics", "cse.model_lure", CSE, 4),
     ],
 )
 def test_round2_rule_fires_at_its_severity(
@@ -178,6 +180,8 @@ def test_round2_rule_fires_at_its_severity(
         "in the film the hero is a dead man walking",
         "he wont make it home in time for dinner",
         "remember my name when i win the talent show",
+        "im sorry for everything i said in the argument",
+        "my mum booked a photo shoot for my sister, she sent pics to the agency",
     ],
 )
 def test_round2_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> None:
