@@ -55,6 +55,9 @@ from netmon.scan.normalise.variants import (
 
 __all__ = ["Matcher", "checked_variants", "phrase_variants"]
 
+#: A key found more than this many times the hit cap is skipped: the phrases it holds are capped by then,
+#: and its grammar anchors and exceptions stop growing (a flood of one word costs its size, not its hits).
+KEY_CAP_FACTOR = 20
 _SKELETON = re.compile(r"(.)\1+")  # a run of one character, written once: "kiiilll" -> "kil"
 
 
@@ -205,7 +208,13 @@ class Matcher:
         candidates, exceptions = self._candidates(padded, 0, limit, anchors if grammar else None)
         if grammar and self._anchor_only:
             only = self._anchor_only
+            anchor_seen: dict[int, int] = {}
             for end, v in self._grammar_automaton.iter(padded):
+                if limit is not None:
+                    n = anchor_seen.get(v, 0)
+                    if n >= limit * KEY_CAP_FACTOR:
+                        continue
+                    anchor_seen[v] = n + 1
                 k = only[v]
                 anchors.append((k.anchors, end - k.back_start, end - k.back_end))
         for (i, start, end), need in candidates.items():
@@ -271,7 +280,17 @@ class Matcher:
         exceptions: list[tuple[int, int, int]] = []
         keys = self._keys
         seen = [0] * len(self.entries) if limit is not None else None
+        # a cap for grammar anchors and exceptions too: a key found more than KEY_CAP_FACTOR * ``limit``
+        # times adds nothing more (a 2 MB post of one word would otherwise hold every match in memory);
+        # generous, so that a grammar rule still sees a common anchor word late in a long text
+        key_seen: dict[int, int] = {}
+        key_cap = limit * KEY_CAP_FACTOR if limit is not None else 0
         for end, v in self._key_scan.iter(padded):
+            if limit is not None:
+                n = key_seen.get(v, 0)
+                if n >= key_cap:
+                    continue
+                key_seen[v] = n + 1
             k = keys[v]
             start, stop = end - k.back_start + offset, end - k.back_end + offset
             for i in k.phrases:
