@@ -201,7 +201,24 @@ def run(
     else:
         mine = {"listen_port", "netmon_worker_index", "netmon_alerts"}
         args = launch.mitmdump_args(opts, [k for k in changed if k not in mine]) + extra
+        school_ca(merged)  # before the workers: each would otherwise make its own CA on a first start
         raise SystemExit(supervise(args, merged["listen_port"], count, merged["netmon_alerts"]))
+
+
+def school_ca(options: dict[str, object]) -> None:
+    """Make the school's CA in the confdir once, if it is not there yet. Several workers started on an
+    empty confdir would each write a CA of their own, and a device that installed one CA would then
+    refuse every connection served by the other workers."""
+    from mitmproxy.certs import CertStore
+    from mitmproxy.options import CONF_BASENAME
+
+    passphrase = str(options.get("cert_passphrase") or "")
+    CertStore.from_store(
+        path=Path(str(options["confdir"])).expanduser(),
+        basename=CONF_BASENAME,
+        key_size=int(options["key_size"]),  # type: ignore[call-overload]
+        passphrase=passphrase.encode() if passphrase else None,
+    )
 
 
 def supervise(args: list[str], port: int, count: int, alerts: bool = True) -> int:

@@ -96,3 +96,31 @@ def test_two_workers_record_into_one_store_with_one_sender(tmp_path: Path) -> No
         ).returncode
         != 0
     )
+
+
+def test_two_workers_on_a_first_start_sign_with_one_school_ca(tmp_path: Path) -> None:
+    """On an empty confdir the workers must not each make a CA: a device that installed the school's
+    certificate would refuse every HTTPS connection served by the other worker."""
+    import ssl
+
+    from tests.e2e.conftest import start_proxy
+    from tests.e2e.upstream import start_upstream
+
+    (tmp_path / "upstream").mkdir()
+    (tmp_path / "netmon").mkdir()
+    upstream = start_upstream(tmp_path / "upstream")
+    proxy = start_proxy(tmp_path / "netmon", upstream, "--workers", "2")
+    try:
+        wait_for_port(proxy.port + 1, 60, proxy.proc)
+        assert sorted(p.name for p in proxy.confdir.glob("mitmproxy-ca*.pem")) == [
+            "mitmproxy-ca-cert.pem",
+            "mitmproxy-ca.pem",
+        ]
+        context = ssl.create_default_context(cafile=str(proxy.ca_path))  # the one a pupil installs
+        for port in (proxy.port, proxy.port + 1):
+            with httpx.Client(proxy=f"http://127.0.0.1:{port}", verify=context, timeout=30) as client:
+                response = client.get("https://www.google.com/search", params={"q": "maths homework"})
+            assert response.status_code == 200, (port, response.text[:200])
+    finally:
+        proxy.stop()
+        upstream.close()
