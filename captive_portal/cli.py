@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
+from netmon.cli.directory_options import directory_config, directory_options
 from netmon.config.paths import default_db_url
 from netmon.errors import NetmonError
 
@@ -82,29 +83,7 @@ log = logging.getLogger(__name__)
     show_default=True,
     help="Longest a sign-in lasts.",
 )
-@click.option(
-    "--ldap-url", envvar="NETMON_LDAP_URL", default="", help="ldap:// or ldaps:// URL of the directory."
-)
-@click.option(
-    "--ldap-user-dn",
-    envvar="NETMON_LDAP_USER_DN",
-    default="",
-    help="Bind DN template, e.g. 'uid={username},ou=people,dc=school,dc=uk' or '{username}@school.local'.",
-)
-@click.option(
-    "--ldap-base-dn", envvar="NETMON_LDAP_BASE_DN", default="", help="Search base (search-then-bind)."
-)
-@click.option(
-    "--ldap-filter",
-    envvar="NETMON_LDAP_FILTER",
-    default="(uid={username})",
-    show_default=True,
-    help="Search filter (AD: '(sAMAccountName={username})').",
-)
-@click.option(
-    "--ldap-bind-dn", envvar="NETMON_LDAP_BIND_DN", default="", help="Service account for searching."
-)
-@click.option("--ldap-start-tls", is_flag=True, envvar="NETMON_LDAP_START_TLS", help="Use StartTLS.")
+@directory_options
 @click.option(
     "--ldap-year-attribute",
     envvar="NETMON_LDAP_YEAR_ATTRIBUTE",
@@ -155,27 +134,11 @@ def portal(
     from netmon_portal.app import PortalConfig, create_app
     from waitress.server import create_server
 
-    from netmon.identity.users import DirectoryConfig
     from netmon.store.db import upgrade
 
     url = db_url or default_db_url()
-    if ldap_url and not (ldap_user_dn or ldap_base_dn):
-        raise click.BadParameter(
-            "give --ldap-user-dn or --ldap-base-dn with --ldap-url", param_hint="--ldap-url"
-        )
-    directory = (
-        DirectoryConfig(
-            url=ldap_url,
-            user_dn=ldap_user_dn,
-            base_dn=ldap_base_dn,
-            search_filter=ldap_filter,
-            bind_dn=ldap_bind_dn,
-            bind_password=os.environ.get("NETMON_LDAP_BIND_PASSWORD", ""),
-            start_tls=ldap_start_tls,
-            year_attribute=ldap_year_attribute,
-        )
-        if ldap_url
-        else None
+    directory = directory_config(
+        ldap_url, ldap_user_dn, ldap_base_dn, ldap_filter, ldap_bind_dn, ldap_start_tls, ldap_year_attribute
     )
     ca = ca_cert or (confdir or Path("~/.mitmproxy").expanduser()) / "mitmproxy-ca-cert.pem"
     config = PortalConfig(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from netmon.cli.directory_options import directory_config, directory_options
 from netmon.config.paths import DEFAULT_LIBRARY_DIR, default_db_url
 from netmon.errors import NetmonError
 
@@ -43,35 +44,7 @@ from netmon.errors import NetmonError
     help="The school's overlay directory (the proxy's netmon_library_overlay): approved library "
     "suggestions are written here. Default: NETMON_LIBRARY_OVERLAY.",
 )
-@click.option(
-    "--ldap-url",
-    envvar="NETMON_LDAP_URL",
-    default="",
-    help="ldap:// or ldaps:// URL of the school directory that checks `--auth directory` staff passwords.",
-)
-@click.option(
-    "--ldap-user-dn",
-    envvar="NETMON_LDAP_USER_DN",
-    default="",
-    help="Bind DN template, e.g. 'uid={username},ou=staff,dc=school,dc=uk' or '{username}@school.local'.",
-)
-@click.option(
-    "--ldap-base-dn", envvar="NETMON_LDAP_BASE_DN", default="", help="Search base (search-then-bind)."
-)
-@click.option(
-    "--ldap-filter",
-    envvar="NETMON_LDAP_FILTER",
-    default="(uid={username})",
-    show_default=True,
-    help="Search filter (AD: '(sAMAccountName={username})').",
-)
-@click.option(
-    "--ldap-bind-dn",
-    envvar="NETMON_LDAP_BIND_DN",
-    default="",
-    help="Service account for searching (its password: NETMON_LDAP_BIND_PASSWORD).",
-)
-@click.option("--ldap-start-tls", is_flag=True, envvar="NETMON_LDAP_START_TLS", help="Use StartTLS.")
+@directory_options
 def console(
     host: str,
     port: int,
@@ -98,25 +71,10 @@ def console(
     from waitress import create_server
 
     from netmon.identity.totp import load_key
-    from netmon.identity.users import DirectoryConfig
     from netmon.store.db import upgrade
 
-    if ldap_url and not (ldap_user_dn or ldap_base_dn):
-        raise click.BadParameter(
-            "give --ldap-user-dn or --ldap-base-dn with --ldap-url", param_hint="--ldap-url"
-        )
-    directory = (
-        DirectoryConfig(
-            url=ldap_url,
-            user_dn=ldap_user_dn,
-            base_dn=ldap_base_dn,
-            search_filter=ldap_filter,
-            bind_dn=ldap_bind_dn,
-            bind_password=os.environ.get("NETMON_LDAP_BIND_PASSWORD", ""),
-            start_tls=ldap_start_tls,
-        )  # fmt: skip
-        if ldap_url
-        else None
+    directory = directory_config(
+        ldap_url, ldap_user_dn, ldap_base_dn, ldap_filter, ldap_bind_dn, ldap_start_tls
     )
     url = db_url or default_db_url()
     try:
