@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.gateway.netns import _pid_alive
+
 REPO = Path(__file__).resolve().parents[2]
 ROUTE_SCRIPT = REPO / "tests" / "e2e" / "route_to_loopback.py"
 PREFIX = "nmtr"
@@ -70,16 +72,6 @@ def sh(*cmd: str, check: bool = True, timeout: float = 60) -> subprocess.Complet
     return result
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _kill_all_in(ns: str) -> None:
     for pid in sh("ip", "netns", "pids", ns, check=False).stdout.split():
         try:
@@ -93,7 +85,7 @@ def sweep_stale() -> None:
     for line in sh("ip", "netns", "list").stdout.splitlines():
         name = line.split()[0] if line.strip() else ""
         match = _NAME.match(name)
-        if match and not _alive(int(match.group(1))):
+        if match and not _pid_alive(int(match.group(1))):
             _kill_all_in(name)
             sh("ip", "netns", "del", name, check=False)
 
