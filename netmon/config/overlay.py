@@ -36,7 +36,8 @@ SITES_DIR = "sites"
 BY_NAME = {"school.yaml": ("groups",), "filtering.yaml": ("groups",), "alerts.yaml": ("recipients",)}
 #: Lists of mappings merged by their ``name``, per file.
 NAMED_LISTS = {"alerts.yaml": ("rules",)}
-_SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# a school's name as it is written ("Main site", "St Mary's"), but never a path: no separators, no leading dot
+_SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.,'&()-]*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,7 @@ def _leaves(value: Any, prefix: str, merged: Merged) -> Iterator[tuple[str, Any,
 def site_directory(root: Path, site: str) -> Path | None:
     """``<root>/sites/<site>`` when ``site`` is set and can name a directory, else None (the directory need
     not exist; :func:`check_site` reports a bad name)."""
-    return root / SITES_DIR / site if site and _SITE_NAME.match(site) else None
+    return root / SITES_DIR / site if site and _SITE_NAME.match(site) and site == site.strip() else None
 
 
 def check_site(root: Path, site: str, problems: Problems) -> None:
@@ -108,8 +109,12 @@ def check_site(root: Path, site: str, problems: Problems) -> None:
     if not site:
         return
     where = display_path(root / SITES_DIR)
-    if not _SITE_NAME.match(site):
-        problems.error(f"{where}: NETMON_SITE", f"{site!r} cannot name a directory (letters, digits, -_.)")
+    if not _SITE_NAME.match(site) or site != site.strip():
+        if (root / SITES_DIR).is_dir():  # overlays are in use, and this site could never have one
+            problems.error(
+                f"{where}: NETMON_SITE",
+                f"{site!r} cannot name a directory (letters, digits, spaces and -_.,'&(); no / or leading dot)",
+            )
         return
     overlay = root / SITES_DIR / site
     if (root / SITES_DIR).is_dir() and not overlay.is_dir():

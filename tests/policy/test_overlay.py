@@ -241,3 +241,20 @@ def test_the_proxy_option_netmon_site_chooses_the_overlay_for_every_part(trust: 
     trust_wide = shared.use(trust, site="")
     assert trust_wide is not source and trust_wide.current.site == ""
     assert "nurture" not in trust_wide.current.groups
+
+
+def test_a_site_named_as_people_write_it(trust: Path, tmp_path: Path) -> None:
+    """NETMON_SITE is also the name on every incident: 'Main site' works, with or without an overlay;
+    a name that is a path is refused where overlays are in use, and ignored where they are not."""
+    plain = tmp_path / "plain"
+    shutil.copytree(DEFAULT_POLICY_DIR, plain)
+    policy, problems = check_policy(plain, site="Main site")
+    assert policy is not None and not problems.errors
+    policy, problems = check_policy(plain, site="../north")  # no sites/ here: no overlay to look for
+    assert policy is not None and not problems.errors
+    (trust / "sites" / "Main site").mkdir()
+    (trust / "sites" / "Main site" / "school.yaml").write_text(textwrap.dedent(NORTH_SCHOOL))
+    policy, problems = check_policy(trust, site="Main site")
+    assert policy is not None and policy.site == "Main site", problems.errors
+    policy, problems = check_policy(trust, site="../north")
+    assert policy is None and any("cannot name a directory" in str(e) for e in problems.errors)
