@@ -42,15 +42,14 @@ class Outcome:
         return self.hits
 
 
-@dataclass(frozen=True, slots=True)
-class CategoryFigures:
-    category: str
+class _Recalls:
+    """Recall over all labelled messages and over those graded 4-5 (a category's or a language's)."""
+
+    __slots__ = ()
     messages: int
     caught: int
-    high: int  # messages graded >= HIGH_SEVERITY
+    high: int
     high_caught: int
-    alarms: int  # items with an alarm of this category (severity >= the evaluation's min_severity)
-    correct_alarms: int  # ... on items that expect this category
 
     @property
     def recall(self) -> float | None:
@@ -60,13 +59,24 @@ class CategoryFigures:
     def recall_high(self) -> float | None:
         return self.high_caught / self.high if self.high else None
 
+
+@dataclass(frozen=True, slots=True)
+class CategoryFigures(_Recalls):
+    category: str
+    messages: int
+    caught: int
+    high: int  # messages graded >= HIGH_SEVERITY
+    high_caught: int
+    alarms: int  # items with an alarm of this category (severity >= the evaluation's min_severity)
+    correct_alarms: int  # ... on items that expect this category
+
     @property
     def precision(self) -> float | None:
         return self.correct_alarms / self.alarms if self.alarms else None
 
 
 @dataclass(frozen=True, slots=True)
-class LanguageFigures:
+class LanguageFigures(_Recalls):
     """One language's figures: its labelled messages (recall over all of them and over those graded
     4-5) and its benign look-alikes (traps) and how many stayed quiet. Items without ``lang`` are "-"."""
 
@@ -77,14 +87,6 @@ class LanguageFigures:
     high_caught: int
     traps: int
     trap_alarms: int
-
-    @property
-    def recall(self) -> float | None:
-        return self.caught / self.messages if self.messages else None
-
-    @property
-    def recall_high(self) -> float | None:
-        return self.high_caught / self.high if self.high else None
 
 
 @dataclass(frozen=True, slots=True)
