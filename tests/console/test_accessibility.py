@@ -34,6 +34,9 @@ pytestmark = [
 CSS = Path(__file__).resolve().parents[2] / "console" / "static" / "console.css"
 CHECKS = (Path(__file__).with_name("a11y.js")).read_text(encoding="utf-8")
 AUDIT_JS = "a11y.audit()"
+# A page is judged only once its stylesheet is in force: after a form post the new document can be
+# found by a selector before console.css has loaded, and its unstyled controls are the browser's size.
+STYLED = "document.readyState === 'complete' && [...document.styleSheets].some(s => s.href && s.cssRules.length)"
 Browsers = dict[str | None, Browser]
 Site = tuple[str, dict[str, str]]
 AXE_RUN = (
@@ -194,11 +197,11 @@ def test_sign_in_errors_and_the_code_page_pass_the_checks(site: Site, tmp_path: 
         js(browser, "#username", "value = 'pat'")
         js(browser, "#password", "value = 'not the password'")
         js(browser, "#signin", "click()")
-        browser.wait_for("!!document.querySelector('#error')")
+        browser.wait_for(f"!!document.querySelector('#error') && {STYLED}")
         pages = {"wrong password": browser.evaluate(CHECKS + ";a11y.audit()")}
         js(browser, "#password", f"value = {json.dumps(PASSWORD)}")
         js(browser, "#signin", "click()")
-        browser.wait_for("location.pathname === '/signin/totp' && !!document.querySelector('#verify')")
+        browser.wait_for(f"location.pathname === '/signin/totp' && !!document.querySelector('#verify') && {STYLED}")
         pages["code"] = browser.evaluate(CHECKS + ";a11y.audit()")
         source = axe_source()
         if source is not None:
@@ -218,7 +221,7 @@ def test_a_rejected_review_names_the_error_and_the_field(
     js(browser, "#status", "value = 'closed'")
     js(browser, "#outcome", "value = ''")
     js(browser, "#save", "click()")
-    browser.wait_for("!!document.querySelector('#error')")
+    browser.wait_for(f"!!document.querySelector('#error') && {STYLED}")
     browser.evaluate(CHECKS)
     error = browser.evaluate("(e => [e.getAttribute('role'), e.innerText])(document.querySelector('#error'))")
     assert error == ["alert", "closing an incident needs an outcome"]
