@@ -3,6 +3,7 @@ out-of-band buffers (no copy into the pickle), written with ``os.writev`` as pie
 
 from __future__ import annotations
 
+import os
 import pickle
 import struct
 from collections.abc import Iterator
@@ -69,3 +70,24 @@ class FrameReader:
                 message = _unframe(view[start:pos])
             yield message
         del buf[:pos]
+
+
+#: Most pieces one ``writev`` takes (IOV_MAX on Linux).
+_IOV_MAX = 1024
+
+
+def writev(fd: int, parts: list[bytes | memoryview]) -> int:
+    """``os.writev`` of any number of pieces: what was written (less than all when the pipe is full)."""
+    sent = 0
+    for i in range(0, len(parts), _IOV_MAX):
+        chunk = parts[i : i + _IOV_MAX]
+        try:
+            n = os.writev(fd, chunk)
+        except BlockingIOError:
+            if sent:
+                return sent
+            raise
+        sent += n
+        if n < sum(len(p) if isinstance(p, bytes) else p.nbytes for p in chunk):
+            break
+    return sent

@@ -1,23 +1,40 @@
 """The scan worker process: ``python -m netmon.scan.worker LIBRARY [OVERLAY]``.
 
 It compiles the library once, then reads scan jobs from stdin and writes results to stdout, one frame
-each (``netmon.scan.framing``), in order. The proxy's side is ``netmon.scan.workers.ScanWorkers``.
+each (``netmon.scan.framing``). The proxy's side is ``netmon.scan.workers.ScanWorkers``.
+
+A job arrives as ``(id, device, priority, job)`` and is answered by ``("result", id, result)`` or
+``("error", id, name)``. The proxy keeps several jobs in a worker's hands, so that the worker never
+waits for the proxy's busy event loop to hand it the next one; the worker reads every job waiting in its
+pipe before it starts the next scan and scans them in the order of a ``FairQueue``
+(``netmon.scan.fairqueue``): what a pupil types before page bodies, devices in turn. So a search that
+arrives behind a dozen pages, or behind another device's flood, waits only for the scan in progress (and
+at most one job of each device whose turn comes first). Answers are written when the queue is empty or
+every few milliseconds, so that the proxy wakes once for several of them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import sys
+import time
 from pathlib import Path
+from typing import Any, BinaryIO
 
+from netmon.scan.fairqueue import BULK, FairQueue
 from netmon.scan.framing import FrameReader, frame
 
 log = logging.getLogger(__name__)
 
 #: Bytes read from the pipe at a time (the proxy asks the kernel for pipes this large).
 PIPE_SIZE = 1024 * 1024
+#: Answers are held at most this long (seconds) while more jobs wait, then written together.
+FLUSH_AFTER = 0.005
+#: ... or once they are this large.
+FLUSH_BYTES = 256 * 1024
 
 
 def _risk_model() -> object | None:
@@ -33,8 +50,73 @@ def _risk_model() -> object | None:
         return None
 
 
-def main(argv: list[str]) -> int:
+class _Jobs:
+    """Jobs read from the proxy's pipe, waiting in a fair queue."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.reader = FrameReader()
+        self.queue: FairQueue[tuple[object, object]] = FairQueue()
+        self.closed = False
+        os.set_blocking(fd, False)
+
+    def read(self, wait: bool) -> None:
+        """Read whatever the pipe holds now (with ``wait``: block until something comes)."""
+        if wait and not self.closed:
+            select.select([self.fd], [], [])
+        while not self.closed:
+            try:
+                data = os.read(self.fd, PIPE_SIZE)
+            except BlockingIOError:
+                return
+            if not data:
+                self.closed = True  # the proxy closed the pipe: answer what is queued, then stop
+                return
+            for message in self.reader.feed(data):
+                self._put(message)
+
+    def _put(self, message: object) -> None:
+        if isinstance(message, tuple) and len(message) == 4:
+            job_id, device, priority, job = message
+            self.queue.put((job_id, job), str(device), priority if priority in (0, 1) else BULK)
+        else:  # not a job frame: answered as an error, in turn
+            self.queue.put((None, message), "", BULK)
+
+
+def _answer(job_id: object, job: object, matcher: Any, model: Any) -> bytes:
     from netmon.scan.job import scan_job
+
+    try:
+        return frame(("result", job_id, scan_job(job, matcher, model)))  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001 - one bad job must not stop the worker
+        log.error("scan job failed: %s", type(exc).__name__)  # never the content
+        return frame(("error", job_id, type(exc).__name__))
+
+
+def serve(stdin: int, out: BinaryIO, matcher: Any, model: Any) -> int:
+    """Answer jobs from ``stdin`` until the proxy closes it and every job is answered."""
+    jobs = _Jobs(stdin)
+    replies: list[bytes] = []
+    held, since = 0, 0.0
+    while True:
+        jobs.read(wait=not jobs.queue and not replies)
+        item = jobs.queue.take()
+        if item is not None:
+            replies.append(_answer(*item, matcher, model))
+            held += len(replies[-1])
+            since = since or time.monotonic()
+        if replies and (not jobs.queue or held >= FLUSH_BYTES or time.monotonic() - since >= FLUSH_AFTER):
+            try:
+                out.write(b"".join(replies))
+                out.flush()
+            except BrokenPipeError:
+                return 0  # the proxy is gone; it counts what was in flight as lost
+            replies, held, since = [], 0, 0.0
+        if jobs.closed and not jobs.queue and not replies:
+            return 0  # the proxy closed the pipe: every job has been answered
+
+
+def main(argv: list[str]) -> int:
     from netmon.scan.library import load_library
     from netmon.scan.matching import Matcher
 
@@ -51,25 +133,7 @@ def main(argv: list[str]) -> int:
     model = _risk_model()
     out.write(frame(("ready", matcher.fingerprint)))
     out.flush()
-    reader = FrameReader()
-    stdin = sys.stdin.buffer.fileno()
-    while True:
-        data = os.read(stdin, PIPE_SIZE)
-        if not data:
-            return 0  # the proxy closed the pipe: every job has been answered
-        replies = []
-        for job in reader.feed(data):
-            try:
-                replies.append(frame(("result", scan_job(job, matcher, model))))  # type: ignore[arg-type]
-            except Exception as exc:  # noqa: BLE001 - one bad job must not stop the worker
-                log.error("scan job failed: %s", type(exc).__name__)  # never the content
-                replies.append(frame(("error", type(exc).__name__)))
-        if replies:
-            try:
-                out.write(b"".join(replies))
-                out.flush()
-            except BrokenPipeError:
-                return 0  # the proxy is gone; it counts what was in flight as lost
+    return serve(sys.stdin.buffer.fileno(), out, matcher, model)
 
 
 if __name__ == "__main__":

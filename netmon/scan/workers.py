@@ -5,18 +5,21 @@ the library once, then reads scan jobs from stdin and writes results to stdout, 
 (``netmon.scan.framing``), in order.
 
 ``ScanWorkers`` is the proxy's side. Everything it does runs on the event loop and never waits: a job is
-pickled and queued; it is written to a non-blocking pipe (what the pipe cannot take yet is buffered and
-written when it drains) once a worker has fewer than ``DEPTH`` jobs in hand, and results are read when
-the loop says the pipe is readable. There is no thread, and so no hand-over of the GIL per page: an
+pickled and queued; jobs are written to a non-blocking pipe (what the pipe cannot take yet is buffered and
+written when it drains), all those of one loop iteration in one ``os.writev``, while a worker has fewer
+than ``MAX_IN_HAND`` jobs (and ``IN_HAND_BYTES``) in hand, and results are read when the loop says the
+pipe is readable. Several jobs in hand keep the worker busy however long the proxy's loop takes to read
+its answers (with two, on a busy proxy, the worker idled three quarters of the time and half the pages
+were skipped); the worker itself scans them in fair order (``netmon.scan.worker``), so a search never
+waits behind the pages in its pipe. There is no thread, and so no hand-over of the GIL per page: an
 earlier design on ``ProcessPoolExecutor`` spent about a millisecond of the proxy's CPU per page in its
 feeder and manager threads, a quarter of what mitmproxy itself spends.
 
 A pupil cannot flood it: jobs wait in a ``FairQueue`` (``netmon.scan.fairqueue``), what a pupil types
 (searches, chat prompts, form posts, WebSocket messages) before page bodies, and devices served in turn,
-so a device's flood delays only its own jobs. A job's own cost is bounded by its size, not by its number
+so a device's flood delays only its own jobs; the worker orders the jobs in its hands the same way. A job's own cost is bounded by its size, not by its number
 of hits (the hit cap is applied while matching) and by a CPU budget (``ScanJob.cpu_budget``); so another
-device's search waits at most for the ``DEPTH`` jobs already in a worker's hands plus one job of each
-busy device. Measured (tests/netmon/test_scan_flood.py, shared 2-core machine, shipped library): a 2 KB
+device's search waits at most for the job being scanned plus one job of each busy device. Measured (tests/netmon/test_scan_flood.py, shared 2-core machine, shipped library): a 2 KB
 gzip form post inflating to 2 MB of one phrase costs a worker ~0.2 s CPU (7.85 s and ~850 MB before the
 cap was applied while matching); a second device's search submitted behind 20 of them is answered in
 ~0.4 s (the test's bound: 3 s); a worker's peak RSS stays at ~85 MB, under ``WORKER_RSS_CEILING``
@@ -26,6 +29,9 @@ Fail open, never silently: a full queue is a refused job (the caller counts the 
 has its in-flight jobs counted as lost and is replaced; a broken job is an error frame, counted. On a
 library reload new workers start and take new jobs; the old ones finish theirs and exit. ``close``
 drains every queued and in-flight job before returning, so a clean stop records everything that was seen.
+
+Why one module: every part of it reads and changes the same per-worker state (jobs in hand, the outbox,
+the unwritten bytes, the reader) on the one event loop; split, that state would be shared across modules.
 """
 
 from __future__ import annotations
@@ -38,16 +44,15 @@ import select
 import subprocess
 import sys
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netmon.scan.fairqueue import FairQueue, job_device, job_priority
-from netmon.scan.framing import FrameReader, frame, frame_parts
+from netmon.scan.fairqueue import FairQueue, job_device, job_priority, job_size
+from netmon.scan.framing import FrameReader, frame, frame_parts, writev
 
-__all__ = ["DEPTH", "WORKER_RSS_CEILING", "FrameReader", "ScanWorkers", "frame", "frame_parts"]
+__all__ = ["DEPTH", "IN_HAND_BYTES", "MAX_IN_HAND", "WORKER_RSS_CEILING", "FrameReader", "ScanWorkers", "frame", "frame_parts"]
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +61,16 @@ PIPE_SIZE = 1024 * 1024
 #: Most respawns of crashed workers in ``RESPAWN_WINDOW`` seconds before netmon stops respawning.
 MAX_RESPAWNS = 5
 RESPAWN_WINDOW = 60.0
-#: Jobs handed to one worker at a time (one being scanned, one waiting in its pipe so it never idles);
-#: the rest wait in the fair queue, where a more urgent job or another device's can overtake them.
+#: Jobs a worker is always given when it has fewer in hand (one being scanned, one waiting)...
 DEPTH = 2
+#: ... and at most this many, while the raw bytes of those in hand are under ``IN_HAND_BYTES``: the rest
+#: wait in the proxy's fair queue. The worker orders those in hand fairly too (``netmon.scan.worker``).
+MAX_IN_HAND = 32
+IN_HAND_BYTES = 4 * 1024 * 1024
 #: Resident memory a scan worker stays under, whatever one job holds (see the module documentation).
 WORKER_RSS_CEILING = 200 * 1024 * 1024
 
-_Queued = tuple[list[bytes | memoryview], int, object]  # frame pieces, frame size, tag
+_Queued = tuple[object, str, int, object]  # job, device, priority, tag
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -76,9 +84,10 @@ class _Worker:
     stdout: int
     reader: FrameReader = field(default_factory=FrameReader)
     pending: bytearray = field(default_factory=bytearray)  # written when the pipe drains
-    sizes: deque[int] = field(default_factory=deque)  # bytes of each in-flight job, in order
-    tags: deque[object] = field(default_factory=deque)  # the caller's tag of each in-flight job
-    inflight_bytes: int = 0  # sum(sizes), kept as it changes
+    outbox: list[bytes | memoryview] = field(default_factory=list)  # frames of this loop iteration
+    outbox_size: int = 0
+    sizes: dict[int, tuple[int, object]] = field(default_factory=dict)  # job id -> (bytes, tag) in hand
+    inflight_bytes: int = 0  # the bytes of ``sizes``, kept as it changes
     ready: bool = False
     writing: bool = False  # a writer callback is registered for ``stdin``
     retiring: bool = False  # takes no new job; stdin is closed once ``pending`` is written
@@ -120,6 +129,8 @@ class ScanWorkers:
         self._respawns: list[float] = []
         self._queue: FairQueue[_Queued] = FairQueue()
         self._queued_bytes = 0
+        self._ids = 0
+        self._flushing = False  # a flush of the workers' outboxes is scheduled on the loop
 
     # -- lifecycle (all on the loop's thread) ---------------------------------------------------------
     def start(self) -> None:
@@ -156,29 +167,53 @@ class ScanWorkers:
         is running or the queue is full: the caller counts the skip. Never blocks."""
         if not any(not w.gone for w in self.current):
             return False
-        parts, size = frame_parts(job)
+        size = job_size(job)
         if self.inflight >= self.max_jobs or self.inflight_bytes + size > self.max_bytes:
             return False
-        self._queue.put((parts, size, tag), job_device(job) if device is None else device, job_priority(job))
+        device = job_device(job) if device is None else device
+        priority = job_priority(job)
+        self._queue.put((job, device, priority, tag), device, priority)
         self._queued_bytes += size
         self._dispatch()
         return True
 
-    def _dispatch(self, depth: int = DEPTH) -> None:
-        """Hand queued jobs to the least busy live workers, while one has fewer than ``depth``."""
+    def _dispatch(self, depth: int | None = None) -> None:
+        """Hand queued jobs to the least busy live workers: to one with fewer than ``DEPTH`` in hand, or
+        fewer than ``MAX_IN_HAND`` (and under ``IN_HAND_BYTES``); ``depth``: any number up to that.
+        They are written together when the loop comes round (``_flush``)."""
         live = [w for w in self.current if not w.gone]
         while self._queue and live:
             worker = min(live, key=lambda w: len(w.sizes))
-            if len(worker.sizes) >= depth:
-                return
+            n = len(worker.sizes)
+            if depth is not None:
+                if n >= depth:
+                    break
+            elif n >= MAX_IN_HAND or (n >= DEPTH and worker.inflight_bytes >= IN_HAND_BYTES):
+                break
             item = self._queue.take()
             assert item is not None
-            parts, size, tag = item
-            self._queued_bytes -= size
+            job, device, priority, tag = item
+            self._ids += 1
+            parts, size = frame_parts((self._ids, device, priority, job))
+            self._queued_bytes -= job_size(job)
             worker.inflight_bytes += size
-            worker.sizes.append(size)
-            worker.tags.append(tag)
-            self._write(worker, parts, size)
+            worker.sizes[self._ids] = (size, tag)
+            worker.outbox += parts
+            worker.outbox_size += size
+        if depth is not None or self.loop is None or self.loop.is_closed():
+            self._flush()
+        elif not self._flushing and any(w.outbox for w in live):
+            self._flushing = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Write every worker's outbox: one ``os.writev`` (one wake-up of the worker) per loop iteration."""
+        self._flushing = False
+        for worker in (*self.current, *self.retired):
+            if worker.outbox and not worker.gone:
+                parts, size = worker.outbox, worker.outbox_size
+                worker.outbox, worker.outbox_size = [], 0
+                self._write(worker, parts, size)
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop taking jobs and wait (at most ``timeout`` seconds, blocking) until every in-flight job
@@ -186,7 +221,7 @@ class ScanWorkers:
 
         Writing the jobs still buffered and reading the answers go on together (``select``): a worker
         blocked on writing answers must never wait for a proxy blocked on writing jobs."""
-        self._dispatch(depth=sys.maxsize)  # everything still queued goes to a worker now
+        self._dispatch(depth=sys.maxsize)  # everything still queued goes to a worker now, written now
         self._lose_queued()
         workers = [w for w in (*self.current, *self.retired) if not w.gone]
         self.current, self.retired = [], []
@@ -240,13 +275,13 @@ class ScanWorkers:
         return worker
 
     def _write(self, worker: _Worker, parts: list[bytes | memoryview], size: int) -> None:
-        """Write a frame's pieces as they are (no joined copy); what the pipe cannot take now waits."""
+        """Write frames' pieces as they are (no joined copy); what the pipe cannot take now waits."""
         if worker.pending:
             for part in parts:
                 worker.pending += part
             return
         try:
-            sent = os.writev(worker.stdin, parts)
+            sent = writev(worker.stdin, parts)
         except BlockingIOError:
             sent = 0
         except OSError:
@@ -284,6 +319,10 @@ class ScanWorkers:
     def _retire(self, worker: _Worker) -> None:
         worker.retiring = True
         self.retired.append(worker)
+        if worker.outbox:
+            parts, size = worker.outbox, worker.outbox_size
+            worker.outbox, worker.outbox_size = [], 0
+            self._write(worker, parts, size)
         if not worker.pending:
             self._close_fd(worker, "stdin")  # the worker answers what it has, then exits
 
@@ -320,12 +359,11 @@ class ScanWorkers:
         if kind == "ready":
             worker.ready = True
             return
-        tag = None
-        if worker.sizes:
-            worker.inflight_bytes -= worker.sizes.popleft()
-            tag = worker.tags.popleft()
+        job_id = message[1] if kind in ("result", "error") and len(message) > 2 else None  # type: ignore[arg-type]
+        size, tag = worker.sizes.pop(job_id, (0, None))  # type: ignore[arg-type]
+        worker.inflight_bytes -= size
         if kind == "result":
-            self._call(self.on_result, message[1], tag)  # type: ignore[index]
+            self._call(self.on_result, message[2], tag)  # type: ignore[index]
         else:
             self._call(self.on_error, "job")
         self._dispatch()
@@ -348,9 +386,10 @@ class ScanWorkers:
         self._close_fd(worker, "stdout")
         lost = len(worker.sizes)
         worker.sizes.clear()
-        worker.tags.clear()
         worker.inflight_bytes = 0
         worker.pending.clear()
+        worker.outbox.clear()
+        worker.outbox_size = 0
         for _ in range(lost):
             self._call(self.on_error, "lost")
         code = worker.proc.poll()

@@ -18,7 +18,7 @@ from netmon.scan.findings import FlowContext, ScanResult
 from netmon.scan.job import MAX_HITS, ScanJob, scan_job
 from netmon.scan.library import load_library
 from netmon.scan.matching import Matcher
-from netmon.scan.workers import WORKER_RSS_CEILING, ScanWorkers
+from netmon.scan.workers import DEPTH, WORKER_RSS_CEILING, ScanWorkers
 
 LIBRARY = Path(__file__).resolve().parents[2] / "library"
 #: How long a second device's search may wait behind another device's flood (seconds, wall clock, on a
@@ -161,9 +161,47 @@ async def test_a_flood_from_one_device_does_not_delay_another_devices_search() -
                 await asyncio.sleep(0.02)
         waited = done["search"] - submitted
         assert waited < SEARCH_BOUND, f"the search waited {waited:.2f} s behind another device's flood"
-        assert order.index("search") <= 3  # behind the jobs already in the worker's hands, no more
+        assert order.index("search") <= 2  # behind the job being scanned (and one more of the flood), no more
         assert errors == []
         rss = _peak_rss(workers.current[0].proc.pid)
         assert rss < WORKER_RSS_CEILING, f"worker peak RSS {rss / 2**20:.0f} MB"
+    finally:
+        workers.close()
+
+
+@pytest.mark.timeout(180)
+async def test_a_worker_kept_busy_with_many_pages_in_hand_still_scans_a_search_next() -> None:
+    """Several jobs go to a worker at once, so that it never waits for a busy proxy to hand it the next;
+    the worker scans those in its hands fairly too: a search that comes after them goes next."""
+    order: list[str] = []
+    errors: list[str] = []
+    workers = ScanWorkers(
+        LIBRARY, None, on_result=lambda result, tag: order.append(str(tag)), on_error=errors.append, workers=1
+    )
+    workers.start()
+    try:
+        async with asyncio.timeout(60):
+            while not all(w.ready for w in workers.current):
+                await asyncio.sleep(0.05)
+        context = FlowContext(time=0.0, client_ip="10.0.0.66", host="news.example", url="https://news.example/")
+        body = b"<html><body>" + b"<p>The river flows to the sea past the old mill.</p>" * 4000 + b"</body></html>"
+        pages = 16
+        for i in range(pages):
+            job = ScanJob.for_http(
+                context, response_status=200, response_headers=(("Content-Type", "text/html"),), response_body=body
+            )
+            assert workers.submit(job, f"page{i}")
+        async with asyncio.timeout(60):
+            while not order:  # the worker has all the pages and has finished its first
+                await asyncio.sleep(0.001)
+        in_hand = len(workers.current[0].sizes)
+        assert workers.submit(search_job(), "search")
+        async with asyncio.timeout(120):
+            while len(order) < pages + 1:
+                await asyncio.sleep(0.01)
+        assert in_hand > DEPTH  # more than the two of old were in the worker's hands...
+        assert order.index("search") <= order.index("page0") + 3  # ...and the search still went next
+        assert len(order) - order.index("search") - 1 >= in_hand - 4
+        assert errors == []
     finally:
         workers.close()
