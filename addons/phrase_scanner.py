@@ -2,6 +2,11 @@
 
 Fails open: nothing here can delay or break a pupil's traffic. Hooks only copy the bytes the flow
 already holds into a plain job and hand it to the pool; a full pool or a fault is a counted skip.
+
+A response body that cannot be text (an image, a font, a download, a script or style sheet, by its
+Content-Type and by its first bytes, as ``netmon.scan.extract.kinds.kind_of`` decides in the worker: a
+page labelled ``image/png`` is still sent) is not copied to a worker, and a job left with nothing to
+read (no request body, no search in the URL) is not sent at all: counted as the worker would count it.
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ from typing import Any
 from mitmproxy import ctx, http
 from netmon_proxy.context import BLOCKED_KEY, SKIP_KEY, flow_context, flow_host, flow_url
 
+from netmon.hosts import is_ip
 from netmon.ops import counters
+from netmon.scan.extract import UNREAD, kind_of
 from netmon.scan.findings import FlowContext, ScanResult
 from netmon.scan.job import ScanJob
+from netmon.scan.search_terms import search_query
 
 log = logging.getLogger(__name__)
 
@@ -105,13 +113,23 @@ class PhraseScanner:
             # a response netmon made itself (block page) is not what a site sent: scan the request only
             response = None if flow.metadata.get(BLOCKED_KEY) else flow.response
             body = request.raw_content or b""
+            context = _scan_context(flow)
+            response_headers = _body_headers(response.headers) if response else ()
+            response_body = (response.raw_content or b"") if response else b""
+            unread = _unread(response_headers, response_body) if response_body else None
+            if unread is not None:
+                counters.incr(f"scan.skipped.{unread}-type")
+                response_body = b""
+                host = context.host if context.host and not is_ip(context.host) else None  # as the job's
+                if not body and search_query(context.url, host=host) is None:
+                    return  # nothing left to read: no job
             job = ScanJob.for_http(
-                context=_scan_context(flow),
+                context=context,
                 request_headers=_body_headers(request.headers) if body else (),
                 request_body=body,
                 response_status=response.status_code if response else None,
-                response_headers=_body_headers(response.headers) if response else (),
-                response_body=(response.raw_content or b"") if response else b"",
+                response_headers=response_headers,
+                response_body=response_body,
                 max_bytes=self.max_bytes,
             )
         except Exception:  # noqa: BLE001 - fail open, counted
@@ -166,3 +184,19 @@ def _body_headers(headers: http.Headers) -> tuple[tuple[str, str], ...]:
 
 
 _BODY_HEADERS = ("Content-Type", "Content-Encoding")
+
+
+def _unread(headers: tuple[tuple[str, str], ...], body: bytes) -> str | None:
+    """The kind of a response body that a worker would not read (``binary``, ``code``...), or None.
+    Only an uncompressed body is judged here (its first bytes are at hand); a compressed one goes to
+    the worker as before."""
+    content_type = None
+    for name, value in headers:
+        if name == "Content-Encoding" and value.strip().lower() not in ("", "identity"):
+            return None
+        if name == "Content-Type" and content_type is None:
+            content_type = value
+    if content_type is None:
+        return None  # sniffed in the worker
+    kind = kind_of(content_type, body[:1024])
+    return kind if kind in UNREAD else None

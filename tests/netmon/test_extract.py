@@ -54,6 +54,15 @@ PAGES = Path(__file__).resolve().parent.parent / "fixtures" / "pages"
         (None, b"just words", "text"),
         (None, b"\x00\x01\x02\x03\x04binary", "binary"),
         ("application/x-unknown", b"<html><body>x", "html"),
+        # a label that would hide text is not taken at its word (a page's script can show the text)
+        ("image/png", b"<!DOCTYPE html><html><body><p>kys</p>", "html"),
+        ("image/jpeg", b"i want to kill myself and nobody would even notice that i was gone at all", "text"),
+        ("font/woff2", b'{"message": "meet me after school, do not tell your mum"}', "json"),
+        ("application/octet-stream", b"<?xml version='1.0'?><rss><item>x</item></rss>", "xml"),
+        ("text/css", b"<html><body><p>hidden in a style sheet</p>", "html"),
+        ("application/javascript", b"var message = 'words in a script are code, not a page'; f(message);", "code"),
+        ("image/gif", b"GIF89a" + b"x" * 100, "binary"),  # a file signature: what it says it is
+        ("image/png", b"short text", "binary"),  # too little to tell: the label stands
     ],
 )
 def test_kind_of(content_type: str | None, data: bytes, kind: str) -> None:

@@ -1,5 +1,10 @@
 """What kind of body this is: html, xml, json, ndjson, sse, text, form, multipart, code, binary or
-unsupported, from the Content-Type header and, when that says nothing useful, the first bytes."""
+unsupported, from the Content-Type header and, when that says nothing useful, the first bytes.
+
+A header is not taken at its word when it would hide text: a body labelled as an image, a font, a
+download or code whose first bytes are an HTML, XML or JSON document (or, for the binary types, plainly
+text with no file signature) is read as what it is, as a page's own script could show it. Without the
+first bytes (a compressed body) the header decides."""
 
 from __future__ import annotations
 
@@ -114,8 +119,44 @@ def _sniff_kind(data: bytes) -> str:
     return "text"
 
 
+#: First bytes of files that are not text, though they may look like it for a few bytes.
+_SIGNATURES = (
+    b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"RIFF", b"wOFF", b"wOF2", b"OTTO", b"\x00\x01\x00\x00", b"%PDF",
+    b"PK\x03\x04", b"\x1f\x8b", b"BM", b"II*\x00", b"MM\x00*", b"OggS", b"ID3", b"fLaC", b"\x1aE\xdf\xa3",
+    b"\x00\x00\x00", b"7z\xbc\xaf", b"Rar!", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd", b"AT&T", b"FORM",
+)
+#: Bytes of plain text a "binary" body must start with before it is read as text.
+_MIN_TEXT = 64
+
+
+def _not_what_it_says(kind: str, data: bytes) -> str | None:
+    """The kind a body labelled ``kind`` (binary or code) really is, when its first bytes say it is a
+    document (or, for binary, plain text); None when they agree with the label or are absent."""
+    head = data[:1024]
+    if not head or head.startswith(_SIGNATURES) or _looks_binary(head):
+        return None
+    sniffed = _sniff_kind(head)
+    if sniffed in ("html", "xml") or (kind == "binary" and sniffed in ("json", "sse")):
+        return sniffed
+    if kind == "binary" and sniffed == "text" and len(head) >= _MIN_TEXT:
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 3:  # not just a character cut at the end of the head
+                return None
+        return "text"
+    return None
+
+
 def kind_of(content_type: str | None, data: bytes = b"") -> str:
     """Classify a body: html, xml, json, ndjson, sse, text, form, multipart, code, binary, unsupported."""
+    kind = _by_header(content_type, data)
+    if kind in ("binary", "code") and data:
+        return _not_what_it_says(kind, data) or kind
+    return kind
+
+
+def _by_header(content_type: str | None, data: bytes) -> str:
     mt = media_type(content_type)
     if mt in _HTML:
         kind = "html"
