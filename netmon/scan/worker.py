@@ -35,6 +35,9 @@ PIPE_SIZE = 1024 * 1024
 FLUSH_AFTER = 0.005
 #: ... or once they are this large.
 FLUSH_BYTES = 256 * 1024
+#: Jobs read ahead of the one being scanned, at most: the proxy hands over everything at a clean stop,
+#: and the rest stays in the pipe rather than in this process's memory.
+READ_AHEAD = 64
 
 
 def _risk_model() -> object | None:
@@ -64,7 +67,7 @@ class _Jobs:
         """Read whatever the pipe holds now (with ``wait``: block until something comes)."""
         if wait and not self.closed:
             select.select([self.fd], [], [])
-        while not self.closed:
+        while not self.closed and len(self.queue) < READ_AHEAD:
             try:
                 data = os.read(self.fd, PIPE_SIZE)
             except BlockingIOError:
