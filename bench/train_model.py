@@ -4,7 +4,10 @@
     apt-get install wordnet-base                             # benign short texts (WordNet 3.0 licence)
     pip download --no-deps -d /tmp/empath empath==0.89
     tar xzf /tmp/empath/empath-0.89.tar.gz -C /tmp/empath     # MIT; only data/categories.tsv is read
+    pip download --no-deps -d /tmp/wordllama wordllama==0.4.0.post1   # MIT; weights and tokenizer only
+    cd /tmp/wordllama && unzip -q -o wordllama-*.whl 'wordllama/weights/*' 'wordllama/tokenizers/*'
     .venv/bin/python bench/train_model.py --empath /tmp/empath/empath-0.89/empath/data/categories.tsv \
+        --wordllama /tmp/wordllama/wordllama \
         [--benign ../shared/data/benign-dev] [--wordnet /usr/share/wordnet] \
         [--out netmon/scan/models/risk_model.npz] [--eval-only]
 
@@ -13,11 +16,13 @@ What it reads, and what it keeps apart (docs/model-card.md has sizes, licences a
 - training: the library's phrases (``library/*/*.txt``; severity >= 2 positive for its category, the
   ``unless:`` contexts negative), 80% of ``tests/eval/concerning.jsonl`` and ``tests/eval/traps.jsonl``
   (by a hash of the id), 80% of the English dev sets in ``DEV_SETS`` (unless ``--no-dev``), WordNet
-  3.0 glosses and example sentences (benign), and sentences of the ``wikipedia_text__*`` and
-  ``gutenberg__*`` pages of benign-dev (benign);
+  3.0 glosses and example sentences (benign), sentences of the ``wikipedia_text__*`` and
+  ``gutenberg__*`` pages of benign-dev (benign), and 80% of the messages in ``bench/model_data/``
+  (written for training by two writers who saw neither the library nor any evaluation set);
 - held-out split: the other 20% of concerning.jsonl and traps.jsonl (same authors as the library: an
   optimistic figure);
 - dev split: the other 20% of the English dev sets (fresher wording; the grammar was tuned on them);
+- written split: the other 20% of ``bench/model_data/`` (same writers as its training part: optimistic);
 - text that did not shape it: ``bench/model_eval_fresh.jsonl`` (written for
   this model before it was first trained, never tuned on), and sentences of the ``readability__*`` and
   ``trafilatura_eval__*`` pages of benign-dev (false alarms).
@@ -41,7 +46,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from netmon.scan.model import DIM, MODEL_FILE, RiskModel, _h, text_features  # noqa: E402
+from netmon.scan.embed import Embedder, quantise  # noqa: E402
+from netmon.scan.model import DIM, MAX_TOKENS, MODEL_FILE, RiskModel, _h, text_features  # noqa: E402
 from netmon.scan.normalise import normalise  # noqa: E402
 
 CATEGORIES = ("suicide_self_harm", "bullying_hate", "sexual_exploitation", "violence_weapons")
@@ -65,6 +71,13 @@ NEIGHBOURS = {
     "violence_weapons": {"coercive_control", "bullying"},
 }
 THRESHOLDS = (0.2, 0.3, 0.5, 0.7, 0.9)
+# Each family's two library categories (the first named is the one a finding is filed under; the
+# others beside it are taught as that side).
+SPLITS = (
+    ("suicide_self_harm", ("suicide",), ("self_harm",)),
+    ("bullying_hate", ("bullying",), ("hate_speech", "discrimination")),
+    ("violence_weapons", ("violence", "extremism"), ("weapons",)),
+)
 # English development sets (the grammar was tuned on them; never a held-out batch such as
 # tests/eval/fresh-2026-12c.jsonl, which this script must not read). 80% train, 20% "dev split" by id hash.
 DEV_SETS = (
@@ -152,6 +165,32 @@ def empath_lexicon(path: Path) -> dict[str, tuple[str, ...]]:
     return {w: tuple(sorted(set(c))) for w, c in cats.items()}
 
 
+def written_rows() -> list[tuple[Row, str]]:
+    """bench/model_data/*.jsonl: {"id", "text", "label": a model category or null}."""
+    primary = {"suicide_self_harm": "suicide", "bullying_hate": "bullying"}
+    primary |= {"sexual_exploitation": "child_sexual_exploitation", "violence_weapons": "violence"}
+    out: list[tuple[Row, str]] = []
+    for path in sorted((ROOT / "bench" / "model_data").glob("*.jsonl")):
+        for d in jsonl(path):
+            label = d.get("label")
+            out.append((Row(str(d["text"]), "written", primary[str(label)] if label else None), str(d["id"])))
+    return out
+
+
+def embedder_from(folder: Path, dims: int) -> Embedder:
+    """WordLlama's l2_supercat token vectors (first ``dims``) and its tokenizer, read without its code."""
+    raw = (folder / "weights" / "l2_supercat_256.safetensors").read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + size])["embedding.weight"]
+    begin, end = header["data_offsets"]
+    table = np.frombuffer(raw[8 + size + begin : 8 + size + end], dtype=np.float16).reshape(header["shape"])
+    config = json.loads((folder / "tokenizers" / "l2_supercat_tokenizer_config.json").read_text("utf-8"))
+    vocab = sorted(config["model"]["vocab"], key=config["model"]["vocab"].__getitem__)
+    merges = [m if isinstance(m, str) else " ".join(m) for m in config["model"]["merges"]]
+    q, scales = quantise(table[:, :dims].astype(np.float32))
+    return Embedder(vocab, merges, q, scales)
+
+
 # --- features --------------------------------------------------------------------------------------
 def matrix(rows: list[Row], lexicon: dict[str, tuple[str, ...]]):  # type: ignore[no-untyped-def]
     from scipy.sparse import csr_matrix
@@ -172,13 +211,22 @@ def targets(rows: list[Row], category: str) -> tuple[np.ndarray, np.ndarray]:
     return y, keep
 
 
-def train(rows: list[Row], lexicon: dict[str, tuple[str, ...]], c_value: float) -> RiskModel:
+def train(
+    rows: list[Row], lexicon: dict[str, tuple[str, ...]], c_value: float, embedder: Embedder | None = None
+) -> RiskModel:
+    from scipy.sparse import csr_matrix, hstack
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_predict
 
     x = matrix(rows, lexicon)
+    dims = 0
+    if embedder is not None:
+        dense_x = embedder.embed_batch([normalise(r.text).split()[:MAX_TOKENS] for r in rows])
+        dims = dense_x.shape[1]
+        x = hstack([x, csr_matrix(dense_x)]).tocsr()
     k = len(CATEGORIES)
     weights = np.zeros((DIM, k), dtype=np.float32)
+    dense = np.zeros((dims, k), dtype=np.float32)
     bias = np.zeros(k, dtype=np.float32)
     calibration = np.zeros((k, 2), dtype=np.float32)
     for j, category in enumerate(CATEGORIES):
@@ -189,11 +237,26 @@ def train(rows: list[Row], lexicon: dict[str, tuple[str, ...]], c_value: float) 
         oof = cross_val_predict(clf, xs, ys, cv=5, method="decision_function")
         platt = LogisticRegression(C=1e4).fit(oof.reshape(-1, 1), ys)
         clf.fit(xs, ys)
-        weights[:, j] = clf.coef_[0]
+        weights[:, j] = clf.coef_[0][:DIM]
+        dense[:, j] = clf.coef_[0][DIM:]
         bias[j] = clf.intercept_[0]
         calibration[j] = (platt.coef_[0][0], platt.intercept_[0])
         print(f"trained {category}: {int(ys.sum())} positive, {int(len(ys) - ys.sum())} negative rows")
-    return RiskModel(CATEGORIES, weights, bias, calibration, lexicon)
+    model = RiskModel(CATEGORIES, weights, bias, calibration, lexicon, embedder=embedder, dense=dense)
+    # Within a family, which library category: trained on the rows that carry a library category
+    # (phrases, the concerning set, the dev sets); the written rows carry only the family.
+    split_w = np.zeros((DIM, len(SPLITS)), dtype=np.float32)
+    split_d = np.zeros((dims, len(SPLITS)), dtype=np.float32)
+    split_b = np.zeros(len(SPLITS), dtype=np.float32)
+    for j, (family, first, second) in enumerate(SPLITS):
+        keep = np.array([r.source != "written" and (r.cat in first or r.cat in second) for r in rows])
+        y = np.array([r.cat in second for r in rows], dtype=np.int8)[keep]
+        clf = LogisticRegression(C=c_value, class_weight="balanced", max_iter=2000, solver="liblinear")
+        clf.fit(x[keep], y)
+        split_w[:, j], split_d[:, j], split_b[j] = clf.coef_[0][:DIM], clf.coef_[0][DIM:], clf.intercept_[0]
+        print(f"trained the {family} split: {int(y.sum())} {second[0]}, {int(len(y) - y.sum())} {first[0]}")
+    names = [(family, first[0], second[0]) for family, first, second in SPLITS]
+    return model.with_splits(names, split_w, split_b, split_d if embedder is not None else None)
 
 
 # --- evaluation ------------------------------------------------------------------------------------
@@ -241,10 +304,24 @@ def report_benign_pages(model: RiskModel, pages: list[Path]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--empath", type=Path, required=True, help="empath-0.89 data/categories.tsv")
+    ap.add_argument("--wordllama", type=Path, help="unpacked wordllama package (weights/, tokenizers/)")
+    ap.add_argument("--dims", type=int, default=256, help="embedding dimensions kept (a prefix)")
     ap.add_argument("--benign", type=Path, default=ROOT.parent / "shared" / "data" / "benign-dev")
     ap.add_argument("--wordnet", type=Path, default=Path("/usr/share/wordnet"))
     ap.add_argument("--wordnet-limit", type=int, default=30_000)
-    ap.add_argument("--c", type=float, default=4.0, help="inverse L2 strength (fixed, not tuned on held-out)")
+    ap.add_argument(
+        "--c",
+        type=float,
+        default=16.0,
+        help="inverse L2 strength (chosen leaving one writer of bench/model_data out; never held-out data)",
+    )
+    ap.add_argument(
+        "--alert-rate",
+        type=float,
+        default=0.05,
+        help="share of the held-apart benign look-alikes (dev + written splits) the model alone may alert on",
+    )
+    ap.add_argument("--review-rate", type=float, default=0.10, help="the same for a finding for review")
     ap.add_argument("--out", type=Path, default=ROOT / "netmon" / "scan" / "models" / MODEL_FILE)
     ap.add_argument("--eval-only", action="store_true", help="evaluate the model at --out, do not train")
     ap.add_argument(
@@ -267,6 +344,10 @@ def main() -> None:
     dev_held = [r for r, i in dev_rows if is_heldout(i)]
     dev_train = [r for r, i in dev_rows if not is_heldout(i)]
 
+    written = written_rows()
+    written_held = [r for r, i in written if is_heldout(i)]
+    written_train = [r for r, i in written if not is_heldout(i)]
+
     pages = sorted(args.benign.glob("*.txt"))
     train_pages = [p for p in pages if p.name.startswith(("wikipedia_text__", "gutenberg__"))]
     eval_pages = [p for p in pages if p.name.startswith(("readability__", "trafilatura_eval__"))]
@@ -280,9 +361,11 @@ def main() -> None:
         rows += [Row(s, "benign-dev-train", None) for p in train_pages for s in sentences(p)]
         if not args.no_dev:
             rows += dev_train
+        rows += written_train
         print("training rows by source:", dict(Counter(r.source for r in rows)))
         start = time.perf_counter()
-        model = train(rows, empath_lexicon(args.empath), args.c)
+        embedder = embedder_from(args.wordllama, args.dims) if args.wordllama else None
+        model = train(rows, empath_lexicon(args.empath), args.c, embedder)
         model.meta.update(
             {
                 "categories_from": MAPPING,
@@ -290,7 +373,9 @@ def main() -> None:
                 "c": args.c,
                 "trained_on": "library phrases, 80% of tests/eval concerning+traps"
                 + ("" if args.no_dev else " and of the English dev sets " + ", ".join(DEV_SETS))
-                + ", WordNet 3.0, benign-dev wikipedia+gutenberg sentences; Empath 0.89 lexicon features",
+                + ", 80% of bench/model_data, WordNet 3.0, benign-dev wikipedia+gutenberg sentences; "
+                + "Empath 0.89 lexicon features"
+                + (f"; WordLlama l2_supercat embeddings ({args.dims} dims)" if args.wordllama else ""),
             }
         )
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -298,6 +383,28 @@ def main() -> None:
         size = args.out.stat().st_size
         print(f"trained in {time.perf_counter() - start:.0f}s; wrote {args.out} ({size} bytes)")
         model = RiskModel.load(args.out)  # evaluate exactly what ships (float16 weights)
+
+    if not args.eval_only:
+        # The model-alone thresholds travel in the model file (netmon.scan.signal reads them): the score
+        # that no more than --alert-rate (--review-rate) of the benign look-alikes held apart from
+        # training reach. Risky texts of those splits are not looked at to choose them.
+        benign_apart = [r.text for r in dev_held + written_held if r.cat is None]
+        top = np.sort(model.score_batch(benign_apart).max(axis=1))
+        alert = float(np.quantile(top, 1 - args.alert_rate))
+        review = float(np.quantile(top, 1 - args.review_rate))
+        model.meta.update(
+            {
+                "alone_alert": round(alert, 4),
+                "alone_review": round(min(review, alert), 4),
+                "alone_from": f"{len(top)} benign look-alikes of the dev and written splits, "
+                f"{args.alert_rate:.0%} / {args.review_rate:.0%} of them at or above",
+            }
+        )
+        model.save(args.out)
+        print(
+            f"\nmodel alone: alert at >= {alert:.3f}, review at >= {min(review, alert):.3f} "
+            f"({len(top)} look-alikes)"
+        )
 
     def mapped(c: object) -> str | None:
         return MAPPING.get(str(c)) if c else None
@@ -313,6 +420,12 @@ def main() -> None:
         model,
         [r.text for r in dev_held],
         [mapped(r.cat) if r.cat in MAPPING else (None if r.cat is None else "other") for r in dev_held],
+    )
+    report_labelled(
+        "written split (20% of bench/model_data by id hash; same writers as its training part)",
+        model,
+        [r.text for r in written_held],
+        [mapped(r.cat) for r in written_held],
     )
     fresh = jsonl(ROOT / "bench" / "model_eval_fresh.jsonl")
     report_labelled(

@@ -15,6 +15,11 @@ categories of the word, so that a weapon nobody wrote into the training data sti
 model learned for ``weapon``. Text goes through the library's own ``normalise`` first (leetspeak,
 homoglyphs, repeats, spaced letters).
 
+Each text also gets a dense part: the mean of its static word embeddings (:mod:`netmon.scan.embed`,
+WordLlama's token vectors), weighted by one column per category, so that wording nobody wrote into the
+training data still scores by what it means ("tablets" is near "pills"; "the roof of the car park" is
+near "a bridge").
+
 Scoring is pure numpy (no scikit-learn at run time): the shipped ``models/risk_model.npz`` holds the
 weights, biases, calibration and the Empath word table. ``bench/train_model.py`` builds it and
 ``docs/model-card.md`` says from what data, with which figures and known biases.
@@ -34,9 +39,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from netmon.scan.embed import Embedder, pack, unpack
 from netmon.scan.normalise import NORMALISER_VERSION, normalise
 
 log = logging.getLogger(__name__)
@@ -118,6 +125,8 @@ class RiskModel:
         calibration: np.ndarray,
         lexicon: dict[str, tuple[str, ...]],
         meta: dict[str, object] | None = None,
+        embedder: Embedder | None = None,
+        dense: np.ndarray | None = None,
     ) -> None:
         if weights.shape != (DIM, len(categories)):
             raise ValueError(f"weights must be ({DIM}, {len(categories)}), got {weights.shape}")
@@ -127,6 +136,35 @@ class RiskModel:
         self.calibration = np.asarray(calibration, dtype=np.float32)
         self.meta: dict[str, object] = dict(meta or {})
         self.featuriser = Featuriser(lexicon)
+        if (embedder is None) != (dense is None):
+            raise ValueError("an embedder needs its dense weights, and dense weights their embedder")
+        if embedder is not None and dense is not None and dense.shape != (embedder.dim, len(categories)):
+            raise ValueError(f"dense weights must be ({embedder.dim}, {len(categories)}), got {dense.shape}")
+        self.embedder = embedder
+        self.dense = None if dense is None else np.ascontiguousarray(dense, dtype=np.float32)
+        self.splits: dict[str, tuple[int, str, str]] = {}
+        self.split_weights = np.zeros((DIM, 0), dtype=np.float32)
+        self.split_bias = np.zeros(0, dtype=np.float32)
+        self.split_dense: np.ndarray | None = None
+
+    def with_splits(
+        self,
+        names: Sequence[tuple[str, str, str]],
+        weights: np.ndarray,
+        bias: np.ndarray,
+        dense: np.ndarray | None,
+    ) -> RiskModel:
+        """Attach the per-family splits: ``names`` (model category, first, second library category); a
+        positive score means the second."""
+        if weights.shape != (DIM, len(names)) or bias.shape != (len(names),):
+            raise ValueError(f"split weights must be ({DIM}, {len(names)})")
+        if (dense is None) != (self.embedder is None):
+            raise ValueError("split dense weights go with the embedder")
+        self.splits = {c: (j, first, second) for j, (c, first, second) in enumerate(names)}
+        self.split_weights = np.ascontiguousarray(weights, dtype=np.float32)
+        self.split_bias = np.asarray(bias, dtype=np.float32)
+        self.split_dense = None if dense is None else np.ascontiguousarray(dense, dtype=np.float32)
+        return self
 
     # --- loading -------------------------------------------------------------------------------------
     @classmethod
@@ -153,7 +191,26 @@ class RiskModel:
                 w: tuple(cat_names[j] for j in cat_ids[offsets[i] : offsets[i + 1]])
                 for i, w in enumerate(words)
             }
-            model = cls(categories, data["weights"], data["bias"], data["calibration"], lexicon, meta)
+            embedder, dense = None, None
+            if "emb_table" in data.files:
+                embedder = Embedder(
+                    unpack(data["emb_vocab"]),
+                    unpack(data["emb_merges"]),
+                    data["emb_table"],
+                    data["emb_scales"],
+                )
+                dense = data["dense"].astype(np.float32)
+            model = cls(
+                categories, data["weights"], data["bias"], data["calibration"], lexicon, meta, embedder, dense
+            )
+            if "split_weights" in data.files:
+                names = [tuple(n.split(" ")) for n in unpack(data["split_names"])]
+                model.with_splits(
+                    names,  # type: ignore[arg-type]
+                    data["split_weights"],
+                    data["split_bias"],
+                    data["split_dense"].astype(np.float32) if "split_dense" in data.files else None,
+                )
         if meta.get("normaliser_version") != NORMALISER_VERSION:
             log.warning(
                 "risk model %s was trained with normaliser %s, running %s: scores may drift; retrain",
@@ -173,8 +230,26 @@ class RiskModel:
             cats.extend(index[c] for c in self.featuriser.lexicon[w])
             offsets.append(len(cats))
         meta = {**self.meta, "normaliser_version": NORMALISER_VERSION, "dim": DIM}
+        extra: dict[str, Any] = {}
+        if self.embedder is not None and self.dense is not None:
+            e = self.embedder
+            extra = {
+                "emb_vocab": pack(e.vocab),
+                "emb_merges": pack(e.merges),
+                "emb_table": e.table,
+                "emb_scales": e.scales,
+                "dense": self.dense.astype(np.float16),
+            }
+        if self.splits:
+            ordered = sorted(self.splits.items(), key=lambda kv: kv[1][0])
+            extra["split_names"] = pack([f"{c} {first} {second}" for c, (_, first, second) in ordered])
+            extra["split_weights"] = self.split_weights.astype(np.float16)
+            extra["split_bias"] = self.split_bias
+            if self.split_dense is not None:
+                extra["split_dense"] = self.split_dense.astype(np.float16)
         np.savez_compressed(
             path,
+            **extra,
             categories=np.array(self.categories),
             weights=self.weights.astype(np.float16),
             bias=self.bias,
@@ -187,15 +262,22 @@ class RiskModel:
         )
 
     # --- scoring -------------------------------------------------------------------------------------
-    def _raw(self, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
-        k = len(self.categories)
-        out = np.tile(self.bias, (len(id_lists), 1))
+    def _raw(
+        self,
+        id_lists: Sequence[Sequence[int]],
+        weights: np.ndarray | None = None,
+        bias: np.ndarray | None = None,
+    ) -> np.ndarray:
+        weights = self.weights if weights is None else weights
+        bias = self.bias if bias is None else bias
+        k = weights.shape[1]
+        out = np.tile(bias, (len(id_lists), 1))
         lengths = np.fromiter((len(ids) for ids in id_lists), dtype=np.int64, count=len(id_lists))
         nonempty = lengths > 0
         if nonempty.any():
             flat = np.fromiter((i for ids in id_lists for i in ids), dtype=np.int64, count=int(lengths.sum()))
             starts = np.concatenate(([0], np.cumsum(lengths[nonempty])[:-1]))
-            sums = np.add.reduceat(self.weights[flat], starts, axis=0).reshape(-1, k)
+            sums = np.add.reduceat(weights[flat], starts, axis=0).reshape(-1, k)
             out[nonempty] += sums / np.sqrt(lengths[nonempty])[:, None]
         return out
 
@@ -203,10 +285,31 @@ class RiskModel:
         z = raw * self.calibration[:, 0] + self.calibration[:, 1]
         return 1.0 / (1.0 + np.exp(-z))
 
+    def vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """The dense part's input: each text's unit-length mean embedding (zeros without an embedder)."""
+        if self.embedder is None:
+            return np.zeros((len(texts), 0), dtype=np.float32)
+        return self.embedder.embed_batch([normalise(t).split()[:MAX_TOKENS] for t in texts])
+
     def score_batch(self, texts: Iterable[str]) -> np.ndarray:
         """Probabilities, shape ``(len(texts), len(categories))``, columns in ``self.categories`` order."""
-        ids = [self.featuriser.ids(t) for t in texts]
-        return self._calibrated(self._raw(ids)).astype(np.float32)
+        texts = list(texts)
+        raw = self._raw([self.featuriser.ids(t) for t in texts])
+        if self.dense is not None:
+            raw += self.vectors(texts) @ self.dense
+        return self._calibrated(raw).astype(np.float32)
+
+    def refine(self, text: str, category: str) -> str | None:
+        """Which of its two library categories a text of model ``category`` belongs to (suicide or
+        self-harm; bullying or hate speech; violence or weapons), or None when the model has no such split."""
+        split = self.splits.get(category)
+        if split is None:
+            return None
+        column, first, second = split
+        raw = self._raw([self.featuriser.ids(text)], self.split_weights, self.split_bias)[:, column]
+        if self.split_dense is not None:
+            raw += (self.vectors([text]) @ self.split_dense)[:, column]
+        return second if float(raw[0]) > 0 else first
 
     def score(self, text: str) -> dict[str, float]:
         row = self.score_batch([text])[0]

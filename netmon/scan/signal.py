@@ -9,9 +9,13 @@ adjusts the library's hits where the model's measured precision supports it:
 - with a score >= ``RAISE`` such a hit is raised one level (to at most 4), and with a score >= ``STRONG``
   to at least 4: the library saw the topic and the model says the pupil's own words carry the risk
   (precision 0.92-1.00 at 0.5 on the held-out and dev splits, 1.7 benign page sentences per 1,000);
-- the model alone (no library hit in the text) never raises an alert: a score >= ``ALONE`` becomes a
-  severity-2 finding for review, because on fresh wording the model's recall is only 0.5-0.8 and it
-  cannot read negation ("i would never...");
+- the model alone (no hit of that family in the text) makes a finding of its own: at or above its alert
+  score at severity 4, an alert, because pupils' own words carry risk in wording no list holds; at or
+  above its review score at severity 2, for review. Both scores were chosen when the model was trained,
+  as those that only 5% and 10% of benign look-alikes held apart from training reach, and are kept in
+  the model file (``ALONE_ALERT`` and ``ALONE`` are the fallbacks). A text with a negation or a
+  help-seeking word ("i would never...", "how do i help my friend who...") is never an alert on the
+  model's word alone;
 - it never lowers a severity, and never raises a hit with a negation in the few words before it
   ("i would never hurt myself"): negation and help-seeking are the grammar's to judge.
 
@@ -51,16 +55,24 @@ LABELS = {
 }
 SOURCES = frozenset({"search", "form", "chat", "websocket"})
 MAX_CHARS = 2000
-NOTE, RAISE, STRONG, ALONE = 0.3, 0.5, 0.8, 0.9
+NOTE, RAISE, STRONG = 0.3, 0.5, 0.8
+ALONE, ALONE_ALERT = 0.4, 0.5
 #: The model cannot read negation: a hit with one of these in the few words before it is never raised.
 _NEGATION = re.compile(
     r"\b(?:never|not|no|don'?t|dont|won'?t|wouldn'?t|would not|can'?t|cannot|isn'?t|nobody)\b"
 )
-ALONE_SEVERITY = 2
+#: Words that keep a model-only finding for review: help-seeking, support, learning about it.
+_HELP = re.compile(
+    r"\b(?:help(?:ing|line)?|support(?:ing)?|prevent(?:ion)?|awareness|"
+    r"worried about (?:my|a) (?:friend|mate)|"
+    r"my (?:friend|mate|sister|brother)(?:'?s)? (?:who|keeps|is|has|said))\b"
+)
+ALONE_SEVERITY, ALONE_ALERT_SEVERITY = 2, 4
 
 
 class Scores(Protocol):
     categories: tuple[str, ...]
+    meta: dict[str, object]
 
     def score_batch(self, texts: list[str]) -> object: ...
 
@@ -83,19 +95,33 @@ def weigh(model: Scores, texts: list[tuple[str, str, str]], findings: list[TextF
         log.warning("risk model failed: %s", type(exc).__name__)
         return findings
     out = list(findings)
+    alert, review = _alone_thresholds(model)
     for (source, label, text), row in zip(short, rows, strict=True):  # type: ignore[call-overload]
         scores = {c: float(p) for c, p in zip(model.categories, row, strict=True)}
         index = next((i for i, f in enumerate(out) if f.text == text and f.source == source), None)
+        hits: tuple[Hit, ...] = ()
         if index is not None:
             hits = tuple(_weighed(h, scores, _negated(text, h)) for h in out[index].hits)
-            out[index] = replace(out[index], hits=hits)
-            continue
         best = max(scores, key=scores.__getitem__)
-        if scores[best] >= ALONE and best in PRIMARY:
-            out.append(
-                TextFinding(source=source, text=text, hits=(_alone(best, scores[best], text),), label=label)
-            )
+        covered = {c for h in hits for c, cats in FAMILIES.items() if h.category in cats}
+        if scores[best] >= review and best in PRIMARY and best not in covered:
+            hits = (*hits, _alone(best, scores[best], text, alert, _refined(model, text, best)))
+        if index is not None:
+            out[index] = replace(out[index], hits=hits)
+        elif hits:
+            out.append(TextFinding(source=source, text=text, hits=hits, label=label))
     return out
+
+
+def _alone_thresholds(model: Scores) -> tuple[float, float]:
+    """(alert, review): chosen when the model was trained and kept in its file; else the defaults."""
+    meta = getattr(model, "meta", {}) or {}
+    try:
+        alert = float(meta.get("alone_alert", ALONE_ALERT))  # type: ignore[arg-type]
+        review = float(meta.get("alone_review", ALONE))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return ALONE_ALERT, ALONE
+    return alert, min(review, alert)
 
 
 def _note(category: str, p: float) -> str:
@@ -123,16 +149,39 @@ def _weighed(hit: Hit, scores: dict[str, float], negated: bool = False) -> Hit:
     return replace(hit, severity=severity, rules=(*hit.rules, note))
 
 
-def _alone(category: str, p: float, text: str) -> Hit:
+def _refined(model: Scores, text: str, family: str) -> str:
+    """The library category a model-only finding is filed under: the model's split of its family
+    (suicide or self-harm, bullying or hate speech, violence or weapons) where it has one."""
+    refine = getattr(model, "refine", None)
+    try:
+        chosen = refine(text, family) if refine is not None else None
+    except Exception as exc:  # noqa: BLE001 - filing under the family's first category is still right
+        log.warning("risk model split failed: %s", type(exc).__name__)
+        chosen = None
+    return chosen if chosen in FAMILIES[family] else PRIMARY[family]
+
+
+def _alone(
+    category: str, p: float, text: str, threshold: float = ALONE_ALERT, filed: str | None = None
+) -> Hit:
+    lowered = text.lower()
+    held = bool(_NEGATION.search(lowered) or _HELP.search(lowered))
+    alert = p >= threshold and not held
+    why = (
+        "model alone: an alert"
+        if alert
+        else "model alone: for review"
+        + (", a negation or help-seeking word keeps it from alerting" if held else "")
+    )
     return Hit(
         phrase=f"(model) {LABELS[category]} risk",
-        category=PRIMARY[category],
-        severity=ALONE_SEVERITY,
+        category=filed or PRIMARY[category],
+        severity=ALONE_ALERT_SEVERITY if alert else ALONE_SEVERITY,
         language="en",
         library_file="model",
         line=0,
         start=0,
         end=len(text),
         matched_text=text[:200],
-        rules=(_note(category, p) + " (model alone: for review, never an alert)",),
+        rules=(f"{_note(category, p)} ({why})",),
     )

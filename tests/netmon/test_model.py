@@ -88,6 +88,32 @@ def test_save_and_load_round_trip(model: RiskModel, tmp_path: Path) -> None:
     copy = RiskModel.load(path)
     texts = ["best blades for cutting deep", "anti bullying week poster ideas"]
     np.testing.assert_allclose(copy.score_batch(texts), model.score_batch(texts), atol=1e-3)
+    assert copy.splits == model.splits and copy.meta["alone_alert"] == model.meta["alone_alert"]
+    assert [copy.refine(t, "suicide_self_harm") for t in texts] == [
+        model.refine(t, "suicide_self_harm") for t in texts
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "family", "category"),
+    [
+        ("i cut my arm again last night and hid it under my sleeve", "suicide_self_harm", "self_harm"),
+        ("i dont want to wake up tomorrow, everyone would be better off", "suicide_self_harm", "suicide"),
+        ("where can i buy a zombie knife without id", "violence_weapons", "weapons"),
+        ("me and the mandem are gonna jump him after school", "violence_weapons", "violence"),
+        ("muslims are all terrorists and should be sent back", "bullying_hate", "hate_speech"),
+        ("ur so ugly no one in our year can stand u", "bullying_hate", "bullying"),
+    ],
+)
+def test_a_family_is_split_into_the_library_category(
+    model: RiskModel, text: str, family: str, category: str
+) -> None:
+    assert model.refine(text, family) == category
+
+
+def test_model_alone_thresholds_travel_in_the_file(model: RiskModel) -> None:
+    assert 0.0 < float(str(model.meta["alone_review"])) <= float(str(model.meta["alone_alert"])) < 1.0
+    assert "look-alikes" in str(model.meta["alone_from"])
 
 
 def test_missing_file_names_the_fix(tmp_path: Path) -> None:

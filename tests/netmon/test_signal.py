@@ -69,11 +69,31 @@ def test_pages_are_never_scored(library: Matcher, model: RiskModel) -> None:
     assert weighed == plain and not any("model:" in r for h in weighed for r in h.rules)
 
 
-def test_the_model_alone_is_a_low_severity_finding_for_review(model: RiskModel) -> None:
+def test_the_model_alone_alerts_on_a_pupils_words_that_no_phrase_holds(model: RiskModel) -> None:
     tiny = Matcher.compile(load_library(TINY))
-    result = scan_job(_search("send me a pic of you in your underwear"), tiny, model)
-    hits = _hits(result)
+    hits = _hits(scan_job(_search("send me a pic of you in your underwear"), tiny, model))
     assert len(hits) == 1 and hits[0].library_file == "model"
-    assert hits[0].category == "child_sexual_exploitation" and hits[0].severity == 2
-    assert "never an alert" in hits[0].rules[0]
+    assert hits[0].category == "child_sexual_exploitation" and hits[0].severity == 4
+    assert "model alone: an alert" in hits[0].rules[0]
     assert not _hits(scan_job(_search("how do i revise for my maths gcse"), tiny, model))
+
+
+def test_a_help_seeking_or_negated_text_is_only_for_review_on_the_models_word(model: RiskModel) -> None:
+    tiny = Matcher.compile(load_library(TINY))
+    for text in (
+        "how do i help my friend who wants to send pics to an older guy",
+        "i would never send him a pic",
+    ):
+        hits = _hits(scan_job(_search(text), tiny, model))
+        assert [(h.category, h.severity, h.library_file) for h in hits] == [
+            ("child_sexual_exploitation", 2, "model")
+        ]
+        assert "keeps it from alerting" in hits[0].rules[0]
+
+
+def test_a_hit_of_another_family_does_not_hide_the_models_own(model: RiskModel) -> None:
+    """A violence phrase in the text does not stop the model filing the grooming it reads there."""
+    tiny = Matcher.compile(load_library(TINY))
+    hits = _hits(scan_job(_search("send me a pic of you in your underwear or ill kill you"), tiny, model))
+    assert {(h.category, h.library_file) for h in hits} >= {("violence", "en/violence.txt")}
+    assert any(h.category == "child_sexual_exploitation" and h.library_file == "model" for h in hits)
