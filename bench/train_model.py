@@ -23,6 +23,8 @@ What it reads, and what it keeps apart (docs/model-card.md has sizes, licences a
   optimistic figure);
 - dev split: the other 20% of the English dev sets (fresher wording; the grammar was tuned on them);
 - written split: the other 20% of ``bench/model_data/`` (same writers as its training part: optimistic);
+  its ``everyday-*`` part (ordinary searches, chat, prompts and posts) measures how often ordinary text
+  would alert;
 - text that did not shape it: ``bench/model_eval_fresh.jsonl`` (written for
   this model before it was first trained, never tuned on), and sentences of the ``readability__*`` and
   ``trafilatura_eval__*`` pages of benign-dev (false alarms).
@@ -173,7 +175,8 @@ def written_rows() -> list[tuple[Row, str]]:
     for path in sorted((ROOT / "bench" / "model_data").glob("*.jsonl")):
         for d in jsonl(path):
             label = d.get("label")
-            out.append((Row(str(d["text"]), "written", primary[str(label)] if label else None), str(d["id"])))
+            source = "everyday" if path.name.startswith("everyday") else "written"
+            out.append((Row(str(d["text"]), source, primary[str(label)] if label else None), str(d["id"])))
     return out
 
 
@@ -249,7 +252,9 @@ def train(
     split_d = np.zeros((dims, len(SPLITS)), dtype=np.float32)
     split_b = np.zeros(len(SPLITS), dtype=np.float32)
     for j, (family, first, second) in enumerate(SPLITS):
-        keep = np.array([r.source != "written" and (r.cat in first or r.cat in second) for r in rows])
+        keep = np.array(
+            [r.source not in ("written", "everyday") and (r.cat in first or r.cat in second) for r in rows]
+        )
         y = np.array([r.cat in second for r in rows], dtype=np.int8)[keep]
         clf = LogisticRegression(C=c_value, class_weight="balanced", max_iter=2000, solver="liblinear")
         clf.fit(x[keep], y)
@@ -322,6 +327,12 @@ def main() -> None:
         help="share of the held-apart benign look-alikes (dev + written splits) the model alone may alert on",
     )
     ap.add_argument("--review-rate", type=float, default=0.10, help="the same for a finding for review")
+    ap.add_argument(
+        "--everyday-rate",
+        type=float,
+        default=0.005,
+        help="share of held-apart everyday texts the model alone may alert on (twice that: for review)",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "netmon" / "scan" / "models" / MODEL_FILE)
     ap.add_argument("--eval-only", action="store_true", help="evaluate the model at --out, do not train")
     ap.add_argument(
@@ -388,16 +399,24 @@ def main() -> None:
         # The model-alone thresholds travel in the model file (netmon.scan.signal reads them): the score
         # that no more than --alert-rate (--review-rate) of the benign look-alikes held apart from
         # training reach. Risky texts of those splits are not looked at to choose them.
-        benign_apart = [r.text for r in dev_held + written_held if r.cat is None]
+        benign_apart = [r.text for r in dev_held + written_held if r.cat is None and r.source != "everyday"]
+        everyday_apart = [r.text for r in written_held if r.source == "everyday"]
         top = np.sort(model.score_batch(benign_apart).max(axis=1))
         alert = float(np.quantile(top, 1 - args.alert_rate))
         review = float(np.quantile(top, 1 - args.review_rate))
+        if everyday_apart:
+            # ordinary texts (homework searches, chat) must almost never alert: at most --everyday-rate
+            daily = np.sort(model.score_batch(everyday_apart).max(axis=1))
+            alert = max(alert, float(np.quantile(daily, 1 - args.everyday_rate)))
+            review = max(review, float(np.quantile(daily, 1 - 2 * args.everyday_rate)))
         model.meta.update(
             {
                 "alone_alert": round(alert, 4),
                 "alone_review": round(min(review, alert), 4),
                 "alone_from": f"{len(top)} benign look-alikes of the dev and written splits, "
-                f"{args.alert_rate:.0%} / {args.review_rate:.0%} of them at or above",
+                f"{args.alert_rate:.0%} / {args.review_rate:.0%} of them at or above; "
+                f"{len(everyday_apart)} everyday texts, "
+                f"{args.everyday_rate:.1%} / {2 * args.everyday_rate:.1%}",
             }
         )
         model.save(args.out)
@@ -421,12 +440,18 @@ def main() -> None:
         [r.text for r in dev_held],
         [mapped(r.cat) if r.cat in MAPPING else (None if r.cat is None else "other") for r in dev_held],
     )
+    looks = [r for r in written_held if r.source != "everyday"]
     report_labelled(
         "written split (20% of bench/model_data by id hash; same writers as its training part)",
         model,
-        [r.text for r in written_held],
-        [mapped(r.cat) for r in written_held],
+        [r.text for r in looks],
+        [mapped(r.cat) for r in looks],
     )
+    everyday = [r.text for r in written_held if r.source == "everyday"]
+    if everyday:
+        report_labelled(
+            "everyday split (20% of bench/model_data/everyday-*)", model, everyday, [None] * len(everyday)
+        )
     fresh = jsonl(ROOT / "bench" / "model_eval_fresh.jsonl")
     report_labelled(
         "not shaping it: bench/model_eval_fresh.jsonl",

@@ -13,9 +13,9 @@ adjusts the library's hits where the model's measured precision supports it:
   score at severity 4, an alert, because pupils' own words carry risk in wording no list holds; at or
   above its review score at severity 2, for review. Both scores were chosen when the model was trained,
   as those that only 5% and 10% of benign look-alikes held apart from training reach, and are kept in
-  the model file (``ALONE_ALERT`` and ``ALONE`` are the fallbacks). A text with a negation or a
-  help-seeking word ("i would never...", "how do i help my friend who...") is never an alert on the
-  model's word alone;
+  the model file (``ALONE_ALERT`` and ``ALONE`` are the fallbacks). A text in which the pupil refuses
+  ("i would never...") or seeks help for someone else ("how do i help my friend who...") is never an
+  alert on the model's word alone; asking for help for oneself is a disclosure and still alerts;
 - it never lowers a severity, and never raises a hit with a negation in the few words before it
   ("i would never hurt myself"): negation and help-seeking are the grammar's to judge.
 
@@ -61,11 +61,18 @@ ALONE, ALONE_ALERT = 0.4, 0.5
 _NEGATION = re.compile(
     r"\b(?:never|not|no|don'?t|dont|won'?t|wouldn'?t|would not|can'?t|cannot|isn'?t|nobody)\b"
 )
-#: Words that keep a model-only finding for review: help-seeking, support, learning about it.
+#: What keeps a model-only finding for review: a pupil refusing ("i would never..."), helping someone
+#: else, or learning about it. Narrower than ``_NEGATION`` on purpose: "nobody would care", "i can't go
+#: on" and "don't tell your mum" carry the risk, and a pupil asking for help for themselves ("how do
+#: i get help") is a disclosure the DSL must see.
+_REFUSAL = re.compile(
+    r"\b(?:never|wouldn'?t|would not|won'?t|will not|not going to|"
+    r"(?:don'?t|do not) (?:want|plan|intend) to)\b"
+)
 _HELP = re.compile(
-    r"\b(?:help(?:ing|line)?|support(?:ing)?|prevent(?:ion)?|awareness|"
-    r"worried about (?:my|a) (?:friend|mate)|"
-    r"my (?:friend|mate|sister|brother)(?:'?s)? (?:who|keeps|is|has|said))\b"
+    r"\b(?:(?:help(?:ing)?|support(?:ing)?) (?:my|a|her|him|them|someone|somebody|friends?)\b|helpline|"
+    r"prevent(?:ion|ing)?\b|awareness|worried about (?:my|a) (?:friend|mate)|"
+    r"my (?:friend|mate|sister|brother|cousin)(?:'?s)? (?:who|whos|keeps|is|has|said))"
 )
 ALONE_SEVERITY, ALONE_ALERT_SEVERITY = 2, 4
 
@@ -165,7 +172,7 @@ def _alone(
     category: str, p: float, text: str, threshold: float = ALONE_ALERT, filed: str | None = None
 ) -> Hit:
     lowered = text.lower()
-    held = bool(_NEGATION.search(lowered) or _HELP.search(lowered))
+    held = bool(_REFUSAL.search(lowered) or _HELP.search(lowered))
     alert = p >= threshold and not held
     why = (
         "model alone: an alert"

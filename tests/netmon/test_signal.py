@@ -78,11 +78,11 @@ def test_the_model_alone_alerts_on_a_pupils_words_that_no_phrase_holds(model: Ri
     assert not _hits(scan_job(_search("how do i revise for my maths gcse"), tiny, model))
 
 
-def test_a_help_seeking_or_negated_text_is_only_for_review_on_the_models_word(model: RiskModel) -> None:
+def test_a_refusal_or_help_for_someone_else_is_only_for_review_on_the_models_word(model: RiskModel) -> None:
     tiny = Matcher.compile(load_library(TINY))
     for text in (
-        "how do i help my friend who wants to send pics to an older guy",
-        "i would never send him a pic",
+        "how do i support my mate whos sending pics in her underwear to some older guy",
+        "i will never send pics in my underwear to older guys",
     ):
         hits = _hits(scan_job(_search(text), tiny, model))
         assert [(h.category, h.severity, h.library_file) for h in hits] == [
@@ -91,9 +91,17 @@ def test_a_help_seeking_or_negated_text_is_only_for_review_on_the_models_word(mo
         assert "keeps it from alerting" in hits[0].rules[0]
 
 
+def test_a_pupil_asking_for_help_for_themselves_is_a_disclosure_and_alerts(model: RiskModel) -> None:
+    tiny = Matcher.compile(load_library(TINY))
+    text = "a man online keeps telling me to send pics in my underwear how do i get help"
+    hits = _hits(scan_job(_search(text), tiny, model))
+    assert [(h.category, h.severity) for h in hits] == [("child_sexual_exploitation", 4)]
+
+
 def test_a_hit_of_another_family_does_not_hide_the_models_own(model: RiskModel) -> None:
     """A violence phrase in the text does not stop the model filing the grooming it reads there."""
     tiny = Matcher.compile(load_library(TINY))
-    hits = _hits(scan_job(_search("send me a pic of you in your underwear or ill kill you"), tiny, model))
+    text = "delete these messages and send me a pic of u in ur underwear or i kill you"
+    hits = _hits(scan_job(_search(text), tiny, model))
     assert {(h.category, h.library_file) for h in hits} >= {("violence", "en/violence.txt")}
     assert any(h.category == "child_sexual_exploitation" and h.library_file == "model" for h in hits)
