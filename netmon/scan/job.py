@@ -42,6 +42,8 @@ from netmon.scan.snapshot import DEFAULT_SNAPSHOT_CAP, make_snapshot
 
 log = logging.getLogger(__name__)
 
+#: Compressed bytes read to judge a body whose label says image or script (its first ~1 KB of text).
+SNIFF_RAW = 16 * 1024
 #: A snapshot is kept only when some hit is at least this severe: severity 1 is the topic alone (an
 #: encyclopaedia page), which the captured text already explains.
 SNAPSHOT_MIN_SEVERITY = 2
@@ -238,6 +240,10 @@ class _Scan:
         content_type = header(headers, "content-type")
         encoding = header(headers, "content-encoding")
         kind = kind_of(content_type, data[:1024] if not encoding else b"")
+        if kind in UNREAD and encoding and kind != "unsupported":
+            # a compressed body labelled as an image or a script: judge it by its first decompressed
+            # bytes, so that a page gzipped and labelled image/png cannot hide from the scan
+            kind = kind_of(content_type, decompress(data[:SNIFF_RAW], encoding, 1024).data[:1024])
         if kind in UNREAD:
             self.skip((f"{kind}-type",))
             return None

@@ -294,6 +294,25 @@ def test_no_snapshot_for_binary_response(matcher: Matcher) -> None:
     assert result.stats.skipped == ("binary-type",)
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "br", "zstd"])
+def test_a_compressed_page_labelled_as_an_image_or_a_script_is_still_read(
+    matcher: Matcher, encoding: str
+) -> None:
+    """A pupil's own server cannot hide a page by compressing it and calling it image/png."""
+    squash = {"gzip": gzip.compress, "br": brotli.compress, "zstd": zstandard.ZstdCompressor().compress}[
+        encoding
+    ]
+    padding = b"<!-- " + b"x" * 40_000 + b" -->"  # the phrase sits past the bytes read to judge the label
+    for label in ("image/png", "application/javascript"):
+        result = scan_job(
+            page_job(squash(HTML.replace(b"<h1>", padding + b"<h1>")), label, encoding), matcher
+        )
+        assert "kill myself" in phrases(result), label
+    real_png = gzip.compress(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64)
+    result = scan_job(page_job(real_png, "image/png", "gzip"), matcher)
+    assert not result.findings and result.stats.skipped == ("binary-type",)
+
+
 @pytest.mark.parametrize(
     "evil",
     [
