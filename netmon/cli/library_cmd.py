@@ -98,9 +98,10 @@ def _print_counts(counts: tuple[tuple[str, str, int], ...], categories: tuple[st
     "apply, and the intent grammar does not (as for a page).",
 )
 def test_cmd(text: str | None, library_dir: Path, overlay: Path | None, url: str | None) -> None:
-    """Show what TEXT (or each line of standard input) would raise: every phrase and grammar rule that
-    fires, its category and severity, where it is written, and why (the words that filled each slot of a
-    rule, the exceptions weighed). With --url, TEXT is read as a page body from that URL and each phrase a
+    """Show what TEXT (or each line of standard input) would raise if a pupil typed it: every phrase and
+    grammar rule that fires, its category and severity, where it is written, and why (the words that
+    filled each slot of a rule, the exceptions weighed), then the risk model's four scores and what it
+    raised or found on its own. With --url, TEXT is read as a page body from that URL and each phrase a
     host-scoped overlay line quiets there is shown with the line that quiets it. Exit status 0; nothing
     is recorded."""
     from netmon.errors import ConfigError
@@ -114,13 +115,14 @@ def test_cmd(text: str | None, library_dir: Path, overlay: Path | None, url: str
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     quieting = Quieting(matcher.library)
+    model = _risk_model() if page is None else None
     texts = [text] if text is not None else [line.rstrip("\n") for line in click.get_text_stream("stdin")]
     for n, item in enumerate(t for t in texts if t.strip()):
         if n:
             click.echo("")
         click.echo(f"text: {item!r}")
         if page is None:
-            hits, quieted = matcher.scan(item), []
+            hits, quieted = _weighed(model, item, matcher.scan(item)), []
         else:
             host, path = page
             click.echo(f"  as a page of {host} at {path} (page text: the intent grammar does not apply)")
@@ -145,6 +147,36 @@ def test_cmd(text: str | None, library_dir: Path, overlay: Path | None, url: str
                 click.echo(f"      by {line.file}:{line.line}: {_scoped_line(line)}")
 
 
+def _risk_model() -> object | None:
+    """The shipped risk model, as the scan workers load it (``NETMON_RISK_MODEL=off`` leaves it out)."""
+    import os
+
+    if os.environ.get("NETMON_RISK_MODEL", "on").lower() in ("off", "0", "no", "false"):
+        return None
+    from netmon.scan.model import RiskModel
+
+    try:
+        return RiskModel.load()
+    except (OSError, ValueError, KeyError) as exc:
+        click.echo(f"risk model not loaded ({type(exc).__name__}): the library and grammar alone", err=True)
+        return None
+
+
+def _weighed(model: object | None, text: str, hits: list[Hit] | tuple[Hit, ...]) -> list[Hit]:
+    """What the scan does with a text a pupil typed: the library's hits weighed by the risk model, and
+    the model's own finding where it has one; its four scores are printed first."""
+    if model is None:
+        return list(hits)
+    from netmon.scan.findings import TextFinding
+    from netmon.scan.signal import LABELS, weigh
+
+    scores = model.score(text)  # type: ignore[attr-defined]
+    click.echo("  model: " + ", ".join(f"{LABELS.get(c, c)} {p:.2f}" for c, p in scores.items()))
+    found = [TextFinding(source="search", text=text, hits=tuple(hits))] if hits else []
+    weighed = weigh(model, [("search", "", text)], found)  # type: ignore[arg-type]
+    return list(weighed[0].hits) if weighed else []
+
+
 def _page(url: str) -> tuple[str, str]:
     """(host, path) of --url; a bare ``host/path`` is read as http."""
     from urllib.parse import urlsplit
@@ -164,7 +196,8 @@ def _page(url: str) -> tuple[str, str]:
 def _hit(h: Hit) -> str:
     kind = "rule" if h.phrase.startswith("rule ") else "phrase"
     name = h.phrase[5:] if kind == "rule" else repr(h.phrase)
-    return f"{h.category} {h.severity}  {kind} {name} ({h.library_file}:{h.line}) saw {h.matched_text!r}"
+    where = "the risk model" if h.library_file == "model" else f"{h.library_file}:{h.line}"
+    return f"{h.category} {h.severity}  {kind} {name} ({where}) saw {h.matched_text!r}"
 
 
 def _quieted_by(h: Hit, lines: list[Scoped]) -> list[Scoped]:

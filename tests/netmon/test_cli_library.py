@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -111,8 +112,20 @@ def test_library_test_explains_rules_and_phrases() -> None:
 def test_library_test_reads_stdin_and_says_when_nothing_fires() -> None:
     result = CliRunner().invoke(main, ["library", "test"], input="what time is lunch\ni want to die\n")
     assert result.exit_code == 0, result.output
-    assert "text: 'what time is lunch'\n  nothing fires" in result.stdout
+    assert re.search(r"text: 'what time is lunch'\n  model: [^\n]+\n  nothing fires", result.stdout)
     assert "text: 'i want to die'" in result.stdout and "suicide 4" in result.stdout
+
+
+def test_library_test_shows_the_risk_model_as_the_scan_uses_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "he said im mature for my age and wants to pick me up after school, dont tell my mum"
+    result = CliRunner().invoke(main, ["library", "test", text])
+    assert result.exit_code == 0, result.output
+    assert "  model: suicide/self-harm 0." in result.output and "sexual exploitation 0.9" in result.output
+    assert "highest: child_sexual_exploitation severity 4" in result.output
+    assert "(the risk model)" in result.output and "model alone: an alert" in result.output
+    monkeypatch.setenv("NETMON_RISK_MODEL", "off")
+    quiet = CliRunner().invoke(main, ["library", "test", text])
+    assert "model:" not in quiet.output and "child_sexual_exploitation" not in quiet.output
 
 
 def test_library_test_bad_library_is_one_line(tmp_path: Path) -> None:
