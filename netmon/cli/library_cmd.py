@@ -115,7 +115,9 @@ def test_cmd(text: str | None, library_dir: Path, overlay: Path | None, url: str
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     quieting = Quieting(matcher.library)
-    model = _risk_model() if page is None else None
+    from netmon.scan.model import shipped_or_none
+
+    model = shipped_or_none() if page is None else None
     texts = [text] if text is not None else [line.rstrip("\n") for line in click.get_text_stream("stdin")]
     for n, item in enumerate(t for t in texts if t.strip()):
         if n:
@@ -145,21 +147,6 @@ def test_cmd(text: str | None, library_dir: Path, overlay: Path | None, url: str
             click.echo(f"  quieted here: {_hit(h)}")
             for line in by:
                 click.echo(f"      by {line.file}:{line.line}: {_scoped_line(line)}")
-
-
-def _risk_model() -> object | None:
-    """The shipped risk model, as the scan workers load it (``NETMON_RISK_MODEL=off`` leaves it out)."""
-    import os
-
-    if os.environ.get("NETMON_RISK_MODEL", "on").lower() in ("off", "0", "no", "false"):
-        return None
-    from netmon.scan.model import RiskModel
-
-    try:
-        return RiskModel.load()
-    except (OSError, ValueError, KeyError) as exc:
-        click.echo(f"risk model not loaded ({type(exc).__name__}): the library and grammar alone", err=True)
-        return None
 
 
 def _weighed(model: object | None, text: str, hits: list[Hit] | tuple[Hit, ...]) -> list[Hit]:

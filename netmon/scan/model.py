@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,18 @@ MAX_TOKENS = 128
 CHAR_NGRAMS = (3, 4, 5)
 MODEL_FILE = "risk_model.npz"
 _CACHE_LIMIT = 200_000
+
+
+def shipped_or_none() -> RiskModel | None:
+    """The shipped model as the scan loads it: None when ``NETMON_RISK_MODEL`` is off, or (logged) when
+    it cannot load, so that scanning goes on with the library and grammar alone."""
+    if os.environ.get("NETMON_RISK_MODEL", "on").lower() in ("off", "0", "no", "false"):
+        return None
+    try:
+        return RiskModel.load()
+    except (OSError, ValueError, KeyError) as exc:
+        log.error("risk model not loaded (%s): scanning with the library alone", type(exc).__name__)
+        return None
 
 
 def _h(feature: str) -> int:

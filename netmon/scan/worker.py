@@ -40,19 +40,6 @@ FLUSH_BYTES = 256 * 1024
 READ_AHEAD = 64
 
 
-def _risk_model() -> object | None:
-    """The shipped risk model, or None (scanning goes on with the library alone) if it cannot load."""
-    if os.environ.get("NETMON_RISK_MODEL", "on").lower() in ("off", "0", "no", "false"):
-        return None
-    from netmon.scan.model import RiskModel
-
-    try:
-        return RiskModel.load()
-    except (OSError, ValueError, KeyError) as exc:
-        log.error("risk model not loaded (%s): scanning with the library alone", type(exc).__name__)
-        return None
-
-
 class _Jobs:
     """Jobs read from the proxy's pipe, waiting in a fair queue."""
 
@@ -133,7 +120,9 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s scan worker %(levelname)s %(message)s")
     library_dir, overlay = Path(argv[0]), (Path(argv[1]) if len(argv) > 1 and argv[1] else None)
     matcher = Matcher.compile(load_library(library_dir, overlay))
-    model = _risk_model()
+    from netmon.scan.model import shipped_or_none
+
+    model = shipped_or_none()
     out.write(frame(("ready", matcher.fingerprint)))
     out.flush()
     return serve(sys.stdin.buffer.fileno(), out, matcher, model)
