@@ -27,6 +27,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from sqlalchemy import ColumnElement, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from netmon.identity.users import Account
@@ -80,12 +81,22 @@ def set_setting(session: Session, key: str, value: str) -> None:
 
 
 def ensure_link_key(session: Session) -> str:
-    """The key that signs the gate's "continue to" links (created once, shared through the store)."""
+    """The key that signs the gate's "continue to" links (created once, shared through the store).
+
+    Two gateways of a trust (or a gateway and its portal) may start at the same moment on an empty
+    store: the one whose insert loses keeps the other's key instead of failing its start."""
     key = get_setting(session, SETTING_LINK_KEY)
-    if key is None:
-        key = secrets.token_hex(32)
-        set_setting(session, SETTING_LINK_KEY, key)
-    return key
+    if key is not None:
+        return key
+    try:
+        with session.begin_nested():
+            session.add(PortalSetting(key=SETTING_LINK_KEY, value=secrets.token_hex(32), updated_at=utcnow()))
+    except IntegrityError:
+        pass  # another process made it first: theirs stands
+    row = session.execute(select(PortalSetting.value).where(PortalSetting.key == SETTING_LINK_KEY)).scalar()
+    if row is None:
+        raise RuntimeError("the link key could not be made or read")
+    return str(row)
 
 
 # --- sessions in the store ------------------------------------------------------------------------------
