@@ -129,40 +129,29 @@ def _byte_table(mapping: dict[int, int], default: int | None = None) -> bytes:
 
 
 _LEET_BYTES = b"013457@$"
-#: letters (and UTF-8 bytes of folded non-ASCII letters) -> 'a', leetspeak candidates -> '1', rest -> ' '
-_CLASS = _byte_table(
-    {**{i: 97 for i in range(97, 123)}, **{i: 97 for i in range(128, 256)}, **{i: 49 for i in _LEET_BYTES}},
-    default=32,
-)
 _LEET_TABLE = _byte_table({ord(k): ord(v) for k, v in _LEET.items()})
 _SYMBOLS_TO_SPACE = _byte_table({ord("@"): 32, ord("$"): 32})
+
+
+#: A run of leetspeak digits/symbols with a letter (or a byte of a folded non-ASCII letter) before it,
+#: or a whole such run with one after it. It starts with the digit class, so the regular expression
+#: engine skips to the next digit in C; the look-behinds are checked only there (linear: a position
+#: inside a run that is not a run's start fails at once).
+_LEET_RUN = re.compile(
+    rb"[013457@$](?:(?<=[a-z\x80-\xff][013457@$])[013457@$]*+"
+    rb"|(?<![013457@$][013457@$])[013457@$]*+(?=[a-z\x80-\xff]))"
+)
+
+
+def _leet_run(m: re.Match[bytes]) -> bytes:
+    return m.group().translate(_LEET_TABLE)
 
 
 def _leet(data: bytes) -> bytes:
     """Step 3b: a run of leetspeak digits/symbols next to a letter folds to letters ("k1ll", "5u1c1d3",
     "@ss", "sh00t"); numbers stay numbers ("2000", "a21"), and any other '@' or '$' is a space."""
-    cls = data.translate(_CLASS)
-    if b"1" not in cls:
-        return data
-    if b"a1" not in cls and b"1a" not in cls:
-        return data.translate(_SYMBOLS_TO_SPACE) if b"@" in data or b"$" in data else data
-    out = bytearray(data)
-    n = len(cls)
-    i = cls.find(b"a1")
-    while i != -1:  # runs with a letter before them
-        a = b = i + 1
-        while b < n and cls[b] == 49:
-            b += 1
-        out[a:b] = data[a:b].translate(_LEET_TABLE)
-        i = cls.find(b"a1", b)
-    i = cls.find(b"1a")
-    while i != -1:  # runs with a letter after them
-        a = b = i + 1
-        while a > 0 and cls[a - 1] == 49:
-            a -= 1
-        out[a:b] = data[a:b].translate(_LEET_TABLE)
-        i = cls.find(b"1a", b)
-    return bytes(out).translate(_SYMBOLS_TO_SPACE)
+    out = _LEET_RUN.sub(_leet_run, data)
+    return out.translate(_SYMBOLS_TO_SPACE) if b"@" in out or b"$" in out else out
 
 
 _ALNUM_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789") | frozenset(range(128, 256))
