@@ -6,9 +6,17 @@ loads or sends survives: no script, style, iframe/frame, object/embed, form, tem
 no event handlers; no ``src``, ``srcset``, ``href``, ``style`` or other attribute that fetches or
 navigates, so no external URL at all. A Content-Security-Policy that forbids every load is put first
 in <head> as a second line of defence. Other text is kept as UTF-8 text/plain.
+
+A worker keeps the last few snapshots it made (``RECENT``, bodies up to ``RECENT_MAX_BYTES``) with the
+exact bytes they came from: the same page served again (a class opening one article, a page reloaded)
+gets the same snapshot without sanitising and compressing it again. Only identical bytes, kind,
+charset and cap reuse one (compared in full), so the output is always what ``make_snapshot`` would make.
 """
 
 from __future__ import annotations
+
+import threading
+from collections import OrderedDict
 
 import nh3
 import zstandard
@@ -123,9 +131,35 @@ def _cap_utf8(text: str, cap: int) -> bytes:
     return data[:cap].decode("utf-8", "ignore").encode("utf-8")
 
 
+#: Snapshots kept for reuse per process (the most recently used), and the largest body that is kept.
+RECENT = 8
+RECENT_MAX_BYTES = 512 * 1024
+_recent: OrderedDict[tuple[int, str, str, int, int], tuple[bytes, tuple[bytes, str] | None]] = OrderedDict()
+_recent_lock = threading.Lock()
+
+
 def make_snapshot(body: Body, cap: int) -> tuple[bytes, str] | None:
     """(zstd-compressed bytes, media type before compression) of a decoded response, or None when it
-    is not text. Uses the kind and charset the scan already worked out."""
+    is not text. Uses the kind and charset the scan already worked out. The same bytes seen lately give
+    the snapshot made then (see the module documentation)."""
+    if len(body.data) > RECENT_MAX_BYTES:
+        return _make_snapshot(body, cap)
+    key = (len(body.data), body.kind, body.charset, body.bom, cap)
+    with _recent_lock:
+        seen = _recent.get(key)
+        if seen is not None and seen[0] == body.data:
+            _recent.move_to_end(key)
+            return seen[1]
+    made = _make_snapshot(body, cap)
+    with _recent_lock:
+        _recent[key] = (body.data, made)
+        _recent.move_to_end(key)
+        while len(_recent) > RECENT:
+            _recent.popitem(last=False)
+    return made
+
+
+def _make_snapshot(body: Body, cap: int) -> tuple[bytes, str] | None:
     if body.kind in ("binary", "code", "unsupported", "multipart", "form"):
         return None
     if body.kind == "html":
