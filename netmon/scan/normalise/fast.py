@@ -56,25 +56,49 @@ def _repeats(m: re.Match[str]) -> str:
     return m.group(1) * 3
 
 
-def _has_codes(text: str) -> bool:
-    """Whether ``text`` holds an entity or a percent-code: a few ``find`` calls where the regular
-    expression would read every character ("&" and "%" are common in text, codes are not)."""
-    for mark in ("&", "%"):
-        i, seen = text.find(mark), 0
-        while i != -1:
-            if _CODED.match(text, i) is not None or seen == 64:  # many marks: let the regex decide
-                return True
-            i, seen = text.find(mark, i + 1), seen + 1
-    return False
+#: Texts with more '&' and '%' than this are decoded by the regular expression's own scan (linear in C);
+#: with fewer, ``find`` jumps from mark to mark and the expression is tried only there.
+_FEW_MARKS = 256
+
+
+def _code_pieces(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, decoded text) of every entity and percent-code in ``text``, exactly as
+    ``_CODED.finditer`` finds them (left to right, never overlapping). "&" and "%" are common in text,
+    codes are not: a few ``find`` calls where the regular expression would read every character."""
+    if text.count("&") + text.count("%") > _FEW_MARKS:
+        return [(m.start(), m.end(), _coded(m)) for m in _CODED.finditer(text)]
+    out: list[tuple[int, int, str]] = []
+    amp, pct, end = text.find("&"), text.find("%"), 0
+    while amp != -1 or pct != -1:
+        if pct == -1 or (amp != -1 and amp < pct):
+            i, amp = amp, text.find("&", amp + 1)
+        else:
+            i, pct = pct, text.find("%", pct + 1)
+        if i < end:
+            continue  # inside the code just decoded
+        m = _CODED.match(text, i)
+        if m is not None:
+            end = m.end()
+            out.append((i, end, _coded(m)))
+    return out
 
 
 def _decode(text: str, log: list[tuple[object, ...]] | None) -> str:
-    if ("&" in text or "%" in text) and _has_codes(text):
-        decoded = _CODED.sub(_coded, text)
-        if log is not None and decoded != text:
-            log.append(("decode", text))
-        return decoded
-    return text
+    if "&" not in text and "%" not in text:
+        return text
+    pieces = _code_pieces(text)
+    if not pieces:
+        return text
+    out: list[str] = []
+    last = 0
+    for a, b, decoded in pieces:
+        out += (text[last:a], decoded)
+        last = b
+    out.append(text[last:])
+    result = "".join(out)
+    if log is not None and result != text:
+        log.append(("decode", text, pieces))
+    return result
 
 
 def _run(text: str, log: list[tuple[object, ...]] | None) -> str:

@@ -7,17 +7,19 @@ from bisect import bisect_right
 
 import numpy as np
 
-from netmon.scan.normalise.fast import _CODED, _coded, _run
+from netmon.scan.normalise.fast import _code_pieces, _run
 from netmon.scan.normalise.fold import fold_char
 
 
-def _decode_pieces(text: str) -> list[tuple[int, int, int, int]]:
-    """The decode step as (input start, input end, output start, output end) of each replacement."""
+def _decode_pieces(
+    text: str, found: list[tuple[int, int, str]] | None = None
+) -> list[tuple[int, int, int, int]]:
+    """The decode step as (input start, input end, output start, output end) of each replacement;
+    ``found``: the codes the decode step logged (else found again)."""
     pieces: list[tuple[int, int, int, int]] = []
     shift = 0
-    for m in _CODED.finditer(text):
-        a, b = m.span()
-        size = len(_coded(m))
+    for a, b, decoded in _code_pieces(text) if found is None else found:
+        size = len(decoded)
         pieces.append((a, b, a + shift, a + shift + size))
         shift += size - (b - a)
     return pieces
@@ -88,7 +90,8 @@ def _map_back(
         elif kind == "decode":
             original = entry[1]
             assert isinstance(original, str)
-            s, e = _back(_decode_pieces(original), s, e)
+            found = entry[2] if len(entry) > 2 else None
+            s, e = _back(_decode_pieces(original, found), s, e)  # type: ignore[arg-type]
     return s, e
 
 
