@@ -9,9 +9,12 @@ nearly all text (the scanner's worst case); the load
 is wrk (Debian packages `wrk`, `nginx-light`). For each of HTTP (explicit proxy, keep-alive) and HTTPS
 (keep-alive; mitmproxy in reverse mode so that wrk can speak TLS to it) it prints requests/s and p50/p99
 latency for bare mitmdump and for netmon, and the netmon/bare ratio. After the netmon runs it reads
-netmon's own counters to show that the scanner kept up (no page skipped). Each is measured with 1 and
-2 proxy processes (``--workers 1 2``): bare runs that many mitmdump processes, netmon ``netmon run
---workers N``, one wrk per port. Nothing here is a test: the figures go in the README.
+netmon's own counters to show that the scanner kept up (no page skipped), and the CPU time per request
+of bare mitmdump, of netmon's proxy processes and of its scan workers (read from /proc around each run,
+the scan's backlog included): on a machine shared with other work these move far less than requests/s.
+Each is measured with 1 and 2 proxy processes (``--workers 1 2``): bare runs that many mitmdump
+processes, netmon ``netmon run --workers N``, one wrk per port. Nothing here is a test: the figures
+go in the README.
 """
 
 from __future__ import annotations
@@ -422,6 +425,31 @@ def cpu_seconds(pid: int) -> float:
     return total + sum(cpu_seconds(int(c)) for c in children)
 
 
+def cpu_by_role(pid: int, out: dict[str, float] | None = None) -> dict[str, float]:
+    """CPU seconds of ``pid`` and its descendants, by role: ``scan`` (netmon's scan workers) and
+    ``proxy`` (mitmdump or netmon's proxy processes)."""
+    out = {"proxy": 0.0, "scan": 0.0} if out is None else out
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    except (OSError, IndexError, ValueError):
+        return out
+    role = "scan" if b"netmon.scan.worker" in cmdline else "proxy"
+    out[role] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for child in children:
+        cpu_by_role(int(child), out)
+    return out
+
+
+def _cpu(procs: list[subprocess.Popen[bytes]]) -> dict[str, float]:
+    total = {"proxy": 0.0, "scan": 0.0}
+    for proc in procs:
+        for role, seconds in cpu_by_role(proc.pid).items():
+            total[role] += seconds
+    return total
+
+
 def wait_idle(procs: list[subprocess.Popen[bytes]], timeout: float = 60) -> None:
     """Wait until netmon and its scan workers have finished the backlog of the last run, so that
     the next (bare) run does not share the CPU with it."""
@@ -484,16 +512,24 @@ def compare(
         for i in range(args.rounds):
             # pairs in alternating order, so that neither always runs just after the other
             for kind in ("bare", "netmon") if i % 2 == 0 else ("netmon", "bare"):
-                runs[kind].append(run_wrks(targets[kind], path, args.seconds, args.connections, work))
+                before = _cpu(procs[kind][0])
+                run = run_wrks(targets[kind], path, args.seconds, args.connections, work)
                 if kind == "netmon":
-                    wait_idle(procs["netmon"][0])
+                    wait_idle(procs["netmon"][0])  # the backlog's scans count for this run's requests
+                after = _cpu(procs[kind][0])
+                requests = max(1.0, run["rps"] * args.seconds)
+                for role in ("proxy", "scan"):  # CPU ms per request: steadier than req/s on a shared machine
+                    run[f"{role}_ms"] = (after[role] - before[role]) * 1000 / requests
+                runs[kind].append(run)
     finally:
         for group, _ in procs.values():
             for proc in group:
                 stop(proc)
     result: dict[str, dict[str, object]] = {}
     for kind, rs in runs.items():
-        result[kind] = {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99")}
+        result[kind] = {
+            k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99", "proxy_ms", "scan_ms")
+        }
         result[kind]["rps_rounds"] = [r["rps"] for r in rs]
     totals: dict[str, int] = {}
     for status_file in (work / f"state-{procs['netmon'][1]}").glob("status*.json"):
@@ -576,6 +612,20 @@ def main() -> None:
             f"{scheme + ' ' + page:<22}{bare['rps']:>11.0f}{nm['rps']:>14.0f}{ratio:>7.2f}"
             f"{spread:>12}{bare['p50']:>9.1f}/{bare['p99']:<8.1f}{nm['p50']:>10.1f}/{nm['p99']:<9.1f}"
             f"  scanned {c.get('scan.done', 0)}, skipped {skipped}, matched {c.get('scan.matched', 0)}"
+        )
+    print(
+        "\nCPU ms per request (medians of the rounds; the scan's backlog counted with its run; "
+        "the rest of the machine's work not included):"
+    )
+    head = f"{'path (w: proxy workers)':<22}{'bare':>8}{'netmon proxy':>14}{'netmon scan':>13}"
+    print(f"{head}{'bare/netmon':>13}")
+    for scheme, page, r in rows:
+        bare, nm = r["bare"], r["netmon"]
+        netmon_ms = nm["proxy_ms"] + nm["scan_ms"]
+        cpu_ratio = bare["proxy_ms"] / netmon_ms if netmon_ms else float("nan")
+        print(
+            f"{scheme + ' ' + page:<22}{bare['proxy_ms']:>8.2f}{nm['proxy_ms']:>14.2f}{nm['scan_ms']:>13.2f}"
+            f"{cpu_ratio:>13.2f}"
         )
     print(
         "targets: netmon/bare >= 0.85 on the mix, >= 0.8 on the large page; no page skipped by the scanner\n"
