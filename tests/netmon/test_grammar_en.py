@@ -187,3 +187,93 @@ def test_round2_rule_fires_at_its_severity(
 def test_round2_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> None:
     loud = [(h.phrase, h.severity) for h in matcher.scan(text) if h.severity >= 3]
     assert not loud, f"{text!r} raised {loud}"
+
+
+# Round 3 (December 2026): shapes read from the misses of the retired dev set fresh-2026-12c, tested
+# here in wording written for these tests (never that set's sentences): the rule must fire on a new
+# wording of the shape, and the look-alikes of the same shape stay below alerting.
+@pytest.mark.parametrize(
+    ("text", "rule", "category", "severity"),
+    [
+        ("honestly my family would be way happier w/o me", "suicide.burden", "suicide", 4),
+        ("dont think ill still be here by the summer", "suicide.absent", "suicide", 4),
+        ("help me word a goodbye letter so my dad doesnt blame himself", "suicide.goodbye_note", "suicide", 5),
+        ("is hanging painful or quick", "suicide.method_pain.2", "suicide", 4),
+        ("how long does an overdose take to kill you", "suicide.od_time", "suicide", 5),
+        ("dont send me helplines, just tell me how many would do it", "suicide.refuse_help", "suicide", 5),
+        ("which car parks in town have no barriers on the top floor", "suicide.barrier", "suicide", 5),
+        ("keep staring at the belt in my wardrobe differently", "suicide.look_method", "suicide", 5),
+        ("ive picked the day, after christmas so i dont ruin it", "suicide.plan_date", "suicide", 5),
+        ("final post. delete my account if i dont come back", "suicide.final_post", "suicide", 5),
+        ("how do i cover the cuts so my parents dont find out", "self_harm.parent_hide.2", "self_harm", 4),
+        ("broke open a disposable razor last night", "self_harm.sharpener", "self_harm", 4),
+        ("pinched my thighs till they bruised cause i hate myself", "self_harm.body_purpose", "self_harm", 4),
+        ("best cream for cuts i did myself", "self_harm.self_done", "self_harm", 4),
+        ("how do i know if its too deep, the cut wont close", "self_harm.too_deep_q", "self_harm", 5),
+        ("hes booked me a train ticket to leeds, my mum thinks im at a sleepover", "cse.ride_cover", CSE, 5),
+        ("my tutor keeps texting me late at night and says im his favourite", "cse.role_message", CSE, 4),
+        ("he says if anyone finds out hed go to prison and it would be my fault", "cse.trouble_if", CSE, 5),
+        ("this guy on roblox says hes 15 but he sounds like a grown man", "cse.age_lie", CSE, 5),
+        ("sent you 50 robux now send me the pic you promised", "cse.gift_for_pic", CSE, 5),
+        ("i sent him one photo and now he wants more or hell send it to my mum", "cse.sextortion.or", CSE, 5),
+        ("these girls keep throwing my bag in the bin and laughing every day", "bullying.victim", "bullying", 4),
+        ("post the screenshots of his dms on ur story", "bullying.share_media", "bullying", 4),
+        ("keep reporting her til she deactivates", "bullying.until_gone", "bullying", 4),
+        ("hollywood is controlled by jews", "hate.run_by", "hate_speech", 4),
+        ("the only good immigrant is a dead one", "hate.only_good", "hate_speech", 5),
+        ("im bringing something to school on monday, theyll get what they deserve", "violence.bring_pay", "violence", 5),
+        ("whats her address, were pulling up tonight", "violence.address", "violence", 5),
+        ("im going to stab him when he gets home", "violence.threat.helpless", "violence", 5),
+        ("ive got a blade in my locker now", "weapons.school_spot", "weapons", 5),
+        ("my mate can sort me a burner for 300", "weapons.gun_deal", "weapons", 5),
+        ("butterfly knife cheap uk delivery no id", "weapons.shop", "weapons", 4),
+        ("how to file a toothbrush into a point", "weapons.into_point", "weapons", 4),
+    ],
+)
+def test_round3_rule_fires_at_its_severity(
+    matcher: Matcher, text: str, rule: str, category: str, severity: int
+) -> None:
+    hits = [h for h in matcher.scan(text) if h.phrase == f"rule {rule}"]
+    assert hits, f"{rule} did not fire on {text!r}"
+    assert hits[0].category == category
+    assert hits[0].severity >= severity
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "lol kms the bus was late again",
+        "i wanna die of embarrassment he saw me trip",
+        "id never send pics to strangers",
+        "delete this chat so mia doesnt see what we got her for her birthday",
+        "cant wait for the summer holiday, wont be here for results day cause im in spain",
+        "my funeral playlist would be all abba lol",
+        "goodbye forever to my braces!!",
+        "tonight is the night! prom with my besties",
+        "is drowning painful for fish",
+        "how long does paracetamol take to work for a headache",
+        "which bridges in bristol have the best views",
+        "wish i had the guts to ask her out",
+        "i bite my nails until they bleed",
+        "how to take apart a pencil sharpener to replace the blade",
+        "cant stop thinking about the razor scooter i want",
+        "my nan is picking me up, told my mum im at nans",
+        "my coach messaged the team late at night about the fixture change",
+        "if anyone finds out we broke the window hell get in trouble",
+        "sent you the money for the tickets, send me a pic of the receipt",
+        "my bf is 19 and we went to a hotel for his birthday with his parents",
+        "my tutor says im mature for my age in maths",
+        "send the video of him scoring to the gc",
+        "taking bets on who wins the match",
+        "why do people think immigrants are criminals? essay on myths",
+        "whats his address? were going round to drop off his birthday present",
+        "which cleaning products make toxic gas so i dont mix them",
+        "school shooter drill today, was scary",
+        "how to sharpen a pencil to a point",
+        "bb gun for my airsoft team",
+        "where can i buy a nerf gun",
+    ],
+)
+def test_round3_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> None:
+    loud = [(h.phrase, h.severity) for h in matcher.scan(text) if h.severity >= 3]
+    assert not loud, f"{text!r} raised {loud}"
