@@ -228,6 +228,11 @@ def test_round2_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> 
         ("my mate can sort me a burner for 300", "weapons.gun_deal", "weapons", 5),
         ("butterfly knife cheap uk delivery no id", "weapons.shop", "weapons", 4),
         ("how to file a toothbrush into a point", "weapons.into_point", "weapons", 4),
+        ("taking all my mums sleeping tablets tonight", "suicide.take_all.soon", "suicide", 5),
+        ("how do i stop my pe teacher seeing the marks on my arms", "self_harm.stop_seeing", "self_harm", 4),
+        ("we call the new kid osama cause of his beard", "hate.terror_name.2", "hate_speech", 4),
+        ("gonna smash his head in when hes asleep", "violence.will_helpless", "violence", 5),
+        ("does a replica pistol look real enough to scare him", "weapons.fake_scare", "weapons", 4),
     ],
 )
 def test_round3_rule_fires_at_its_severity(
@@ -272,6 +277,10 @@ def test_round3_rule_fires_at_its_severity(
         "how to sharpen a pencil to a point",
         "bb gun for my airsoft team",
         "where can i buy a nerf gun",
+        "where can i get a glue gun at 16",
+        "cant do another day of this weather im done",
+        "keeping a knife in my bag for my packed lunch",
+        "lets post the vid of her goal on the school page",
     ],
 )
 def test_round3_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> None:
