@@ -233,6 +233,9 @@ def test_round2_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> 
         ("we call the new kid osama cause of his beard", "hate.terror_name.2", "hate_speech", 4),
         ("gonna smash his head in when hes asleep", "violence.will_helpless", "violence", 5),
         ("does a replica pistol look real enough to scare him", "weapons.fake_scare", "weapons", 4),
+        ("honestly doubt ill make it to sixth form", "suicide.not_make_it", "suicide", 4),
+        ("if i were braver id have done it by now", "suicide.guts", "suicide", 4),
+        ("ill stab him tomorrow after school", "violence.will.soon", "violence", 5),
     ],
 )
 def test_round3_rule_fires_at_its_severity(
@@ -281,6 +284,9 @@ def test_round3_rule_fires_at_its_severity(
         "cant do another day of this weather im done",
         "keeping a knife in my bag for my packed lunch",
         "lets post the vid of her goal on the school page",
+        "dont think im gonna make it to the party tbh",
+        "no one would care if i disappeared from the group chat for a bit",
+        "im gonna beat him tomorrow at fifa",
     ],
 )
 def test_round3_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> None:
