@@ -286,7 +286,7 @@ def test_round3_rule_fires_at_its_severity(
         "lets post the vid of her goal on the school page",
         "dont think im gonna make it to the party tbh",
         "no one would care if i disappeared from the group chat for a bit",
-        "im gonna beat him tomorrow at fifa",
+        "ill beat him tomorrow at fifa",
     ],
 )
 def test_round3_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> None:
