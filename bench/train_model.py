@@ -88,6 +88,7 @@ DEV_SETS = (
     "grammar-dev-2026-12.jsonl",
     "fresh-2026-12b.jsonl",
     "heldout.jsonl",
+    "fresh-2026-12c.jsonl",  # retired to development on 2026-12-04
 )
 
 
@@ -215,7 +216,12 @@ def targets(rows: list[Row], category: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train(
-    rows: list[Row], lexicon: dict[str, tuple[str, ...]], c_value: float, embedder: Embedder | None = None
+    rows: list[Row],
+    lexicon: dict[str, tuple[str, ...]],
+    c_value: float,
+    embedder: Embedder | None = None,
+    pooling: str = "mean",
+    dense_scale: float = 1.0,
 ) -> RiskModel:
     from scipy.sparse import csr_matrix, hstack
     from sklearn.linear_model import LogisticRegression
@@ -224,9 +230,12 @@ def train(
     x = matrix(rows, lexicon)
     dims = 0
     if embedder is not None:
-        dense_x = embedder.embed_batch([normalise(r.text).split()[:MAX_TOKENS] for r in rows])
+        words = [normalise(r.text).split()[:MAX_TOKENS] for r in rows]
+        dense_x = embedder.pooled_batch(words) if pooling == "mean+max" else embedder.embed_batch(words)
         dims = dense_x.shape[1]
-        x = hstack([x, csr_matrix(dense_x)]).tocsr()
+        # scaled up, the dense part is regularised less than the sparse one; the scale is folded back
+        # into its weights below, so the shipped model reads the plain pooled vector
+        x = hstack([x, csr_matrix(dense_x * dense_scale)]).tocsr()
     k = len(CATEGORIES)
     weights = np.zeros((DIM, k), dtype=np.float32)
     dense = np.zeros((dims, k), dtype=np.float32)
@@ -241,11 +250,12 @@ def train(
         platt = LogisticRegression(C=1e4).fit(oof.reshape(-1, 1), ys)
         clf.fit(xs, ys)
         weights[:, j] = clf.coef_[0][:DIM]
-        dense[:, j] = clf.coef_[0][DIM:]
+        dense[:, j] = clf.coef_[0][DIM:] * dense_scale
         bias[j] = clf.intercept_[0]
         calibration[j] = (platt.coef_[0][0], platt.intercept_[0])
         print(f"trained {category}: {int(ys.sum())} positive, {int(len(ys) - ys.sum())} negative rows")
-    model = RiskModel(CATEGORIES, weights, bias, calibration, lexicon, embedder=embedder, dense=dense)
+    meta = {"pooling": pooling, "dense_scale": dense_scale}
+    model = RiskModel(CATEGORIES, weights, bias, calibration, lexicon, meta, embedder=embedder, dense=dense)
     # Within a family, which library category: trained on the rows that carry a library category
     # (phrases, the concerning set, the dev sets); the written rows carry only the family.
     split_w = np.zeros((DIM, len(SPLITS)), dtype=np.float32)
@@ -258,7 +268,8 @@ def train(
         y = np.array([r.cat in second for r in rows], dtype=np.int8)[keep]
         clf = LogisticRegression(C=c_value, class_weight="balanced", max_iter=2000, solver="liblinear")
         clf.fit(x[keep], y)
-        split_w[:, j], split_d[:, j], split_b[j] = clf.coef_[0][:DIM], clf.coef_[0][DIM:], clf.intercept_[0]
+        split_w[:, j], split_b[j] = clf.coef_[0][:DIM], clf.intercept_[0]
+        split_d[:, j] = clf.coef_[0][DIM:] * dense_scale
         print(f"trained the {family} split: {int(y.sum())} {second[0]}, {int(len(y) - y.sum())} {first[0]}")
     names = [(family, first[0], second[0]) for family, first, second in SPLITS]
     return model.with_splits(names, split_w, split_b, split_d if embedder is not None else None)
@@ -333,6 +344,19 @@ def main() -> None:
         default=0.005,
         help="share of held-apart everyday texts the model alone may alert on (twice that: for review)",
     )
+    ap.add_argument(
+        "--pooling",
+        choices=("mean", "mean+max"),
+        default="mean+max",
+        help="the embedding part: the mean of the token vectors, or that and the words' maximum",
+    )
+    ap.add_argument(
+        "--dense-scale",
+        type=float,
+        default=3.0,
+        help="the embedding part's scale while training (less L2 on it than on the hashed words); "
+        "chosen leaving one writer of bench/model_data out",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "netmon" / "scan" / "models" / MODEL_FILE)
     ap.add_argument("--eval-only", action="store_true", help="evaluate the model at --out, do not train")
     ap.add_argument(
@@ -376,7 +400,7 @@ def main() -> None:
         print("training rows by source:", dict(Counter(r.source for r in rows)))
         start = time.perf_counter()
         embedder = embedder_from(args.wordllama, args.dims) if args.wordllama else None
-        model = train(rows, empath_lexicon(args.empath), args.c, embedder)
+        model = train(rows, empath_lexicon(args.empath), args.c, embedder, args.pooling, args.dense_scale)
         model.meta.update(
             {
                 "categories_from": MAPPING,

@@ -101,6 +101,28 @@ class Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([self.embed(words) for words in texts])
 
+    def pooled(self, words: Sequence[str]) -> np.ndarray:
+        """One text: its unit-length mean (as :meth:`embed`) followed by half the element-wise maximum
+        of its unit-length word vectors, ``2 * dim`` values. The mean is dominated by the many common
+        words of a sentence; the maximum keeps the one word that stands out ("tablets" in a long
+        ordinary question)."""
+        out = np.zeros(2 * self.dim, dtype=np.float32)
+        if not words:
+            return out
+        vecs = np.stack([self._word(word)[0] for word in words])
+        total = vecs.sum(axis=0)
+        norm = float(np.linalg.norm(total))
+        if norm:
+            out[: self.dim] = total / norm
+        lengths = np.linalg.norm(vecs, axis=1, keepdims=True)
+        out[self.dim :] = 0.5 * (vecs / np.maximum(lengths, 1e-6)).max(axis=0)
+        return out
+
+    def pooled_batch(self, texts: Sequence[Sequence[str]]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 2 * self.dim), dtype=np.float32)
+        return np.stack([self.pooled(words) for words in texts])
+
 
 def pack(strings: Sequence[str]) -> np.ndarray:
     """Strings -> one uint8 array (UTF-8, newline-separated): far smaller than a numpy string array."""

@@ -118,7 +118,10 @@ class Featuriser:
         return ids
 
     def ids(self, text: str) -> list[int]:
-        tokens = normalise(text).split()[:MAX_TOKENS]
+        return self.token_ids(normalise(text).split()[:MAX_TOKENS])
+
+    def token_ids(self, tokens: Sequence[str]) -> list[int]:
+        """The feature ids of a text already normalised and split into its first ``MAX_TOKENS`` words."""
         found: set[int] = set()
         for token in tokens:
             found |= self._token_ids(token)
@@ -151,8 +154,13 @@ class RiskModel:
         self.featuriser = Featuriser(lexicon)
         if (embedder is None) != (dense is None):
             raise ValueError("an embedder needs its dense weights, and dense weights their embedder")
-        if embedder is not None and dense is not None and dense.shape != (embedder.dim, len(categories)):
-            raise ValueError(f"dense weights must be ({embedder.dim}, {len(categories)}), got {dense.shape}")
+        # "mean": the unit-length mean embedding; "mean+max": that and the word vectors' maximum
+        self.pooling = str(self.meta.get("pooling", "mean"))
+        if self.pooling not in ("mean", "mean+max"):
+            raise ValueError(f"unknown pooling {self.pooling!r} in the model file")
+        width = 0 if embedder is None else embedder.dim * (2 if self.pooling == "mean+max" else 1)
+        if embedder is not None and dense is not None and dense.shape != (width, len(categories)):
+            raise ValueError(f"dense weights must be ({width}, {len(categories)}), got {dense.shape}")
         self.embedder = embedder
         self.dense = None if dense is None else np.ascontiguousarray(dense, dtype=np.float32)
         self.splits: dict[str, tuple[int, str, str]] = {}
@@ -299,17 +307,23 @@ class RiskModel:
         return 1.0 / (1.0 + np.exp(-z))
 
     def vectors(self, texts: Sequence[str]) -> np.ndarray:
-        """The dense part's input: each text's unit-length mean embedding (zeros without an embedder)."""
+        """The dense part's input: each text's pooled embedding (``pooling`` in the model file; no
+        columns without an embedder)."""
+        return self._vectors([normalise(t).split()[:MAX_TOKENS] for t in texts])
+
+    def _vectors(self, words: Sequence[Sequence[str]]) -> np.ndarray:
         if self.embedder is None:
-            return np.zeros((len(texts), 0), dtype=np.float32)
-        return self.embedder.embed_batch([normalise(t).split()[:MAX_TOKENS] for t in texts])
+            return np.zeros((len(words), 0), dtype=np.float32)
+        if self.pooling == "mean+max":
+            return self.embedder.pooled_batch(words)
+        return self.embedder.embed_batch(words)
 
     def score_batch(self, texts: Iterable[str]) -> np.ndarray:
         """Probabilities, shape ``(len(texts), len(categories))``, columns in ``self.categories`` order."""
-        texts = list(texts)
-        raw = self._raw([self.featuriser.ids(t) for t in texts])
+        words = [normalise(t).split()[:MAX_TOKENS] for t in texts]  # once, for both parts
+        raw = self._raw([self.featuriser.token_ids(w) for w in words])
         if self.dense is not None:
-            raw += self.vectors(texts) @ self.dense
+            raw += self._vectors(words) @ self.dense
         return self._calibrated(raw).astype(np.float32)
 
     def refine(self, text: str, category: str) -> str | None:

@@ -57,3 +57,16 @@ def test_packing_and_quantising_round_trip() -> None:
 def test_a_table_of_the_wrong_size_is_refused() -> None:
     with pytest.raises(ValueError, match="does not match"):
         Embedder(["a", "b"], [], np.zeros((3, 4), dtype=np.int8), np.ones(3, dtype=np.float32))
+
+
+def test_pooled_is_the_mean_then_the_standout_word(embedder: Embedder) -> None:
+    words = "can you tell me how many tablets are in a box of the normal ones".split()
+    pooled = embedder.pooled(words)
+    d = embedder.dim
+    assert pooled.shape == (2 * d,)
+    assert np.allclose(pooled[:d], embedder.embed(words), atol=1e-6)
+    # the maximum half holds each word's strongest dimensions, however many ordinary words surround it
+    word = embedder.embed(["tablets"])
+    assert (pooled[d:] >= 0.5 * word - 1e-6).all()
+    assert not embedder.pooled([]).any()
+    assert embedder.pooled_batch([words, []]).shape == (2, 2 * d)
