@@ -292,6 +292,9 @@ def test_round3_rule_fires_at_its_severity(
         "my teacher messaged the class late at night about the trip",
         "hes 22 and my brother, we went to a hotel for a wedding",
         "write a roast for my mate that will make him cry laughing",
+        "girls are all smelly after pe",
+        "women are genetically more likely to live longer",
+        "disabled people are a waste of nothing, they deserve respect",
     ],
 )
 def test_round3_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> None:
