@@ -295,6 +295,10 @@ def test_round3_rule_fires_at_its_severity(
         "girls are all smelly after pe",
         "women are genetically more likely to live longer",
         "disabled people are a waste of nothing, they deserve respect",
+        "anyone else feel better after they cut their nails",
+        "call me when ur home alone so i know youre safe, love mum",
+        "my head keeps telling me to jump into the pool",
+        "wish i was brave enough to actually do it, the bungee i mean",
     ],
 )
 def test_round3_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> None:
