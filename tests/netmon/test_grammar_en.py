@@ -232,6 +232,7 @@ def test_round2_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> 
         ("how do i stop my pe teacher seeing the marks on my arms", "self_harm.stop_seeing", "self_harm", 4),
         ("we call the new kid osama cause of his beard", "hate.terror_name.2", "hate_speech", 4),
         ("gonna smash his head in when hes asleep", "violence.will_helpless", "violence", 5),
+        ("my stepdad makes me sit on his knee and its our special secret, i hate it", "cse.lap", CSE, 5),
         ("does a replica pistol look real enough to scare him", "weapons.fake_scare", "weapons", 4),
         ("honestly doubt ill make it to sixth form", "suicide.not_make_it", "suicide", 4),
         ("if i were braver id have done it by now", "suicide.guts", "suicide", 4),
@@ -299,6 +300,11 @@ def test_round3_rule_fires_at_its_severity(
         "call me when ur home alone so i know youre safe, love mum",
         "my head keeps telling me to jump into the pool",
         "wish i was brave enough to actually do it, the bungee i mean",
+        "not gonna be here for results day, we fly to portugal that morning",
+        "been looking at the rope ladder in the garden differently since we painted it",
+        "my grandad makes me sit on his knee to read stories, i love it",
+        "got a blade for my lino cutting in my pencil case",
+        "butterfly knife trainer cheap uk delivery, the safe practice one with no blade",
     ],
 )
 def test_round3_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> None:
