@@ -305,6 +305,8 @@ def test_round3_rule_fires_at_its_severity(
         "my grandad makes me sit on his knee to read stories, i love it",
         "got a blade for my lino cutting in my pencil case",
         "butterfly knife trainer cheap uk delivery, the safe practice one with no blade",
+        "my teacher said im his favourite student in physics",
+        "need a new blade for my craft knife for dt",
     ],
 )
 def test_round3_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> None:
