@@ -233,6 +233,9 @@ def test_round2_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> 
         ("we call the new kid osama cause of his beard", "hate.terror_name.2", "hate_speech", 4),
         ("gonna smash his head in when hes asleep", "violence.will_helpless", "violence", 5),
         ("my stepdad makes me sit on his knee and its our special secret, i hate it", "cse.lap", CSE, 5),
+        ("written letters to everyone, going to leave them on my bed tonight", "suicide.note_leave", "suicide", 5),
+        ("if i go would it be selfish, im in so much pain", "suicide.if_go_selfish", "suicide", 4),
+        ("how deep do i need to go for it to bleed properly", "self_harm.depth_bleed", "self_harm", 5),
         ("does a replica pistol look real enough to scare him", "weapons.fake_scare", "weapons", 4),
         ("honestly doubt ill make it to sixth form", "suicide.not_make_it", "suicide", 4),
         ("if i were braver id have done it by now", "suicide.guts", "suicide", 4),
@@ -307,6 +310,9 @@ def test_round3_rule_fires_at_its_severity(
         "butterfly knife trainer cheap uk delivery, the safe practice one with no blade",
         "my teacher said im his favourite student in physics",
         "need a new blade for my craft knife for dt",
+        "is the car park by the station open late, does it have a barrier for cars",
+        "if i go would it be selfish to leave my brother with the dishes",
+        "how deep do i need to plant the bulbs",
     ],
 )
 def test_round3_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> None:
