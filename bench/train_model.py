@@ -246,7 +246,7 @@ def train(
         xs, ys = x[keep], y[keep]
         clf = LogisticRegression(C=c_value, class_weight="balanced", max_iter=2000, solver="liblinear")
         # Platt calibration on out-of-fold decision values of the training rows (never the held-out ones).
-        oof = cross_val_predict(clf, xs, ys, cv=5, method="decision_function")
+        oof = cross_val_predict(clf, xs, ys, cv=3, method="decision_function")
         platt = LogisticRegression(C=1e4).fit(oof.reshape(-1, 1), ys)
         clf.fit(xs, ys)
         weights[:, j] = clf.coef_[0][:DIM]
@@ -347,7 +347,7 @@ def main() -> None:
     ap.add_argument(
         "--pooling",
         choices=("mean", "mean+max"),
-        default="mean+max",
+        default="mean",
         help="the embedding part: the mean of the token vectors, or that and the words' maximum",
     )
     ap.add_argument(

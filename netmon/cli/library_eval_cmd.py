@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -114,7 +115,8 @@ def eval_cmd(
         ]
     matcher = Matcher.compile(library)
     model = None
-    if path == "typed":
+    model_off = os.environ.get("NETMON_RISK_MODEL", "on").lower() in ("off", "0", "no", "false")
+    if path == "typed" and not model_off:
         from netmon.scan.model import RiskModel
 
         try:
@@ -158,6 +160,10 @@ def eval_cmd(
     else:
         click.echo(f"library: {library_dir} ({len(library)} phrases)")
         click.echo(f"scored as: {path} ({DESCRIPTIONS[path]})")
+        if path == "typed" and model is None:
+            click.echo(
+                "risk model: off (NETMON_RISK_MODEL); messages scored by the library and grammar alone"
+            )
         for source, n in report.sources:
             click.echo(f"corpus: {source} ({n} items)")
         click.echo("")

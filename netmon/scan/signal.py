@@ -7,7 +7,9 @@ adjusts the library's hits where the model's measured precision supports it:
 - a library or grammar hit of a category the model covers gets the model's score in its explanation
   (``model: suicide/self-harm risk 0.93``), which also ranks the DSL's queue;
 - with a score >= ``RAISE`` such a hit is raised one level (to at most 4), and with a score >= ``STRONG``
-  to at least 4: the library saw the topic and the model says the pupil's own words carry the risk
+  (or the model's own alert score, if lower: a text the model alone would alert on is not weaker for
+  holding a topic word) to at least 4: the library saw the topic and the model says the pupil's own
+  words carry the risk
   (precision 0.92-1.00 at 0.5 on the held-out and dev splits, 1.7 benign page sentences per 1,000);
 - the model alone (no hit of that family in the text) makes a finding of its own: at or above its alert
   score at severity 4, an alert, because pupils' own words carry risk in wording no list holds; at or
@@ -108,7 +110,7 @@ def weigh(model: Scores, texts: list[tuple[str, str, str]], findings: list[TextF
         index = next((i for i, f in enumerate(out) if f.text == text and f.source == source), None)
         hits: tuple[Hit, ...] = ()
         if index is not None:
-            hits = tuple(_weighed(h, scores, _negated(text, h)) for h in out[index].hits)
+            hits = tuple(_weighed(h, scores, _negated(text, h), min(STRONG, alert)) for h in out[index].hits)
         best = max(scores, key=scores.__getitem__)
         covered = {c for h in hits for c, cats in FAMILIES.items() if h.category in cats}
         if scores[best] >= review and best in PRIMARY and best not in covered:
@@ -140,7 +142,7 @@ def _negated(text: str, hit: Hit) -> bool:
     return bool(_NEGATION.search(before))
 
 
-def _weighed(hit: Hit, scores: dict[str, float], negated: bool = False) -> Hit:
+def _weighed(hit: Hit, scores: dict[str, float], negated: bool = False, strong: float = STRONG) -> Hit:
     family = next((c for c, cats in FAMILIES.items() if hit.category in cats and c in scores), None)
     if family is None or scores[family] < NOTE:
         return hit
@@ -148,7 +150,7 @@ def _weighed(hit: Hit, scores: dict[str, float], negated: bool = False) -> Hit:
     severity = hit.severity
     if negated:
         pass  # the model's score is shown, but "i would never..." is not raised on its word
-    elif p >= STRONG:
+    elif p >= strong:
         severity = max(severity, 4)
     elif p >= RAISE and severity < 4:
         severity += 1

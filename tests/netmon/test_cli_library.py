@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -117,7 +118,7 @@ def test_library_test_reads_stdin_and_says_when_nothing_fires() -> None:
 
 
 def test_library_test_shows_the_risk_model_as_the_scan_uses_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    text = "he said im mature for my age and wants to pick me up after school, dont tell my mum"
+    text = "he says im more grown up than girls in my class and wants to drive me home, just us"
     result = CliRunner().invoke(main, ["library", "test", text])
     assert result.exit_code == 0, result.output
     assert "  model: suicide/self-harm 0." in result.output and "sexual exploitation 0.9" in result.output
@@ -230,3 +231,22 @@ def test_library_test_url_says_what_a_real_scan_of_that_page_reports(tmp_path: P
         if line.startswith("  violence ")
     ]
     assert sorted(shown) == sorted(fired(Matcher.compile(load_library(root, overlay)), url, TEXT))
+
+
+def test_library_eval_measures_without_the_model_when_it_is_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NETMON_RISK_MODEL=off means the library and grammar alone, in ``library eval`` as in the scan."""
+    corpus = tmp_path / "corpus.jsonl"
+    text = "he says im more grown up than girls in my class and wants to drive me home, just us"
+    corpus.write_text(
+        json.dumps({"id": "m1", "text": text, "expect": "child_sexual_exploitation", "min_severity": 4})
+        + "\n"
+    )
+    with_model = CliRunner().invoke(main, ["library", "eval", "--quiet", str(corpus)])
+    assert "model raised: 1 messages" in with_model.output, with_model.output
+    assert "recall at severity >= 4 by form: plain 1.000 (1/1)" in with_model.output
+    monkeypatch.setenv("NETMON_RISK_MODEL", "off")
+    alone = CliRunner().invoke(main, ["library", "eval", "--quiet", str(corpus)])
+    assert "risk model: off" in alone.output, alone.output
+    assert "recall at severity >= 4 by form: plain 0.000 (0/1)" in alone.output

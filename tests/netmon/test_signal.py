@@ -105,3 +105,22 @@ def test_a_hit_of_another_family_does_not_hide_the_models_own(model: RiskModel) 
     hits = _hits(scan_job(_search(text), tiny, model))
     assert {(h.category, h.library_file) for h in hits} >= {("violence", "en/violence.txt")}
     assert any(h.category == "child_sexual_exploitation" and h.library_file == "model" for h in hits)
+
+
+def test_a_topic_hit_reaches_an_alert_where_the_model_alone_would_alert() -> None:
+    """A text the model alone would alert on is not weaker for holding a topic word of that family."""
+    from netmon.scan.signal import STRONG
+
+    tiny = Matcher.compile(load_library(TINY))
+    text = "i want to kill him"
+    shipped = RiskModel.load()
+    p = shipped.score(text)["violence_weapons"]
+    alert = float(shipped.meta["alone_alert"])  # type: ignore[arg-type]
+    assert alert <= p < STRONG, "pick a text between the model's alert score and STRONG for this model"
+    hits = _hits(scan_job(_search(text), tiny, shipped))
+    assert [(h.category, h.severity) for h in hits] == [("violence", 4)]
+    assert any("(raised from 2)" in r for r in hits[0].rules)
+    strict = RiskModel.load()
+    strict.meta["alone_alert"] = 0.99  # a model whose own alert score is higher: one level only
+    hits = _hits(scan_job(_search(text), tiny, strict))
+    assert [(h.category, h.severity) for h in hits] == [("violence", 3)]
