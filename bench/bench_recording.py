@@ -20,6 +20,7 @@ load; the ratio is the figure to compare between versions of the code.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import sqlite3
@@ -59,8 +60,8 @@ def scanned(matcher: Matcher, data: Path, pages: int) -> list[tuple[str, ScanRes
     for path in sorted(data.glob("*.txt"))[:pages]:
         paras = [p.strip() for p in path.read_text(encoding="utf-8", errors="replace").split("\n\n")]
         page = news_page(path.stem, [p for p in paras if p], rng)
-        job = ScanJob(ctx, request_url=ctx.url, response_status=200, response_headers=HTML, response_body=page)
-        result = scan_job(job, matcher)
+        job = ScanJob(ctx, request_url=ctx.url, response_status=200, response_headers=HTML)
+        result = scan_job(dataclasses.replace(job, response_body=page), matcher)
         if result.findings:
             out.append(("page", result))
     for q in SEARCHES:

@@ -258,8 +258,29 @@ def build(
     return IncidentDraft(
         time=datetime.fromtimestamp(ctx.time, UTC),
         dedup_key=dedup_key(ctx, top.hit.phrase),
-        values={k: _storable(v) for k, v in values.items()},
+        values=values if not _may_hold_nul(values) else {k: _storable(v) for k, v in values.items()},
     )
+
+
+def _may_hold_nul(values: dict[str, Any]) -> bool:
+    """False only when no string in ``values`` (or in the lists, tuples and dicts inside) holds a NUL, so
+    that :func:`_storable` would change nothing. A flat loop without a call per value: about half the cost
+    of the walk, which only the rare result with a NUL then pays."""
+    stack: list[Any] = list(values.values())
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        value = pop()
+        kind = type(value)
+        if kind is str:
+            if "\x00" in value:
+                return True
+        elif kind is list or kind is tuple:
+            extend(value)
+        elif kind is dict:
+            extend(value.values())
+        elif isinstance(value, str | list | dict):  # a subclass: let the walk decide
+            return True
+    return False
 
 
 def _storable(value: Any) -> Any:
