@@ -318,3 +318,20 @@ def test_round3_rule_fires_at_its_severity(
 def test_round3_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> None:
     loud = [(h.phrase, h.severity) for h in matcher.scan(text) if h.severity >= 3]
     assert not loud, f"{text!r} raised {loud}"
+
+
+@pytest.mark.parametrize(
+    ("text", "quiet"),
+    [
+        ("how to cut myself properly", False),
+        ("how to cut my arm safely", False),
+        ("how to cut deeper without anyone noticing", False),
+        ("how to cut a mango properly", True),
+        ("how to carve a pumpkin safely", True),
+        ("how do i slice an onion properly", True),
+    ],
+)
+def test_safely_and_properly_say_self_harm_only_of_the_body(matcher: Matcher, text: str, quiet: bool) -> None:
+    """'how to cut X safely' is a cooking or craft question unless X is the pupil's own body."""
+    loud = [h.phrase for h in matcher.scan(text) if h.category == "self_harm" and h.severity >= 3]
+    assert (not loud) == quiet, f"{text!r}: {loud}"
