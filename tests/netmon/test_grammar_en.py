@@ -335,3 +335,21 @@ def test_safely_and_properly_say_self_harm_only_of_the_body(matcher: Matcher, te
     """'how to cut X safely' is a cooking or craft question unless X is the pupil's own body."""
     loud = [h.phrase for h in matcher.scan(text) if h.category == "self_harm" and h.severity >= 3]
     assert (not loud) == quiet, f"{text!r}: {loud}"
+
+
+@pytest.mark.parametrize(
+    ("text", "loud"),
+    [
+        ("i swear down ill kill you if you spoil the ending", False),
+        ("bro im gonna end you in monopoly tonight", False),
+        ("we're playing the top of the league next week, it's gonna be a bloodbath", False),
+        ("im gonna end you tonight", True),
+        ("ill kill you if you tell anyone", True),
+        ("im going to kill you after school", True),
+    ],
+)
+def test_friendly_threats_over_games_and_spoilers_stay_below_alerting(
+    matcher: Matcher, text: str, loud: bool
+) -> None:
+    alarms = [h.phrase for h in matcher.scan(text) if h.severity >= 3]
+    assert bool(alarms) == loud, f"{text!r}: {alarms}"
