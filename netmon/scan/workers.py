@@ -17,10 +17,11 @@ feeder and manager threads, a quarter of what mitmproxy itself spends.
 
 A pupil cannot flood it: jobs wait in a ``FairQueue`` (``netmon.scan.fairqueue``), what a pupil types
 (searches, chat prompts, form posts, WebSocket messages) before page bodies, and devices served in turn,
-so a device's flood delays only its own jobs; the worker orders the jobs in its hands the same way. A job's own cost is bounded by its size, not by its number
-of hits (the hit cap is applied while matching) and by a CPU budget (``ScanJob.cpu_budget``); so another
-device's search waits at most for the job being scanned plus one job of each busy device. Measured (tests/netmon/test_scan_flood.py, shared 2-core machine, shipped library): a 2 KB
-gzip form post inflating to 2 MB of one phrase costs a worker ~0.2 s CPU (7.85 s and ~850 MB before the
+so a device's flood delays only its own jobs; the worker orders the jobs in its hands the same way. A
+job's own cost is bounded by its size, not by its number of hits (the hit cap is applied while
+matching) and by a CPU budget (``ScanJob.cpu_budget``); so another device's search waits at most for
+the job being scanned plus one job of each busy device. Measured (tests/netmon/test_scan_flood.py,
+shared 2-core machine, shipped library): a 2 KB gzip form post inflating to 2 MB of one phrase costs a worker ~0.2 s CPU (7.85 s and ~850 MB before the
 cap was applied while matching); a second device's search submitted behind 20 of them is answered in
 ~0.4 s (the test's bound: 3 s); a worker's peak RSS stays at ~85 MB, under ``WORKER_RSS_CEILING``
 (200 MB).
@@ -52,7 +53,16 @@ from typing import Any
 from netmon.scan.fairqueue import FairQueue, job_device, job_priority, job_size
 from netmon.scan.framing import FrameReader, frame, frame_parts, writev
 
-__all__ = ["DEPTH", "IN_HAND_BYTES", "MAX_IN_HAND", "WORKER_RSS_CEILING", "FrameReader", "ScanWorkers", "frame", "frame_parts"]
+__all__ = [
+    "DEPTH",
+    "IN_HAND_BYTES",
+    "MAX_IN_HAND",
+    "WORKER_RSS_CEILING",
+    "FrameReader",
+    "ScanWorkers",
+    "frame",
+    "frame_parts",
+]
 
 log = logging.getLogger(__name__)
 
