@@ -9,7 +9,10 @@ included, as in the proxy) and best of ``--repeat``:
   baseline   one bare ``sqlite3`` INSERT of the result's main columns per result (executemany, one
              transaction per batch): the floor of storing anything at all
   build      ``netmon.incidents.decisions.build`` alone (no store)
-  writer     ``IncidentWriter``: submit every result, flush (build, de-duplication, inserts, merges)
+  writer     ``IncidentWriter``: submit every result, flush (build, de-duplication, inserts, merges),
+             wired as the proxy wires it: the policy's hit filter (behind ``addons.recorder``'s) and the
+             alert rules (``RuleEngine``) of
+             ``--policy`` (the repository's default policy; ``--policy none`` for the writer alone)
 
 and prints ms per result and each one's ratio to the baseline. Absolute figures move with the machine's
 load; the ratio is the figure to compare between versions of the code.
@@ -28,13 +31,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_scanner import news_page  # noqa: E402
+from netmon_proxy.recorder import IncidentRecorder  # noqa: E402
 
+from netmon.alerts.rules import RuleEngine  # noqa: E402
+from netmon.config.policy import Policy, hit_filter, load_policy  # noqa: E402
 from netmon.incidents import decisions  # noqa: E402
 from netmon.incidents.writer import IncidentWriter  # noqa: E402
 from netmon.scan.findings import FlowContext, ScanResult, TextFinding  # noqa: E402
@@ -134,11 +141,16 @@ def build_only(results: list[ScanResult]) -> float:
     return time.process_time() - start
 
 
-def writer(results: list[ScanResult], batch: int) -> tuple[float, int, int]:
+def writer(results: list[ScanResult], batch: int, policy: Policy | None) -> tuple[float, int, int]:
     """CPU seconds of submit + flush through IncidentWriter; (seconds, incident rows, total count)."""
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/netmon.db"
-        w = IncidentWriter(url, spill_dir=Path(tmp), batch_size=batch, linger=0.05)
+        wiring: dict[str, Any] = {}
+        if policy is not None:
+            recorder = IncidentRecorder()  # the proxy's wiring: the policy's filter behind the recorder's
+            recorder.hit_filters.append(hit_filter(policy))
+            wiring = {"hit_filter": recorder._filter, "after_batch": (RuleEngine(policy, webhook_url=""),)}
+        w = IncidentWriter(url, spill_dir=Path(tmp), batch_size=batch, linger=0.05, **wiring)
         w.flush(10)
         start = time.process_time()
         for r in results:
@@ -161,7 +173,9 @@ def main() -> None:
     ap.add_argument("--results", type=int, default=1500, help="results to record per round")
     ap.add_argument("--batch", type=int, default=32, help="the writer's batch size")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--policy", default=str(ROOT / "policy"), help="policy directory, or none")
     args = ap.parse_args()
+    policy = None if args.policy == "none" else load_policy(args.policy, env={}, library_dir=args.library)
 
     matcher = Matcher.compile(load_library(args.library))
     base = scanned(matcher, args.data, args.pages)
@@ -178,9 +192,9 @@ def main() -> None:
     for _ in range(args.repeat):
         timings["baseline"] = min(timings["baseline"], bare_sqlite(results, args.batch))
         timings["build"] = min(timings["build"], build_only(results))
-        spent, rows, total = writer(results, args.batch)
+        spent, rows, total = writer(results, args.batch, policy)
         timings["writer"] = min(timings["writer"], spent)
-    print(f"stored: {rows} incidents holding {total} results")
+    print(f"stored: {rows} incidents holding {total} results; policy: {args.policy}")
     base_ms = timings["baseline"] / len(results) * 1e3
     labels = {
         "baseline": "baseline: bare sqlite3 INSERT",

@@ -17,9 +17,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, union_all, update
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, select, union_all, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from netmon.incidents import decisions as incidents
@@ -34,8 +34,8 @@ log = logging.getLogger("netmon.incidents.writer")
 AfterBatch = Callable[[Session, list[Incident]], None]
 #: A scan result with the id it was given when submitted.
 Entry = tuple[str, ScanResult]
-INCIDENTS = Incident.__table__
-MERGES = IncidentMerge.__table__
+INCIDENTS = cast(Table, Incident.__table__)
+MERGES = cast(Table, IncidentMerge.__table__)
 COLUMNS = tuple(c.key for c in INCIDENTS.columns)
 #: How long a merged result's id is kept (a spill older than this replays without the duplicate check).
 MERGE_KEEP = timedelta(days=90)
@@ -56,6 +56,12 @@ class BatchWriter:
         self.engine = engine
         self.dedup_window = dedup_window
         self.hit_filter = hit_filter
+        self._checked: HitFilter | None = None
+        if hit_filter is not None:
+            self._checked = self._filter
+            if getattr(hit_filter, "per_category", False):  # see decisions.located_hits
+                self._checked = lambda context, hit: self._filter(context, hit)
+                self._checked.per_category = True  # type: ignore[attr-defined]
         self.after_batch = tuple(after_batch)
         self.capture_cap = capture_cap
         self.snapshot_cap = snapshot_cap
@@ -206,7 +212,7 @@ class BatchWriter:
     def _build(self, result: ScanResult) -> IncidentDraft | None:
         return incidents.build(
             result,
-            hit_filter=self._filter if self.hit_filter else None,
+            hit_filter=self._checked,
             capture_cap=self.capture_cap,
             snapshot_cap=self.snapshot_cap,
         )

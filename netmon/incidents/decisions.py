@@ -76,12 +76,28 @@ def rank(hit: Hit) -> tuple[int, int, int]:
 
 
 def located_hits(result: ScanResult, hit_filter: HitFilter | None = None) -> list[Located]:
-    """Every hit of ``result`` that ``hit_filter`` keeps, highest rank first."""
+    """Every hit of ``result`` that ``hit_filter`` keeps, highest rank first.
+
+    A filter whose ``per_category`` attribute is true promises that its answer depends only on the context
+    and the hit's category and severity (as the policy's "is this recorded for this person" does): it is
+    then asked once per category and severity of the result, not once per hit (a page of topic words
+    holds dozens of hits in two or three categories)."""
+    keep = hit_filter
+    if hit_filter is not None and getattr(hit_filter, "per_category", False):
+        answers: dict[tuple[str, int], bool] = {}
+
+        def keep(context: FlowContext, hit: Hit) -> bool:
+            key = (hit.category, hit.severity)
+            answer = answers.get(key)
+            if answer is None:
+                answer = answers[key] = bool(hit_filter(context, hit))
+            return answer
+
     kept = [
         Located(hit, finding)
         for finding in result.findings
         for hit in finding.hits
-        if hit_filter is None or hit_filter(result.context, hit)
+        if keep is None or keep(result.context, hit)
     ]
     kept.sort(key=lambda located: rank(located.hit), reverse=True)
     return kept

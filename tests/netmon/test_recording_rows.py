@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
 from netmon.incidents import decisions
@@ -100,10 +100,12 @@ def orm_write(engine: Any, batch: Sequence[Entry]) -> None:
                 session.add(IncidentMerge(rid=rid, incident_uid=incident.uid, time=utcnow()))
 
 
-def stored(url: str) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+def stored(url: str) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]]]:
     engine = make_engine(url)
     with engine.connect() as conn:
-        incidents = [dict(r) for r in conn.execute(select(Incident.__table__).order_by("id")).mappings()]
+        incidents: list[dict[str, Any]] = [
+            dict(r) for r in conn.execute(select(Incident.__table__).order_by("id")).mappings()
+        ]
         merges = sorted(tuple(r) for r in conn.execute(select(IncidentMerge.rid, IncidentMerge.incident_uid)))
     engine.dispose()
     first = incidents[0]["id"] if incidents else 0
@@ -116,8 +118,9 @@ def stored(url: str) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
 def clear(url: str) -> None:
     engine = make_engine(url)
     with engine.begin() as conn:
-        conn.execute(delete(Incident.__table__))
-        conn.execute(delete(IncidentMerge.__table__))
+        for table in (Incident.__table__, IncidentMerge.__table__):
+            assert isinstance(table, Table)
+            conn.execute(delete(table))
     engine.dispose()
 
 
