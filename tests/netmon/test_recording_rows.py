@@ -199,3 +199,45 @@ def test_after_batch_gets_attached_incidents_and_their_changes_are_stored(store_
         (3, True, 0, 1),
     ]
     assert (0, False, 1, 3) in [(i - first, *rest) for i, *rest in seen[4:]]
+
+
+def test_a_per_category_filter_is_asked_once_per_category_with_the_same_outcome() -> None:
+    calls: list[str] = []
+
+    def records(context: FlowContext, hit: Hit) -> bool:
+        calls.append(hit.category)
+        return hit.category != "drugs"
+
+    def per_category(context: FlowContext, hit: Hit) -> bool:
+        return records(context, hit)
+
+    per_category.per_category = True  # type: ignore[attr-defined]
+    text = "kms drugs kms drugs drugs"
+    r = result(1, t=T0, text=text)
+    hits = tuple(
+        Hit(p, c, s, "en", f"en/{c}.txt", 3, i, i + len(p), p, (), ())
+        for i, (p, c, s) in enumerate([("kms", "suicide", 5), ("drugs", "drugs", 1)] * 3)
+    )
+    r = dataclasses.replace(r, findings=(TextFinding("chat", text, hits, "prompt"),))
+    every_hit = decisions.build(r, hit_filter=records)
+    assert len(calls) == 6
+    calls.clear()
+    once = decisions.build(r, hit_filter=per_category)
+    assert sorted(calls) == ["drugs", "suicide"]
+    assert every_hit is not None and once is not None and every_hit.values == once.values
+    assert [p["phrase"] for p in once.values["phrases"]] == ["kms"]
+
+
+def test_the_recorders_filter_is_per_category() -> None:
+    from netmon_proxy.recorder import IncidentRecorder
+
+    recorder = IncidentRecorder()
+    recorder.hit_filters.append(lambda context, hit: hit.severity >= 3)
+    assert recorder._filter.per_category is True  # type: ignore[attr-defined]
+    engine = make_engine("sqlite://")
+    writer = BatchWriter(
+        engine, WINDOW, recorder._filter, (), decisions.CAPTURE_TEXT_CAP, decisions.SNAPSHOT_CAP
+    )
+    draft = writer._build(result(1, t=T0))
+    assert draft is not None and [p["phrase"] for p in draft.values["phrases"]] == ["kms"]
+    engine.dispose()
