@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from netmon.cli import main
+from netmon.scan.model import RiskModel
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "library-mini"
 
@@ -121,7 +122,9 @@ def test_library_test_shows_the_risk_model_as_the_scan_uses_it(monkeypatch: pyte
     text = "he says im more grown up than girls in my class and wants to drive me home, just us"
     result = CliRunner().invoke(main, ["library", "test", text])
     assert result.exit_code == 0, result.output
-    assert "  model: suicide/self-harm 0." in result.output and "sexual exploitation 0.9" in result.output
+    assert "  model: suicide/self-harm 0." in result.output
+    score = re.search(r"sexual exploitation (0\.\d\d)", result.output)
+    assert score and float(score.group(1)) >= float(RiskModel.load().meta["alone_alert"])  # type: ignore[arg-type]
     assert "highest: child_sexual_exploitation severity 4" in result.output
     assert "(the risk model)" in result.output and "model alone: an alert" in result.output
     monkeypatch.setenv("NETMON_RISK_MODEL", "off")
