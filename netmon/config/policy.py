@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ALERTS_FILE = "alerts.yaml"
+_MEMBERS_LIMIT = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,14 +106,25 @@ class Policy:
     warnings: tuple[str, ...] = ()
     site: str = ""  # the site whose overlay (sites/<site>/) was merged over the directory, if any
     files: tuple[str, ...] = ()  # every file read, trust-wide first
+    # (user, role, year group) -> the policy groups containing them: a pure function of this snapshot,
+    # asked for every recorded hit and alert rule, so remembered (bounded; a new snapshot starts empty)
+    _members: dict[tuple[str | None, str | None, str | None], frozenset[str]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     def groups_for(
         self, user: str | None, role: str | None, year_group: str | None, groups: Iterable[str] = ()
     ) -> frozenset[str]:
         """The policy groups of a person, plus the groups the identity already carries (portal, roster)."""
-        found = {g.name for g in self.groups.values() if g.contains(user, role, year_group)}
-        found.update(g for g in groups if g)
-        return frozenset(found)
+        key = (user, role, year_group)
+        member = self._members.get(key)
+        if member is None:
+            if len(self._members) >= _MEMBERS_LIMIT:
+                self._members.clear()
+            member = frozenset(g.name for g in self.groups.values() if g.contains(user, role, year_group))
+            self._members[key] = member
+        extra = [g for g in groups if g]
+        return member.union(extra) if extra else member
 
     def records(self, groups: Iterable[str], category: str, severity: int) -> bool:
         """Whether a hit of ``category``/``severity`` is recorded for someone in ``groups``.

@@ -344,3 +344,17 @@ def test_policy_check_rejects_a_misspelt_filtering_action(policy_dir: Path) -> N
     errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
     assert errors and "filtering.yaml" in errors[0] and "adult" in errors[0], bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_groups_for_is_remembered_per_snapshot_without_mixing_carried_groups(policy_dir: Path) -> None:
+    policy = load_policy(policy_dir)
+    assert policy.groups_for("bob", "pupil", "7", ("form-7b",)) == {"tutor-group", "year7", "ks3", "form-7b"}
+    # the carried group belongs to that question only; the remembered answer is the policy's own groups
+    assert policy.groups_for("bob", "pupil", "7") == {"tutor-group", "year7", "ks3"}
+    assert policy.groups_for("BOB", "pupil", "7", ("", "form-7c")) == {
+        "tutor-group",
+        "year7",
+        "ks3",
+        "form-7c",
+    }
+    assert load_policy(policy_dir) == policy, "the memo takes no part in comparing snapshots"
