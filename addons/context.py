@@ -101,15 +101,18 @@ def client_ip(flow: http.HTTPFlow) -> str:
     return address.removeprefix("::ffff:")
 
 
-def flow_context(flow: http.HTTPFlow) -> FlowContext:
+def flow_context(flow: http.HTTPFlow, where: FlowContext | None = None) -> FlowContext:
+    """The full who/where of ``flow``. ``where``: a context already worked out from this same flow (a scan
+    job's), whose host, URL and method are taken as they are instead of being worked out again (the URL
+    costs tens of µs a flow)."""
     user: dict[str, Any] = flow.metadata.get(USER_KEY) or {}
     agent = flow.request.headers.get("user-agent", "")
     return FlowContext(
         time=flow.request.timestamp_start or time.time(),
         client_ip=client_ip(flow),
-        host=flow_host(flow),
-        url=flow_url(flow),
-        method=flow.request.method,
+        host=where.host if where is not None else flow_host(flow),
+        url=where.url if where is not None else flow_url(flow),
+        method=where.method if where is not None else flow.request.method,
         mac=user.get("mac"),
         user=user.get("user"),
         role=user.get("role"),

@@ -18,6 +18,7 @@ header the gate adds on requests to the portal; whatever a device sent under tha
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import logging
 import time
@@ -45,6 +46,10 @@ from netmon.identity.refresher import SessionRefresher
 from netmon.identity.sessions import SessionInfo, SessionSnapshot
 from netmon.identity.signing import CLIENT_IP_HEADER, sign_client_ip, sign_link
 from netmon.ops import counters
+
+#: ``normalise_address`` remembered (a pure function of the text; asked for each request's destination,
+#: which a kept-alive connection repeats): parsing the address was most of the Host check's cost.
+_address = functools.lru_cache(maxsize=4096)(normalise_address)
 
 log = logging.getLogger(__name__)
 
@@ -401,13 +406,13 @@ class PortalGate:
         if port is not None and port != dest_port:
             self._misdirected(flow, name, dest_host, dest_port)
             return None
-        dest_ip = normalise_address(dest_host)
+        dest_ip = _address(dest_host)
         if dest_ip is None:  # explicit proxy: the proxy connects to this name itself
             if name != dest_host.rstrip("."):
                 self._misdirected(flow, name, dest_host, dest_port)
             return None
         if is_ip(name):
-            if normalise_address(name) != dest_ip:
+            if _address(name) != dest_ip:
                 self._misdirected(flow, name, dest_host, dest_port)
             return None
         known = self.resolved.cached(name, dest_ip)

@@ -166,7 +166,8 @@ class PhraseScanner:
             counters.incr(f"scan.skipped.{reason}")
         if result.hits:
             counters.incr("scan.matched")
-            self.submit(replace(result, context=flow_context(flow)))
+            # the job's context came from this flow (_scan_context): its host, URL and method are reused
+            self.submit(replace(result, context=flow_context(flow, where=result.context)))
 
 
 def _scan_context(flow: http.HTTPFlow) -> FlowContext:

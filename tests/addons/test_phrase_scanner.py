@@ -59,3 +59,36 @@ async def test_images_stay_in_the_proxy_and_a_page_labelled_as_an_image_is_scann
         finally:
             scanner.pool.close()
             counters.reset()
+
+
+@pytest.mark.timeout(120)
+async def test_a_result_with_hits_is_recorded_with_the_flows_full_who_and_where() -> None:
+    """The recorded context reuses the job's host, URL and method and adds the device, the person and the
+    time: the same as working it all out again from the flow."""
+    from netmon_proxy.context import USER_KEY, flow_context
+
+    recorded: list[ScanResult] = []
+    scanner = PhraseScanner(recorded.append)
+    scanner.pool = ScanWorkers(LIBRARY, None, on_result=scanner._finished, on_error=scanner._failed)
+    scanner.pool.start()
+    page = b"<!DOCTYPE html><html><body><p>I want to kill myself tonight</p></body></html>"
+    f = flow("text/html", page, "http://93.184.216.34/chat?room=7")
+    f.request.headers["host"] = "Chat.Example:80"  # the name the pupil's browser used
+    f.metadata[USER_KEY] = {"user": "pupil1", "role": "student", "year_group": "9", "groups": ["y9"]}
+    with taddons.context():
+        try:
+            async with asyncio.timeout(60):
+                while not all(w.ready for w in scanner.pool.current):
+                    await asyncio.sleep(0.05)
+            scanner.response(f)
+            async with asyncio.timeout(60):
+                while scanner.pool.inflight:
+                    await asyncio.sleep(0.02)
+            assert len(recorded) == 1
+            context = recorded[0].context
+            assert context == flow_context(f)
+            assert context.host == "chat.example" and context.method == "GET"
+            assert context.url == "http://Chat.Example/chat?room=7"  # by the name the browser used
+            assert context.user == "pupil1" and context.client_ip and context.time > 0
+        finally:
+            scanner.pool.close()
