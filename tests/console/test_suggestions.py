@@ -332,8 +332,20 @@ def test_reported_misses_become_an_evaluation_set(
     ((_, items),) = libeval.load_corpus([path], ["violence", "weapons"])
     assert [(i.text, i.expect) for i in items] == [("ima stab u after skl", "violence")]
     result = CliRunner().invoke(
-        main, ["library", "eval", str(path), "--library", str(root), "--overlay", str(overlay), "--json"]
-    )
+        main,
+        [
+            "library",
+            "eval",
+            str(path),
+            "--library",
+            str(root),
+            "--overlay",
+            str(overlay),
+            "--as",
+            "library",
+            "--json",
+        ],
+    )  # the school's library and grammar alone: the risk model would catch this wording on its own
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output)
     assert (figures["messages"], figures["recall"], figures["failures"]) == (1, 0.0, [])  # one miss, measured
