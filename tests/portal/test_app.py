@@ -379,7 +379,9 @@ def test_signed_in_pupil_cannot_see_or_sign_out_another_address(client: FlaskCli
     page = client.get("/", environ_base=victim).get_data(as_text=True)
     assert "Alice" not in page
     stale = sign_client_ip(key, "10.20.0.60", now=time.time() - 3600)  # an old signed header, replayed
-    for header in ("10.20.0.60", stale, sign_client_ip(key, "10.20.0.60")[:-1] + "0", "10.20.0.60;1;x"):
+    good = sign_client_ip(key, "10.20.0.60")
+    tampered = good[:-1] + ("1" if good.endswith("0") else "0")  # its signature's last digit changed
+    for header in ("10.20.0.60", stale, tampered, "10.20.0.60;1;x"):
         env = {**_env("10.20.0.61"), "HTTP_X_NETMON_CLIENT_IP": header}
         token = _csrf(client, ip="10.20.0.61")
         client.post("/signout", data={"csrf": token}, environ_base=env)
