@@ -333,9 +333,10 @@ class RiskModel:
         if split is None:
             return None
         column, first, second = split
-        raw = self._raw([self.featuriser.ids(text)], self.split_weights, self.split_bias)[:, column]
+        words = [normalise(text).split()[:MAX_TOKENS]]
+        raw = self._raw([self.featuriser.token_ids(words[0])], self.split_weights, self.split_bias)[:, column]
         if self.split_dense is not None:
-            raw += (self.vectors([text]) @ self.split_dense)[:, column]
+            raw += (self._vectors(words) @ self.split_dense)[:, column]
         return second if float(raw[0]) > 0 else first
 
     def score(self, text: str) -> dict[str, float]:

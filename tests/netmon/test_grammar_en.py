@@ -20,6 +20,18 @@ def matcher() -> Matcher:
     return Matcher.compile(load_library(REPO / "library"))
 
 
+def assert_rule_fires(matcher: Matcher, text: str, rule: str, category: str, severity: int) -> None:
+    hits = [h for h in matcher.scan(text) if h.phrase == f"rule {rule}"]
+    assert hits, f"{rule} did not fire on {text!r}"
+    assert hits[0].category == category
+    assert hits[0].severity >= severity
+
+
+def assert_below_alerting(matcher: Matcher, text: str) -> None:
+    loud = [(h.phrase, h.severity) for h in matcher.scan(text) if h.severity >= 3]
+    assert not loud, f"{text!r} raised {loud}"
+
+
 @pytest.mark.parametrize(
     ("text", "rule", "category", "severity"),
     [
@@ -60,10 +72,7 @@ def matcher() -> Matcher:
 def test_rule_fires_at_its_severity(
     matcher: Matcher, text: str, rule: str, category: str, severity: int
 ) -> None:
-    hits = [h for h in matcher.scan(text) if h.phrase == f"rule {rule}"]
-    assert hits, f"{rule} did not fire on {text!r}"
-    assert hits[0].category == category
-    assert hits[0].severity >= severity
+    assert_rule_fires(matcher, text, rule, category, severity)
 
 
 @pytest.mark.parametrize(
@@ -93,8 +102,7 @@ def test_rule_fires_at_its_severity(
     ],
 )
 def test_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> None:
-    loud = [(h.phrase, h.severity) for h in matcher.scan(text) if h.severity >= 3]
-    assert not loud, f"{text!r} raised {loud}"
+    assert_below_alerting(matcher, text)
 
 
 def test_explanation_names_the_new_rule_and_its_words(matcher: Matcher) -> None:
@@ -147,10 +155,7 @@ def test_explanation_names_the_new_rule_and_its_words(matcher: Matcher) -> None:
 def test_round2_rule_fires_at_its_severity(
     matcher: Matcher, text: str, rule: str, category: str, severity: int
 ) -> None:
-    hits = [h for h in matcher.scan(text) if h.phrase == f"rule {rule}"]
-    assert hits, f"{rule} did not fire on {text!r}"
-    assert hits[0].category == category
-    assert hits[0].severity >= severity
+    assert_rule_fires(matcher, text, rule, category, severity)
 
 
 @pytest.mark.parametrize(
@@ -185,8 +190,7 @@ def test_round2_rule_fires_at_its_severity(
     ],
 )
 def test_round2_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> None:
-    loud = [(h.phrase, h.severity) for h in matcher.scan(text) if h.severity >= 3]
-    assert not loud, f"{text!r} raised {loud}"
+    assert_below_alerting(matcher, text)
 
 
 # Round 3 (December 2026): shapes read from the misses of the retired dev set fresh-2026-12c, tested
@@ -245,10 +249,7 @@ def test_round2_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> 
 def test_round3_rule_fires_at_its_severity(
     matcher: Matcher, text: str, rule: str, category: str, severity: int
 ) -> None:
-    hits = [h for h in matcher.scan(text) if h.phrase == f"rule {rule}"]
-    assert hits, f"{rule} did not fire on {text!r}"
-    assert hits[0].category == category
-    assert hits[0].severity >= severity
+    assert_rule_fires(matcher, text, rule, category, severity)
 
 
 @pytest.mark.parametrize(
@@ -316,8 +317,7 @@ def test_round3_rule_fires_at_its_severity(
     ],
 )
 def test_round3_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> None:
-    loud = [(h.phrase, h.severity) for h in matcher.scan(text) if h.severity >= 3]
-    assert not loud, f"{text!r} raised {loud}"
+    assert_below_alerting(matcher, text)
 
 
 @pytest.mark.parametrize(
