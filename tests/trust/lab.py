@@ -90,6 +90,15 @@ def sweep_stale() -> None:
             sh("ip", "netns", "del", name, check=False)
 
 
+def _lines(path: Path) -> int:
+    """Lines in ``path``; 0 once it is gone (a replay renames and then deletes the files it claims,
+    so a file listed a moment ago may be gone when it is read)."""
+    try:
+        return len(path.read_text().splitlines())
+    except FileNotFoundError:
+        return 0
+
+
 @dataclass
 class Gateway:
     site: str
@@ -122,7 +131,7 @@ class Gateway:
             self.state_dir / "incident-spill.jsonl",
             *self.state_dir.glob("incident-spill.jsonl.replay-*[0-9]"),
         ]
-        return sum(len(p.read_text().splitlines()) for p in files if p.exists())
+        return sum(_lines(p) for p in files)
 
     def get(self, url: str, timeout: float = 20) -> tuple[int, str]:
         """A client in this school: curl through the school's proxy; (HTTP status, body)."""
