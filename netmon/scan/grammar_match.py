@@ -12,19 +12,25 @@ slots, optional slots may be skipped; a match is cancelled when a word of an ``u
 gap or in the ``before`` words before it (words inside a filled slot never count: "cant stop thinking
 about" is an intent, not a negation), and lowered to ``lowered`` when a word of a ``lower:`` class is
 within ``LOWER_REACH`` words. Of a rule's matches in a stretch, the earliest and shortest are kept,
-never two that overlap.
+never two that overlap. A lowered threat (``COVERING``: violence, bullying) also lowers the phrase hits
+of its category that lie wholly inside it (``lower_covered``): when the grammar has read "im gonna kill
+my brother he ate my pizza" as hyperbole, the phrase "kill my brother" inside it does not alert on its
+own. Never for suicide or self-harm: "i want to kill myself lol" keeps its phrase hit.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from netmon.scan.findings import Hit
 from netmon.scan.grammar import LOWER_REACH, Grammar, Rule
 from netmon.scan.normalise import steps_applied
 from netmon.scan.normalise.mapped import Mapped
 
+#: Categories whose lowered rule matches also lower the phrase hits they cover (threats to others, where
+#: friendly hyperbole and game talk are the everyday false alarm; a pupil's own risk is never lowered so).
+COVERING = frozenset({"violence", "bullying"})
 #: Characters of normalised text either side of an anchor word that a rule may reach into.
 REACH = 120
 #: Flood safety (a text made of anchor words costs its size, not its words): at most this many anchor
@@ -286,4 +292,32 @@ def grammar_hits(text: str, mapped: Mapped, matches: list[GrammarMatch]) -> list
                 rules=m.explain(),
             )
         )
+    return out
+
+
+def lower_covered(phrase_hits: list[Hit], rule_hits: list[Hit], matches: list[GrammarMatch]) -> list[Hit]:
+    """``phrase_hits`` with each hit that lies wholly inside a lowered rule match of its category (one
+    whose ``lower:`` class was found: hyperbole, fiction, help-seeking; ``COVERING`` categories only)
+    capped at that match's severity, unless a rule match of the category that was not lowered also
+    covers it. ``rule_hits`` are the hits
+    of ``matches``, in order (their offsets in the original text)."""
+    lowered = []
+    kept = []
+    for m, h in zip(matches, rule_hits, strict=True):
+        (lowered if m.severity < m.rule.severity and h.category in COVERING else kept).append(h)
+    if not lowered:
+        return phrase_hits
+    out = []
+    for h in phrase_hits:
+        cap = None
+        for g in lowered:
+            if g.category == h.category and g.start <= h.start and h.end <= g.end and g.severity < h.severity:
+                cap = g if cap is None or g.severity < cap.severity else cap
+        if cap is not None and not any(
+            g.category == h.category and g.start <= h.start and h.end <= g.end and g.severity >= h.severity
+            for g in kept
+        ):
+            why = next((r for r in cap.rules if r.startswith("lowered to ")), "lowered")
+            h = replace(h, severity=cap.severity, rules=(*h.rules, f"{why} (with {cap.phrase})"))
+        out.append(h)
     return out

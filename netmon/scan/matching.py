@@ -40,7 +40,7 @@ from itertools import product
 import ahocorasick
 
 from netmon.scan.findings import Hit
-from netmon.scan.grammar_match import CompiledGrammar, grammar_hits
+from netmon.scan.grammar_match import CompiledGrammar, grammar_hits, lower_covered
 from netmon.scan.keyscan import KeyScan
 from netmon.scan.library import Entry, Library
 from netmon.scan.normalise import normalise, normalise_mapped, steps_applied
@@ -261,7 +261,8 @@ class Matcher:
                 )
             )
         if grammar:
-            hits += grammar_hits(text, mapped, grammar)
+            rule_hits = grammar_hits(text, mapped, grammar)
+            hits = [*lower_covered(hits, rule_hits, grammar), *rule_hits]
         hits.sort(key=lambda h: (h.start, -h.severity, h.end, h.phrase))
         return tuple(hits)
 

@@ -178,3 +178,41 @@ def test_copy_of_library_with_school_overlay(tmp_path: Path) -> None:
     (overlay / "school.grammar").write_text("@language en\nclass WEAPON += pointy stick\n")
     m = Matcher.compile(load_library(root, tmp_path / "overlay"))
     assert any(h.category == "weapons" for h in m.scan("im bringing a pointy stick to school tomorrow"))
+
+
+LOWERING = """\
+@language en
+class FIRST = i, im
+class INTENT = want to, going to, gonna
+class JOKE = lol, pizza
+class TIME = tonight
+anchor ATTACK = kill, stab
+anchor TARGET = my brother
+anchor ACT = kill myself
+rule violence.threat      | violence | 4 | FIRST INTENT ATTACK TARGET      | gap: 1; lower: JOKE
+rule violence.threat.soon | violence | 5 | FIRST INTENT ATTACK TARGET TIME | gap: 1
+rule suicide.intent       | suicide  | 4 | FIRST INTENT ACT                | gap: 2; lower: JOKE
+"""
+
+
+def test_a_threat_the_grammar_reads_as_hyperbole_lowers_the_phrases_inside_it(tmp_path: Path) -> None:
+    root = make(tmp_path, LOWERING, phrases="kill myself | 5\n")
+    (root / "en" / "violence.txt").write_text(
+        "@category violence\n@language en\nkill my brother | 4\nkill | 1\n"
+    )
+    m = Matcher.compile(load_library(root))
+
+    def highest(text: str, category: str) -> int:
+        return max((h.severity for h in m.scan(text) if h.category == category), default=0)
+
+    joke = "im gonna kill my brother he ate my pizza"
+    assert highest(joke, "violence") == 1
+    lowered = next(h for h in m.scan(joke) if h.phrase == "kill my brother")
+    assert any(r.startswith("lowered to 1: JOKE 'pizza' nearby") for r in lowered.rules)
+    assert highest("im gonna kill my brother", "violence") == 4  # no joke: the phrase and the rule stand
+    # a rule of the category that was not lowered keeps the phrase's severity
+    assert highest("im gonna kill my brother tonight lol", "violence") == 5
+    # a pupil's own risk is never lowered by a joke word: the phrase still alerts
+    assert highest("im gonna kill myself lol", "suicide") == 5
+    # a page body (no grammar) is unchanged
+    assert max(h.severity for h in m.scan(joke, grammar=False) if h.category == "violence") == 4
