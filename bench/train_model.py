@@ -81,7 +81,7 @@ SPLITS = (
     ("violence_weapons", ("violence", "extremism"), ("weapons",)),
 )
 # English development sets (the grammar was tuned on them; never a held-out batch such as
-# tests/eval/fresh-2026-12c.jsonl, which this script must not read). 80% train, 20% "dev split" by id hash.
+# tests/eval/fresh-2026-12f.jsonl, which this script must not read). 80% train, 20% "dev split" by id hash.
 DEV_SETS = (
     "grammar-dev.jsonl",
     "fresh-2026-12.jsonl",
@@ -89,6 +89,7 @@ DEV_SETS = (
     "fresh-2026-12b.jsonl",
     "heldout.jsonl",
     "fresh-2026-12c.jsonl",  # retired to development on 2026-12-04
+    "fresh-2026-12d.jsonl",  # retired to development on 2026-12-04 (late evening; grammar round 4)
 )
 
 
