@@ -22,6 +22,11 @@ AfterBatch = Callable[[Any, list[Any]], None]
 class IncidentRecorder:
     """Owns the incident writer. Other addons call :meth:`submit` from the event loop.
 
+    A result whose hits the filters keep none of is not handed to the writer at all (the writer would
+    build nothing of it): most pages hold only topic words a school's policy does not record, and each
+    would cost the proxy's process a queue put, an id and its share of a batch in the writer thread.
+    Counted as the writer counts it, ``recording.filtered``.
+
     ``hit_filters``: callables ``(context, hit) -> bool`` whose answer depends only on the context and the
     hit's ``category`` and ``severity``; ``after_batch``: callables ``(session, incidents)`` run in each
     batch's transaction.
@@ -64,8 +69,30 @@ class IncidentRecorder:
             counters.incr("recorder.not-running")
             log.error("incident recorder not running: result from %s dropped", result.context.host)
             return
+        if self.hit_filters and not self._records_any(result):
+            # the writer would record nothing of it: spare it the queue, the id and the batch
+            counters.incr("recording.filtered")
+            return
         self.writer.submit(result)
         counters.incr("recorder.submitted")
+
+    def _records_any(self, result: ScanResult) -> bool:
+        """Whether the hit filters keep at least one hit of ``result``: asked once per category and
+        severity, as the writer asks (``_filter.per_category``). A filter that fails says yes: the writer
+        asks again, counts the fault and records the hit (``recording.filter-errors``)."""
+        context, asked = result.context, set()
+        for finding in result.findings:
+            for hit in finding.hits:
+                key = (hit.category, hit.severity)
+                if key in asked:
+                    continue
+                asked.add(key)
+                try:
+                    if self._filter(context, hit):
+                        return True
+                except Exception:  # noqa: BLE001 - fail open: the writer decides and records
+                    return True
+        return False
 
     def done(self) -> None:
         if self.writer is not None:
