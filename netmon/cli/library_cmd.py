@@ -124,7 +124,7 @@ def test_cmd(text: str | None, library_dir: Path, overlay: Path | None, url: str
             click.echo("")
         click.echo(f"text: {item!r}")
         if page is None:
-            hits, quieted = _weighed(model, item, matcher.scan(item)), []
+            hits, quieted = _weighed(model, item, matcher.scan(item), matcher), []
         else:
             host, path = page
             click.echo(f"  as a page of {host} at {path} (page text: the intent grammar does not apply)")
@@ -149,9 +149,12 @@ def test_cmd(text: str | None, library_dir: Path, overlay: Path | None, url: str
                 click.echo(f"      by {line.file}:{line.line}: {_scoped_line(line)}")
 
 
-def _weighed(model: object | None, text: str, hits: list[Hit] | tuple[Hit, ...]) -> list[Hit]:
+def _weighed(
+    model: object | None, text: str, hits: list[Hit] | tuple[Hit, ...], matcher: object = None
+) -> list[Hit]:
     """What the scan does with a text a pupil typed: the library's hits weighed by the risk model, and
-    the model's own finding where it has one; its four scores are printed first."""
+    the model's own finding where it has one, then graded by the grammar's ``grave`` lines (as the scan
+    job does); the model's four scores are printed first."""
     if model is None:
         return list(hits)
     from netmon.scan.findings import TextFinding
@@ -161,7 +164,9 @@ def _weighed(model: object | None, text: str, hits: list[Hit] | tuple[Hit, ...])
     click.echo("  model: " + ", ".join(f"{LABELS.get(c, c)} {p:.2f}" for c, p in scores.items()))
     found = [TextFinding(source="search", text=text, hits=tuple(hits))] if hits else []
     weighed = weigh(model, [("search", "", text)], found)  # type: ignore[arg-type]
-    return list(weighed[0].hits) if weighed else []
+    out = list(weighed[0].hits) if weighed else []
+    gravity = getattr(matcher, "gravity", None)
+    return list(gravity.lift(text, out)) if gravity else out
 
 
 def _page(url: str) -> tuple[str, str]:

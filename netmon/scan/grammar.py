@@ -18,7 +18,11 @@ A file holds, after ``@language`` (and optional ``@about`` lines):
   ``before: N`` words before the match, default 3), ``between: NAME, ...`` (cancelled when such a word
   is in a gap), ``lower: NAME, ...`` (severity lowered to
   ``lowered: N``, default 1, when such a word is within 10 words: help-seeking, fiction), ``note: text``;
-- ``-rule name`` (overlay only) removes a rule of the default library.
+- ``-rule name`` (overlay only) removes a rule of the default library;
+- ``grave category | NAME, ... | unless: NAME, ...``: in a text a pupil typed, the hits of ``category``
+  at severity 4 are raised to 5 when a word of one of the classes is in the text and no word of an
+  ``unless:`` class is (``netmon.scan.gravity``): a plan, a method or a time with a suicide alert, a
+  meeting, secrecy or pictures with a grooming alert.
 """
 
 from __future__ import annotations
@@ -94,9 +98,22 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class Grave:
+    """``grave category | MARKERS | unless: ...``: what makes an alert of ``category`` the gravest."""
+
+    category: str
+    language: str
+    markers: tuple[str, ...]  # class names
+    unless: tuple[str, ...]
+    file: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
 class Grammar:
     classes: tuple[WordClass, ...] = ()
     rules: tuple[Rule, ...] = ()
+    graves: tuple[Grave, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.rules)
@@ -115,6 +132,7 @@ class GrammarFile:
     classes: list[tuple[str, str, str, tuple[str, ...], int]] = field(default_factory=list)
     rules: list[Rule] = field(default_factory=list)
     removals: list[tuple[str, int]] = field(default_factory=list)
+    graves: list[Grave] = field(default_factory=list)
 
 
 def _terms(value: str) -> tuple[str, ...]:
@@ -167,9 +185,17 @@ def parse_grammar(
             if rule is not None:
                 parsed.rules.append(rule)
             continue
+        if line.startswith("grave "):
+            grave = _parse_grave(line[6:], where, number, parsed, known, sink)
+            if grave is not None:
+                parsed.graves.append(grave)
+            continue
         m = _CLASS_LINE.match(line)
         if m is None:
-            sink.error(where, "expected 'class NAME = words', 'anchor NAME = words' or 'rule name | ...'")
+            sink.error(
+                where,
+                "expected 'class NAME = words', 'anchor NAME = words', 'rule name | ...' or 'grave ...'",
+            )
             continue
         kind, name, op, value = m.groups()
         if not _CLASS_NAME.match(name):
@@ -282,6 +308,32 @@ def _parse_rule(
     )
 
 
+def _parse_grave(
+    text: str, where: str, number: int, parsed: GrammarFile, known: set[str], sink: Sink
+) -> Grave | None:
+    parts = [p.strip() for p in text.split("|")]
+    if len(parts) not in (2, 3):
+        sink.error(where, "expected 'grave category | CLASS, CLASS | unless: CLASS, ...'")
+        return None
+    category, markers = parts[0], _terms(parts[1])
+    if category not in known:
+        sink.error(where, f"unknown category {category!r} (add it to categories.txt first)")
+        return None
+    unless: tuple[str, ...] = ()
+    if len(parts) == 3 and parts[2]:
+        key, _, value = parts[2].partition(":")
+        if key.strip().lower() != "unless":
+            sink.error(where, f"unknown grave option {key.strip()!r} (known: unless)")
+            return None
+        unless = _terms(value)
+    names = markers + unless
+    if not markers or any(not _CLASS_NAME.match(n) for n in names):
+        sink.error(where, f"grave: takes upper-case class names (got {', '.join(names) or 'none'})")
+        return None
+    assert parsed.language is not None
+    return Grave(category, parsed.language, markers, unless, parsed.rel, number)
+
+
 def merge_grammar(files: list[GrammarFile], sink: Sink) -> Grammar:
     """Merge default files, then overlay files (in that order), and check every class reference."""
     classes: dict[tuple[str, str], WordClass] = {}
@@ -350,4 +402,14 @@ def merge_grammar(files: list[GrammarFile], sink: Sink) -> Grammar:
             sink.error(
                 where, f"rule {rule.name!r} needs a required slot of an anchor class ('anchor NAME = ...')"
             )
-    return Grammar(tuple(classes.values()), tuple(rules.values()))
+    graves = []
+    for gf in files:
+        for g in gf.graves:
+            unknown = [c for c in g.markers + g.unless if (g.language, c) not in classes]
+            if unknown:
+                sink.error(
+                    f"{gf.display}:{g.line}", f"grave {g.category}: unknown class {', '.join(unknown)}"
+                )
+            else:
+                graves.append(g)
+    return Grammar(tuple(classes.values()), tuple(rules.values()), tuple(graves))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import zstandard
@@ -363,12 +363,12 @@ def scan_job(job: ScanJob, matcher: SupportsScan, model: Scores | None = None) -
     if job.ws_message is not None:
         scan.websocket()
         if model is not None:
-            scan.findings = weigh(model, scan.typed, scan.findings)
+            scan.findings = _graded(matcher, scan.typed, weigh(model, scan.typed, scan.findings))
         return scan.result()
     scan.search()
     scan.request()
     if model is not None:
-        scan.findings = weigh(model, scan.typed, scan.findings)
+        scan.findings = _graded(matcher, scan.typed, weigh(model, scan.typed, scan.findings))
     response = scan.response()
     snapshot = None
     worth_keeping = any(h.severity >= SNAPSHOT_MIN_SEVERITY for f in scan.findings for h in f.hits)
@@ -378,6 +378,20 @@ def scan_job(job: ScanJob, matcher: SupportsScan, model: Scores | None = None) -
         except (ValueError, UnicodeError, zstandard.ZstdError) as exc:
             log.warning("scan: no snapshot (host %s): %s", job.context.host, type(exc).__name__)
     return scan.result(snapshot)
+
+
+def _graded(
+    matcher: SupportsScan, typed: list[tuple[str, str, str]], findings: list[TextFinding]
+) -> list[TextFinding]:
+    """The grave lines again over what the pupil typed, once the model has raised or added hits (the
+    matcher applied them to the library's own hits)."""
+    gravity = getattr(matcher, "gravity", None)
+    if not gravity:
+        return findings
+    keys = {(source, text) for source, _, text in typed}
+    return [
+        replace(f, hits=gravity.lift(f.text, f.hits)) if (f.source, f.text) in keys else f for f in findings
+    ]
 
 
 def count_stats(result: ScanResult) -> None:

@@ -41,6 +41,7 @@ import ahocorasick
 
 from netmon.scan.findings import Hit
 from netmon.scan.grammar_match import CompiledGrammar, grammar_hits, lower_covered
+from netmon.scan.gravity import Gravity
 from netmon.scan.keyscan import KeyScan
 from netmon.scan.library import Entry, Library
 from netmon.scan.normalise import normalise, normalise_mapped, steps_applied
@@ -138,6 +139,7 @@ class Matcher:
                 keys.setdefault(f" {variant}", ([], []))[1].append(tid)
                 longest = max(longest, len(variant) + 1)
         self._grammar = CompiledGrammar(library.grammar)
+        self.gravity = Gravity(library.grammar)
         anchor_keys = self._grammar.anchor_keys()
         for key in (*anchor_keys, *checked):  # grammar anchor words share the one automaton
             keys.setdefault(key, ([], []))
@@ -194,6 +196,7 @@ class Matcher:
         page bodies, which are other people's words)."""
         if not text or not (self._keys or (grammar and self._anchor_only)):
             return ()
+        typed = grammar  # what a pupil typed: the grammar and its grave lines apply
         # long texts: numpy's masks are logged as they are made, so the way back costs nothing extra;
         # short texts: the quicker str path, and again with the way back only when a phrase matched
         mapped = normalise_mapped(text) if len(text) > 512 else None
@@ -264,6 +267,8 @@ class Matcher:
             rule_hits = grammar_hits(text, mapped, grammar)
             hits = [*lower_covered(hits, rule_hits, grammar), *rule_hits]
         hits.sort(key=lambda h: (h.start, -h.severity, h.end, h.phrase))
+        if typed and self.gravity:
+            return self.gravity.lift(text, hits, norm)
         return tuple(hits)
 
     def _candidates(

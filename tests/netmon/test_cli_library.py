@@ -125,8 +125,10 @@ def test_library_test_shows_the_risk_model_as_the_scan_uses_it(monkeypatch: pyte
     assert "  model: suicide/self-harm 0." in result.output
     score = re.search(r"sexual exploitation (0\.\d\d)", result.output)
     assert score and float(score.group(1)) >= float(RiskModel.load().meta["alone_alert"])  # type: ignore[arg-type]
-    assert "highest: child_sexual_exploitation severity 4" in result.output
     assert "(the risk model)" in result.output and "model alone: an alert" in result.output
+    # graded as the scan job grades it: an older man alone with a child is the gravest
+    assert "highest: child_sexual_exploitation severity 5" in result.output
+    assert "grave: raised to 5 (GRAVE_MEET 'just us', en/gravity.grammar:" in result.output
     monkeypatch.setenv("NETMON_RISK_MODEL", "off")
     quiet = CliRunner().invoke(main, ["library", "test", text])
     assert "model:" not in quiet.output and "child_sexual_exploitation" not in quiet.output
