@@ -246,3 +246,34 @@ async def test_close_with_a_backlog_both_ways_does_not_deadlock(
     assert_loop_was_free(caplog)
     pool.workers.close(timeout=120)
     assert len(pool.results) == 120 and pool.errors == []
+
+
+async def test_jobs_of_one_loop_iteration_go_in_one_write_and_a_lone_job_is_not_held(
+    library: Path, loop_checked: None, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs queued while the loop runs one iteration reach the worker in one ``writev`` (one wake-up of the
+    worker), and a job submitted alone is written when the loop next comes round, not after a timer."""
+    from netmon.scan import workers as workers_module
+
+    writes: list[int] = []
+    real_writev = workers_module.writev
+
+    def counted(fd: int, parts: list[bytes | memoryview]) -> int:
+        writes.append(len(parts))
+        return real_writev(fd, parts)
+
+    monkeypatch.setattr(workers_module, "writev", counted)
+    async with Pool(library) as pool:
+        await pool.ready()
+        for i in range(5):
+            assert pool.workers.submit(page_job(f"story {i}: you loser"))
+        assert writes == []  # queued: nothing written inside the hook that submitted them
+        await asyncio.sleep(0)  # the loop comes round once
+        assert len(writes) == 1 and writes[0] >= 5 * 2  # five frames (head and pickle each), one write
+        assert not pool.workers.current[0].outbox
+        assert pool.workers.submit(page_job("a lone search: I want to die"))
+        await asyncio.sleep(0)
+        assert len(writes) == 2  # written at once, alone
+        await pool.wait(results=6)
+        assert_loop_was_free(caplog)
+    assert sorted(map(tuple, pool.phrases())) == [("loser",)] * 5 + [("want to die",)]
