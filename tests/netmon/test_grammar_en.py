@@ -353,3 +353,121 @@ def test_friendly_threats_over_games_and_spoilers_stay_below_alerting(
 ) -> None:
     alarms = [h.phrase for h in matcher.scan(text) if h.severity >= 3]
     assert bool(alarms) == loud, f"{text!r}: {alarms}"
+
+
+# Round 4 (fresh-2026-12d retired to development): the shapes fire on new wordings written by the rule
+# author after the rules (never the batch's sentences), and everyday look-alikes written to stress the new
+# classes stay below alerting.
+@pytest.mark.parametrize(
+    ("text", "rule", "category", "severity"),
+    [
+        ("would it hurt to hang yourself or is it fast", "suicide.method_pain.q", "suicide", 5),
+        ("sorry for everything. please someone look after my cat for me", "suicide.goodbye_pet", "suicide", 5),
+        ("highest car park near me, it needs to be high enough", "suicide.tallest_enough", "suicide", 5),
+        ("got all the tablets lined up on the bed", "suicide.pills_ready", "suicide", 5),
+        ("hiding my antidepressants in a sock, saving them up", "suicide.stockpile", "suicide", 5),
+        ("counting down til i can finally be at peace. 2 days", "suicide.countdown", "suicide", 5),
+        ("writing a note for my family for when im gone", "suicide.letter_gone", "suicide", 5),
+        ("deleting all my accounts tonight. goodbye everyone, remember me", "suicide.farewell_post", "suicide", 5),
+        ("i know how and when now. its a relief honestly", "suicide.plan_calm.2", "suicide", 5),
+        ("dont try to find me. its for the best", "suicide.dont_look", "suicide", 5),
+        ("im not going to be around to see the results", "suicide.not_around", "suicide", 4),
+        ("cleaned my room and sorted all my stuff. im not coming back", "suicide.tidied_gone", "suicide", 5),
+        ("need these cuts gone before swimming on monday", "self_harm.marks_gone", "self_harm", 4),
+        ("what do i say if my pe teacher asks about the marks on my legs", "self_harm.hide_marks", "self_harm", 4),
+        ("relapsed again after 6 weeks clean", "self_harm.relapse_clean", "self_harm", 4),
+        ("my dad found my razors under my bed", "self_harm.found", "self_harm", 4),
+        ("did it again, went deeper, so much blood", "self_harm.again_deeper", "self_harm", 5),
+        ("started doing it on my hips so no one sees", "self_harm.swapped", "self_harm", 4),
+        ("rubber band doesnt help anymore i need to cut", "self_harm.alt_failed", "self_harm", 4),
+        ("punched myself until it bled last night", "self_harm.until_hurt", "self_harm", 4),
+        ("send another pic, dont show ur face", "cse.faceless", CSE, 5),
+        ("ur 14? even better", "cse.child_age_perfect", CSE, 5),
+        ("ill collect u from the park, dont tell ur mum", "cse.pickup_secret", CSE, 5),
+        ("message me on whatsapp instead, its more private", "cse.move_app_private", CSE, 4),
+        ("send a selfie in ur pe kit", "cse.uniform_pic", CSE, 5),
+        ("its our little secret, id go to prison if anyone knew", "cse.secret_trouble", CSE, 5),
+        ("ever been kissed? i can show you how", "cse.teach_child", CSE, 5),
+        ("my uncle comes into my bed at night and says its our secret", "cse.room_night", CSE, 5),
+        ("nobody would believe you if you told", "cse.wont_believe.2", CSE, 5),
+        ("he buys me vapes all the time and now says i owe him", "cse.owe_him", CSE, 4),
+        ("nobody talk to her tomorrow, shes a snake", "bullying.shun_day", "bullying", 3),
+        ("someone film it next time he cries lol", "bullying.crying_posted", "bullying", 4),
+        ("ur disgusting and ugly, leave the group", "bullying.insult_leave", "bullying", 4),
+        ("youre the reason ur dad left", "bullying.ur_reason", "bullying", 4),
+        ("muslims are all the same, always causing trouble", "hate.group_claim", "hate_speech", 4),
+        ("gas them all, every last one of the jews", "hate.ovens.2", "hate_speech", 5),
+        ("hes getting jumped after school, watch", "violence.getting_hurt.5", "violence", 5),
+        ("im battering him at lunch", "violence.im_attacking", "violence", 4),
+        ("ill smash ur face in when i find u", "violence.break_bones", "violence", 4),
+        ("lets catch her after school when shes alone", "violence.catch_him", "violence", 4),
+        ("strapped now, not getting caught slipping", "weapons.carry_now", "weapons", 5),
+        ("stash the knife behind the bins so we can grab it later", "weapons.stash", "weapons", 5),
+        ("how to make a shank out of a toothbrush", "weapons.make_improvised", "weapons", 4),
+        ("can the metal detectors find a plastic knife", "weapons.detector", "weapons", 5),
+    ],
+)
+def test_round4_rule_fires_at_its_severity(
+    matcher: Matcher, text: str, rule: str, category: str, severity: int
+) -> None:
+    assert_rule_fires(matcher, text, rule, category, severity)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "most reliable way to make sure my sourdough doesnt die",
+        "whats the tallest building in london, is the shard high enough to see france",
+        "when do the fast trains come through platform 2, need to get to leeds",
+        "counting down the days til i can finally rest after exams, 3 left",
+        "deleting all my socials for lent, love u all, dont forget me lol",
+        "reasons to stay alive in minecraft hardcore, cant think of any",
+        "dont come looking for me im hiding in the library its better this way",
+        "my nan has her tablets lined up for the week in a pill box",
+        "ive decided to dye my hair pink this week dont try and talk me out of it",
+        "how to hide marks on ur walls from blu tack",
+        "how deep is too deep for a paddling pool for toddlers",
+        "cut again, deeper this time, the hedge looks great",
+        "swapped to my stomach for sleeping and my back feels better",
+        "hit myself with the door til it bruised, so clumsy",
+        "made another tally today for days without sugar",
+        "relapsed on vaping after 4 months clean ugh",
+        "ur 15? perfect, you can join the under 16s team",
+        "do ur parents check ur phone? mine dont lol",
+        "nobody would believe you if you told them you met a celebrity",
+        "made a gc without the teacher for the party planning",
+        "they keep laughing every day at the teachers jokes",
+        "nobody talk to me tomorrow im so tired",
+        "girls are only good for one thing is a sexist thing to say",
+        "hes getting his braces off after school",
+        "chuck a brick through their window in minecraft",
+        "strapped up my ankle, dont worry bout me tonight",
+        "put the knife in the drawer so we can grab it after school for baking",
+        "how to sharpen a pencil into a proper point",
+        "do the metal detectors at the airport pick up my braces",
+        "in 1488 bartolomeu dias rounded the cape",
+        "stash the sweets behind the sofa so my brother doesnt find them",
+    ],
+)
+def test_round4_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> None:
+    assert_below_alerting(matcher, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "loud"),
+    [
+        ("im going to kill my brother he drank all the milk", False),
+        ("gonna kill my sister she used my straighteners without asking", False),
+        ("i will literally kill my brother he hid the tv remote", False),
+        ("im gonna strangle my sister she finished the nutella", False),
+        ("im going to kill my brother he hurt my mum", True),
+        ("im gonna kill my stepdad tonight", True),
+    ],
+)
+def test_sibling_hyperbole_over_trivial_things_stays_below_alerting(
+    matcher: Matcher, text: str, loud: bool
+) -> None:
+    """Friendly threats between siblings over food, seats and remotes are lowered by the grammar, and the
+    phrase hits inside the lowered match with them; a grievance that is not trivial stays loud."""
+    alarms = [h.phrase for h in matcher.scan(text) if h.severity >= 3]
+    assert bool(alarms) == loud, f"{text!r}: {alarms}"
