@@ -21,7 +21,10 @@ adjusts the library's hits where the model's measured precision supports it:
 - it never lowers a severity, and never raises a hit with a negation in the few words before it
   ("i would never hurt myself"): negation and help-seeking are the grammar's to judge.
 
-Page bodies and long texts are never scored (the model was trained on short texts).
+Page bodies are never scored. The model was trained on short texts, so a longer post is also scored a
+few sentences at a time (windows of at most ``WINDOW`` characters, at most ``MAX_WINDOWS`` of them) and
+each category keeps its highest score: a risk said in one sentence of a long post about school is not
+averaged away. Texts longer than ``MAX_CHARS`` are not scored.
 """
 
 from __future__ import annotations
@@ -56,7 +59,10 @@ LABELS = {
     "violence_weapons": "violence/weapons",
 }
 SOURCES = frozenset({"search", "form", "chat", "websocket"})
-MAX_CHARS = 2000
+MAX_CHARS = 4000
+WINDOW = 300
+MAX_WINDOWS = 16
+_SENTENCE = re.compile(r"(?<=[.!?\n])\s+")
 NOTE, RAISE, STRONG = 0.3, 0.5, 0.8
 ALONE, ALONE_ALERT = 0.4, 0.5
 #: The model cannot read negation: a hit with one of these in the few words before it is never raised.
@@ -98,15 +104,19 @@ def weigh(model: Scores, texts: list[tuple[str, str, str]], findings: list[TextF
     short = [(s, lab, t) for s, lab, t in texts if t and len(t) <= MAX_CHARS and typed_by_pupil(s, lab)]
     if not short:
         return findings
+    parts = [windows(t) for _, _, t in short]
     try:
-        rows = model.score_batch([t for _, _, t in short])
+        rows = model.score_batch([w for ws in parts for w in ws])
     except Exception as exc:  # noqa: BLE001 - the model is a second signal: the library's hits stand
         log.warning("risk model failed: %s", type(exc).__name__)
         return findings
     out = list(findings)
     alert, review = _alone_thresholds(model)
-    for (source, label, text), row in zip(short, rows, strict=True):  # type: ignore[call-overload]
-        scores = {c: float(p) for c, p in zip(model.categories, row, strict=True)}
+    at = 0
+    for (source, label, text), ws in zip(short, parts, strict=True):
+        block = rows[at : at + len(ws)]  # type: ignore[index]
+        at += len(ws)
+        scores = {c: max(float(r[i]) for r in block) for i, c in enumerate(model.categories)}
         index = next((i for i, f in enumerate(out) if f.text == text and f.source == source), None)
         hits: tuple[Hit, ...] = ()
         if index is not None:
@@ -114,12 +124,40 @@ def weigh(model: Scores, texts: list[tuple[str, str, str]], findings: list[TextF
         best = max(scores, key=scores.__getitem__)
         covered = {c for h in hits for c, cats in FAMILIES.items() if h.category in cats}
         if scores[best] >= review and best in PRIMARY and best not in covered:
-            hits = (*hits, _alone(best, scores[best], text, alert, _refined(model, text, best)))
+            column = model.categories.index(best)
+            said = ws[max(range(len(ws)), key=lambda k: float(block[k][column]))]  # where it was said
+            hits = (*hits, _alone(best, scores[best], text, alert, _refined(model, said, best), said))
         if index is not None:
             out[index] = replace(out[index], hits=hits)
         elif hits:
             out.append(TextFinding(source=source, text=text, hits=hits, label=label))
     return out
+
+
+def windows(text: str) -> list[str]:
+    """``text`` itself, and when it is longer than ``WINDOW``, runs of its sentences of at most that many
+    characters (a sentence longer than that is cut): what the model, trained on short texts, can read."""
+    if len(text) <= WINDOW:
+        return [text]
+    out = [text]
+    run = ""
+    for sentence in _SENTENCE.split(text):
+        while len(sentence) > WINDOW:
+            if run:
+                out.append(run)
+                run = ""
+            cut = sentence.rfind(" ", 0, WINDOW)
+            cut = cut if cut > 0 else WINDOW
+            out.append(sentence[:cut])
+            sentence = sentence[cut:].lstrip()
+        if run and len(run) + 1 + len(sentence) > WINDOW:
+            out.append(run)
+            run = sentence
+        else:
+            run = f"{run} {sentence}" if run else sentence
+    if run:
+        out.append(run)
+    return out[: MAX_WINDOWS + 1]
 
 
 def _alone_thresholds(model: Scores) -> tuple[float, float]:
@@ -171,9 +209,16 @@ def _refined(model: Scores, text: str, family: str) -> str:
 
 
 def _alone(
-    category: str, p: float, text: str, threshold: float = ALONE_ALERT, filed: str | None = None
+    category: str,
+    p: float,
+    text: str,
+    threshold: float = ALONE_ALERT,
+    filed: str | None = None,
+    said: str | None = None,
 ) -> Hit:
-    lowered = text.lower()
+    """The model's own finding on ``text``; ``said``: the part of it that scored (a long post's window),
+    where a refusal or help-seeking word keeps it from alerting."""
+    lowered = (said or text).lower()
     held = bool(_REFUSAL.search(lowered) or _HELP.search(lowered))
     alert = p >= threshold and not held
     why = (

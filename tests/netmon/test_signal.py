@@ -124,3 +124,35 @@ def test_a_topic_hit_reaches_an_alert_where_the_model_alone_would_alert() -> Non
     strict.meta["alone_alert"] = 0.99  # a model whose own alert score is higher: one level only
     hits = _hits(scan_job(_search(text), tiny, strict))
     assert [(h.category, h.severity) for h in hits] == [("violence", 3)]
+
+
+def test_windows_keep_every_sentence_of_a_long_post_in_short_runs() -> None:
+    from netmon.scan.signal import MAX_WINDOWS, WINDOW, windows
+
+    assert windows("short text") == ["short text"]
+    post = "We had maths first and it was fine. " * 12 + "x" * 700 + " the end."
+    parts = windows(post)
+    assert parts[0] == post and all(len(p) <= WINDOW for p in parts[1:])
+    assert "".join(parts[1:]).replace(" ", "") == post.replace(" ", "")  # nothing dropped
+    assert len(windows("a. " * 5000)) == MAX_WINDOWS + 1
+
+
+def test_a_risk_said_in_one_sentence_of_a_long_post_is_not_averaged_away(model: RiskModel) -> None:
+    """The model alone, on a long form post that is mostly about something else."""
+    from netmon.scan.signal import weigh
+
+    risk = (
+        "Honestly I cant do this anymore. Everyone would be better off if I just wasnt here. Ive thought "
+        "about how I would do it and I think im ready. "
+    )
+    school = (
+        "So today was a lot. We had a mock in science and I think it went ok, the electrolysis question "
+        "was horrible though. Then at lunch the canteen ran out of pasta again and we had to get chips. "
+        "My mum is picking up my brother from football later so I'm getting the bus home on my own. "
+    )
+    for post, alerts in ((school * 2, False), (school + risk + school, True)):
+        found = weigh(model, [("form", "post", post)], [])
+        top = max(
+            (h.severity for f in found for h in f.hits if h.category in ("suicide", "self_harm")), default=0
+        )
+        assert (top >= 4) is alerts, (post[-80:], found)
