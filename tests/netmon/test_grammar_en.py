@@ -405,6 +405,12 @@ def test_friendly_threats_over_games_and_spoilers_stay_below_alerting(
         ("stash the knife behind the bins so we can grab it later", "weapons.stash", "weapons", 5),
         ("how to make a shank out of a toothbrush", "weapons.make_improvised", "weapons", 4),
         ("can the metal detectors find a plastic knife", "weapons.detector", "weapons", 5),
+        ("keep thinking about the railway again, its every night now", "suicide.place_again", "suicide", 4),
+        ("sat on the edge of the multi storey, its quiet up here, not scared", "suicide.edge_calm", "suicide", 5),
+        ("the pills didnt work last time, what actually works", "suicide.method_fail", "suicide", 5),
+        ("getting drunk and then cutting is the only way i cope", "self_harm.drink_cut", "self_harm", 5),
+        ("were gonna kick him till he stops moving", "violence.until_still", "violence", 5),
+        ("he says if i loved him id prove it by sending pics", "cse.prove_love", CSE, 5),
     ],
 )
 def test_round4_rule_fires_at_its_severity(
@@ -447,6 +453,11 @@ def test_round4_rule_fires_at_its_severity(
         "do the metal detectors at the airport pick up my braces",
         "in 1488 bartolomeu dias rounded the cape",
         "stash the sweets behind the sofa so my brother doesnt find them",
+        "sat on the edge of the pool for ages, so peaceful",
+        "bleach doesnt work on this stain, whats quicker",
+        "if u really loved me youd prove it by buying me chips",
+        "im not like other adults, i love fortnite",
+        "thinking about the bridge we built in dt again, it collapsed",
     ],
 )
 def test_round4_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> None:
