@@ -52,6 +52,10 @@ def hate_rules(matcher: Matcher, text: str) -> list[Hit]:
         ("we should firebomb the synagogue", "hatefn.place", 5),
         ("i hope all the migrants drown", "hatefn.wish_dead", 5),
         ("sink the dinghies, no mercy", "hatefn.boats", 5),
+        ("dont ever trust a romanian", "hatefn.distrust", 4),
+        ("the somali lads are all scumbags", "hatefn.derogate.adj", 4),
+        ("jewish families should be burnt alive", "hatefn.should_die.adj", 5),
+        ("i swear ill punch the next gay person i see", "hatefn.hurt.one", 5),
     ],
 )
 def test_rule_fires_at_its_severity(matcher: Matcher, text: str, rule: str, severity: int) -> None:
@@ -131,6 +135,12 @@ def test_not_racist_but_is_not_lowered_by_its_own_disclaimer(matcher: Matcher) -
         "women should burn more calories at the gym",
         "gay people should hang out at the new cafe",
         "sink the boats in the bath game",
+        "refugees are fleeing violent wars",
+        "disabled people are a waste of nothing, they deserve respect",
+        "i want women to burn fat faster with this workout",
+        "never trust a weather forecast",
+        "easter egg hunt for disabled kids at the library",
+        "muslims are never shown fairly in the news",
     ],
 )
 def test_contrasts_do_not_fire_a_hate_rule_at_alerting(matcher: Matcher, text: str) -> None:
