@@ -163,7 +163,9 @@ GRAMMAR = [
     ("main sach mein marna hi chahti hun", "suicide", 4, "rule ur.suicide.wish"),
     ("میں اب مرنا ہی چاہتی ہوں", "suicide", 4, "rule ur.suicide.wish"),
     ("main marna nahi chahta", "suicide", 0, ""),  # negation between act and wish
-    ("apni nangi pics bhejo", "child_sexual_exploitation", 4, "rule ur.cse.send"),
+    # graded 5 by the grave line for pictures with a grooming alert ("pics" is English in Roman Urdu)
+    ("apni nangi pics bhejo", "child_sexual_exploitation", 5, "rule ur.cse.send"),
+    ("apni nangi tasveer bhejo", "child_sexual_exploitation", 4, "rule ur.cse.send"),
 ]
 
 
