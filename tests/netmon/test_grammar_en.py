@@ -458,6 +458,13 @@ def test_round4_rule_fires_at_its_severity(
         "if u really loved me youd prove it by buying me chips",
         "im not like other adults, i love fortnite",
         "thinking about the bridge we built in dt again, it collapsed",
+        "urges are back for pizza at midnight lol",
+        "hes getting wet at the water park, watch",
+        "were jumping the queue for the rollercoaster",
+        "found my blades for my skates in the garage",
+        "did it again, went deeper into the cave in minecraft",
+        "counting down the days til i can finally rest my ankle",
+        "sorry for everything today, can you look after my dog for me on saturday",
     ],
 )
 def test_round4_look_alikes_stay_below_alerting(matcher: Matcher, text: str) -> None:
