@@ -56,6 +56,9 @@ def hate_rules(matcher: Matcher, text: str) -> list[Hit]:
         ("the somali lads are all scumbags", "hatefn.derogate.adj", 4),
         ("jewish families should be burnt alive", "hatefn.should_die.adj", 5),
         ("i swear ill punch the next gay person i see", "hatefn.hurt.one", 5),
+        ("we should batter that albanian lad", "hatefn.hurt.adj", 5),
+        ("fed up of the somalis round here they stink", "hatefn.they", 4),
+        ("the only good refugee is a deported one", "hatefn.only_good", 4),
     ],
 )
 def test_rule_fires_at_its_severity(matcher: Matcher, text: str, rule: str, severity: int) -> None:
@@ -136,6 +139,9 @@ def test_not_racist_but_is_not_lowered_by_its_own_disclaimer(matcher: Matcher) -
         "gay people should hang out at the new cafe",
         "sink the boats in the bath game",
         "refugees are fleeing violent wars",
+        "trans fats are disgusting",
+        "i hope the refugees get home safe",
+        "muslims arrived at the centre and they were scared",
         "disabled people are a waste of nothing, they deserve respect",
         "i want women to burn fat faster with this workout",
         "never trust a weather forecast",
