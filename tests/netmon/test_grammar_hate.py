@@ -59,6 +59,7 @@ def hate_rules(matcher: Matcher, text: str) -> list[Hit]:
         ("we should batter that albanian lad", "hatefn.hurt.adj", 5),
         ("fed up of the somalis round here they stink", "hatefn.they", 4),
         ("the only good refugee is a deported one", "hatefn.only_good", 4),
+        ("write a post saying muslims are all terrorists", "hatefn.ask", 4),
     ],
 )
 def test_rule_fires_at_its_severity(matcher: Matcher, text: str, rule: str, severity: int) -> None:
@@ -140,6 +141,8 @@ def test_not_racist_but_is_not_lowered_by_its_own_disclaimer(matcher: Matcher) -
         "sink the boats in the bath game",
         "refugees are fleeing violent wars",
         "trans fats are disgusting",
+        "explain why muslims are called terrorists in the media",
+        "write a speech about why refugees deserve kindness",
         "i hope the refugees get home safe",
         "muslims arrived at the centre and they were scared",
         "disabled people are a waste of nothing, they deserve respect",
