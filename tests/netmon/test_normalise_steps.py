@@ -10,7 +10,16 @@ from __future__ import annotations
 import random
 
 from netmon.scan.normalise import normalise, normalise_mapped
-from netmon.scan.normalise.fast import _CODED, _FEW_MARKS, _code_pieces, _coded, _leet
+from netmon.scan.normalise.fast import (
+    _CODED,
+    _FEW_MARKS,
+    _LEET_CLASSES,
+    _LEET_RUN,
+    _LEET_RUN_CLASSES,
+    _code_pieces,
+    _coded,
+    _leet,
+)
 from netmon.scan.normalise.fold import _LEET
 
 LEET = b"013457@$"
@@ -43,6 +52,16 @@ def test_leet_matches_the_reference_on_random_folded_bytes() -> None:
     for _ in range(50_000):
         data = bytes(rnd.choice(alphabet) for _ in range(rnd.randint(0, 24)))
         assert _leet(data) == reference(data), data
+
+
+def test_leet_runs_are_found_in_the_classes_where_the_bytes_expression_finds_them() -> None:
+    rnd = random.Random(17)
+    alphabet = bytes(range(256))
+    for _ in range(20_000):
+        data = bytes(rnd.choice(alphabet if rnd.random() < 0.2 else b"az013@$ \x80\xff") for _ in range(24))
+        assert [m.span() for m in _LEET_RUN_CLASSES.finditer(data.translate(_LEET_CLASSES))] == [
+            m.span() for m in _LEET_RUN.finditer(data)
+        ], data
 
 
 def test_leet_examples() -> None:
