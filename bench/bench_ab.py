@@ -7,9 +7,9 @@ or without a change copied in). Each ``netmon run`` imports its own tree (``PYTH
 links named as the installed packages), the scan workers included; nginx, wrk, the pages and the CPU
 accounting are ``bench/bench_proxy.py``'s. All three proxies stay up and are driven in turn, round after
 round (the order rotated each round), so the machine's other load falls on all of them alike. Prints,
-for each of bare, A and B: the median requests/s, and the median CPU ms per request of the proxy
-process and of the scan workers (the scan's backlog counted with its run), with B/A ratios. Nothing here
-is a test.
+for each of bare, A and B: the median requests/s and p50/p99 latency, and the median CPU ms per
+request of the proxy process and of the scan workers (the scan's backlog counted with its run), with
+B/A ratios. Nothing here is a test.
 """
 
 from __future__ import annotations
@@ -95,8 +95,13 @@ def main() -> None:
             rps = statistics.median(x["rps"] for x in runs)
             proxy = statistics.median(x["proxy_ms"] for x in runs)
             scan = statistics.median(x["scan_ms"] for x in runs)
+            p50 = statistics.median(x["p50"] for x in runs)
+            p99 = statistics.median(x["p99"] for x in runs)
             rounds = " ".join(f"{x['proxy_ms']:.2f}" for x in runs)
-            print(f"  {kind:<5} req/s {rps:7.0f}  proxy {proxy:5.2f}  scan {scan:5.2f}   by round: {rounds}")
+            print(
+                f"  {kind:<5} req/s {rps:7.0f}  p50/p99 ms {p50:6.1f}/{p99:<6.1f}  proxy {proxy:5.2f}  "
+                f"scan {scan:5.2f}   by round: {rounds}"
+            )
         pairs = [b["proxy_ms"] / a["proxy_ms"] for a, b in zip(r["A"], r["B"], strict=True) if a["proxy_ms"]]
         print(
             f"  B/A proxy CPU per request: median of rounds {statistics.median(pairs):.3f} "
