@@ -2,8 +2,9 @@
 e-mail sender as a task in mitmdump's event loop.
 
 - ``hit_filter(context, hit)`` and ``after_batch(session, incidents)`` are registered on the
-  :class:`~netmon_proxy.recorder.IncidentRecorder` given to the constructor; they run in the recorder's writer
-  thread, on the current snapshot of the process's one policy (:class:`~netmon_proxy.settings.SharedPolicy`,
+  :class:`~netmon_proxy.recorder.IncidentRecorder` given to the constructor; ``after_batch`` runs in the
+  recorder's writer thread, ``hit_filter`` there and also on the event loop (the recorder asks it before
+  queueing a result; it reads memory only, never blocks), both on the current snapshot of the process's one policy (:class:`~netmon_proxy.settings.SharedPolicy`,
   shared with the filtering group lookup and reloaded by one watcher).
 - The :class:`~netmon.alerts.sender.AlertSender` task does every database step in a thread
   (``asyncio.to_thread``) and SMTP natively; ``done`` stops it. Alerts already in the outbox survive a

@@ -16,7 +16,8 @@ Everything here is pure: no database, no I/O.
 from __future__ import annotations
 
 import hashlib
-import uuid
+import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -65,9 +66,33 @@ class IncidentDraft:
         }
 
 
+#: Random bytes for incident ids, drawn from the OS in bulk: ``uuid.uuid4()`` made a system call per id,
+#: which released the GIL on the proxy's event loop and, with the incident writer's thread busy, held
+#: every connection for milliseconds (tens at the 99th percentile on a loaded 2-core machine). Emptied in
+#: a forked child, so that no two processes hand out the same ids.
+_RANDOM = bytearray()
+_RANDOM_LOCK = threading.Lock()
+_RANDOM_BULK = 4096
+
+
+def _forget_random() -> None:
+    global _RANDOM
+    _RANDOM = bytearray()
+
+
+os.register_at_fork(after_in_child=_forget_random)
+
+
 def new_uid() -> str:
-    """A public incident id: 32 hex characters (a unique prefix is enough to look one up)."""
-    return uuid.uuid4().hex
+    """A public incident id: 32 hex characters of OS randomness (a unique prefix is enough to look one
+    up); one system call per 256 ids."""
+    global _RANDOM
+    with _RANDOM_LOCK:
+        if len(_RANDOM) < 16:
+            _RANDOM = bytearray(os.urandom(_RANDOM_BULK))
+        chunk = bytes(_RANDOM[-16:])
+        del _RANDOM[-16:]
+    return chunk.hex()
 
 
 def rank(hit: Hit) -> tuple[int, int, int]:

@@ -12,10 +12,11 @@ slots, optional slots may be skipped; a match is cancelled when a word of an ``u
 gap or in the ``before`` words before it (words inside a filled slot never count: "cant stop thinking
 about" is an intent, not a negation), and lowered to ``lowered`` when a word of a ``lower:`` class is
 within ``LOWER_REACH`` words. Of a rule's matches in a stretch, the earliest and shortest are kept,
-never two that overlap. A lowered threat (``COVERING``: violence, bullying) also lowers the phrase hits
-of its category that lie wholly inside it (``lower_covered``): when the grammar has read "im gonna kill
-my brother he ate my pizza" as hyperbole, the phrase "kill my brother" inside it does not alert on its
-own. Never for suicide or self-harm: "i want to kill myself lol" keeps its phrase hit.
+never two that overlap. A lowered threat or hate (``COVERING``: violence, bullying, hate speech) also
+lowers the phrase hits of its category that lie wholly inside it (``lower_covered``): when the grammar
+has read "im gonna kill my brother he ate my pizza" as hyperbole, the phrase "kill my brother" inside it
+does not alert on its own. Never for suicide or self-harm: "i want to kill myself lol" keeps its phrase
+hit.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from netmon.scan.normalise.mapped import Mapped
 
 #: Categories whose lowered rule matches also lower the phrase hits they cover (threats to others, where
 #: friendly hyperbole and game talk are the everyday false alarm; a pupil's own risk is never lowered so).
-COVERING = frozenset({"violence", "bullying"})
+COVERING = frozenset({"violence", "bullying", "hate_speech"})
 #: Characters of normalised text either side of an anchor word that a rule may reach into.
 REACH = 120
 #: Flood safety (a text made of anchor words costs its size, not its words): at most this many anchor
