@@ -411,6 +411,8 @@ def test_friendly_threats_over_games_and_spoilers_stay_below_alerting(
         ("getting drunk and then cutting is the only way i cope", "self_harm.drink_cut", "self_harm", 5),
         ("were gonna kick him till he stops moving", "violence.until_still", "violence", 5),
         ("he says if i loved him id prove it by sending pics", "cse.prove_love", CSE, 5),
+        ("this man gives us weed if we go back to his flat", "cse.gift_if_private", CSE, 5),
+        ("what happens to my account after i die, i want mine to stay up", "suicide.account_after", "suicide", 4),
     ],
 )
 def test_round4_rule_fires_at_its_severity(
@@ -462,6 +464,7 @@ def test_round4_rule_fires_at_its_severity(
         "hes getting wet at the water park, watch",
         "were jumping the queue for the rollercoaster",
         "found my blades for my skates in the garage",
+        "what happens to your insta after you die, for my computing homework",
         "did it again, went deeper into the cave in minecraft",
         "counting down the days til i can finally rest my ankle",
         "sorry for everything today, can you look after my dog for me on saturday",
