@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
+
 from netmon.scan.normalise import normalise, normalise_mapped
 from netmon.scan.normalise.fast import (
     _CODED,
@@ -20,7 +22,8 @@ from netmon.scan.normalise.fast import (
     _coded,
     _leet,
 )
-from netmon.scan.normalise.fold import _LEET
+from netmon.scan.normalise.fold import _LEET, fold_char
+from netmon.scan.normalise.mapped import _unfold
 
 LEET = b"013457@$"
 
@@ -113,3 +116,18 @@ def test_decoded_codes_map_back_to_the_original() -> None:
     assert mapped.original_text(start, start + len("kill myself")) == "k&#105;ll myself"
     start = mapped.text.rindex("kill")
     assert mapped.original_text(start, start + 4) == "%6B%69ll"
+
+
+def test_positions_map_back_through_characters_that_fold_to_several() -> None:
+    # the reference: a running count of the folded characters each character produced
+    rnd = random.Random(18)
+    alphabet = "ab ½™ﬁßé’ℌ\u0130x"
+    for _ in range(5_000):
+        pre = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 30)))
+        ends = np.cumsum([len(fold_char(c)) for c in pre])
+        q = np.arange(int(ends[-1]), dtype=np.int64)
+        assert _unfold(pre, q).tolist() == np.searchsorted(ends, q, side="right").tolist(), pre
+    text = "Price ½ off™ for the ﬁrst kill myself"
+    mapped = normalise_mapped(text)
+    start = mapped.text.index("kill myself")
+    assert mapped.original_text(start, start + len("kill myself")) == "kill myself"

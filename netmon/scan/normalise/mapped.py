@@ -49,6 +49,28 @@ def _back(
     return out_s, out_l
 
 
+def _unfold(pre: str, q: np.ndarray) -> np.ndarray:
+    """Positions in the folded text -> positions in ``pre``, the text before folding, where some
+    characters folded to several ("½" -> "1 2"): each position inside one maps to it, every other
+    position moves back by the characters added before it. Only those characters are looked at (a few
+    on a page), never a running count over every character."""
+    codes = np.frombuffer(pre.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    wide = np.flatnonzero(codes >= 128)  # ASCII characters fold to one character
+    points, inverse = np.unique(codes[wide], return_inverse=True)
+    lengths = np.array([len(fold_char(chr(p))) for p in points.tolist()], dtype=np.int64)[inverse]
+    several = lengths != 1
+    where, size = wide[several], lengths[several]  # the characters that folded to several, and to how many
+    added = np.cumsum(size - 1)  # characters added up to and including each of them
+    first = where + added - (size - 1)  # where each one's folded characters start
+    k = np.searchsorted(first, q, side="right") - 1  # the last of them starting at or before q
+    out = q.copy()
+    after = k >= 0
+    kk = k[after]
+    inside = q[after] < first[kk] + size[kk]
+    out[after] = np.where(inside, where[kk], q[after] - added[kk])
+    return out
+
+
 def _map_back(
     log: list[tuple[object, ...]], starts: np.ndarray, lasts: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -76,15 +98,7 @@ def _map_back(
         elif kind == "fold":
             pre = entry[1]
             assert isinstance(pre, str)
-            codes = np.frombuffer(pre.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-            counts = np.ones(len(codes), dtype=np.int64)
-            wide = codes >= 128
-            points, inverse = np.unique(codes[wide], return_inverse=True)
-            lengths = np.array([len(fold_char(chr(p))) for p in points.tolist()], dtype=np.int64)
-            counts[wide] = lengths[inverse]
-            ends = np.cumsum(counts)  # folded characters produced up to and including each char
-            s = np.searchsorted(ends, s, side="right")
-            e = np.searchsorted(ends, e, side="right")
+            s, e = _unfold(pre, s), _unfold(pre, e)
         elif kind == "runs":
             continue
         elif kind == "decode":
