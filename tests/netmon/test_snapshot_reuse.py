@@ -41,3 +41,34 @@ def test_only_a_few_recent_small_bodies_are_kept() -> None:
     big = _body(PAGE % (b"x" * (snapshot.RECENT_MAX_BYTES + 1)))
     make_snapshot(big, 1 << 20)
     assert all(len(data) <= snapshot.RECENT_MAX_BYTES for data, _ in snapshot._recent.values())
+
+
+def test_the_sanitiser_and_compressor_kept_per_thread_make_what_fresh_ones_make() -> None:
+    import threading
+
+    import nh3
+    import zstandard
+
+    html = (PAGE % b'<a href="http://x.example/">link</a><img src="t.gif" alt="pic" onerror="f()">').decode()
+    fresh = nh3.clean(
+        html,
+        tags=set(snapshot.KEPT_TAGS),
+        clean_content_tags=set(snapshot.REMOVED_TAGS),
+        attributes={k: set(v) for k, v in snapshot.KEPT_ATTRS.items()},
+        strip_comments=True,
+        link_rel=None,
+        url_schemes=set(),
+    )
+    made: list[str] = []
+    for _ in range(2):
+        made.append(snapshot.sanitise_html(html))  # the second reuses this thread's sanitiser
+    thread = threading.Thread(target=lambda: made.append(snapshot.sanitise_html(html)))
+    thread.start()
+    thread.join()
+    assert len(made) == 3 and all(fresh in m for m in made)
+    assert "http://x.example" not in fresh and "onerror" not in fresh and "track()" not in fresh
+    body = _body(PAGE % (b"word " * 300))
+    data = snapshot.sanitise_html(body.text).encode()
+    for _ in range(2):
+        got = snapshot._make_snapshot(body, 1 << 20)
+        assert got == (zstandard.ZstdCompressor(level=3).compress(data), "text/html")
