@@ -76,8 +76,9 @@ _RANDOM_BULK = 4096
 
 
 def _forget_random() -> None:
-    global _RANDOM
+    global _RANDOM, _RANDOM_LOCK
     _RANDOM = bytearray()
+    _RANDOM_LOCK = threading.Lock()  # another thread may have held it at the fork
 
 
 os.register_at_fork(after_in_child=_forget_random)
